@@ -1,0 +1,109 @@
+"""``presets``, ``flops`` and ``train``: one model at a time."""
+
+from __future__ import annotations
+
+import argparse
+
+from expand.complexity import COUNTER, ComplexityCounter
+from expand.errors import InputError
+from expand.presets import get_preset, presets
+from expand.rounding import format_factor
+from expand.spec import FACTORS, ArchSpec
+from expand.tables import json_line, render
+
+FACTOR_FLAGS = {f: f"--{f}" for f in FACTORS}
+
+
+def spec_from_args(args: argparse.Namespace, base: ArchSpec | None = None) -> ArchSpec:
+    """--preset NAME, or all six factor flags (the basis constants come from ``base``)."""
+    given = {f: getattr(args, f) for f in FACTORS if getattr(args, f, None) is not None}
+    preset = getattr(args, "preset", None)
+    if preset and given:
+        flags = ", ".join(FACTOR_FLAGS[f] for f in given)
+        raise InputError(f"--preset cannot be combined with {flags}")
+    if preset:
+        spec = get_preset(preset).spec
+        if base is not None:
+            spec = spec.replace(num_classes=base.num_classes)
+        return spec
+    missing = [FACTOR_FLAGS[f] for f in FACTORS if f not in given]
+    if missing:
+        raise InputError(f"give --preset NAME or all six factors; missing {', '.join(missing)}")
+    if base is not None:
+        return base.replace(**given)
+    return ArchSpec(**given)
+
+
+def presets_cmd(args: argparse.Namespace) -> int:
+    counter = ComplexityCounter()
+    rows = []
+    for preset in presets().values():
+        s = preset.spec
+        c = counter.count(s)
+        rows.append(
+            {
+                "name": preset.name,
+                "frames x stride": f"{s.frames}x{s.stride}",
+                "crop": s.crop,
+                "test crop": preset.test_crop,
+                "width": format_factor(s.width),
+                "bottleneck": format_factor(s.bottleneck),
+                "depth": format_factor(s.depth),
+                "blocks": ",".join(map(str, s.stage_blocks)),
+                "GFLOPs": c.gflops,
+                "params (M)": c.params / 1e6,
+                "source": preset.source,
+                "spec": s.to_dict(),
+            }
+        )
+    if args.json:
+        print(json_line({"counter": COUNTER, "classes": 400, "presets": rows}))
+        return 0
+    columns = [k for k in rows[0] if k != "spec"]
+    print(render(rows, columns))
+    print(f"\nGFLOPs: {COUNTER}; 400 classes.")
+    return 0
+
+
+def flops_cmd(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args).replace(num_classes=args.classes)
+    c = ComplexityCounter().count(spec)
+    if args.json:
+        print(
+            json_line(
+                {
+                    "name": spec.name,
+                    "spec": spec.to_dict(),
+                    "gflops": c.gflops,
+                    "params": c.params,
+                    "stages": [s.__dict__ for s in c.stages],
+                    "counter": COUNTER,
+                }
+            )
+        )
+        return 0
+    rows = [
+        {
+            "stage": s.stage,
+            "output": f"{s.frames}x{s.height}x{s.width}",
+            "channels": s.channels,
+            "blocks": s.blocks or "",
+            "GFLOPs": s.gflops,
+            "params": s.params,
+        }
+        for s in c.stages
+    ]
+    rows.append(
+        {"stage": "total", "output": "", "channels": "", "blocks": sum(spec.stage_blocks),
+         "GFLOPs": c.gflops, "params": c.params}
+    )
+    print(spec.name)
+    print(render(rows, ["stage", "output", "channels", "blocks", "GFLOPs", "params"], digits=4))
+    print(f"\nGFLOPs: {COUNTER}; {spec.num_classes} classes.")
+    return 0
+
+
+def train_cmd(args: argparse.Namespace) -> int:
+    from expand.commands.train_one import train_one
+
+    return train_one(args, spec_from_args)

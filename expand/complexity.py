@@ -1,0 +1,195 @@
+"""GFLOPs and parameters of an ArchSpec, counted the way SlowFast reports them.
+
+fvcore's flop counter counts one fused multiply-add as one flop. SlowFast's
+``get_model_stats`` counts with the model in eval mode (BN counts differ in
+train mode), batch 1, one view at the train crop; so do we. Counting traces the
+network, which takes seconds for large specs, and a search asks for the same
+specs over and over (every step re-counts its parent; contraction searches
+between two steps), so counts are cached in memory and in a JSON file shared
+between processes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import tempfile
+import threading
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from expand.spec import ArchSpec
+
+COUNTER = "fvcore flop_count (1 multiply-add = 1 flop), eval mode, batch 1, 1 view at the train crop"
+COUNTER_SHORT = "fvcore MACs, 1 view @ train crop"
+
+# Bump when the model builder changes in a way that changes counts.
+MODEL_REVISION = 1
+
+
+@dataclass(frozen=True)
+class StageCost:
+    stage: str
+    frames: int
+    height: int
+    width: int
+    channels: int
+    blocks: int
+    gflops: float
+    params: int
+
+
+@dataclass(frozen=True)
+class Complexity:
+    gflops: float
+    params: int
+    stages: tuple[StageCost, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gflops": self.gflops, "params": self.params, "stages": [asdict(s) for s in self.stages]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Complexity":
+        return cls(
+            gflops=float(data["gflops"]),
+            params=int(data["params"]),
+            stages=tuple(StageCost(**s) for s in data.get("stages", [])),
+        )
+
+
+def _fvcore_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("fvcore")
+    except Exception:  # pragma: no cover - fvcore is a hard dependency
+        return "unknown"
+
+
+def count_complexity(spec: ArchSpec) -> Complexity:
+    """Count GFLOPs and parameters of ``spec`` with fvcore (uncached)."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fvcore.nn import FlopCountAnalysis
+
+    from expand.models.x3d import build_x3d, output_sizes
+
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    model = build_x3d(spec, dropout=0.0).eval()
+    clip = torch.zeros(1, 3, spec.frames, spec.crop, spec.crop)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = FlopCountAnalysis(model, clip)
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        total = analysis.total()
+        by_module = analysis.by_module()
+    sizes = {name: (t, h, w) for name, t, h, w in output_sizes(spec)}
+    channels = {"s1": spec.stem_width, "head": spec.num_classes}
+    blocks = {"s1": 0, "head": 0}
+    for i in range(4):
+        channels[f"s{i + 2}"] = spec.stage_widths[i]
+        blocks[f"s{i + 2}"] = spec.stage_blocks[i]
+    stages = []
+    for name in ("s1", "s2", "s3", "s4", "s5", "head"):
+        module = getattr(model, name)
+        t, h, w = sizes[name]
+        stages.append(
+            StageCost(
+                stage=name,
+                frames=t,
+                height=h,
+                width=w,
+                channels=channels[name],
+                blocks=blocks[name],
+                gflops=by_module.get(name, 0) / 1e9,
+                params=sum(p.numel() for p in module.parameters()),
+            )
+        )
+    params = sum(p.numel() for p in model.parameters())
+    return Complexity(gflops=total / 1e9, params=params, stages=tuple(stages))
+
+
+def default_cache_path() -> str:
+    base = os.environ.get("X3D_EXPAND_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "x3d-expand"
+    )
+    return os.path.join(base, "complexity.json")
+
+
+class ComplexityCounter:
+    """Counts specs once: an in-memory dict in front of a JSON file on disk.
+
+    The file is merged and replaced atomically under an advisory lock, so
+    several processes (Ray workers, two searches) can share it. ``path=None``
+    keeps the cache in memory only. ``misses`` counts real fvcore counts, for
+    tests and for the search's progress line.
+    """
+
+    def __init__(self, path: str | None = "default") -> None:
+        self.path = default_cache_path() if path == "default" else path
+        self._memory: dict[str, Complexity] = {}
+        self._lock = threading.Lock()
+        self._version = f"fvcore={_fvcore_version()};model={MODEL_REVISION}"
+        self.misses = 0
+        self.hits = 0
+        if self.path:
+            self._memory.update(self._read_disk())
+
+    def _key(self, spec: ArchSpec) -> str:
+        return f"{self._version}|{spec.key()}"
+
+    def _read_disk(self) -> dict[str, Complexity]:
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                raw = json.load(fh)
+        except (FileNotFoundError, json.JSONDecodeError, OSError):
+            return {}
+        out = {}
+        for key, value in raw.items() if isinstance(raw, dict) else []:
+            try:
+                out[key] = Complexity.from_dict(value)
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
+
+    def _write_disk(self, key: str, value: Complexity) -> None:
+        directory = os.path.dirname(self.path) or "."
+        try:
+            os.makedirs(directory, exist_ok=True)
+            with open(self.path + ".lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                merged = {k: v.to_dict() for k, v in self._read_disk().items()}
+                merged[key] = value.to_dict()
+                fd, tmp = tempfile.mkstemp(dir=directory, prefix=".complexity.")
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(merged, fh)
+                os.replace(tmp, self.path)
+        except OSError as exc:  # a read-only cache must not stop a search
+            logging.getLogger(__name__).warning("complexity cache not written: %s", exc)
+
+    def count(self, spec: ArchSpec) -> Complexity:
+        key = self._key(spec)
+        with self._lock:
+            cached = self._memory.get(key)
+        if cached is not None:
+            self.hits += 1
+            return cached
+        value = count_complexity(spec)
+        self.misses += 1
+        with self._lock:
+            self._memory[key] = value
+        if self.path:
+            self._write_disk(key, value)
+        return value
+
+    def gflops(self, spec: ArchSpec) -> float:
+        return self.count(spec).gflops
+
+    def params(self, spec: ArchSpec) -> int:
+        return self.count(spec).params

@@ -1,0 +1,371 @@
+"""Experiment and search-space files -> typed, validated objects.
+
+A search space says *what* may be searched (the basis, the axes, their grids
+and bounds, the step rule, the selection rule); an experiment says *how* a
+search runs (data, schedule, trial function, resources, runner, budgets) and
+names its search space. Paths inside a file are relative to that file, so an
+experiment folder can be copied to a cluster as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from expand.errors import ConfigError, SpecError
+from expand.schema import check_field, from_mapping, load_yaml, non_negative, positive, to_plain
+from expand.spec import ArchSpec
+
+AXES: tuple[str, ...] = ("fast", "temporal", "spatial", "width", "bottleneck", "depth")
+SELECTIONS: tuple[str, ...] = ("paper", "gain_per_gflop", "gain_per_doubling", "best_accuracy")
+
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _range_check(value: Optional[list]) -> str | None:
+    if value is None:
+        return None
+    if len(value) != 2 or value[0] > value[1]:
+        return f"must be [min, max] with min <= max, got {value}"
+    if value[0] <= 0:
+        return f"minimum must be > 0, got {value[0]}"
+    return None
+
+
+def _axes_check(value: list[str]) -> str | None:
+    unknown = [a for a in value if a not in AXES]
+    if unknown:
+        return f"unknown axis {unknown[0]!r} (axes: {', '.join(AXES)})"
+    if len(set(value)) != len(value):
+        return "an axis is listed twice"
+    if not value:
+        return "at least one axis is needed"
+    return None
+
+
+def _selection_check(value: str) -> str | None:
+    return None if value in SELECTIONS else f"unknown rule {value!r} (rules: {', '.join(SELECTIONS)})"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Resolution of each factor the search may visit (frames/stride are integers)."""
+
+    crop: int = check_field(positive, 8)
+    width: float = check_field(positive, 0.01)
+    bottleneck: float = check_field(positive, 0.01)
+    depth: float = check_field(positive, 0.1)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Inclusive [min, max] of each factor; expansions beyond them are skipped."""
+
+    frames: list[float] = check_field(_range_check, default_factory=lambda: [1, 32])
+    stride: list[float] = check_field(_range_check, default_factory=lambda: [1, 64])
+    crop: list[float] = check_field(_range_check, default_factory=lambda: [32, 448])
+    width: list[float] = check_field(_range_check, default_factory=lambda: [0.1, 8.0])
+    bottleneck: list[float] = check_field(_range_check, default_factory=lambda: [0.1, 8.0])
+    depth: list[float] = check_field(_range_check, default_factory=lambda: [0.1, 10.0])
+
+    def of(self, factor: str) -> tuple[float, float]:
+        lo, hi = getattr(self, factor)
+        return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class StepRule:
+    """How far one expansion goes along an axis.
+
+    ``at_least`` is the literal rule: the smallest grid value whose GFLOPs reach
+    ``flops_factor`` x the parent's (less ``tolerance``). ``nearest`` (default)
+    also looks at the value just below it and keeps whichever is closer to the
+    factor in log-FLOPs. Why: axes differ in granularity. On a 0.01 width grid
+    the first value past 2x is 2.01x, but frames are integers and the post-pool
+    head does not scale, so 1 -> 2 frames is 1.89x and the literal rule jumps to
+    3 frames (2.77x), handing the coarse axes larger, unfair steps.
+    """
+
+    flops_factor: float = check_field(lambda v: None if v > 1 else "must be > 1", 2.0)
+    mode: Literal["nearest", "at_least"] = "nearest"
+    tolerance: float = check_field(lambda v: None if 0 <= v < 0.5 else "must be in [0, 0.5)", 0.0)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    basis: ArchSpec
+    axes: tuple[str, ...] = AXES
+    grid: Grid = field(default_factory=Grid)
+    bounds: Bounds = field(default_factory=Bounds)
+    step: StepRule = field(default_factory=StepRule)
+    selection: str = "paper"
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "basis": self.basis.to_dict(),
+            "axes": list(self.axes),
+            "grid": to_plain(self.grid),
+            "bounds": to_plain(self.bounds),
+            "step": to_plain(self.step),
+            "selection": self.selection,
+        }
+
+
+@dataclass(frozen=True)
+class _SearchSpaceFile:
+    name: str
+    basis: dict[str, Any]
+    axes: list[str] = check_field(_axes_check, default_factory=lambda: list(AXES))
+    grid: Grid = field(default_factory=Grid)
+    bounds: Bounds = field(default_factory=Bounds)
+    step: StepRule = field(default_factory=StepRule)
+    selection: str = check_field(_selection_check, "paper")
+
+
+def parse_search_space(data: Any, where: str, num_classes: int | None = None) -> SearchSpace:
+    raw = from_mapping(_SearchSpaceFile, data, where)
+    basis_data = dict(raw.basis)
+    if num_classes is not None:
+        basis_data["num_classes"] = num_classes
+    try:
+        basis = ArchSpec.from_dict(basis_data)
+    except SpecError as exc:
+        raise ConfigError(f"{where}.basis: {exc}") from None
+    if basis.crop % raw.grid.crop:
+        raise ConfigError(
+            f"{where}.basis.crop: {basis.crop} is not a multiple of grid.crop {raw.grid.crop}"
+        )
+    if raw.grid.crop % 4:
+        raise ConfigError(f"{where}.grid.crop: must be a multiple of 4, got {raw.grid.crop}")
+    for factor in ("frames", "stride", "crop", "width", "bottleneck", "depth"):
+        lo, hi = raw.bounds.of(factor)
+        value = getattr(basis, factor)
+        if not lo <= value <= hi:
+            raise ConfigError(
+                f"{where}.basis.{factor}: {value} is outside bounds.{factor} [{lo}, {hi}]"
+            )
+    return SearchSpace(
+        name=raw.name,
+        basis=basis,
+        axes=tuple(raw.axes),
+        grid=raw.grid,
+        bounds=raw.bounds,
+        step=raw.step,
+        selection=raw.selection,
+        source=where.split(":")[0],
+    )
+
+
+def resolve_search_space_path(name_or_path: str, relative_to: str | None = None) -> str:
+    """A search space by path (relative to ``relative_to``) or by shipped name."""
+    candidates = []
+    if relative_to and not os.path.isabs(name_or_path):
+        candidates.append(os.path.join(relative_to, name_or_path))
+    candidates.append(name_or_path)
+    shipped = os.path.join(PACKAGE_ROOT, "search_spaces", name_or_path)
+    candidates += [shipped, shipped + ".yaml"]
+    for path in candidates:
+        if os.path.isfile(path):
+            return os.path.abspath(path)
+    raise ConfigError(f"search space {name_or_path!r}: no such file")
+
+
+def load_search_space(name_or_path: str, num_classes: int | None = None) -> SearchSpace:
+    path = resolve_search_space_path(name_or_path)
+    return parse_search_space(load_yaml(path), f"{path}:", num_classes)
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the videos are and how clips are sampled (SlowFast conventions)."""
+
+    format: Literal["csv", "folder"] = "csv"
+    root: str = ""
+    train: str = "train.csv"
+    val: str = "val.csv"
+    separator: str = " "
+    path_prefix: str = ""
+    num_classes: int = check_field(positive, 400)
+    fps: float = check_field(positive, 30.0)
+    hflip: bool = True
+    jitter: list[float] = check_field(_range_check, default_factory=lambda: [1.143, 1.429])
+    test_crop_ratio: float = check_field(positive, 1.0)
+    mean: list[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
+    std: list[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
+    val_clips: int = check_field(positive, 1)
+    val_crops: Literal[1, 3] = 1
+    cache: str = "auto"
+    max_train_videos: Optional[int] = check_field(positive, None)
+    max_val_videos: Optional[int] = check_field(positive, None)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The short schedule every candidate gets (scaled-down SlowFast X3D recipe)."""
+
+    epochs: float = check_field(positive, 10.0)
+    iterations: Optional[int] = check_field(positive, None)
+    batch_size: int = check_field(positive, 16)
+    base_lr: float = check_field(positive, 0.1)
+    base_batch_size: int = check_field(positive, 128)
+    momentum: float = check_field(non_negative, 0.9)
+    weight_decay: float = check_field(non_negative, 5e-5)
+    warmup_fraction: float = check_field(lambda v: None if 0 <= v < 1 else "must be in [0, 1)", 0.1)
+    warmup_start_factor: float = check_field(positive, 0.1)
+    dropout: float = check_field(lambda v: None if 0 <= v < 1 else "must be in [0, 1)", 0.5)
+    label_smoothing: float = check_field(lambda v: None if 0 <= v < 1 else "must be in [0, 1)", 0.0)
+    grad_clip: Optional[float] = check_field(positive, None)
+
+    @property
+    def lr(self) -> float:
+        """Linear scaling rule: base_lr is for base_batch_size clips per step."""
+        return self.base_lr * self.batch_size / self.base_batch_size
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    function: str = "expand.train:run_trial"
+    device: str = "auto"
+    workers: int = check_field(non_negative, 2)
+    threads: int = check_field(non_negative, 0)
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    checkpoint: bool = False
+    throughput_batches: int = check_field(non_negative, 3)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    cpus_per_trial: float = check_field(positive, 1.0)
+    gpus_per_trial: float = check_field(non_negative, 0.0)
+    max_concurrent: Optional[int] = check_field(positive, None)
+
+
+@dataclass(frozen=True)
+class RetriesConfig:
+    failed: int = check_field(non_negative, 1)
+    oom: int = check_field(non_negative, 0)
+    diverged: int = check_field(non_negative, 0)
+    worker_crash: int = check_field(non_negative, 1)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    max_steps: int = check_field(positive, 5)
+    max_gflops: Optional[float] = check_field(positive, None)
+    targets: list[float] = field(default_factory=list)
+    seed: int = 0
+    runner: Literal["ray", "serial"] = "ray"
+    selection: Optional[str] = check_field(lambda v: v and _selection_check(v), None)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    search_space: SearchSpace
+    data: DataConfig = field(default_factory=DataConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    trial: TrialConfig = field(default_factory=TrialConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    retries: RetriesConfig = field(default_factory=RetriesConfig)
+    source: str = ""
+
+    @property
+    def selection(self) -> str:
+        return self.search.selection or self.search_space.selection
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved experiment: search space inlined, paths absolute."""
+        return {
+            "name": self.name,
+            "search_space": self.search_space.to_dict(),
+            "data": to_plain(self.data),
+            "schedule": to_plain(self.schedule),
+            "trial": to_plain(self.trial),
+            "resources": to_plain(self.resources),
+            "search": to_plain(self.search),
+            "retries": to_plain(self.retries),
+        }
+
+
+@dataclass(frozen=True)
+class _ExperimentFile:
+    name: str
+    search_space: Any
+    data: DataConfig = field(default_factory=DataConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    trial: TrialConfig = field(default_factory=TrialConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    retries: RetriesConfig = field(default_factory=RetriesConfig)
+
+
+def parse_experiment(data: Any, where: str, base_dir: str, check_paths: bool = True) -> Experiment:
+    raw = from_mapping(_ExperimentFile, data, where)
+    if isinstance(raw.search_space, str):
+        space_path = resolve_search_space_path(raw.search_space, base_dir)
+        space = parse_search_space(load_yaml(space_path), f"{space_path}:", raw.data.num_classes)
+    else:
+        space = parse_search_space(raw.search_space, f"{where}.search_space", raw.data.num_classes)
+    root = raw.data.root
+    if root and not os.path.isabs(root):
+        root = os.path.normpath(os.path.join(base_dir, root))
+    data_cfg = dataclasses.replace(raw.data, root=root)
+    if check_paths:
+        check_data_paths(data_cfg, where)
+    for i, target in enumerate(raw.search.targets):
+        if target <= 0:
+            raise ConfigError(f"{where}.search.targets[{i}]: must be > 0, got {target}")
+    if raw.resources.gpus_per_trial > 0 and raw.trial.device == "cpu":
+        raise ConfigError(f"{where}.trial.device: 'cpu' with resources.gpus_per_trial > 0")
+    if ":" not in raw.trial.function:
+        raise ConfigError(
+            f"{where}.trial.function: expected 'module:function', got {raw.trial.function!r}"
+        )
+    return Experiment(
+        name=raw.name,
+        search_space=space,
+        data=data_cfg,
+        schedule=raw.schedule,
+        trial=raw.trial,
+        resources=raw.resources,
+        search=raw.search,
+        retries=raw.retries,
+        source=where.split(":")[0],
+    )
+
+
+def check_data_paths(data: DataConfig, where: str) -> None:
+    """The dataset root and its train/val manifests (or folders) must exist."""
+    if not data.root:
+        raise ConfigError(f"{where}.data.root: required (the dataset folder)")
+    if not os.path.isdir(data.root):
+        raise ConfigError(f"{where}.data.root: {data.root} does not exist")
+    for split in ("train", "val"):
+        path = os.path.join(data.root, getattr(data, split))
+        if data.format == "csv" and not os.path.isfile(path):
+            raise ConfigError(f"{where}.data.{split}: manifest {path} does not exist")
+        if data.format == "folder" and not os.path.isdir(path):
+            raise ConfigError(f"{where}.data.{split}: folder {path} does not exist")
+
+
+def load_experiment(path: str, check_paths: bool = True) -> Experiment:
+    """Load and validate an experiment file; every problem is a one-line ConfigError."""
+    path = os.path.abspath(path)
+    return parse_experiment(load_yaml(path), f"{path}:", os.path.dirname(path), check_paths)
+
+
+def experiment_from_dict(data: dict[str, Any], where: str = "config.yaml:") -> Experiment:
+    """Rebuild an experiment from its resolved form (``results/<run>/config.yaml``)."""
+    return parse_experiment(data, where, base_dir="/", check_paths=False)

@@ -1,0 +1,141 @@
+import math
+
+import pytest
+
+from expand.config import load_search_space
+from expand.search.axes import AxisExhausted, contract, expand, spec_at
+from expand.spec import ArchSpec
+
+SPACES = ["tiny_cpu", "x3d_paper"]
+
+
+@pytest.fixture(scope="module", params=SPACES)
+def space(request):
+    return load_search_space(request.param, num_classes=10)
+
+
+@pytest.mark.parametrize("axis", ["fast", "temporal", "spatial", "width", "bottleneck", "depth"])
+def test_each_axis_roughly_doubles_and_is_nearest_to_2x(space, axis, counter):
+    e = expand(space.basis, axis, space, counter)
+    assert 1.75 < e.ratio < 2.3, (axis, e.ratio)
+    assert e.spec != space.basis
+    changed = {k for k, v in e.spec.factors().items() if v != space.basis.factors()[k]}
+    allowed = {"fast": {"frames", "stride"}, "temporal": {"frames", "stride"},
+               "spatial": {"crop"}, "width": {"width"}, "bottleneck": {"bottleneck"},
+               "depth": {"depth"}}[axis]
+    assert changed <= allowed and changed
+    # the neighbours on the grid are no closer to 2x in log-FLOPs
+    for delta in (-1, 1):
+        level = {"fast": e.spec.frames, "temporal": e.spec.frames,
+                 "spatial": e.spec.crop // space.grid.crop}.get(axis)
+        if level is None:
+            level = round(getattr(e.spec, axis) / getattr(space.grid, axis))
+        neighbour = spec_at(space.basis, axis, level + delta, space)
+        if neighbour is None or neighbour == space.basis:
+            continue
+        r = counter.gflops(neighbour) / e.parent_gflops
+        assert abs(math.log(r / 2)) >= abs(math.log(e.ratio / 2)) - 1e-12
+
+
+def test_fast_keeps_duration_temporal_extends_it(counter):
+    space = load_search_space("x3d_paper", num_classes=400)
+    fast = expand(space.basis, "fast", space, counter).spec
+    temporal = expand(space.basis, "temporal", space, counter).spec
+    assert (fast.frames, fast.stride) == (2, 24)  # 1x48 -> 2x24: same 48-frame span
+    assert fast.duration == space.basis.duration
+    assert temporal.frames == 2 and fast.stride < temporal.stride < space.basis.stride
+    assert temporal.duration > space.basis.duration
+    # two more X-Fast steps reach X3D-XS's 4x12
+    step2 = expand(fast, "fast", space, counter).spec
+    assert (step2.frames, step2.stride) == (4, 12)
+
+
+def test_depth_step_counts_blocks_like_slowfast(counter):
+    space = load_search_space("x3d_paper", num_classes=400)
+    e = expand(space.basis, "depth", space, counter)
+    assert e.spec.stage_blocks == tuple(math.ceil(e.spec.depth * b - 1e-9) for b in (1, 2, 5, 3))
+
+
+def test_at_least_mode_never_undershoots(counter):
+    import dataclasses
+
+    space = load_search_space("tiny_cpu", num_classes=10)
+    space = dataclasses.replace(space, step=dataclasses.replace(space.step, mode="at_least"))
+    for axis in space.axes:
+        e = expand(space.basis, axis, space, counter)
+        assert e.ratio >= 2.0
+    assert expand(space.basis, "fast", space, counter).spec.frames == 3  # 2 frames is 1.97x
+
+
+def test_fast_is_exhausted_at_the_source_frame_rate(counter):
+    space = load_search_space("tiny_cpu", num_classes=10)
+    at_rate = space.basis.replace(frames=8, stride=1)
+    with pytest.raises(AxisExhausted, match="stride is at its lower bound"):
+        expand(at_rate, "fast", space, counter)
+    # temporal still grows the clip, at the same rate
+    t = expand(at_rate, "temporal", space, counter).spec
+    assert t.stride == 1 and t.frames == 16
+
+
+def test_bounds_exhaust_an_axis_with_a_reason(counter):
+    space = load_search_space("tiny_cpu", num_classes=10)
+    near_top = space.basis.replace(crop=120)
+    with pytest.raises(AxisExhausted, match="crop beyond its bound"):
+        expand(near_top, "spatial", space, counter)
+    at_top = space.basis.replace(frames=16, stride=1)
+    with pytest.raises(AxisExhausted, match="upper bound"):
+        expand(at_top, "temporal", space, counter)
+
+
+def test_spec_at_rejects_out_of_bounds_levels():
+    space = load_search_space("tiny_cpu", num_classes=10)
+    assert spec_at(space.basis, "spatial", 17, space) is None  # 136 px > 128
+    assert spec_at(space.basis, "spatial", 16, space).crop == 128
+    assert spec_at(space.basis, "width", 401, space) is None
+    assert spec_at(space.basis, "fast", 9, space) is None  # stride would drop below 1
+
+
+@pytest.mark.parametrize("axis", ["width", "bottleneck", "depth", "spatial", "fast"])
+def test_contraction_meets_a_target_between_parent_and_child(space, axis, counter):
+    e = expand(space.basis, axis, space, counter)
+    target = math.sqrt(e.parent_gflops * e.gflops)  # halfway in log-FLOPs
+    c = contract(space.basis, e.spec, axis, target, space, counter)
+    assert c.gflops <= target
+    if axis in ("width", "bottleneck"):
+        assert c.within_tolerance and not c.note
+    if not c.within_tolerance:  # coarse grids say so, naming the value above
+        assert "grid too coarse" in c.note
+        above = counter.gflops(spec_at(space.basis, axis, _next_level(c.spec, axis, space), space))
+        assert above > target
+
+
+def _next_level(spec, axis, space):
+    if axis == "fast":
+        return spec.frames + 1
+    if axis == "spatial":
+        return spec.crop // space.grid.crop + 1
+    return round(getattr(spec, axis) / getattr(space.grid, axis)) + 1
+
+
+def test_contraction_edge_cases(counter):
+    space = load_search_space("tiny_cpu", num_classes=10)
+    e = expand(space.basis, "width", space, counter)
+    whole = contract(space.basis, e.spec, "width", e.gflops * 1.5, space, counter)
+    assert whole.spec == e.spec  # the child already fits
+    below = contract(space.basis, e.spec, "width", e.parent_gflops * 0.5, space, counter)
+    assert below.spec == space.basis and "parent already needs" in below.note
+
+
+def test_unknown_axis_is_a_spec_error():
+    from expand.errors import SpecError
+
+    space = load_search_space("tiny_cpu", num_classes=10)
+    with pytest.raises(SpecError, match="unknown axis 'colour'"):
+        spec_at(space.basis, "colour", 2, space)
+
+
+def test_spec_at_keeps_basis_constants():
+    space = load_search_space("tiny_cpu", num_classes=10)
+    s = spec_at(space.basis, "width", 150, space)
+    assert s.dim_c5 == 512 and s.num_classes == 10 and s.width == 1.5
+    assert isinstance(s, ArchSpec)

@@ -1,0 +1,55 @@
+import json
+
+import pytest
+
+from expand.complexity import ComplexityCounter, count_complexity
+from expand.spec import ArchSpec
+
+X3D_M = ArchSpec(16, 5, 224, width=2.0, bottleneck=2.25, depth=2.2)
+
+
+def test_x3d_m_gflops_match_the_reference_counter():
+    c = count_complexity(X3D_M)
+    # fvcore 0.1.5.post20221221 counts 4.896 G for pytorchvideo's X3D-M; SlowFast's
+    # extra shortcut BN adds 24 x 16 x 56 x 56 x 2 = 2.41 M.
+    assert c.gflops == pytest.approx(4.90, rel=0.005)
+    assert c.gflops == pytest.approx(4.896243200 + 0.002408448, rel=1e-9)
+    assert c.params == 3_794_322
+
+
+def test_stage_costs_add_up_to_the_total():
+    c = count_complexity(ArchSpec(4, 12, 160, width=2.0, bottleneck=2.25, depth=2.2))
+    assert [s.stage for s in c.stages] == ["s1", "s2", "s3", "s4", "s5", "head"]
+    assert sum(s.gflops for s in c.stages) == pytest.approx(c.gflops, rel=1e-9)
+    assert sum(s.params for s in c.stages) == c.params
+    assert [s.height for s in c.stages] == [80, 40, 20, 10, 5, 1]
+
+
+def test_gflops_are_affine_in_frames():
+    # no temporal striding anywhere: every layer before the pool scales with T,
+    # the post-pool head (lin_5, projection, SE's fc) does not.
+    f1, f2, f4 = (count_complexity(ArchSpec(t, 8, 64)).gflops for t in (1, 2, 4))
+    assert f4 - f2 == pytest.approx(2 * (f2 - f1), rel=1e-9)
+    assert f2 < 2 * f1
+
+
+def test_cache_counts_each_spec_once_in_memory_and_on_disk(tmp_path):
+    path = tmp_path / "c.json"
+    spec = ArchSpec(2, 4, 64)
+    first = ComplexityCounter(path=str(path))
+    a = first.count(spec)
+    b = first.count(spec)
+    assert a == b and first.misses == 1 and first.hits == 1
+    assert len(json.loads(path.read_text())) == 1
+    second = ComplexityCounter(path=str(path))  # a new process reads the file
+    assert second.count(spec) == a
+    assert second.misses == 0
+
+
+def test_corrupt_cache_file_is_ignored(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text("{not json")
+    counter = ComplexityCounter(path=str(path))
+    assert counter.gflops(ArchSpec(1, 8, 32)) > 0
+    assert counter.misses == 1
+    assert len(json.loads(path.read_text())) == 1  # rewritten whole
