@@ -21,6 +21,7 @@ from expand.spec import ArchSpec
 AXES: tuple[str, ...] = ("fast", "temporal", "spatial", "width", "bottleneck", "depth")
 SELECTIONS: tuple[str, ...] = ("paper", "gain_per_gflop", "gain_per_doubling", "best_accuracy")
 
+DEFAULT_TRIAL_FUNCTION = "expand.train:run_trial"
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -232,7 +233,7 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class TrialConfig:
-    function: str = "expand.train:run_trial"
+    function: str = DEFAULT_TRIAL_FUNCTION
     device: str = "auto"
     workers: int = check_field(non_negative, 2)
     threads: int = check_field(non_negative, 0)
@@ -322,7 +323,8 @@ def parse_experiment(data: Any, where: str, base_dir: str, check_paths: bool = T
     if root and not os.path.isabs(root):
         root = os.path.normpath(os.path.join(base_dir, root))
     data_cfg = dataclasses.replace(raw.data, root=root)
-    if check_paths:
+    # A custom trial function (the oracle, a user's trainer) may need no videos.
+    if check_paths and (root or raw.trial.function == DEFAULT_TRIAL_FUNCTION):
         check_data_paths(data_cfg, where)
     for i, target in enumerate(raw.search.targets):
         if target <= 0:

@@ -94,6 +94,10 @@ class Contraction:
         return abs(self.error) <= 0.02
 
 
+def _show(value: float) -> str:
+    return str(value) if isinstance(value, int) else format_factor(value)
+
+
 def _level(spec: ArchSpec, axis: str, space: SearchSpace) -> int:
     grid = space.grid
     if axis in ("fast", "temporal"):
@@ -225,10 +229,9 @@ def expand(
             ratio = counter.gflops(limit) / parent_gflops
             if ratio > math.sqrt(rule.flops_factor):  # nearer the step than the parent
                 return Expansion(axis, spec, limit, parent_gflops, counter.gflops(limit))
-        value = getattr(limit or spec, factor_name)
         raise AxisExhausted(
             f"{rule.flops_factor:g}x GFLOPs needs {factor_name} beyond its bound "
-            f"(at most {value if isinstance(value, int) else format_factor(value)})"
+            f"(at most {_show(getattr(limit or spec, factor_name))})"
         ) from None
     child = spec_at(spec, axis, hi, space)
     assert child is not None
@@ -280,10 +283,10 @@ def contract(
     note = ""
     if best_gflops < target_gflops * 0.98:
         above = at(hi)
+        name = AXIS_FACTOR[axis]
         note = (
-            f"grid too coarse for 2%: {AXIS_FACTOR[axis]} "
-            f"{format_factor(getattr(best, AXIS_FACTOR[axis]))} gives {best_gflops:.4g} GFLOPs, "
-            f"the next value {format_factor(getattr(above, AXIS_FACTOR[axis]))} gives "
+            f"grid too coarse for 2%: {name} {_show(getattr(best, name))} gives "
+            f"{best_gflops:.4g} GFLOPs, the next value {_show(getattr(above, name))} gives "
             f"{counter.gflops(above):.4g}"
         )
     return Contraction(axis, parent, child, best, target_gflops, best_gflops, note)

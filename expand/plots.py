@@ -1,0 +1,85 @@
+"""Matplotlib figures of a run: the expansion picture and the per-step gains."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+AXIS_COLORS = {
+    "basis": "black", "fast": "tab:blue", "temporal": "tab:cyan", "spatial": "tab:orange",
+    "width": "tab:green", "bottleneck": "tab:olive", "depth": "tab:red",
+}
+
+
+def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from expand.complexity import COUNTER_SHORT
+    from expand.search.coordinator import load_contractions
+    from expand.search.state import RunDir
+
+    out_dir = os.path.join(run_dir, "plots")
+    os.makedirs(out_dir, exist_ok=True)
+    ok = [r for r in rows if r["status"] in ("ok", "duplicate") and not math.isnan(r["top1"])]
+    written = []
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for axis, color in AXIS_COLORS.items():
+        pts = [r for r in ok if r["axis"] == axis and not r["chosen"]]
+        if pts:
+            ax.scatter([r["gflops"] for r in pts], [100 * r["top1"] for r in pts], color=color,
+                       alpha=0.55, s=30, label=axis)
+    path = [r for r in ok if r["chosen"]]
+    ax.plot([r["gflops"] for r in path], [100 * r["top1"] for r in path], "-o", color="black",
+            lw=2, ms=7, label="expansion path", zorder=3)
+    for r in path:
+        ax.annotate(f"{r['step']}:{r['axis']}", (r["gflops"], 100 * r["top1"]),
+                    textcoords="offset points", xytext=(5, -12), fontsize=8)
+    contracted = [c for c in load_contractions(RunDir(run_dir)) if c.get("spec")]
+    for c in contracted:
+        y = c.get("top1")
+        ax.axvline(c["target_gflops"], color="gray", ls=":", lw=1)
+        if y is not None:
+            ax.scatter([c["gflops"]], [100 * y], marker="*", s=160, color="gold", edgecolor="black",
+                       zorder=4, label=f"contracted @ {c['target_gflops']:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"GFLOPs ({COUNTER_SHORT}, log scale)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("Expansion: every candidate, the chosen path, contracted budgets")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path_png = os.path.join(out_dir, "expansion.png")
+    fig.savefig(path_png, dpi=110)
+    plt.close(fig)
+    written.append(path_png)
+
+    steps = sorted({r["step"] for r in ok if r["step"] > 0})
+    if steps:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        axes = [a for a in AXIS_COLORS if a != "basis"]
+        width = 0.8 / len(axes)
+        for i, axis in enumerate(axes):
+            xs, ys = [], []
+            for s in steps:
+                r = next((r for r in ok if r["step"] == s and r["axis"] == axis), None)
+                if r is not None and not math.isnan(r["gain_per_gflop"]):
+                    xs.append(s + (i - len(axes) / 2) * width)
+                    ys.append(100 * r["gain_per_gflop"])
+            ax.bar(xs, ys, width=width, color=AXIS_COLORS[axis], label=axis)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(steps)
+        ax.set_xlabel("step")
+        ax.set_ylabel("top-1 gain per added GFLOP (points/GFLOP)")
+        ax.set_title("Gain per added GFLOP of each axis, per step")
+        ax.legend(fontsize=8, ncol=3)
+        fig.tight_layout()
+        gains_png = os.path.join(out_dir, "gains.png")
+        fig.savefig(gains_png, dpi=110)
+        plt.close(fig)
+        written.append(gains_png)
+    return written

@@ -1,0 +1,188 @@
+"""The reading side of a run: per-step trade-off table, path, contractions, cost, plots.
+
+Everything here reads only the run folder (state.json, trials.jsonl,
+contractions.json), so it works on a run in progress, on a finished one and on
+a copied results folder, and never changes the search.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import pandas as pd
+
+from expand.complexity import COUNTER
+from expand.rounding import format_factor
+from expand.search.state import RunDir, latest_by_trial
+from expand.tables import clean_nans, json_line, render
+
+STEP_COLUMNS = [
+    "step", "axis", "frames", "stride", "crop", "width", "bottleneck", "depth",
+    "gflops", "params", "ratio", "top1", "top5", "gain", "added_gflops", "gain_per_gflop",
+    "status", "seconds", "infer_clips_s", "chosen", "trial_id", "reason",
+]
+TABLE_COLUMNS = [
+    "step", "axis", "frames", "stride", "crop", "width", "bottleneck", "depth", "gflops",
+    "params_m", "top1", "gain", "gain_per_gflop", "status", "seconds", "infer_clips_s", "chosen",
+]
+FLOPS_NOTE = f"GFLOPs: {COUNTER}."
+
+
+def _read(run_dir: str) -> tuple[dict[str, Any], dict[str, list], int]:
+    run = RunDir(run_dir)
+    if not os.path.isfile(run.state_path):
+        from expand.errors import InputError
+
+        raise InputError(f"{run.path}: not a run folder (no state.json)")
+    log = run.read_trials()
+    return run.read_state(), latest_by_trial(log.records), log.partial_lines
+
+
+def step_rows(run_dir: str) -> list[dict[str, Any]]:
+    """Every candidate of every step (step 0 = the basis), one dict each."""
+    state, attempts, _ = _read(run_dir)
+    rows: list[dict[str, Any]] = []
+    path = state.get("path", [])
+
+    def trial_info(trial_id: str | None) -> dict[str, Any]:
+        recs = attempts.get(trial_id or "", [])
+        if not recs:
+            return {"seconds": math.nan, "infer_clips_s": math.nan, "attempts": 0}
+        return {
+            "seconds": sum(r.result.seconds for r in recs),
+            "infer_clips_s": recs[-1].result.infer_clips_per_s,
+            "attempts": len(recs),
+        }
+
+    if path:
+        b = path[0]
+        rows.append({"step": 0, "axis": "basis", **_factors(b["spec"]), "gflops": b["gflops"],
+                     "params": b["params"], "ratio": math.nan, "top1": b["top1"], "top5": b["top5"],
+                     "gain": math.nan, "added_gflops": math.nan, "gain_per_gflop": math.nan,
+                     "status": "ok", "chosen": True, "trial_id": b["trial_id"], "reason": "",
+                     **trial_info(b["trial_id"])})
+    for step in state.get("steps", []):
+        p_top1, p_gf = step.get("parent_top1"), step.get("parent_gflops")
+        for c in step["candidates"]:
+            top1 = _num(c.get("top1"))
+            gf = _num(c.get("gflops"))
+            gain = top1 - _num(p_top1)
+            added = gf - _num(p_gf)
+            info = trial_info(c.get("trial_id")) if c["status"] != "duplicate" else {
+                "seconds": 0.0, "infer_clips_s": trial_info(c.get("trial_id"))["infer_clips_s"]}
+            rows.append({
+                "step": step["step"], "axis": c["axis"], **_factors(c.get("spec")),
+                "gflops": gf, "params": c.get("params") or math.nan, "ratio": _num(c.get("ratio")),
+                "top1": top1, "top5": _num(c.get("top5")), "gain": gain, "added_gflops": added,
+                "gain_per_gflop": gain / added if added > 0 else math.nan,
+                "status": c["status"], "chosen": bool(c.get("chosen")), "trial_id": c.get("trial_id"),
+                "reason": c.get("reason") or "", **info,
+            })
+    for r in rows:
+        r["params_m"] = r["params"] / 1e6 if r.get("params") else math.nan
+    return rows
+
+
+def _num(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _factors(spec: dict[str, Any] | None) -> dict[str, Any]:
+    keys = ("frames", "stride", "crop", "width", "bottleneck", "depth")
+    return {k: (spec or {}).get(k) for k in keys}
+
+
+def step_frame(run_dir: str) -> pd.DataFrame:
+    return pd.DataFrame(step_rows(run_dir), columns=STEP_COLUMNS)
+
+
+def write_steps_csv(run_dir: str) -> str:
+    from expand.search.state import atomic_write
+
+    path = RunDir(run_dir).steps_path
+    atomic_write(path, step_frame(run_dir).to_csv(index=False))
+    return path
+
+
+def cost(run_dir: str) -> dict[str, Any]:
+    """Trials run, trial-seconds and device-hours, per step and in total (every attempt counts)."""
+    _, attempts, _ = _read(run_dir)
+    per_step: dict[int, dict[str, float]] = {}
+    gpu = False
+    for recs in attempts.values():
+        for r in recs:
+            s = per_step.setdefault(r.trial.step, {"trials": 0, "trial_seconds": 0.0, "device_hours": 0.0})
+            s["trials"] += 1
+            s["trial_seconds"] += r.result.seconds
+            units = r.result.gpus if r.result.gpus else 1.0
+            gpu = gpu or bool(r.result.gpus)
+            s["device_hours"] += r.result.seconds * units / 3600
+    total = {k: sum(s[k] for s in per_step.values()) for k in ("trials", "trial_seconds", "device_hours")}
+    return {"per_step": {str(k): v for k, v in sorted(per_step.items())}, "total": total,
+            "unit": "GPU-hours" if gpu else "trial-hours (one worker each)"}
+
+
+def render_contractions(items: list[dict[str, Any]], fmt: str) -> str:
+    rows = [{
+        "target": c["target_gflops"], "step": c.get("step"), "axis": c.get("axis"),
+        "model": c.get("name") or "-", "gflops": c.get("gflops"),
+        "error": f"{100 * c['error']:+.1f}%" if c.get("error") is not None else "",
+        "top1": c.get("top1"), "note": c.get("note") or "",
+    } for c in items]
+    return render(rows, ["target", "step", "axis", "model", "gflops", "error", "top1", "note"], fmt, digits=4)
+
+
+def render_run(run_dir: str, fmt: str = "table") -> str:
+    from expand.search.coordinator import load_contractions
+
+    state, _, partial = _read(run_dir)
+    rows = step_rows(run_dir)
+    contractions = load_contractions(RunDir(run_dir))
+    spend = cost(run_dir)
+    if fmt == "json":
+        return json_line(clean_nans({
+            "run": os.path.abspath(run_dir), "status": state.get("status"),
+            "stop_reason": state.get("stop_reason"), "selection": state.get("selection_rule"),
+            "counter": COUNTER, "candidates": [{c: r.get(c) for c in STEP_COLUMNS} for r in rows],
+            "path": state.get("path", []), "contractions": contractions, "cost": spend,
+            "incomplete_lines": partial,
+        }))
+    if fmt == "csv":
+        return step_frame(run_dir).to_csv(index=False)
+    shown = [dict(r, chosen="*" if r["chosen"] else "", top1=_pct(r["top1"]), gain=_pct(r["gain"], True),
+                  **{k: format_factor(r[k]) for k in ("width", "bottleneck", "depth") if r.get(k)})
+             for r in rows]
+    headers = [h.replace("params_m", "params (M)").replace("infer_clips_s", "infer clips/s")
+               .replace("gain_per_gflop", "gain/GFLOP").replace("gflops", "GFLOPs") for h in TABLE_COLUMNS]
+    parts = [f"run: {os.path.abspath(run_dir)}  status: {state.get('status')}  "
+             f"({state.get('stop_reason') or 'in progress'})",
+             f"selection: {state.get('selection_rule', '')}", "",
+             render(shown, TABLE_COLUMNS, fmt, headers=headers, digits=4)]
+    path = state.get("path", [])
+    if path:
+        chain = " -> ".join(f"{p['axis']}({p['gflops']:.4g} GF, {_pct(p['top1'])})" for p in path)
+        parts += ["", f"path: {chain}"]
+    if contractions:
+        parts += ["", "contracted models:", render_contractions(contractions, fmt)]
+    t = spend["total"]
+    parts += ["", f"cost: {int(t['trials'])} trials, {t['trial_seconds']:.0f} trial-seconds, "
+                  f"{t['device_hours']:.3f} {spend['unit']}",
+              f"{FLOPS_NOTE} top1/gain in % (gain: top-1 points over the step's parent); "
+              "gain/GFLOP: top-1 fraction per added GFLOP."]
+    if partial:
+        parts.append(f"note: {partial} incomplete line(s) at the end of trials.jsonl were ignored")
+    return "\n".join(parts)
+
+
+def _pct(x: Any, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
+
+
+def write_plots(run_dir: str) -> list[str]:
+    from expand.plots import plot_run
+
+    return plot_run(run_dir, step_rows(run_dir))

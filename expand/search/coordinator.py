@@ -1,0 +1,332 @@
+"""Forward expansion and backward contraction: the X3D search itself.
+
+The coordinator is deterministic given the trial results: each step's
+candidates follow from the parent spec, the trial ids from (step, axis), the
+seeds from (run seed, step), the winner from the selection rule. Resume
+therefore *replays* the search against ``trials.jsonl``: a trial already
+finished there is never run again, and the path comes out identical to an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from expand.config import Experiment
+from expand.search.axes import AxisExhausted, PAPER_NAMES, contract, expand
+from expand.search.progress import Progress, SilentProgress
+from expand.search.runners import Runner
+from expand.search.select import Scored, rule_description, select
+from expand.search.state import RunDir, TrialRecord, atomic_write, latest_by_trial
+from expand.search.trial import TrialResult, TrialSpec, derive_seed
+from expand.spec import ArchSpec
+
+
+@dataclass
+class Candidate:
+    """One axis of one step: trained, skipped (with why) or a duplicate of another axis."""
+
+    step: int
+    axis: str
+    spec: Optional[ArchSpec]
+    gflops: float = math.nan
+    params: int = 0
+    ratio: float = math.nan
+    trial_id: Optional[str] = None
+    status: str = "pending"  # pending | ok | failed | diverged | oom | skipped | duplicate
+    reason: str = ""
+    top1: float = math.nan
+    top5: float = math.nan
+    chosen: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["spec"] = self.spec.to_dict() if self.spec else None
+        return d
+
+
+@dataclass
+class PathEntry:
+    step: int
+    axis: str
+    trial_id: str
+    spec: ArchSpec
+    gflops: float
+    params: int
+    top1: float
+    top5: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["spec"] = self.spec.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PathEntry":
+        d = dict(d)
+        d["spec"] = ArchSpec.from_dict(d["spec"])
+        return cls(**{k: (math.nan if v is None else v) for k, v in d.items()})
+
+
+@dataclass
+class SearchOutcome:
+    path: list[PathEntry]
+    steps: list[dict[str, Any]]
+    stop_reason: str
+    contractions: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Coordinator:
+    def __init__(
+        self,
+        experiment: Experiment,
+        run: RunDir,
+        runner: Runner,
+        counter: Any,
+        progress: Progress | None = None,
+        extra_state: dict[str, Any] | None = None,
+    ) -> None:
+        self.exp = experiment
+        self.space = experiment.search_space
+        self.run_dir = run
+        self.runner = runner
+        self.counter = counter
+        self.progress = progress or SilentProgress()
+        self.extra_state = dict(extra_state or {})
+        self.attempts: dict[str, list[TrialRecord]] = latest_by_trial(run.read_trials().records)
+        self.resolved = experiment.to_dict()
+        self.path: list[PathEntry] = []
+        self.steps: list[dict[str, Any]] = []
+        self.stop_reason = ""
+
+    # ------------------------------------------------------------------ trials
+    def _trial(self, step: int, axis: str, spec: ArchSpec, trial_id: str, parent_id: str | None) -> TrialSpec:
+        c = self.counter.count(spec)
+        return TrialSpec(
+            trial_id=trial_id,
+            step=step,
+            axis=axis,
+            spec=spec,
+            seed=derive_seed(self.exp.search.seed, step),  # shared by the step's candidates
+            gflops=c.gflops,
+            params=c.params,
+            experiment=self.resolved,
+            out_dir=self.run_dir.file("trials", trial_id),
+            parent_id=parent_id,
+        )
+
+    def _retry_allowed(self, result: TrialResult, attempts: int) -> bool:
+        if result.ok:
+            return False
+        allowed = getattr(self.exp.retries, result.status, 0)
+        return attempts <= allowed
+
+    def train(self, trials: list[TrialSpec]) -> dict[str, TrialResult]:
+        """Run trials (skipping finished ones), retrying per the experiment's policy."""
+        final: dict[str, TrialResult] = {}
+        todo: list[TrialSpec] = []
+        for t in trials:
+            done = self.attempts.get(t.trial_id, [])
+            if done and not self._retry_allowed(done[-1].result, len(done)):
+                final[t.trial_id] = done[-1].result
+                self.progress.trial_cached(t, done[-1].result)
+            else:
+                todo.append(dataclasses.replace(t, attempt=len(done) + 1))
+        while todo:
+            self._write_state(pending=[t.trial_id for t in todo])
+            batch: dict[str, TrialResult] = {}
+            self.progress.batch_started(todo, self.runner.parallelism)
+
+            def on_result(trial: TrialSpec, result: TrialResult) -> None:
+                record = self.run_dir.append_trial(trial, result)
+                self.attempts.setdefault(trial.trial_id, []).append(record)
+                batch[trial.trial_id] = result
+                self.progress.trial_finished(trial, result)
+
+            self.runner.run(todo, on_result)
+            final.update(batch)
+            todo = [
+                dataclasses.replace(t, attempt=t.attempt + 1)
+                for t in todo
+                if self._retry_allowed(batch[t.trial_id], t.attempt)
+            ]
+        return final
+
+    # ------------------------------------------------------------------ steps
+    def _candidates(self, step: int, parent: PathEntry) -> list[Candidate]:
+        cands: list[Candidate] = []
+        seen: dict[ArchSpec, Candidate] = {}
+        cap = self.exp.search.max_gflops
+        for axis in self.space.axes:
+            try:
+                e = expand(parent.spec, axis, self.space, self.counter)
+            except AxisExhausted as exc:
+                cands.append(Candidate(step, axis, None, status="skipped", reason=str(exc)))
+                continue
+            c = Candidate(step, axis, e.spec, e.gflops, self.counter.params(e.spec), e.ratio)
+            if cap is not None and e.gflops > cap:
+                c.status, c.reason = "skipped", f"{e.gflops:.4g} GFLOPs is over the cap {cap:g}"
+            elif e.spec in seen:
+                first = seen[e.spec]
+                c.status, c.trial_id = "duplicate", first.trial_id
+                c.reason = f"same model as {first.axis}"
+            else:
+                c.trial_id = f"s{step:02d}-{axis}"
+                seen[e.spec] = c
+            cands.append(c)
+        return cands
+
+    def _step_record(self, step: int, parent: PathEntry, cands: list[Candidate], chosen: str | None) -> dict[str, Any]:
+        return {
+            "step": step,
+            "parent_id": parent.trial_id,
+            "parent_gflops": parent.gflops,
+            "parent_top1": parent.top1,
+            "chosen_axis": chosen,
+            "rule": self.exp.selection,
+            "candidates": [c.to_dict() for c in cands],
+        }
+
+    def _write_state(self, pending: list[str] | None = None, status: str = "running") -> None:
+        self.run_dir.write_state(
+            {
+                **self.extra_state,
+                "name": self.exp.name,
+                "kind": "expansion",
+                "status": status,
+                "stop_reason": self.stop_reason,
+                "selection": self.exp.selection,
+                "selection_rule": rule_description(self.exp.selection),
+                "step": len(self.path) - 1,
+                "path": [p.to_dict() for p in self.path],
+                "steps": self.steps,
+                "pending": pending or [],
+            }
+        )
+
+    def run(self) -> SearchOutcome:
+        basis = self.space.basis
+        self.progress.search_started(self.exp, len(self.space.axes))
+        basis_trial = self._trial(0, "basis", basis, "s00-basis", None)
+        result = self.train([basis_trial])[basis_trial.trial_id]
+        if not result.ok:
+            self.stop_reason = f"the basis trial {result.status}: {result.error}"
+            self._write_state(status="failed")
+            return SearchOutcome(self.path, self.steps, self.stop_reason)
+        self.path.append(PathEntry(0, "basis", basis_trial.trial_id, basis, basis_trial.gflops,
+                                   basis_trial.params, result.top1, result.top5))
+        targets = sorted(self.exp.search.targets)
+        for step in range(1, self.exp.search.max_steps + 1):
+            parent = self.path[-1]
+            if targets and parent.gflops > targets[-1]:
+                self.stop_reason = f"the path passed the largest target ({targets[-1]:g} GFLOPs)"
+                break
+            cands = self._candidates(step, parent)
+            runnable = [c for c in cands if c.status == "pending"]
+            if not runnable:
+                self.steps.append(self._step_record(step, parent, cands, None))
+                self.stop_reason = f"step {step}: every axis is exhausted or over the FLOP cap"
+                break
+            self.steps.append(self._step_record(step, parent, cands, None))
+            self.progress.step_started(step, parent, cands)
+            trials = [self._trial(step, c.axis, c.spec, c.trial_id, parent.trial_id) for c in runnable]
+            results = self.train(trials)
+            by_id = {c.trial_id: c for c in runnable}
+            for c in cands:
+                if c.trial_id in results:
+                    r = results[c.trial_id]
+                    c.top1, c.top5 = r.top1, r.top5
+                    if c.status != "duplicate":
+                        c.status = r.status
+                        c.reason = r.error
+            ok = [c for c in by_id.values() if c.status == "ok"]
+            if not ok:
+                self.steps[-1] = self._step_record(step, parent, cands, None)
+                self.stop_reason = f"step {step}: no candidate trained successfully"
+                break
+            scored = [Scored(c.axis, c.gflops, c.top1) for c in ok]
+            winner = ok[select(self.exp.selection, scored, parent.top1, parent.gflops)]
+            winner.chosen = True
+            self.path.append(PathEntry(step, winner.axis, winner.trial_id, winner.spec,
+                                       winner.gflops, winner.params, winner.top1, winner.top5))
+            self.steps[-1] = self._step_record(step, parent, cands, winner.axis)
+            self._write_state()
+            self.progress.step_finished(step, winner, parent)
+        else:
+            self.stop_reason = f"reached max_steps ({self.exp.search.max_steps})"
+        contractions = []
+        if targets:
+            contractions = contract_path(self.path, targets, self.space, self.counter)
+            save_contractions(self.run_dir, contractions)
+        self._write_state(status="finished")
+        self.progress.search_finished(self.path, self.stop_reason)
+        return SearchOutcome(self.path, self.steps, self.stop_reason, contractions)
+
+
+# ---------------------------------------------------------------- contraction
+def contract_path(path: list[PathEntry], targets: list[float], space: Any, counter: Any) -> list[dict[str, Any]]:
+    """For each target: contract the first path step that exceeds it (paper §4)."""
+    out = []
+    for target in targets:
+        entry: dict[str, Any] = {"target_gflops": target}
+        over = next((i for i, p in enumerate(path) if p.gflops > target), None)
+        if over is None:
+            last = path[-1]
+            entry.update(step=last.step, axis=last.axis, spec=last.spec.to_dict(), gflops=last.gflops,
+                         params=counter.params(last.spec), within_tolerance=abs(last.gflops / target - 1) <= 0.02,
+                         note=f"the path never exceeds {target:g} GFLOPs; its last model is "
+                              f"{last.gflops:.4g}", from_trial=last.trial_id)
+        elif over == 0:
+            entry.update(step=0, axis="basis", spec=None, gflops=path[0].gflops, params=0,
+                         within_tolerance=False,
+                         note=f"impossible: the basis already needs {path[0].gflops:.4g} GFLOPs")
+        else:
+            parent, child = path[over - 1], path[over]
+            c = contract(parent.spec, child.spec, child.axis, target, space, counter)
+            entry.update(step=child.step, axis=child.axis, spec=c.spec.to_dict(), gflops=c.gflops,
+                         params=counter.params(c.spec), within_tolerance=c.within_tolerance,
+                         note=c.note, parent_id=parent.trial_id, child_id=child.trial_id,
+                         from_trial=child.trial_id if c.spec == child.spec else
+                         parent.trial_id if c.spec == parent.spec else None)
+        entry["name"] = ArchSpec.from_dict(entry["spec"]).name if entry.get("spec") else None
+        entry["error"] = entry["gflops"] / target - 1 if entry.get("spec") else None
+        out.append(entry)
+    return out
+
+
+def contractions_path(run: RunDir) -> str:
+    return run.file("contractions.json")
+
+
+def load_contractions(run: RunDir) -> list[dict[str, Any]]:
+    import json
+
+    try:
+        with open(contractions_path(run), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (FileNotFoundError, ValueError):
+        return []
+
+
+def save_contractions(run: RunDir, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge by target (a later contraction of the same budget replaces the earlier)."""
+    import json
+
+    merged = {c["target_gflops"]: c for c in load_contractions(run)}
+    for c in new:
+        old = merged.get(c["target_gflops"], {})
+        if old.get("spec") == c.get("spec") and "top1" in old and "top1" not in c:
+            c = dict(c, top1=old["top1"], top5=old.get("top5"), trial_id=old.get("trial_id"))
+        merged[c["target_gflops"]] = c
+    items = [merged[k] for k in sorted(merged)]
+    os.makedirs(run.path, exist_ok=True)
+    atomic_write(contractions_path(run), json.dumps(items, indent=1, default=str))
+    return items
+
+
+def paper_name(axis: str) -> str:
+    return PAPER_NAMES.get(axis, axis)

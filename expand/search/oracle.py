@@ -1,0 +1,93 @@
+"""An analytic trial function: accuracy as a known function of the six factors.
+
+It lets the coordinator, runners, resume and baselines be tested in seconds,
+with a path that can be predicted. Accuracy saturates in the "information" a
+network gets: each factor contributes ``weight x log2(factor / basis)`` with
+diminishing returns, and ``1 - chance`` of the error is removed by it.
+
+Options (experiment ``trial.options``):
+    weights: {frames, rate, crop, width, bottleneck, depth}  contribution per doubling
+    chance: accuracy of the basis-level model (default 0.1)
+    noise: std of Gaussian noise added to top-1 (seeded by trial seed and spec)
+    sleep: seconds each trial sleeps (for overhead benchmarks)
+    fail_axes: {axis: n}  the first n attempts of each trial on that axis raise
+    diverge_axes: [axis, ...]  trials on these axes report 'diverged'
+    count_file: a path; each call appends one line (the trial id) to it
+    basis: the basis factors the log-ratios are taken against (default: search space's)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from typing import Any
+
+from expand.search.trial import TrialResult, TrialSpec
+
+DEFAULT_WEIGHTS = {
+    "frames": 0.55,
+    "rate": 0.25,
+    "crop": 0.35,
+    "width": 0.12,
+    "bottleneck": 0.10,
+    "depth": 0.22,
+}
+
+
+def oracle_accuracy(factors: dict[str, float], basis: dict[str, float], options: dict[str, Any]) -> float:
+    """Noise-free top-1 of a spec under the oracle."""
+    w = dict(DEFAULT_WEIGHTS, **(options.get("weights") or {}))
+    chance = float(options.get("chance", 0.1))
+
+    def doublings(key: str) -> float:
+        return max(0.0, math.log2(factors[key] / basis[key]))
+
+    rate = basis["stride"] / factors["stride"]  # frames per source frame, relative
+    info = (
+        w["frames"] * doublings("frames")
+        + w["rate"] * max(0.0, math.log2(rate)) * min(1.0, factors["frames"] - 1)
+        + w["crop"] * doublings("crop")
+        + w["width"] * doublings("width")
+        + w["bottleneck"] * doublings("bottleneck")
+        + w["depth"] * doublings("depth")
+    )
+    return chance + (1 - chance) * (1 - math.exp(-info))
+
+
+def run_oracle(trial: TrialSpec) -> TrialResult:
+    options: dict[str, Any] = dict((trial.experiment.get("trial") or {}).get("options") or {})
+    count_file = options.get("count_file")
+    if count_file:
+        with open(count_file, "a", encoding="utf-8") as fh:
+            fh.write(f"{trial.trial_id} {trial.attempt}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    if options.get("sleep"):
+        time.sleep(float(options["sleep"]))
+    axis = trial.axis.split(":")[-1]
+    fail_n = int((options.get("fail_axes") or {}).get(axis, 0))
+    if trial.attempt <= fail_n:
+        raise RuntimeError(f"injected failure on {axis} (attempt {trial.attempt})")
+    if axis in (options.get("diverge_axes") or []):
+        return TrialResult(trial.trial_id, "diverged", error="loss became NaN (injected)")
+    basis = options.get("basis") or (trial.experiment.get("search_space") or {}).get("basis")
+    if basis is None:
+        basis = trial.spec.to_dict()
+    acc = oracle_accuracy(trial.spec.to_dict(), basis, options)
+    noise = float(options.get("noise", 0.0))
+    if noise:
+        rng = random.Random(f"{trial.seed}|{trial.spec.key()}")
+        acc = min(1.0, max(0.0, acc + rng.gauss(0.0, noise)))
+    return TrialResult(
+        trial.trial_id,
+        "ok",
+        top1=acc,
+        top5=min(1.0, acc + (1 - acc) * 0.6),
+        val_loss=-math.log(max(acc, 1e-6)),
+        train_loss=[1.0, 0.5],
+        seconds=float(options.get("sleep", 0.0)),
+        infer_clips_per_s=1000.0 / max(trial.gflops, 1e-6),
+        device="oracle",
+    )

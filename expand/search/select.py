@@ -1,0 +1,78 @@
+"""Selection rules: which trained candidate of a step becomes the next parent.
+
+All rules see the same thing: the parent's accuracy and GFLOPs and, for each
+candidate that trained successfully, its axis, GFLOPs and top-1. Ties go to
+the higher accuracy, then the cheaper model, then the axis listed first in the
+search space (so a rerun picks the same path).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from expand.errors import ConfigError
+
+# Candidates count as "of equal FLOPs" for the paper rule when the largest is at
+# most this much above the smallest (the grids make exact doubling impossible).
+PAPER_EQUAL_FLOPS_BAND = 0.15
+
+
+@dataclass(frozen=True)
+class Scored:
+    axis: str
+    gflops: float
+    top1: float
+
+
+def gain(c: Scored, parent_top1: float) -> float:
+    return c.top1 - parent_top1
+
+
+def gain_per_gflop(c: Scored, parent_top1: float, parent_gflops: float) -> float:
+    added = c.gflops - parent_gflops
+    return gain(c, parent_top1) / added if added > 0 else math.inf * gain(c, parent_top1)
+
+
+def gain_per_doubling(c: Scored, parent_top1: float, parent_gflops: float) -> float:
+    doublings = math.log2(c.gflops / parent_gflops) if c.gflops > parent_gflops else 0.0
+    return gain(c, parent_top1) / doublings if doublings > 0 else math.inf * gain(c, parent_top1)
+
+
+def _best(cands: Sequence[Scored], score: Callable[[Scored], float]) -> int:
+    order = {id(c): i for i, c in enumerate(cands)}
+    return max(
+        range(len(cands)),
+        key=lambda i: (score(cands[i]), cands[i].top1, -cands[i].gflops, -order[id(cands[i])]),
+    )
+
+
+def select(rule: str, cands: Sequence[Scored], parent_top1: float, parent_gflops: float) -> int:
+    """Index of the chosen candidate; ``cands`` must be non-empty and all trained."""
+    if not cands:
+        raise ValueError("no candidate to select from")
+    if rule == "best_accuracy":
+        return _best(cands, lambda c: c.top1)
+    if rule == "gain_per_gflop":
+        return _best(cands, lambda c: gain_per_gflop(c, parent_top1, parent_gflops))
+    if rule == "gain_per_doubling":
+        return _best(cands, lambda c: gain_per_doubling(c, parent_top1, parent_gflops))
+    if rule == "paper":
+        flops = [c.gflops for c in cands]
+        if max(flops) <= min(flops) * (1 + PAPER_EQUAL_FLOPS_BAND):
+            return _best(cands, lambda c: c.top1)
+        if max(gain(c, parent_top1) for c in cands) <= 0:
+            return _best(cands, lambda c: c.top1)  # nothing helps: least harm
+        return _best(cands, lambda c: gain_per_gflop(c, parent_top1, parent_gflops))
+    raise ConfigError(f"selection: unknown rule {rule!r}")
+
+
+def rule_description(rule: str) -> str:
+    return {
+        "paper": "most accurate when candidates' GFLOPs are within "
+        f"{PAPER_EQUAL_FLOPS_BAND:.0%} of each other, else largest top-1 gain per added GFLOP",
+        "gain_per_gflop": "largest top-1 gain per added GFLOP",
+        "gain_per_doubling": "largest top-1 gain per doubling of GFLOPs",
+        "best_accuracy": "most accurate",
+    }[rule]

@@ -1,0 +1,147 @@
+"""TrialSpec and TrialResult: what flows from the coordinator to a trial function and back.
+
+A trial function is any callable ``(TrialSpec) -> TrialResult`` named as
+``module:function`` in the experiment. The coordinator never imports training
+code, so it is tested against the analytic oracle in seconds, and a user can
+plug in their own trainer. A trial that raises is turned into a ``failed``
+result here: failures are results, never exceptions that stop a search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from expand.errors import ConfigError
+from expand.spec import ArchSpec
+
+STATUSES = ("ok", "failed", "diverged", "oom")
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One model to train: its spec, where it sits in the search, and how to train it."""
+
+    trial_id: str
+    step: int
+    axis: str
+    spec: ArchSpec
+    seed: int
+    gflops: float
+    params: int
+    experiment: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    out_dir: str = ""
+    attempt: int = 1
+    parent_id: Optional[str] = None
+
+    def to_dict(self, with_experiment: bool = True) -> dict[str, Any]:
+        d = {
+            "trial_id": self.trial_id,
+            "step": self.step,
+            "axis": self.axis,
+            "spec": self.spec.to_dict(),
+            "seed": self.seed,
+            "gflops": self.gflops,
+            "params": self.params,
+            "out_dir": self.out_dir,
+            "attempt": self.attempt,
+            "parent_id": self.parent_id,
+        }
+        if with_experiment:
+            d["experiment"] = self.experiment
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrialSpec":
+        d = dict(d)
+        d["spec"] = ArchSpec.from_dict(d["spec"])
+        return cls(**d)
+
+
+@dataclass
+class TrialResult:
+    """What a trial reports. Metrics are fractions in [0, 1]; NaN where not measured."""
+
+    trial_id: str
+    status: str
+    top1: float = math.nan
+    top5: float = math.nan
+    val_loss: float = math.nan
+    train_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    train_clips_per_s: float = math.nan
+    infer_clips_per_s: float = math.nan
+    gflops: float = math.nan
+    params: int = 0
+    peak_mem_gib: float = math.nan
+    error: str = ""
+    seed: int = 0
+    attempt: int = 1
+    device: str = ""
+    gpus: float = 0.0
+    data_wait_fraction: float = math.nan
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrialResult":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: (math.nan if v is None and k not in ("extra",) and k != "error" else v)
+                  for k, v in d.items() if k in known}
+        return cls(**kwargs)
+
+
+def derive_seed(run_seed: int, *parts: Any) -> int:
+    """A reproducible 31-bit seed from the run seed and a position (e.g. the step)."""
+    text = "|".join(str(p) for p in (run_seed, *parts))
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+def load_trial_function(path: str) -> Callable[[TrialSpec], TrialResult]:
+    """Import ``module:function``; a bad name is a ConfigError naming the field."""
+    module_name, _, func_name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"trial.function: cannot import {module_name!r}: {exc}") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise ConfigError(f"trial.function: {module_name!r} has no function {func_name!r}")
+    return func
+
+
+def call_safely(func: Callable[[TrialSpec], TrialResult], trial: TrialSpec) -> TrialResult:
+    """Run a trial function; an exception becomes a ``failed`` result with its message."""
+    start = time.perf_counter()
+    try:
+        result = func(trial)
+        if not isinstance(result, TrialResult):
+            raise TypeError(f"trial function returned {type(result).__name__}, not TrialResult")
+    except Exception as exc:  # noqa: BLE001 - any trial error is data, not a crash
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        result = TrialResult(trial.trial_id, "failed", error=tb)
+    if result.status not in STATUSES:
+        result.error = f"unknown status {result.status!r}; {result.error}".strip("; ")
+        result.status = "failed"
+    result.trial_id = trial.trial_id
+    result.seed = trial.seed
+    result.attempt = trial.attempt
+    if not result.seconds:
+        result.seconds = time.perf_counter() - start
+    if math.isnan(result.gflops):
+        result.gflops = trial.gflops
+    if not result.params:
+        result.params = trial.params
+    return result
