@@ -53,9 +53,6 @@ def _finish(run: RunDir, outcome: Any) -> None:
 
 
 def execute(exp: Experiment, run: RunDir, address: str | None, quiet: bool, state_extra: dict) -> int:
-    from expand.search.trial import load_trial_function
-
-    load_trial_function(exp.trial.function)  # a bad trial function is bad input: exit 2
     runner = _runner_for(exp, run, address)
     try:
         coordinator = Coordinator(
@@ -72,6 +69,9 @@ def execute(exp: Experiment, run: RunDir, address: str | None, quiet: bool, stat
 def search_cmd(args: argparse.Namespace) -> int:
     overrides = {"max_steps": args.max_steps, "seed": args.seed, "runner": args.runner}
     exp = _apply_overrides(load_experiment(args.experiment), overrides)
+    from expand.search.trial import load_trial_function
+
+    load_trial_function(exp.trial.function)  # a bad trial function is bad input: nothing written
     run = RunDir(args.out or _default_out(exp))
     if run.exists():
         raise InputError(f"{run.path}: already holds a run; use 'x3d-expand resume {run.path}'")

@@ -48,6 +48,37 @@ class SerialRunner:
         pass
 
 
+# Tune pickles its run config, callbacks included: the callback holds only a key
+# into this registry of live handlers in the driver process.
+_HANDLERS: dict[str, Callable[[dict[str, Any]], None]] = {}
+
+
+def _stream_callback(key: str) -> Any:
+    """A Tune callback that forwards results to ``_HANDLERS[key]``.
+
+    The class is made on first use (importing Ray Tune costs seconds) and
+    published as a module attribute so pickle stores it by reference.
+    """
+    cls = globals().get("_StreamCallback")
+    if cls is None:
+        from ray import tune
+
+        class _StreamCallback(tune.Callback):
+            def __init__(self, key: str) -> None:
+                self.key = key
+
+            def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
+                result = (trial.last_result or {}).get("trial_result")
+                handler = _HANDLERS.get(self.key)
+                if result is not None and handler is not None:
+                    handler(result)
+
+        _StreamCallback.__qualname__ = "_StreamCallback"
+        _StreamCallback.__module__ = __name__
+        globals()["_StreamCallback"] = cls = _StreamCallback
+    return cls(key)
+
+
 def _ray_trainable(config: dict[str, Any]) -> None:
     """Runs inside a Ray worker: rebuild the TrialSpec, call the function, report."""
     from ray import tune
@@ -122,17 +153,15 @@ class RayRunner:
         by_id = {t.trial_id: t for t in trials}
         reported: set[str] = set()
 
-        class _Stream(tune.Callback):
-            def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
-                result = (trial.last_result or {}).get("trial_result")
-                if result is None:
-                    return
-                res = TrialResult.from_dict(result)
-                if res.trial_id in by_id and res.trial_id not in reported:
-                    reported.add(res.trial_id)
-                    on_result(by_id[res.trial_id], res)
+        def handle(result: dict[str, Any]) -> None:
+            res = TrialResult.from_dict(result)
+            if res.trial_id in by_id and res.trial_id not in reported:
+                reported.add(res.trial_id)
+                on_result(by_id[res.trial_id], res)
 
         self._batches += 1
+        key = f"{os.getpid()}-{id(self)}-{self._batches}"
+        _HANDLERS[key] = handle
         trainable = tune.with_resources(_ray_trainable, self.resources)
         param_space = {
             "function": self.function,
@@ -151,10 +180,13 @@ class RayRunner:
                 storage_path=self.storage_dir,
                 failure_config=tune.FailureConfig(max_failures=self.worker_crash_retries),
                 verbose=0,
-                callbacks=[_Stream()],
+                callbacks=[_stream_callback(key)],
             ),
         )
-        grid = tuner.fit()
+        try:
+            grid = tuner.fit()
+        finally:
+            _HANDLERS.pop(key, None)
         # Trials whose worker died past the retries never reported: failed results.
         for i in range(len(grid)):
             res = grid[i]
