@@ -1,0 +1,31 @@
+"""``train``: one trial by hand, with the experiment's data and schedule."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+
+from expand.complexity import ComplexityCounter
+from expand.config import load_experiment
+from expand.search.trial import TrialSpec, call_safely, load_trial_function
+from expand.tables import clean_nans, json_line
+
+
+def train_one(args: argparse.Namespace, spec_from_args) -> int:
+    exp = load_experiment(args.experiment)
+    spec = spec_from_args(args, base=exp.search_space.basis)
+    func = load_trial_function(exp.trial.function)
+    c = ComplexityCounter().count(spec)
+    out = args.out or tempfile.mkdtemp(prefix="x3d-train-")
+    trial = TrialSpec("manual", 0, "manual", spec, args.seed if args.seed is not None else exp.search.seed,
+                      c.gflops, c.params, exp.to_dict(), os.path.abspath(out))
+    result = call_safely(func, trial)
+    if args.json:
+        print(json_line(clean_nans({"spec": spec.to_dict(), "name": spec.name, **result.to_dict()})))
+    else:
+        print(f"{spec.name}: {result.status}  top1 {100 * result.top1:.1f}%  top5 {100 * result.top5:.1f}%  "
+              f"val loss {result.val_loss:.3f}  {result.seconds:.1f}s  {c.gflops:.4f} GFLOPs  "
+              f"train {result.train_clips_per_s:.0f} clips/s  infer {result.infer_clips_per_s:.0f} clips/s"
+              + (f"\n  error: {result.error}" if result.error else ""))
+    return 0 if result.ok else 1

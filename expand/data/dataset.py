@@ -1,0 +1,115 @@
+"""Torch Dataset/DataLoader over cached frames, and split preparation with skip lists."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from expand.config import DataConfig, SearchSpace
+from expand.data.cache import FrameCache, default_cache_dir
+from expand.data.clips import sample_clips
+from expand.data.manifest import Item, load_split
+from expand.errors import DataError
+
+
+def cache_short_side(data: DataConfig, space: SearchSpace) -> int:
+    """Short side the cache keeps: the largest crop the search can reach, with jitter."""
+    max_crop = space.bounds.of("crop")[1]
+    return int(math.ceil(max_crop * max(data.jitter[1], data.test_crop_ratio)))
+
+
+def open_cache(data: DataConfig, space: SearchSpace) -> FrameCache | None:
+    if data.cache == "off":
+        return None
+    directory = default_cache_dir(data.root) if data.cache == "auto" else data.cache
+    return FrameCache(directory, data.fps, cache_short_side(data, space))
+
+
+def prepare_split(
+    data: DataConfig, space: SearchSpace, split: str, workers: int = 1, progress: bool = False,
+    skipped_csv: str | None = None,
+) -> tuple[list[Item], list[tuple[str, str]], FrameCache | None]:
+    """Readable items of a split, the skipped ones with reasons, and the cache they live in."""
+    items = load_split(data, split)
+    limit = data.max_train_videos if split == "train" else data.max_val_videos
+    if limit:
+        items = items[:limit]
+    cache = open_cache(data, space)
+    if cache is not None:
+        errors = cache.build([i.path for i in items], workers=workers, progress=progress)
+    else:
+        from expand.data.video import VideoError, decode_video
+
+        errors = {}
+        for i in items:
+            try:
+                decode_video(i.path, data.fps)
+            except VideoError as exc:
+                errors[i.path] = str(exc)
+    skipped = [(i.path, errors[i.path]) for i in items if i.path in errors]
+    good = [i for i in items if i.path not in errors]
+    if skipped_csv:
+        os.makedirs(os.path.dirname(skipped_csv) or ".", exist_ok=True)
+        with open(skipped_csv, "a", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            for path, reason in skipped:
+                w.writerow([split, path, reason])
+    if not good:
+        raise DataError(f"{split} split of {data.root}: no readable video ({len(skipped)} skipped)")
+    return good, skipped, cache
+
+
+class ClipDataset(Dataset):
+    """(clips, label) pairs: clips is C x T x H x W (train) or V x C x T x H x W (val views)."""
+
+    def __init__(self, items: list[Item], cache: FrameCache | None, data: DataConfig,
+                 frames: int, stride: int, crop: int, mode: str, seed: int = 0) -> None:
+        self.items, self.cache, self.data = items, cache, data
+        self.frames, self.stride, self.crop, self.mode = frames, stride, crop, mode
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _frames(self, item: Item) -> Any:
+        if self.cache is not None:
+            entry = self.cache.get(item.path) or self.cache.build_one(item.path)
+            return entry.frames
+        from expand.data.video import decode_video
+
+        return decode_video(item.path, self.data.fps)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        item = self.items[index]
+        rng = random.Random(hash((self.seed, self.epoch, index)))
+        views = self.data.val_clips if self.mode != "train" else 1
+        crops = self.data.val_crops if self.mode != "train" else 1
+        clips = sample_clips(
+            self._frames(item), self.frames, self.stride, self.crop, self.mode, rng,
+            jitter=self.data.jitter, test_crop_ratio=self.data.test_crop_ratio,
+            hflip=self.data.hflip, mean=self.data.mean, std=self.data.std, views=views, n_crops=crops,
+        )
+        x = clips[0] if self.mode == "train" else torch.stack(clips)
+        return x, item.label
+
+
+def make_loader(dataset: ClipDataset, batch_size: int, shuffle: bool, workers: int,
+                device: torch.device, seed: int = 0, drop_last: bool = False) -> DataLoader:
+    """Worker processes that persist across epochs; pinned memory on CUDA."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+        persistent_workers=workers > 0, pin_memory=device.type == "cuda",
+        drop_last=drop_last and len(dataset) > batch_size, generator=generator,
+        prefetch_factor=4 if workers > 0 else None,
+    )

@@ -1,0 +1,78 @@
+"""Dataset manifests as users have them: SlowFast CSV (``path label``) or a folder per class."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from expand.errors import DataError
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg")
+
+
+@dataclass(frozen=True)
+class Item:
+    path: str
+    label: int
+
+
+def read_csv_manifest(
+    path: str, separator: str = " ", path_prefix: str = "", num_classes: int | None = None
+) -> list[Item]:
+    """SlowFast's ``path label`` lines; paths may contain the separator (split from the right)."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: manifest not found")
+    base = os.path.dirname(os.path.abspath(path))
+    items = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            sep = None if separator == " " else separator
+            parts = line.rsplit(sep, 1) if sep else line.rstrip().rsplit(None, 1)
+            if len(parts) != 2 or not parts[0].strip():
+                raise DataError(f"{path}:{lineno}: expected 'path{separator}label', got {line!r}")
+            video, label_text = parts[0].strip(), parts[1].strip()
+            try:
+                label = int(label_text)
+            except ValueError:
+                raise DataError(f"{path}:{lineno}: label {label_text!r} is not an integer") from None
+            if label < 0 or (num_classes is not None and label >= num_classes):
+                raise DataError(f"{path}:{lineno}: label {label} is outside [0, {num_classes})")
+            full = os.path.join(path_prefix, video) if path_prefix else video
+            if not os.path.isabs(full):
+                full = os.path.join(base, full)
+            items.append(Item(os.path.normpath(full), label))
+    if not items:
+        raise DataError(f"{path}: manifest has no entries")
+    return items
+
+
+def read_folder_dataset(root: str) -> tuple[list[Item], list[str]]:
+    """A folder per class; class names sorted give the ids. Returns (items, class names)."""
+    if not os.path.isdir(root):
+        raise DataError(f"{root}: dataset folder not found")
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if not classes:
+        raise DataError(f"{root}: no class folders")
+    items = []
+    for label, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        for f in sorted(os.listdir(folder)):
+            if f.lower().endswith(VIDEO_EXTENSIONS):
+                items.append(Item(os.path.join(folder, f), label))
+    if not items:
+        raise DataError(f"{root}: no video files ({', '.join(VIDEO_EXTENSIONS)})")
+    return items, classes
+
+
+def load_split(data, split: str) -> list[Item]:
+    """Items of ``split`` ('train' or 'val') of an experiment's DataConfig."""
+    where = os.path.join(data.root, getattr(data, split))
+    if data.format == "folder":
+        items, classes = read_folder_dataset(where)
+        if len(classes) > data.num_classes:
+            raise DataError(f"{where}: {len(classes)} class folders but num_classes is {data.num_classes}")
+        return items
+    return read_csv_manifest(where, data.separator, data.path_prefix, data.num_classes)

@@ -1,0 +1,176 @@
+"""The default trial function: build, train the short schedule, evaluate, measure.
+
+Every candidate of a step gets the same schedule, data order and seed, so the
+only difference between two trials of a step is the architecture. A failure
+is a result: an exception is ``failed``, a non-finite loss ``diverged``, CUDA
+running out of memory ``oom`` (memory freed first).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+
+from expand.config import experiment_from_dict
+from expand.models.x3d import build_x3d
+from expand.search.trial import TrialResult, TrialSpec
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on BN parameters and biases (SlowFast's BN.WEIGHT_DECAY 0)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, total: int, base: float, warmup_fraction: float, start_factor: float) -> float:
+    """Linear warm-up from start_factor x base, then cosine to zero."""
+    warm = int(total * warmup_fraction)
+    if step < warm:
+        return base * (start_factor + (1 - start_factor) * step / max(warm, 1))
+    progress = (step - warm) / max(total - warm, 1)
+    return base * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def run_trial(trial: TrialSpec) -> TrialResult:
+    from expand.data.dataset import ClipDataset, make_loader, prepare_split
+
+    exp = experiment_from_dict(trial.experiment)
+    sched, data, cfg = exp.schedule, exp.data, exp.trial
+    device = _device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(trial.seed)
+    start = time.perf_counter()
+    spec = trial.spec
+    try:
+        train_items, _, cache = prepare_split(data, exp.search_space, "train")
+        val_items, _, _ = prepare_split(data, exp.search_space, "val")
+        train_ds = ClipDataset(train_items, cache, data, spec.frames, spec.stride, spec.crop, "train", trial.seed)
+        val_ds = ClipDataset(val_items, cache, data, spec.frames, spec.stride, spec.crop, "val", trial.seed)
+        train_dl = make_loader(train_ds, sched.batch_size, True, cfg.workers, device, trial.seed, drop_last=True)
+        val_dl = make_loader(val_ds, sched.batch_size, False, cfg.workers, device, trial.seed)
+        model = build_x3d(spec, num_classes=data.num_classes, dropout=sched.dropout).to(device)
+        memory_format = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+        model = model.to(memory_format=memory_format)
+        if cfg.compile:
+            model = torch.compile(model)
+        amp_dtype = None
+        if device.type == "cuda" and cfg.amp != "off":
+            amp_dtype = torch.bfloat16 if (cfg.amp in ("auto", "bf16") and torch.cuda.is_bf16_supported()) else torch.float16
+            torch.backends.cudnn.benchmark = True
+        scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
+        opt = torch.optim.SGD(_param_groups(model, sched.weight_decay), lr=sched.lr, momentum=sched.momentum)
+        steps_per_epoch = max(1, len(train_dl))
+        total = sched.iterations or max(1, int(round(sched.epochs * steps_per_epoch)))
+        step, epoch, losses, clips, data_wait, compute = 0, 0, [], 0, 0.0, 0.0
+        while step < total:
+            train_ds.set_epoch(epoch)
+            model.train()
+            epoch_loss, n = 0.0, 0
+            t_wait = time.perf_counter()
+            for x, y in train_dl:
+                t0 = time.perf_counter()
+                data_wait += t0 - t_wait
+                x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+                y = y.to(device, non_blocking=True)
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step, total, sched.lr, sched.warmup_fraction, sched.warmup_start_factor)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    loss = F.cross_entropy(model(x), y, label_smoothing=sched.label_smoothing)
+                if not torch.isfinite(loss):
+                    return TrialResult(trial.trial_id, "diverged", train_loss=losses,
+                                       error=f"non-finite loss at step {step}", seconds=time.perf_counter() - start)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if sched.grad_clip:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), sched.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                epoch_loss += loss.item() * len(y)
+                n += len(y)
+                clips += len(y)
+                step += 1
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                compute += time.perf_counter() - t0
+                t_wait = time.perf_counter()
+                if step >= total:
+                    break
+            losses.append(epoch_loss / max(n, 1))
+            epoch += 1
+        t_eval = time.perf_counter()
+        top1, top5, val_loss = evaluate(model, val_dl, device, memory_format, amp_dtype)
+        eval_s = time.perf_counter() - t_eval
+        infer = inference_throughput(model, spec, device, memory_format, amp_dtype,
+                                     sched.batch_size, cfg.throughput_batches)
+        if cfg.checkpoint and trial.out_dir:
+            os.makedirs(trial.out_dir, exist_ok=True)
+            torch.save(model.state_dict(), os.path.join(trial.out_dir, "model.pt"))
+        seconds = time.perf_counter() - start
+        peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else math.nan
+        train_time = data_wait + compute
+        return TrialResult(
+            trial.trial_id, "ok", top1=top1, top5=top5, val_loss=val_loss, train_loss=losses,
+            seconds=seconds, train_clips_per_s=clips / max(train_time, 1e-9), infer_clips_per_s=infer,
+            peak_mem_gib=peak, device=str(device), gpus=exp.resources.gpus_per_trial,
+            data_wait_fraction=data_wait / max(seconds, 1e-9),
+            extra={"data_wait_s": data_wait, "compute_s": compute, "eval_s": eval_s, "steps": step},
+        )
+    except torch.cuda.OutOfMemoryError as exc:
+        torch.cuda.empty_cache()
+        return TrialResult(trial.trial_id, "oom", error=str(exc).splitlines()[0],
+                           seconds=time.perf_counter() - start)
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, memory_format, amp_dtype) -> tuple[float, float, float]:
+    """Top-1/top-5/loss; multi-view batches (B x V x C x T x H x W) average softmax over views."""
+    model.eval()
+    correct1 = correct5 = total = 0
+    loss_sum = 0.0
+    for x, y in loader:
+        y = y.to(device)
+        b, v = x.shape[:2]
+        x = x.flatten(0, 1).to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(x).float()
+        probs = logits.softmax(-1).view(b, v, -1).mean(1)
+        loss_sum += float(F.nll_loss(probs.clamp_min(1e-8).log(), y, reduction="sum"))
+        k = min(5, probs.shape[-1])
+        top = probs.topk(k, -1).indices
+        correct1 += int((top[:, 0] == y).sum())
+        correct5 += int((top == y[:, None]).any(-1).sum())
+        total += b
+    return correct1 / max(total, 1), correct5 / max(total, 1), loss_sum / max(total, 1)
+
+
+@torch.no_grad()
+def inference_throughput(model, spec, device, memory_format, amp_dtype, batch: int, batches: int) -> float:
+    """Clips/s of a short timed inference loop on the trial's device (FLOPs are not speed)."""
+    if batches <= 0:
+        return math.nan
+    model.eval()
+    x = torch.randn(batch, 3, spec.frames, spec.crop, spec.crop, device=device).contiguous(memory_format=memory_format)
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(batches):
+            model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return batch * batches / (time.perf_counter() - t)
