@@ -1,0 +1,81 @@
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from expand.data.cache import FrameCache
+from expand.data.manifest import read_csv_manifest, read_folder_dataset
+from expand.errors import DataError
+
+
+def test_csv_manifest_paths_with_spaces_and_prefix(tmp_path):
+    m = tmp_path / "train.csv"
+    m.write_text("videos/a b.mp4 0\nvideos/c.mp4 2\n")
+    items = read_csv_manifest(str(m), num_classes=3)
+    assert items[0].path == str(tmp_path / "videos" / "a b.mp4") and items[1].label == 2
+    items = read_csv_manifest(str(m), path_prefix="/data", num_classes=3)
+    assert items[1].path == "/data/videos/c.mp4"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a.mp4 x\n", r"train.csv:1: label 'x' is not an integer"),
+    ("a.mp4 0\nb.mp4 5\n", r"train.csv:2: label 5 is outside \[0, 3\)"),
+    ("justapath\n", r"train.csv:1: expected 'path label'"),
+    ("\n", "no entries"),
+])
+def test_manifest_errors_name_file_and_line(tmp_path, text, message):
+    m = tmp_path / "train.csv"
+    m.write_text(text)
+    with pytest.raises(DataError, match=message):
+        read_csv_manifest(str(m), num_classes=3)
+
+
+def test_folder_dataset_sorts_classes(tmp_path, make_video):
+    for cls in ("walk", "jump"):
+        os.makedirs(tmp_path / "ds" / cls)
+        os.rename(make_video(f"{cls}.mp4", n=4), tmp_path / "ds" / cls / "v.mp4")
+    items, classes = read_folder_dataset(str(tmp_path / "ds"))
+    assert classes == ["jump", "walk"] and [i.label for i in items] == [0, 1]
+
+
+def test_cache_hit_invalidation_and_bad_files(tmp_path, make_video):
+    video = make_video("v.mp4", n=12)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"nope" * 50)
+    cache = FrameCache(str(tmp_path / "cache"), fps=30, short_side=32)
+    errors = cache.build([video, str(bad), str(tmp_path / "missing.mp4")])
+    assert set(errors) == {str(bad), str(tmp_path / "missing.mp4")}
+    first = cache.get(video)
+    assert first.frames.shape[1:3] == (32, 32)  # downscaled once, at decode
+    assert isinstance(first.frames, np.memmap)
+    n_files = len(os.listdir(tmp_path / "cache"))
+    cache.build([video])
+    assert len(os.listdir(tmp_path / "cache")) == n_files  # a hit writes nothing
+    os.utime(video, ns=(1, 1))  # the file "changed": a new key, decoded again
+    assert cache.get(video) is None
+    assert cache.build_one(video).frames.shape == first.frames.shape
+
+
+def test_concurrent_readers_see_whole_entries(tmp_path, make_video):
+    video = make_video("v.mp4", n=20)
+    cache = FrameCache(str(tmp_path / "cache"), fps=30, short_side=64)
+    shapes, errors = [], []
+
+    def reader():
+        try:
+            for _ in range(20):
+                e = cache.get(video)
+                if e is not None:
+                    shapes.append(e.frames.shape)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    cache.build_one(video)
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(s == shapes[0] for s in shapes)

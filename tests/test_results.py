@@ -1,0 +1,75 @@
+import csv
+import io
+import json
+
+import pytest
+
+from expand.cli import main
+from expand.results import STEP_COLUMNS, cost, step_rows
+from tests.search.helpers import oracle_experiment
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("res")
+    exp = oracle_experiment(tmp, options={"sleep": 0.01}, search={"max_steps": 2, "targets": [0.006]})
+    assert main(["search", exp, "--out", str(tmp / "run"), "--quiet"]) == 0
+    return tmp / "run"
+
+
+def test_show_formats(run_dir, capsys):
+    assert main(["show", str(run_dir), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["candidates"]) == 1 + 6 + 6 and data["counter"].startswith("fvcore")
+    assert sum(c["chosen"] for c in data["candidates"]) == 3
+    assert main(["show", str(run_dir), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(rows[0].keys()) == STEP_COLUMNS and len(rows) == 13
+    assert main(["show", str(run_dir), "--format", "markdown"]) == 0
+    md = capsys.readouterr().out
+    assert "| step" in md and "|--" in md and "contracted models" in md
+    assert main(["show", str(run_dir)]) == 0
+    table = capsys.readouterr().out
+    assert "path: basis" in table and "GFLOPs: fvcore" in table and "cost: 13 trials" in table
+
+
+def test_show_reads_a_half_written_trials_file(run_dir, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    with open(copy / "trials.jsonl", "a") as fh:
+        fh.write('{"trial_id": "s03-fast", "step": 3, "ax')
+    assert main(["show", str(copy)]) == 0
+    assert "1 incomplete line(s)" in capsys.readouterr().out
+
+
+def test_cost_adds_up_to_trial_seconds(run_dir):
+    from expand.search.state import RunDir
+
+    records = RunDir(str(run_dir)).read_trials().records
+    spent = cost(str(run_dir))
+    assert spent["total"]["trials"] == len(records)
+    assert spent["total"]["trial_seconds"] == pytest.approx(sum(r.result.seconds for r in records))
+    assert sum(s["trial_seconds"] for s in spent["per_step"].values()) == pytest.approx(
+        spent["total"]["trial_seconds"])
+
+
+def test_gain_columns(run_dir):
+    rows = step_rows(str(run_dir))
+    basis = rows[0]
+    for r in rows[1:7]:
+        assert r["gain"] == pytest.approx(r["top1"] - basis["top1"])
+        assert r["gain_per_gflop"] == pytest.approx(r["gain"] / (r["gflops"] - basis["gflops"]))
+
+
+def test_plots_are_valid_pngs(run_dir, capsys):
+    assert main(["plot", str(run_dir)]) == 0
+    for name in ("expansion.png", "gains.png"):
+        data = (run_dir / "plots" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_show_on_a_non_run_is_exit_2(tmp_path, capsys):
+    assert main(["show", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err

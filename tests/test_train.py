@@ -1,0 +1,67 @@
+import math
+
+import pytest
+import yaml
+
+from expand.config import load_experiment
+from expand.data.synth import SynthConfig, write_dataset
+from expand.search.trial import TrialSpec, call_safely
+from expand.spec import ArchSpec
+from expand.train import lr_at, run_trial
+from tests.search.helpers import TINY
+
+
+@pytest.fixture(scope="module")
+def tiny_exp(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    write_dataset(SynthConfig(str(root), classes=2, videos_per_class=4, val_per_class=2, frames=12,
+                              size=64, seed=1))
+
+    def make(**schedule):
+        data = {
+            "name": "t", "search_space": TINY,
+            "data": {"root": str(root), "num_classes": 2, "hflip": False, "jitter": [1.0, 1.1]},
+            "schedule": {"epochs": 1, "batch_size": 4, **schedule},
+            "trial": {"workers": 0, "threads": 1, "throughput_batches": 1},
+        }
+        path = root / f"exp{len(schedule)}{abs(hash(str(schedule)))}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return load_experiment(str(path))
+
+    return make
+
+
+def trial_for(exp, spec=ArchSpec(2, 2, 32, num_classes=2, dim_c5=64), seed=3):
+    return TrialSpec("t1", 1, "fast", spec, seed, 0.001, 1000, exp.to_dict())
+
+
+def test_trial_runs_end_to_end_and_is_deterministic(tiny_exp):
+    exp = tiny_exp()
+    a = run_trial(trial_for(exp))
+    b = run_trial(trial_for(exp))
+    assert a.status == "ok", a.error
+    assert 0 <= a.top1 <= 1 and a.top5 == 1.0  # 2 classes: top-5 is everything
+    assert len(a.train_loss) == 1 and math.isfinite(a.val_loss)
+    assert a.train_clips_per_s > 0 and a.infer_clips_per_s > 0 and a.device == "cpu"
+    assert (a.top1, a.train_loss, a.val_loss) == (b.top1, b.train_loss, b.val_loss)
+
+
+def test_nan_producing_setting_is_diverged(tiny_exp):
+    exp = tiny_exp(base_lr=1e12, epochs=3)
+    r = call_safely(run_trial, trial_for(exp))
+    assert r.status == "diverged" and "non-finite loss" in r.error
+
+
+def test_an_exception_is_a_failed_result_with_the_message(tiny_exp, tmp_path):
+    exp = tiny_exp()
+    d = exp.to_dict()
+    d["data"]["root"] = str(tmp_path / "gone")
+    trial = TrialSpec("t1", 1, "fast", ArchSpec(1, 2, 32, num_classes=2), 0, 0.001, 10, d)
+    r = call_safely(run_trial, trial)
+    assert r.status == "failed" and "manifest not found" in r.error
+
+
+def test_schedule_warms_up_then_decays():
+    lrs = [lr_at(s, 100, 1.0, 0.1, 0.1) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0, rel=0.01)
+    assert lrs[-1] < 0.01 and lrs[50] > lrs[90]
