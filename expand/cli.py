@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
 
-    p = sub.add_parser("resume", help="continue an interrupted search or baseline")
+    p = sub.add_parser("resume", help="continue an interrupted search")
     p.add_argument("run_dir")
     p.add_argument("--force", action="store_true", help="resume although the experiment changed")
     p.add_argument("--runner", choices=["ray", "serial"], default=None)
@@ -129,30 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="write accuracy-vs-GFLOPs plots of a run")
     p.add_argument("run_dir")
 
-    p = sub.add_parser("export", help="write a chosen model as a SlowFast X3D config")
-    p.add_argument("run_dir")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--step", type=int)
-    which.add_argument("--target-gflops", type=_positive_float)
-    p.add_argument("--format", choices=["slowfast"], default="slowfast")
-    p.add_argument("--out", default=None, help="file to write (default RUN_DIR/export/...)")
-
-    p = sub.add_parser("baseline", help="Optuna random/TPE or compound scaling at a trial budget")
-    p.add_argument("experiment")
-    p.add_argument("--method", choices=["random", "tpe", "compound"], required=True)
-    p.add_argument("--trials", type=_positive_int, required=True)
-    p.add_argument("--max-gflops", type=_positive_float, default=None)
-    p.add_argument("--out", default=None)
-    p.add_argument("--runner", choices=["ray", "serial"], default=None)
-    p.add_argument("--address", default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--quiet", action="store_true")
-
-    p = sub.add_parser("compare", help="best accuracy under budgets across runs")
-    p.add_argument("run_dirs", nargs="+")
-    p.add_argument("--budgets", type=_positive_float, nargs="+", default=None)
-    p.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
-    p.add_argument("--plot", default=None, help="PNG path for the overlay plot")
     return parser
 
 

@@ -104,10 +104,6 @@ def load_run(run_dir: str) -> tuple[RunDir, dict[str, Any], Experiment]:
 
 def resume_cmd(args: argparse.Namespace) -> int:
     run, state, stored = load_run(args.run_dir)
-    if state.get("kind", "expansion") != "expansion":
-        from expand.commands.baseline import resume_baseline
-
-        return resume_baseline(args, run, state, stored)
     exp = stored
     source = state.get("experiment_source")
     if source and os.path.isfile(source):
