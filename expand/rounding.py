@@ -56,12 +56,8 @@ def inner_width(width: int, bottleneck: float) -> int:
 
 
 def se_width(channels: int, ratio: float, divisor: int = 8) -> int:
-    """SlowFast's ``SE._round_width``: min and divisor 8, +8 below 90%."""
-    scaled = channels * ratio
-    out = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if out < 0.9 * scaled:
-        out += divisor
-    return int(out)
+    """SlowFast's ``SE._round_width``: round_width with divisor (and minimum) 8."""
+    return round_width(channels, ratio, divisor)
 
 
 def clean_factor(value: float) -> float:

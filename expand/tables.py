@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from tabulate import tabulate
 
@@ -66,7 +66,3 @@ def clean_nans(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [clean_nans(v) for v in obj]
     return obj
-
-
-def first(items: Iterable[Any], default: Any = None) -> Any:
-    return next(iter(items), default)

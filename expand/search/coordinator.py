@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from expand.config import Experiment
-from expand.search.axes import AxisExhausted, PAPER_NAMES, contract, expand
+from expand.search.axes import AxisExhausted, contract, expand
 from expand.search.progress import Progress, SilentProgress
 from expand.search.runners import Runner
 from expand.search.select import Scored, rule_description, select
@@ -326,7 +326,3 @@ def save_contractions(run: RunDir, new: list[dict[str, Any]]) -> list[dict[str, 
     os.makedirs(run.path, exist_ok=True)
     atomic_write(contractions_path(run), json.dumps(items, indent=1, default=str))
     return items
-
-
-def paper_name(axis: str) -> str:
-    return PAPER_NAMES.get(axis, axis)
