@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="write accuracy-vs-GFLOPs plots of a run")
     p.add_argument("run_dir")
 
+    p = sub.add_parser("export", help="write a path step or a budget as a SlowFast X3D config")
+    p.add_argument("run_dir")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--step", type=int, help="a step of the expansion path")
+    which.add_argument("--target-gflops", type=_positive_float, help="the path contracted to this budget")
+    p.add_argument("--format", choices=["slowfast"], default="slowfast")
+    p.add_argument("--json", action="store_true")
+
     return parser
 
 

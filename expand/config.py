@@ -202,6 +202,9 @@ class DataConfig:
     mean: list[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
     std: list[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
     val_clips: int = check_field(positive, 1)
+    # Random clips drawn from each training video per epoch: a small dataset of
+    # long videos gives more distinct clips without more files (default 1).
+    train_clips_per_video: int = check_field(positive, 1)
     val_crops: Literal[1, 3] = 1
     cache: str = "auto"
     max_train_videos: Optional[int] = check_field(positive, None)

@@ -28,3 +28,15 @@ def counter(_isolated_cache):
     from expand.complexity import ComplexityCounter
 
     return ComplexityCounter(path=None)
+
+
+@pytest.fixture(scope="session")
+def oracle_run(tmp_path_factory, _isolated_cache):
+    """A finished two-step oracle search with a 0.006 GFLOP contraction: read-only for tests."""
+    from expand.cli import main
+    from tests.search.helpers import oracle_experiment
+
+    tmp = tmp_path_factory.mktemp("oracle-run")
+    exp = oracle_experiment(tmp, options={"sleep": 0.01}, search={"max_steps": 2, "targets": [0.006]})
+    assert main(["search", exp, "--out", str(tmp / "run"), "--quiet"]) == 0
+    return tmp / "run"

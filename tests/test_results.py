@@ -6,15 +6,11 @@ import pytest
 
 from expand.cli import main
 from expand.results import STEP_COLUMNS, cost, step_rows
-from tests.search.helpers import oracle_experiment
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("res")
-    exp = oracle_experiment(tmp, options={"sleep": 0.01}, search={"max_steps": 2, "targets": [0.006]})
-    assert main(["search", exp, "--out", str(tmp / "run"), "--quiet"]) == 0
-    return tmp / "run"
+@pytest.fixture()
+def run_dir(oracle_run):
+    return oracle_run
 
 
 def test_show_formats(run_dir, capsys):

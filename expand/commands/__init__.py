@@ -25,4 +25,5 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "contract": _lazy("search", "contract_cmd"),
     "show": _lazy("results", "show_cmd"),
     "plot": _lazy("results", "plot_cmd"),
+    "export": _lazy("results", "export_cmd"),
 }

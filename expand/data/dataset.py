@@ -79,7 +79,8 @@ class ClipDataset(Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.items)
+        repeats = self.data.train_clips_per_video if self.mode == "train" else 1
+        return len(self.items) * repeats
 
     def _frames(self, item: Item) -> Any:
         if self.cache is not None:
@@ -90,7 +91,7 @@ class ClipDataset(Dataset):
         return decode_video(item.path, self.data.fps)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        item = self.items[index]
+        item = self.items[index % len(self.items)]
         rng = random.Random(hash((self.seed, self.epoch, index)))
         views = self.data.val_clips if self.mode != "train" else 1
         crops = self.data.val_crops if self.mode != "train" else 1

@@ -1,14 +1,14 @@
 """The synthetic motion dataset: real H.264 files whose classes need time and resolution.
 
-A textured square moves across a cluttered, noisy background. The class is
-(direction, speed, pattern): left/right x slow (1 px/frame at 30 fps) /fast
-(2 px/frame) x fine vertical stripes / fine checkerboard (4 px period, both
-50% fill). So:
+A textured square moves horizontally across a cluttered, noisy background,
+wrapping around at the frame edge. The class is (direction, speed, pattern):
+left/right x slow (2 px/frame at 30 fps) / fast (4 px/frame) x fine vertical
+stripes / fine checkerboard (4 px period, both 50% fill). So:
 
 * no single frame tells direction or speed — the start position is uniform
-  over the places the square can start from, and both patterns have the same
-  mean — a one-frame network can at best tell the pattern: 2 of 8 classes,
-  25% top-1 (chance is 12.5%);
+  over the whole width (the motion wraps around), and both patterns have the
+  same mean — a one-frame network can at best tell the pattern: 2 of 8
+  classes, 25% top-1 (chance is 12.5%);
 * two frames at a suitable stride show the direction and the speed: the
   temporal axes pay;
 * the patterns differ only in 2 px detail, which a small crop blurs away: the
@@ -27,10 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 
 DIRECTIONS = ("right", "left")
-SPEEDS = {"slow": 1.0, "fast": 2.0}
+SPEEDS = {"slow": 2.0, "fast": 4.0}
 PATTERNS = ("stripes", "checker")
-OBJECT = 16
+OBJECT = 24
 PERIOD = 4
+CLUTTER_BLOBS = 6
+NOISE_STD = 6.0
+DOTS = 0
+MOTION = "object"
 
 
 @dataclass(frozen=True)
@@ -67,25 +71,33 @@ def render_video(name: str, rng: np.random.Generator, frames: int, size: int, fp
     """uint8 (T, size, size, 3) frames of one video of class ``name``."""
     direction, speed_name, pattern = name.split("_")
     speed = SPEEDS[speed_name] * 30.0 / fps  # pixels per frame at this frame rate
-    travel = speed * (frames - 1)
     yy, xx = np.mgrid[0:size, 0:size]
     background = np.full((size, size, 3), rng.uniform(60, 140, 3), dtype=np.float32)
-    for _ in range(6):  # clutter: soft blobs of random colour
+    for _ in range(CLUTTER_BLOBS):  # clutter: soft blobs of random colour
         cy, cx, r = rng.uniform(0, size, 2).tolist() + [rng.uniform(6, 18)]
         mask = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None]
         background += mask * (rng.uniform(0, 255, 3) - background) * 0.6
     colour, other = rng.uniform(150, 255, 3), rng.uniform(0, 90, 3)
     patch = _pattern(pattern, colour, other)
-    max_start = max(0.0, size - OBJECT - travel)
-    x0 = rng.uniform(0, max_start) if direction == "right" else rng.uniform(travel, travel + max_start)
+    for _ in range(DOTS):  # texture: small dots that make the scene's motion visible everywhere
+        cy, cx = rng.integers(0, size - 3, 2)
+        background[cy:cy + 3, cx:cx + 3] = rng.uniform(0, 255, 3)
+    x0 = rng.uniform(0, size)
     y = int(rng.integers(0, size - OBJECT))
+    sign = 1.0 if direction == "right" else -1.0
     out = np.empty((frames, size, size, 3), dtype=np.uint8)
+    if MOTION == "scene":
+        scene = background.copy()
+        scene[y:y + OBJECT, (int(x0) + np.arange(OBJECT)) % size] = patch
     for t in range(frames):
-        img = background.copy()
-        x = x0 + (speed * t if direction == "right" else -speed * t)
-        xi = int(round(min(max(x, 0), size - OBJECT)))
-        img[y:y + OBJECT, xi:xi + OBJECT] = patch
-        img += rng.normal(0, 6, img.shape)
+        shift = int(round(x0 + sign * speed * t))
+        if MOTION == "scene":
+            img = np.roll(scene, shift, axis=1)
+        else:
+            img = background.copy()
+            cols = (shift + np.arange(OBJECT)) % size  # wraps around
+            img[y:y + OBJECT, cols] = patch
+        img += rng.normal(0, NOISE_STD, img.shape)
         out[t] = np.clip(img, 0, 255).astype(np.uint8)
     return out
 
