@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_positive_int, default=128)
     p.add_argument("--fps", type=_positive_float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
+                   help="encoding processes (the files do not depend on it)")
     p.add_argument("--json", action="store_true")
     p = dsub.add_parser("check", help="which videos are readable, which are skipped and why")
     p.add_argument("manifest_or_dir")
@@ -128,6 +130,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="write accuracy-vs-GFLOPs plots of a run")
     p.add_argument("run_dir")
+
+    p = sub.add_parser("baseline", help="Optuna random/TPE or compound scaling at a trial budget")
+    p.add_argument("experiment")
+    p.add_argument("--method", choices=["random", "tpe", "compound"], required=True)
+    p.add_argument("--trials", type=_positive_int, required=True, help="trained trials to spend")
+    p.add_argument("--max-gflops", type=_positive_float, default=None, help="FLOP cap (default: the experiment's)")
+    p.add_argument("--out", default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--runner", choices=["ray", "serial"], default=None)
+    p.add_argument("--address", default=None)
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("compare", help="best accuracy under FLOP budgets across runs")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--budgets", type=_positive_float, nargs="+", default=None,
+                   help="GFLOPs (default: the GFLOPs of the first expansion run's path steps)")
+    p.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
+    p.add_argument("--plot", default=None, help="PNG path (default: compare.png beside the first run)")
 
     p = sub.add_parser("export", help="write a path step or a budget as a SlowFast X3D config")
     p.add_argument("run_dir")

@@ -27,6 +27,10 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
     ok = [r for r in rows if r["status"] in ("ok", "duplicate") and not math.isnan(r["top1"])]
     written = []
 
+    kind = RunDir(run_dir).read_state().get("kind", "expansion")
+    if kind != "expansion":
+        return [_plot_baseline(plt, ok, kind, out_dir)]
+
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for axis, color in AXIS_COLORS.items():
         pts = [r for r in ok if r["axis"] == axis and not r["chosen"]]
@@ -83,3 +87,64 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
         plt.close(fig)
         written.append(gains_png)
     return written
+
+
+def _plot_baseline(plt: Any, ok: list[dict[str, Any]], kind: str, out_dir: str) -> str:
+    """A baseline run: every trained model, and the best top-1 reached at or under each GFLOPs."""
+    from expand.complexity import COUNTER_SHORT
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    ax.scatter([r["gflops"] for r in ok], [100 * r["top1"] for r in ok], color="tab:purple", alpha=0.6,
+               s=30, label=f"{kind} trials")
+    frontier, best = [], -1.0
+    for r in sorted(ok, key=lambda r: r["gflops"]):
+        best = max(best, r["top1"])
+        frontier.append((r["gflops"], 100 * best))
+    if frontier:
+        ax.step([g for g, _ in frontier], [a for _, a in frontier], where="post", color="black",
+                label="best at or under GFLOPs")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"GFLOPs ({COUNTER_SHORT}, log scale)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(f"{kind} baseline: every trained model")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = os.path.join(out_dir, f"{kind}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_compare(curves: dict[str, list[tuple[float, float]]], budgets: list[float], out_path: str) -> str:
+    """Best top-1 at or under each GFLOPs, one line per run, budgets marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from expand.complexity import COUNTER_SHORT
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for label, points in curves.items():
+        frontier, best = [], -1.0
+        for g, a in sorted(points):
+            if a > best:
+                best = a
+            frontier.append((g, 100 * best))
+        if frontier:
+            ax.step([g for g, _ in frontier], [a for _, a in frontier], where="post", marker="o", ms=4,
+                    label=label)
+    for b in budgets:
+        ax.axvline(b, color="gray", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"GFLOPs ({COUNTER_SHORT}, log scale)")
+    ax.set_ylabel("best top-1 at or under the GFLOPs (%)")
+    ax.set_title("Best accuracy under a FLOP budget, per run (dotted: the compared budgets)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path

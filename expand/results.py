@@ -40,9 +40,28 @@ def _read(run_dir: str) -> tuple[dict[str, Any], dict[str, list], int]:
     return run.read_state(), latest_by_trial(log.records), log.partial_lines
 
 
+def baseline_rows(state: dict[str, Any], attempts: dict[str, list]) -> list[dict[str, Any]]:
+    """A baseline run: one row per trained trial in order; the best one is 'chosen'."""
+    best = (state.get("best") or {}).get("trial_id")
+    rows = []
+    for i, recs in enumerate(attempts.values()):
+        t, r = recs[-1].trial, recs[-1].result
+        rows.append({
+            "step": i + 1, "axis": t.axis, **_factors(t.spec.to_dict()), "gflops": t.gflops,
+            "params": t.params, "ratio": math.nan, "top1": _num(r.top1), "top5": _num(r.top5),
+            "gain": math.nan, "added_gflops": math.nan, "gain_per_gflop": math.nan, "status": r.status,
+            "chosen": t.trial_id == best, "trial_id": t.trial_id, "reason": r.error or "",
+            "seconds": sum(x.result.seconds for x in recs), "infer_clips_s": r.infer_clips_per_s,
+            "attempts": len(recs), "params_m": t.params / 1e6 if t.params else math.nan,
+        })
+    return rows
+
+
 def step_rows(run_dir: str) -> list[dict[str, Any]]:
     """Every candidate of every step (step 0 = the basis), one dict each."""
     state, attempts, _ = _read(run_dir)
+    if state.get("kind", "expansion") != "expansion":
+        return baseline_rows(state, attempts)
     rows: list[dict[str, Any]] = []
     path = state.get("path", [])
 
@@ -161,6 +180,13 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
              f"selection: {state.get('selection_rule', '')}", "",
              render(shown, TABLE_COLUMNS, fmt, headers=headers, digits=4)]
     path = state.get("path", [])
+    if state.get("kind", "expansion") != "expansion":
+        best = state.get("best") or {}
+        parts += ["", f"{state['kind']} baseline: {state.get('trained', 0)} of {state.get('trial_budget')} "
+                      f"trials trained, {state.get('over_cap', 0)} samples over the cap "
+                      f"{state.get('max_gflops')} GFLOPs (not trained), {state.get('repeats', 0)} repeats"]
+        if best:
+            parts.append(f"best: {best['name']} ({best['gflops']:.4g} GF, {_pct(best['top1'])})")
     if path:
         chain = " -> ".join(f"{p['axis']}({p['gflops']:.4g} GF, {_pct(p['top1'])})" for p in path)
         parts += ["", f"path: {chain}"]

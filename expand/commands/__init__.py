@@ -26,4 +26,6 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "show": _lazy("results", "show_cmd"),
     "plot": _lazy("results", "plot_cmd"),
     "export": _lazy("results", "export_cmd"),
+    "baseline": _lazy("baseline", "baseline_cmd"),
+    "compare": _lazy("baseline", "compare_cmd"),
 }

@@ -13,11 +13,13 @@ def synth_cmd(args: argparse.Namespace) -> int:
     from expand.data.synth import SynthConfig, write_dataset
 
     meta = write_dataset(SynthConfig(args.out_dir, args.classes, args.videos_per_class,
-                                     args.val_per_class, args.frames, args.size, args.fps, args.seed))
+                                     args.val_per_class, args.frames, args.size, args.fps, args.seed),
+                         workers=args.workers)
     if args.json:
         print(json_line(meta))
     else:
-        print(f"wrote {meta['train']} train + {meta['val']} val videos to {args.out_dir} "
+        verb = "up to date:" if meta.get("up_to_date") else "wrote"
+        print(f"{verb} {meta['train']} train + {meta['val']} val videos to {args.out_dir} "
               f"({len(meta['classes'])} classes, chance {100 * meta['chance']:.1f}%, one-frame "
               f"ceiling {100 * meta['one_frame_ceiling']:.1f}%)")
     return 0

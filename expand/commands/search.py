@@ -121,6 +121,12 @@ def resume_cmd(args: argparse.Namespace) -> int:
         exp = _apply_overrides(exp, {"runner": args.runner})
     extra = {k: state.get(k) for k in ("experiment_source", "overrides", "address")}
     print(f"resuming {run.path}")
+    if state.get("kind", "expansion") != "expansion":
+        from expand.commands.baseline import execute_baseline
+
+        extra.update({k: state.get(k) for k in ("method", "trial_budget", "max_gflops_arg")})
+        return execute_baseline(exp, run, state["kind"], int(state["trial_budget"]), state.get("max_gflops_arg"),
+                                args.address or state.get("address"), args.quiet, extra)
     return execute(exp, run, args.address or state.get("address"), args.quiet, extra)
 
 

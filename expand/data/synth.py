@@ -30,6 +30,7 @@ DIRECTIONS = ("right", "left")
 SPEEDS = {"slow": 2.0, "fast": 4.0}
 PATTERNS = ("stripes", "checker")
 OBJECT = 24
+DATASET_VERSION = 2  # bump when the rendering changes: an old dataset is rewritten
 PERIOD = 4
 CLUTTER_BLOBS = 6
 NOISE_STD = 6.0
@@ -120,29 +121,61 @@ def write_video(path: str, frames: np.ndarray, fps: float, codec: str = "libx264
             container.mux(packet)
 
 
-def write_dataset(cfg: SynthConfig) -> dict:
-    """Videos under OUT/videos/<class>/ and SlowFast manifests OUT/{train,val}.csv."""
+def _write_one(job: tuple) -> None:
+    path, name, label, index, cfg = job
+    video_rng = np.random.default_rng([cfg.seed, label, index])
+    write_video(path, render_video(name, video_rng, cfg.frames, cfg.size, cfg.fps), cfg.fps)
+
+
+def write_dataset(cfg: SynthConfig, workers: int = 1) -> dict:
+    """Videos under OUT/videos/<class>/ and SlowFast manifests OUT/{train,val}.csv.
+
+    Each video is seeded by (seed, class, index), so the files are the same
+    whatever the number of worker processes; an existing dataset written with
+    the same settings is left as it is.
+    """
     names = class_names(cfg.classes)
     rng = np.random.default_rng(cfg.seed)
-    os.makedirs(cfg.out_dir, exist_ok=True)
-    rows = {"train": [], "val": []}
+    rows: dict[str, list[str]] = {"train": [], "val": []}
+    jobs = []
     for label, name in enumerate(names):
-        folder = os.path.join(cfg.out_dir, "videos", name)
-        os.makedirs(folder, exist_ok=True)
         for i in range(cfg.videos_per_class + cfg.val_per_class):
             split = "train" if i < cfg.videos_per_class else "val"
             rel = os.path.join("videos", name, f"{split}_{i:04d}.mp4")
-            video_rng = np.random.default_rng([cfg.seed, label, i])
-            write_video(os.path.join(cfg.out_dir, rel),
-                        render_video(name, video_rng, cfg.frames, cfg.size, cfg.fps), cfg.fps)
+            jobs.append((os.path.join(cfg.out_dir, rel), name, label, i, cfg))
             rows[split].append(f"{rel} {label}")
     rng.shuffle(rows["train"])
+    meta = {"classes": names, "chance": 1 / len(names), "one_frame_ceiling": min(1.0, 2 / len(names)),
+            "train": len(rows["train"]), "val": len(rows["val"]), "frames": cfg.frames,
+            "size": cfg.size, "fps": cfg.fps, "seed": cfg.seed, "version": DATASET_VERSION}
+    meta_path = os.path.join(cfg.out_dir, "dataset.json")
+    if _up_to_date(meta_path, meta, [j[0] for j in jobs]):
+        return dict(meta, up_to_date=True)
+    for name in names:
+        os.makedirs(os.path.join(cfg.out_dir, "videos", name), exist_ok=True)
+    if os.path.exists(meta_path):
+        os.remove(meta_path)  # a half-rewritten dataset must not look up to date
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_write_one, jobs, chunksize=8))
+    else:
+        for job in jobs:
+            _write_one(job)
     for split, lines in rows.items():
         with open(os.path.join(cfg.out_dir, f"{split}.csv"), "w", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
-    meta = {"classes": names, "chance": 1 / len(names), "one_frame_ceiling": min(1.0, 2 / len(names)),
-            "train": len(rows["train"]), "val": len(rows["val"]), "frames": cfg.frames,
-            "size": cfg.size, "fps": cfg.fps, "seed": cfg.seed}
-    with open(os.path.join(cfg.out_dir, "dataset.json"), "w", encoding="utf-8") as fh:
+    with open(meta_path, "w", encoding="utf-8") as fh:
         json.dump(meta, fh, indent=1)
     return meta
+
+
+def _up_to_date(meta_path: str, meta: dict, paths: list[str]) -> bool:
+    try:
+        with open(meta_path, encoding="utf-8") as fh:
+            if json.load(fh) != meta:
+                return False
+    except (OSError, ValueError):
+        return False
+    return all(os.path.isfile(p) and os.path.getsize(p) > 0 for p in paths)

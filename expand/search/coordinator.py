@@ -18,10 +18,11 @@ from typing import Any, Optional
 
 from expand.config import Experiment
 from expand.search.axes import AxisExhausted, contract, expand
+from expand.search.executor import TrialExecutor
 from expand.search.progress import Progress, SilentProgress
 from expand.search.runners import Runner
 from expand.search.select import Scored, rule_description, select
-from expand.search.state import RunDir, TrialRecord, atomic_write, latest_by_trial
+from expand.search.state import RunDir, atomic_write
 from expand.search.trial import TrialResult, TrialSpec, derive_seed
 from expand.spec import ArchSpec
 
@@ -97,7 +98,8 @@ class Coordinator:
         self.counter = counter
         self.progress = progress or SilentProgress()
         self.extra_state = dict(extra_state or {})
-        self.attempts: dict[str, list[TrialRecord]] = latest_by_trial(run.read_trials().records)
+        self.executor = TrialExecutor(run, runner, experiment.retries, self.progress,
+                                      on_pending=lambda ids: self._write_state(pending=ids))
         self.resolved = experiment.to_dict()
         self.path: list[PathEntry] = []
         self.steps: list[dict[str, Any]] = []
@@ -119,42 +121,8 @@ class Coordinator:
             parent_id=parent_id,
         )
 
-    def _retry_allowed(self, result: TrialResult, attempts: int) -> bool:
-        if result.ok:
-            return False
-        allowed = getattr(self.exp.retries, result.status, 0)
-        return attempts <= allowed
-
     def train(self, trials: list[TrialSpec]) -> dict[str, TrialResult]:
-        """Run trials (skipping finished ones), retrying per the experiment's policy."""
-        final: dict[str, TrialResult] = {}
-        todo: list[TrialSpec] = []
-        for t in trials:
-            done = self.attempts.get(t.trial_id, [])
-            if done and not self._retry_allowed(done[-1].result, len(done)):
-                final[t.trial_id] = done[-1].result
-                self.progress.trial_cached(t, done[-1].result)
-            else:
-                todo.append(dataclasses.replace(t, attempt=len(done) + 1))
-        while todo:
-            self._write_state(pending=[t.trial_id for t in todo])
-            batch: dict[str, TrialResult] = {}
-            self.progress.batch_started(todo, self.runner.parallelism)
-
-            def on_result(trial: TrialSpec, result: TrialResult) -> None:
-                record = self.run_dir.append_trial(trial, result)
-                self.attempts.setdefault(trial.trial_id, []).append(record)
-                batch[trial.trial_id] = result
-                self.progress.trial_finished(trial, result)
-
-            self.runner.run(todo, on_result)
-            final.update(batch)
-            todo = [
-                dataclasses.replace(t, attempt=t.attempt + 1)
-                for t in todo
-                if self._retry_allowed(batch[t.trial_id], t.attempt)
-            ]
-        return final
+        return self.executor.train(trials)
 
     # ------------------------------------------------------------------ steps
     def _candidates(self, step: int, parent: PathEntry) -> list[Candidate]:

@@ -1,0 +1,95 @@
+"""``baseline`` (Optuna random/TPE, compound scaling) and ``compare``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from typing import Any
+
+from expand.complexity import ComplexityCounter
+from expand.config import Experiment, load_experiment
+from expand.errors import InputError
+from expand.search.progress import ConsoleProgress, SilentProgress
+from expand.search.state import RunDir
+
+
+def execute_baseline(exp: Experiment, run: RunDir, method: str, budget: int, max_gflops: float | None,
+                     address: str | None, quiet: bool, extra: dict[str, Any]) -> int:
+    from expand.baselines import Baseline
+    from expand.commands.search import _finish, _runner_for
+
+    runner = _runner_for(exp, run, address)
+    try:
+        state = Baseline(exp, run, runner, ComplexityCounter(), method, budget, max_gflops,
+                         SilentProgress() if quiet else ConsoleProgress(), extra_state=extra).run()
+    finally:
+        runner.close()
+    _finish(run, state)
+    return 0 if state.trained else 1
+
+
+def baseline_cmd(args: argparse.Namespace) -> int:
+    from expand.commands.search import _apply_overrides
+    from expand.search.trial import load_trial_function
+
+    overrides = {"seed": args.seed, "runner": args.runner}
+    exp = _apply_overrides(load_experiment(args.experiment), overrides)
+    load_trial_function(exp.trial.function)
+    out = args.out or os.path.join("results", f"{exp.name}-{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run = RunDir(out)
+    if run.exists():
+        raise InputError(f"{run.path}: already holds a run; use 'x3d-expand resume {run.path}'")
+    run.create()
+    run.write_config(exp.to_dict())
+    extra = {"experiment_source": os.path.abspath(args.experiment), "overrides": overrides,
+             "address": args.address, "method": args.method, "trial_budget": args.trials,
+             "max_gflops_arg": args.max_gflops}
+    print(f"run folder: {run.path}")
+    return execute_baseline(exp, run, args.method, args.trials, args.max_gflops, args.address, args.quiet, extra)
+
+
+def _default_budgets(runs: list[tuple[str, dict, list]]) -> list[float]:
+    for _, state, _ in runs:
+        if state.get("kind", "expansion") == "expansion" and len(state.get("path", [])) > 1:
+            return [p["gflops"] for p in state["path"][1:]]
+    gf = sorted(g for _, _, pts in runs for g, _ in pts)
+    if not gf:
+        raise InputError("no run has a trained model to compare")
+    lo, hi = math.log(gf[0]), math.log(gf[-1])
+    return [math.exp(lo + (hi - lo) * i / 2) for i in range(3)]
+
+
+def compare_cmd(args: argparse.Namespace) -> int:
+    from expand import results
+    from expand.baselines import best_under, run_points
+    from expand.commands.search import load_run
+    from expand.plots import plot_compare
+    from expand.tables import clean_nans, json_line, render
+
+    runs = []
+    for d in args.run_dirs:
+        run, state, _ = load_run(d)
+        runs.append((run.path, state, run_points(run.path)))
+    budgets = sorted(args.budgets or _default_budgets(runs))
+    rows, curves = [], {}
+    for path, state, points in runs:
+        spend = results.cost(path)["total"]
+        label = f"{state.get('kind', 'expansion')}: {os.path.basename(os.path.normpath(path))}"
+        row = {"run": label, "trials": int(spend["trials"]), "device_hours": spend["device_hours"]}
+        for b in budgets:
+            row[f"best@{b:.4g}"] = best_under(points, b)
+        rows.append(row)
+        curves[label] = points
+    columns = ["run", "trials", "device_hours", *[f"best@{b:.4g}" for b in budgets]]
+    plot = args.plot or os.path.join(os.path.dirname(os.path.abspath(runs[0][0])), "compare.png")
+    plot_compare(curves, budgets, plot)
+    if args.format == "json":
+        print(json_line(clean_nans({"budgets": budgets, "runs": rows, "plot": plot})))
+        return 0
+    print(render(rows, columns, args.format, digits=4))
+    if args.format == "table":
+        print(f"\nbest@X: best val top-1 of a trained model at or under X GFLOPs (contracted models included); "
+              f"trials count every attempt. plot: {plot}")
+    return 0

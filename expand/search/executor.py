@@ -1,0 +1,66 @@
+"""Running trials with the run's retry policy, recording every attempt.
+
+Shared by the expansion coordinator and the baselines: a trial whose last
+recorded attempt is final (ok, or out of retries) is never run again, so both
+resume by replaying their decisions against ``trials.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+from expand.config import RetriesConfig
+from expand.search.progress import Progress
+from expand.search.runners import Runner
+from expand.search.state import RunDir, TrialRecord, latest_by_trial
+from expand.search.trial import TrialResult, TrialSpec
+
+
+class TrialExecutor:
+    def __init__(self, run: RunDir, runner: Runner, retries: RetriesConfig, progress: Progress,
+                 on_pending: Optional[Callable[[list[str]], None]] = None) -> None:
+        self.run_dir, self.runner, self.retries, self.progress = run, runner, retries, progress
+        self.on_pending = on_pending
+        self.attempts: dict[str, list[TrialRecord]] = latest_by_trial(run.read_trials().records)
+
+    def retry_allowed(self, result: TrialResult, attempts: int) -> bool:
+        if result.ok:
+            return False
+        return attempts <= getattr(self.retries, result.status, 0)
+
+    def finished(self, trial_id: str) -> Optional[TrialResult]:
+        """The final result of a trial already recorded, if no retry is owed."""
+        done = self.attempts.get(trial_id, [])
+        if done and not self.retry_allowed(done[-1].result, len(done)):
+            return done[-1].result
+        return None
+
+    def train(self, trials: list[TrialSpec]) -> dict[str, TrialResult]:
+        """Run trials (skipping finished ones), retrying per the experiment's policy."""
+        final: dict[str, TrialResult] = {}
+        todo: list[TrialSpec] = []
+        for t in trials:
+            cached = self.finished(t.trial_id)
+            if cached is not None:
+                final[t.trial_id] = cached
+                self.progress.trial_cached(t, cached)
+            else:
+                todo.append(dataclasses.replace(t, attempt=len(self.attempts.get(t.trial_id, [])) + 1))
+        while todo:
+            if self.on_pending:
+                self.on_pending([t.trial_id for t in todo])
+            batch: dict[str, TrialResult] = {}
+            self.progress.batch_started(todo, self.runner.parallelism)
+
+            def on_result(trial: TrialSpec, result: TrialResult) -> None:
+                record = self.run_dir.append_trial(trial, result)
+                self.attempts.setdefault(trial.trial_id, []).append(record)
+                batch[trial.trial_id] = result
+                self.progress.trial_finished(trial, result)
+
+            self.runner.run(todo, on_result)
+            final.update(batch)
+            todo = [dataclasses.replace(t, attempt=t.attempt + 1) for t in todo
+                    if self.retry_allowed(batch[t.trial_id], t.attempt)]
+        return final

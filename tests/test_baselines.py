@@ -1,0 +1,185 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from expand.baselines import Baseline, best_under, factor_ranges, run_points, snap
+from expand.cli import main
+from expand.config import load_experiment, load_search_space
+from expand.search.runners import SerialRunner
+from expand.search.state import RunDir
+from tests.search.helpers import ROOT, oracle_experiment
+
+CAP = 0.012
+
+
+def run_baseline(tmp_path, counter, method, budget, cap=CAP, options=None, name="run"):
+    exp = load_experiment(oracle_experiment(tmp_path, name=f"{name}.yaml", options=options or {"noise": 0.01}))
+    run = RunDir(str(tmp_path / name))
+    run.create()
+    run.write_config(exp.to_dict())
+    state = Baseline(exp, run, SerialRunner(exp.trial.function), counter, method, budget, cap).run()
+    return run, state
+
+
+def test_capped_ranges_keep_each_factor_alone_under_the_cap(counter):
+    from expand.baselines import capped_ranges
+
+    space = load_search_space("tiny_cpu")
+    full, capped = factor_ranges(space), capped_ranges(space, counter, CAP)
+    lowered = 0
+    for name in ("frames", "crop", "width", "bottleneck", "depth"):
+        r = capped[name]
+        if counter.gflops(space.basis.replace(**{name: full[name].high})) <= CAP:
+            assert r == full[name]
+            continue
+        lowered += 1
+        assert r.high < full[name].high
+        assert counter.gflops(space.basis.replace(**{name: r.high})) <= CAP
+        nxt = r.high + r.step
+        nxt = int(nxt) if name in ("frames", "crop") else round(nxt, 2)
+        assert counter.gflops(space.basis.replace(**{name: nxt})) > CAP
+    assert lowered >= 2
+
+
+def test_flop_floor_is_a_lower_bound(counter):
+    import random
+
+    from expand.baselines import FlopFloor
+
+    space = load_search_space("tiny_cpu")
+    ranges = factor_ranges(space)
+    floor = FlopFloor(space, counter, ranges, points=5)
+    rng = random.Random(1)
+    ratios = []
+    for _ in range(12):
+        f = {n: math.exp(rng.uniform(math.log(r.low), math.log(r.high))) for n, r in ranges.items()}
+        spec = snap(space, f)
+        ratios.append(floor.gflops(spec) / counter.gflops(spec))
+    assert max(ratios) <= 1.0 and sorted(ratios)[len(ratios) // 2] > 0.1
+
+
+def test_snap_rounds_to_the_grids_and_clips_to_what_expansion_reaches():
+    space = load_search_space("tiny_cpu")
+    r = factor_ranges(space)
+    assert (r["frames"].low, r["stride"].high, r["crop"].low) == (1, 8, 64)  # from the basis upward
+    spec = snap(space, {"frames": 3.6, "stride": 0.2, "crop": 83.0, "width": 1.234, "bottleneck": 9.0,
+                        "depth": 0.1})
+    assert (spec.frames, spec.stride, spec.crop, spec.width, spec.bottleneck, spec.depth) == \
+        (4, 1, 80, 1.23, 6.0, 1.0)
+
+
+@pytest.mark.parametrize("method", ["random", "tpe"])
+def test_optuna_baselines_train_the_budget_under_the_cap(tmp_path, counter, method):
+    run, state = run_baseline(tmp_path, counter, method, budget=6)
+    records = run.read_trials().records
+    assert state.trained == len(records) == 6
+    assert all(r.trial.gflops <= CAP for r in records)
+    assert all(counter.gflops(r.trial.spec) <= CAP for r in records)
+    assert len({r.trial.spec for r in records}) == 6  # no model trained twice
+    assert state.samples == 6 + state.over_cap + state.repeats
+    assert state.over_cap > 0  # factor combinations reach past the cap: the cap did something
+    best = max(records, key=lambda r: r.result.top1)
+    assert state.best["trial_id"] == best.trial.trial_id
+    assert os.path.getsize(run.file("optuna.journal")) > 0
+    saved = run.read_state()
+    assert saved["kind"] == method and saved["status"] == "finished" and saved["trained"] == 6
+
+
+def test_compound_doubles_flops_per_trial_until_the_cap(tmp_path, counter):
+    run, state = run_baseline(tmp_path, counter, "compound", budget=10)
+    records = run.read_trials().records
+    basis = counter.gflops(load_search_space("tiny_cpu").basis)
+    ratios = [r.trial.gflops / basis for r in records]
+    assert len(records) == 2  # 2x and 4x fit under 0.012 GFLOPs; 8x does not
+    for k, ratio in enumerate(ratios, start=1):
+        assert 2 ** (k - 0.5) <= ratio <= 2 ** (k + 0.5)
+    assert "over the cap" in state.stop_reason and state.over_cap == 1
+    spec = records[-1].trial.spec
+    basis_spec = load_search_space("tiny_cpu").basis
+    grown = [spec.frames > basis_spec.frames, spec.crop > basis_spec.crop, spec.width > basis_spec.width,
+             spec.depth > basis_spec.depth]
+    assert sum(grown) >= 3  # all axes grow together, not one
+
+
+def test_compound_respects_the_trial_budget(tmp_path, counter):
+    run, state = run_baseline(tmp_path, counter, "compound", budget=1, cap=None)
+    assert state.trained == 1 and len(run.read_trials().records) == 1
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "expand.cli", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_random_baseline_resumes_after_kill_9_without_retraining(tmp_path):
+    count = tmp_path / "calls.txt"
+    exp_path = oracle_experiment(tmp_path, options={"sleep": 0.3, "count_file": str(count), "noise": 0.01})
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "expand.cli", "baseline", exp_path, "--method", "random",
+                             "--trials", "8", "--max-gflops", str(CAP), "--out", str(run_dir), "--quiet"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    trials_file = run_dir / "trials.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if trials_file.exists() and len(trials_file.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {json.loads(line)["trial_id"] for line in trials_file.read_text().splitlines()}
+    assert 3 <= len(before) < 8
+    resumed = _cli("resume", str(run_dir), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    calls = [line.split()[0] for line in count.read_text().splitlines()]
+    for trial_id in before:
+        assert calls.count(trial_id) == 1, trial_id
+    records = RunDir(str(run_dir)).read_trials().records
+    assert len({r.trial.trial_id for r in records}) == 8
+    assert len({r.trial.spec for r in records}) == 8
+    assert RunDir(str(run_dir)).read_state()["status"] == "finished"
+
+
+def test_compare_table_and_plot(tmp_path, oracle_run, capsys):
+    exp_path = oracle_experiment(tmp_path, options={"noise": 0.01})
+    assert main(["baseline", exp_path, "--method", "random", "--trials", "4", "--max-gflops", "0.01",
+                 "--out", str(tmp_path / "random"), "--quiet", "--runner", "serial"]) == 0
+    capsys.readouterr()
+    plot = tmp_path / "cmp.png"
+    assert main(["compare", str(oracle_run), str(tmp_path / "random"), "--budgets", "0.004", "0.008",
+                 "--format", "json", "--plot", str(plot)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["budgets"] == [0.004, 0.008] and len(out["runs"]) == 2
+    expansion, random = out["runs"]
+    points = run_points(str(oracle_run))
+    assert expansion["best@0.004"] == pytest.approx(best_under(points, 0.004))
+    assert expansion["trials"] == len(RunDir(str(oracle_run)).read_trials().records)
+    assert random["trials"] == 4
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20_000
+    assert main(["compare", str(oracle_run), str(tmp_path / "random"), "--plot", str(plot)]) == 0
+    table = capsys.readouterr().out
+    assert "expansion: run" in table and "random: random" in table and "best@" in table
+
+
+def test_best_under():
+    pts = [(1.0, 0.2), (2.0, 0.5), (4.0, 0.4)]
+    assert best_under(pts, 0.5) != best_under(pts, 0.5)  # nan: nothing fits
+    assert best_under(pts, 1.0) == 0.2 and best_under(pts, 3.0) == 0.5 and best_under(pts, 9) == 0.5
+    assert math.isnan(best_under([], 1.0))
+
+
+def test_baseline_bad_input_exits_2(tmp_path, capsys):
+    exp_path = oracle_experiment(tmp_path)
+    assert main(["baseline", exp_path, "--method", "grid", "--trials", "3"]) == 2
+    assert main(["baseline", exp_path, "--method", "random", "--trials", "0"]) == 2
+    assert main(["baseline", str(tmp_path / "missing.yaml"), "--method", "random", "--trials", "3"]) == 2
+    out = tmp_path / "r"
+    assert main(["baseline", exp_path, "--method", "random", "--trials", "2", "--out", str(out), "--quiet"]) == 0
+    assert main(["baseline", exp_path, "--method", "random", "--trials", "2", "--out", str(out)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "nope")]) == 2
