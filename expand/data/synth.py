@@ -35,6 +35,7 @@ PERIOD = 4
 CLUTTER_BLOBS = 6
 NOISE_STD = 6.0
 DOTS = 0
+TEXTURE = 0.0
 MOTION = "object"
 
 
@@ -68,12 +69,22 @@ def _pattern(kind: str, colour: np.ndarray, other: np.ndarray) -> np.ndarray:
     return np.where(on[..., None], colour, other).astype(np.float32)
 
 
+def _smooth_noise(rng: np.random.Generator, size: int, blur: int = 3) -> np.ndarray:
+    """Unit-std noise blurred by a periodic box filter (wraps, like the motion)."""
+    noise = rng.normal(0, 1, (size, size, 3)).astype(np.float32)
+    for axis in (0, 1):
+        noise = sum(np.roll(noise, k, axis=axis) for k in range(-blur, blur + 1)) / (2 * blur + 1)
+    return noise / max(float(noise.std()), 1e-6)
+
+
 def render_video(name: str, rng: np.random.Generator, frames: int, size: int, fps: float) -> np.ndarray:
     """uint8 (T, size, size, 3) frames of one video of class ``name``."""
     direction, speed_name, pattern = name.split("_")
     speed = SPEEDS[speed_name] * 30.0 / fps  # pixels per frame at this frame rate
     yy, xx = np.mgrid[0:size, 0:size]
     background = np.full((size, size, 3), rng.uniform(60, 140, 3), dtype=np.float32)
+    if TEXTURE:  # dense smoothed-noise texture: the scene's motion shows at every pixel
+        background += TEXTURE * _smooth_noise(rng, size)
     for _ in range(CLUTTER_BLOBS):  # clutter: soft blobs of random colour
         cy, cx, r = rng.uniform(0, size, 2).tolist() + [rng.uniform(6, 18)]
         mask = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None]
