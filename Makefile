@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/x3d-expand data synth $(DEMO_DATA) --classes 8 --videos-per-class 40 --val-per-class 10
+	$(VENV)/bin/x3d-expand data synth $(DEMO_DATA) --classes 8 --videos-per-class 40 --val-per-class 25 --frames 48
 	rm -rf $(DEMO_OUT)
 	$(VENV)/bin/x3d-expand data cache experiments/synthetic_tiny.yaml
 	$(VENV)/bin/x3d-expand search experiments/synthetic_tiny.yaml --out $(DEMO_OUT)

@@ -156,8 +156,11 @@ def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, a
 
     if args.runner:
         exp = _apply_overrides(exp, {"runner": args.runner})
+    from expand.search.executor import TrialExecutor
+
     runner = _runner_for(exp, run, args.address)
-    coordinator = Coordinator(exp, run, runner, counter, ConsoleProgress())
+    # an executor, not a Coordinator: training contracted models must not rewrite state.json
+    executor = TrialExecutor(run, runner, exp.retries, ConsoleProgress())
     trials = {}
     for c in items:
         if not c.get("spec"):
@@ -169,7 +172,7 @@ def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, a
                                 counter.params(spec), exp.to_dict(), run.file("trials", tid))
         c["trial_id"] = tid
     try:
-        results = coordinator.train(list(trials.values()))
+        results = executor.train(list(trials.values()))
     finally:
         runner.close()
     for c in items:

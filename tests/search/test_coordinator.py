@@ -191,3 +191,25 @@ def test_search_refuses_an_existing_run_and_bad_input_writes_nothing(tmp_path):
     missing = _cli("search", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "x"))
     assert missing.returncode == 2 and "file not found" in missing.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_contract_train_trains_the_contracted_models_and_records_them(oracle_run, tmp_path, capsys):
+    import shutil
+
+    from expand.cli import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(oracle_run, run_dir)
+    before = len(RunDir(str(run_dir)).read_trials().records)
+    assert main(["contract", str(run_dir), "--target-gflops", "0.005", "--train", "--runner", "serial",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (item,) = out["contractions"]
+    assert item["status"] == "ok" and 0 < item["top1"] <= 1 and item["gflops"] <= 0.005 * 1.02
+    records = RunDir(str(run_dir)).read_trials().records
+    assert len(records) == before + 1 and records[-1].trial.trial_id == "contract-0.005"
+    assert records[-1].result.top1 == item["top1"]
+    # a second contract without --train keeps the trained accuracy
+    assert main(["contract", str(run_dir), "--target-gflops", "0.005", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["contractions"][0]
+    assert again["top1"] == item["top1"]
