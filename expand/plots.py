@@ -55,7 +55,7 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title("Expansion: every candidate, the chosen path, contracted budgets")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     path_png = os.path.join(out_dir, "expansion.png")
     fig.savefig(path_png, dpi=110)

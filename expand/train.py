@@ -20,6 +20,24 @@ from expand.models.x3d import build_x3d
 from expand.search.trial import TrialResult, TrialSpec
 
 
+CHECKPOINT = "model.pt"
+
+
+def load_checkpoint(path: str, device: str = "cpu") -> torch.nn.Module:
+    """A trained candidate back as a model in eval mode.
+
+    ``weights_only=True``: a checkpoint holds tensors and plain data only, so
+    loading one from a shared results folder cannot run code.
+    """
+    from expand.spec import ArchSpec
+
+    blob = torch.load(path, map_location=device, weights_only=True)
+    spec = ArchSpec.from_dict(blob["spec"])
+    model = build_x3d(spec, num_classes=spec.num_classes, dropout=blob.get("dropout", 0.0))
+    model.load_state_dict(blob["state_dict"])
+    return model.to(device).eval()
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -118,7 +136,9 @@ def run_trial(trial: TrialSpec) -> TrialResult:
                                      sched.batch_size, cfg.throughput_batches)
         if cfg.checkpoint and trial.out_dir:
             os.makedirs(trial.out_dir, exist_ok=True)
-            torch.save(model.state_dict(), os.path.join(trial.out_dir, "model.pt"))
+            state = getattr(model, "_orig_mod", model).state_dict()  # a compiled model saves its original
+            torch.save({"spec": spec.to_dict(), "dropout": sched.dropout, "state_dict": state},
+                       os.path.join(trial.out_dir, CHECKPOINT))
         seconds = time.perf_counter() - start
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else math.nan
         train_time = data_wait + compute

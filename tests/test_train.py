@@ -65,3 +65,33 @@ def test_schedule_warms_up_then_decays():
     lrs = [lr_at(s, 100, 1.0, 0.1, 0.1) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0, rel=0.01)
     assert lrs[-1] < 0.01 and lrs[50] > lrs[90]
+
+
+def test_checkpoint_loads_back_with_weights_only(tiny_exp, tmp_path):
+    import os
+
+    import torch
+
+    from expand.train import CHECKPOINT, evaluate, load_checkpoint
+
+    exp = tiny_exp()
+    d = exp.to_dict()
+    d["trial"]["checkpoint"] = True
+    trial = TrialSpec("t1", 1, "fast", ArchSpec(2, 2, 32, num_classes=2, dim_c5=64), 3, 0.001, 10, d,
+                      out_dir=str(tmp_path / "t1"))
+    r = run_trial(trial)
+    assert r.status == "ok", r.error
+    path = os.path.join(trial.out_dir, CHECKPOINT)
+    model = load_checkpoint(path)
+    assert not model.training
+    from expand.data.dataset import ClipDataset, make_loader, prepare_split
+
+    items, _, cache = prepare_split(exp.data, exp.search_space, "val")
+    ds = ClipDataset(items, cache, exp.data, 2, 2, 32, "val", 3)
+    loader = make_loader(ds, 4, False, 0, torch.device("cpu"))
+    top1, _, val_loss = evaluate(model, loader, torch.device("cpu"), torch.contiguous_format, None)
+    assert top1 == r.top1 and val_loss == pytest.approx(r.val_loss, rel=1e-5)
+    # weights_only: a pickle that would run code is refused
+    torch.save({"spec": {}, "state_dict": {}, "evil": os.system}, tmp_path / "bad.pt")
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+        load_checkpoint(str(tmp_path / "bad.pt"))

@@ -35,6 +35,7 @@ class ConsoleProgress(SilentProgress):
         self.out = stream or sys.stdout
         self.start = time.perf_counter()
         self.trial_seconds: list[float] = []
+        self.step_start = 0
         self.max_steps = 0
         self.n_axes = 6
         self.step = 0
@@ -69,6 +70,7 @@ class ConsoleProgress(SilentProgress):
 
     def step_started(self, step: int, parent: Any, candidates: list[Any]) -> None:
         self.step = step
+        self.step_start = len(self.trial_seconds)
         skipped = [c for c in candidates if c.status in ("skipped", "duplicate")]
         self._print(f"step {step}: parent {parent.spec.name} ({parent.gflops:.4g} GF, "
                     f"top1 {_pct(parent.top1).strip()})")
@@ -78,10 +80,13 @@ class ConsoleProgress(SilentProgress):
     def step_finished(self, step: int, winner: Any, parent: Any) -> None:
         gain = winner.top1 - parent.top1
         eta = ""
-        if self.trial_seconds and self.max_steps > step:
-            mean = sum(self.trial_seconds) / len(self.trial_seconds)
-            remaining = (self.max_steps - step) * self.n_axes * mean / max(self.parallelism, 1)
-            eta = f", at most ~{_fmt_seconds(remaining)} left"
+        last = self.trial_seconds[self.step_start:]
+        if last and self.max_steps > step:
+            # trial time grows with FLOPs, and every step roughly doubles them
+            mean = sum(last) / len(last)
+            steps_left = self.max_steps - step
+            remaining = sum(self.n_axes * mean * 2 ** j for j in range(1, steps_left + 1)) / max(self.parallelism, 1)
+            eta = f", ~{_fmt_seconds(remaining)} left if {steps_left} more step(s) run"
         self._print(f"step {step} -> {winner.axis}: {winner.spec.name} {winner.gflops:.4g} GF "
                     f"top1 {_pct(winner.top1).strip()} ({100 * gain:+.1f} pts) "
                     f"[elapsed {self._elapsed()}{eta}]")
