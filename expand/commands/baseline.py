@@ -12,6 +12,8 @@ from expand.complexity import ComplexityCounter
 from expand.config import Experiment, load_experiment
 from expand.errors import InputError
 from expand.search.progress import ConsoleProgress, SilentProgress
+from expand.config import DEFAULT_TRIAL_FUNCTION
+from expand.data.manifest import write_label_map
 from expand.search.state import RunDir
 
 
@@ -43,6 +45,8 @@ def baseline_cmd(args: argparse.Namespace) -> int:
         raise InputError(f"{run.path}: already holds a run; use 'x3d-expand resume {run.path}'")
     run.create()
     run.write_config(exp.to_dict())
+    if exp.data.root and exp.trial.function == DEFAULT_TRIAL_FUNCTION:
+        write_label_map(exp.data, run.path)
     extra = {"experiment_source": os.path.abspath(args.experiment), "overrides": overrides,
              "address": args.address, "method": args.method, "trial_budget": args.trials,
              "max_gflops_arg": args.max_gflops}

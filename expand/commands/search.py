@@ -14,6 +14,8 @@ from expand.errors import InputError
 from expand.search.coordinator import Coordinator, PathEntry, contract_path, load_contractions, save_contractions
 from expand.search.progress import ConsoleProgress, SilentProgress
 from expand.search.runners import make_runner
+from expand.config import DEFAULT_TRIAL_FUNCTION
+from expand.data.manifest import write_label_map
 from expand.search.state import RunDir
 from expand.tables import json_line
 
@@ -77,6 +79,8 @@ def search_cmd(args: argparse.Namespace) -> int:
         raise InputError(f"{run.path}: already holds a run; use 'x3d-expand resume {run.path}'")
     run.create()
     run.write_config(exp.to_dict())
+    if exp.data.root and exp.trial.function == DEFAULT_TRIAL_FUNCTION:
+        write_label_map(exp.data, run.path)
     extra = {"experiment_source": os.path.abspath(args.experiment), "overrides": overrides,
              "address": args.address}
     print(f"run folder: {run.path}")

@@ -49,29 +49,57 @@ def read_csv_manifest(
     return items
 
 
-def read_folder_dataset(root: str) -> tuple[list[Item], list[str]]:
-    """A folder per class; class names sorted give the ids. Returns (items, class names)."""
+def read_folder_dataset(root: str, classes: list[str] | None = None) -> tuple[list[Item], list[str]]:
+    """A folder per class; class names sorted give the ids. Returns (items, class names).
+
+    ``classes`` fixes the ids (the training split's classes) so that a
+    validation folder with a class missing cannot shift the ids of the others.
+    """
     if not os.path.isdir(root):
         raise DataError(f"{root}: dataset folder not found")
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    if not classes:
+    found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if not found:
         raise DataError(f"{root}: no class folders")
+    if classes is None:
+        classes = found
+    unknown = [c for c in found if c not in classes]
+    if unknown:
+        raise DataError(f"{root}: class folder(s) {', '.join(unknown[:5])} not in the training split")
     items = []
-    for label, name in enumerate(classes):
+    for name in found:
         folder = os.path.join(root, name)
         for f in sorted(os.listdir(folder)):
             if f.lower().endswith(VIDEO_EXTENSIONS):
-                items.append(Item(os.path.join(folder, f), label))
+                items.append(Item(os.path.join(folder, f), classes.index(name)))
     if not items:
         raise DataError(f"{root}: no video files ({', '.join(VIDEO_EXTENSIONS)})")
     return items, classes
+
+
+def folder_classes(data) -> list[str]:
+    """The class names of a folder dataset, in id order (from the training split)."""
+    return read_folder_dataset(os.path.join(data.root, data.train))[1]
+
+
+def write_label_map(data, run_dir: str) -> str | None:
+    """RUN_DIR/label_map.json ({"class name": id}) for a folder dataset; None for CSV manifests."""
+    if data.format != "folder":
+        return None
+    import json
+
+    from expand.search.state import atomic_write
+
+    path = os.path.join(run_dir, "label_map.json")
+    atomic_write(path, json.dumps({name: i for i, name in enumerate(folder_classes(data))}, indent=1))
+    return path
 
 
 def load_split(data, split: str) -> list[Item]:
     """Items of ``split`` ('train' or 'val') of an experiment's DataConfig."""
     where = os.path.join(data.root, getattr(data, split))
     if data.format == "folder":
-        items, classes = read_folder_dataset(where)
+        classes = None if split == "train" else folder_classes(data)
+        items, classes = read_folder_dataset(where, classes)
         if len(classes) > data.num_classes:
             raise DataError(f"{where}: {len(classes)} class folders but num_classes is {data.num_classes}")
         return items

@@ -79,3 +79,60 @@ def test_concurrent_readers_see_whole_entries(tmp_path, make_video):
         t.join()
     assert not errors
     assert all(s == shapes[0] for s in shapes)
+
+
+def test_folder_val_split_keeps_the_training_ids_and_the_run_gets_a_label_map(tmp_path, make_video):
+    import json
+    import os
+    import types
+
+    from expand.data.manifest import load_split, write_label_map
+    from expand.errors import DataError
+
+    for split, classes in (("train", ["cat", "dog", "emu"]), ("val", ["dog", "emu"])):
+        for c in classes:
+            os.makedirs(tmp_path / split / c)
+            make_video(f"{split}/{c}/a.mp4", n=4)
+    data = types.SimpleNamespace(format="folder", root=str(tmp_path), train="train", val="val", num_classes=3)
+    val = load_split(data, "val")
+    assert sorted({(os.path.basename(os.path.dirname(i.path)), i.label) for i in val}) == [("dog", 1), ("emu", 2)]
+    run = tmp_path / "run"
+    run.mkdir()
+    assert json.loads(open(write_label_map(data, str(run))).read()) == {"cat": 0, "dog": 1, "emu": 2}
+    os.makedirs(tmp_path / "val" / "yak")
+    make_video("val/yak/a.mp4", n=4)
+    import pytest
+
+    with pytest.raises(DataError, match="yak"):
+        load_split(data, "val")
+
+
+def _build_in_process(directory, paths):
+    from expand.data.cache import FrameCache
+
+    errors = FrameCache(directory, fps=30, short_side=64).build(paths, workers=2)
+    raise SystemExit(1 if errors else 0)
+
+
+def test_two_processes_building_the_same_cache_publish_whole_entries(tmp_path, make_video):
+    import multiprocessing as mp
+
+    import numpy as np
+
+    from expand.data.video import decode_video
+
+    videos = [make_video(f"v{i}.mp4", n=12 + i) for i in range(4)]
+    directory = str(tmp_path / "cache")
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_build_in_process, args=(directory, order)) for order in (videos, videos[::-1])]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    cache = FrameCache(directory, fps=30, short_side=64)
+    for v in videos:
+        assert np.array_equal(np.asarray(cache.get(v).frames), decode_video(v, 30, 64))
+    import os
+
+    assert not [f for f in os.listdir(directory) if not f.endswith((".npy", ".err", ".lock"))]
