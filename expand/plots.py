@@ -18,7 +18,6 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from expand.complexity import COUNTER_SHORT
     from expand.search.coordinator import load_contractions
     from expand.search.state import RunDir
 
@@ -50,16 +49,9 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
         if y is not None:
             ax.scatter([c["gflops"]], [100 * y], marker="*", s=160, color="gold", edgecolor="black",
                        zorder=4, label=f"contracted @ {c['target_gflops']:g}")
-    ax.set_xscale("log")
-    ax.set_xlabel(f"GFLOPs ({COUNTER_SHORT}, log scale)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title("Expansion: every candidate, the chosen path, contracted budgets")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    path_png = os.path.join(out_dir, "expansion.png")
-    fig.savefig(path_png, dpi=110)
-    plt.close(fig)
+    path_png = _save_gflops_figure(plt, fig, ax, "top-1 accuracy (%)",
+                                   "Expansion: every candidate, the chosen path, contracted budgets",
+                                   os.path.join(out_dir, "expansion.png"), legend_loc="best")
     written.append(path_png)
 
     steps = sorted({r["step"] for r in ok if r["step"] > 0})
@@ -91,29 +83,16 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
 
 def _plot_baseline(plt: Any, ok: list[dict[str, Any]], kind: str, out_dir: str) -> str:
     """A baseline run: every trained model, and the best top-1 reached at or under each GFLOPs."""
-    from expand.complexity import COUNTER_SHORT
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     ax.scatter([r["gflops"] for r in ok], [100 * r["top1"] for r in ok], color="tab:purple", alpha=0.6,
                s=30, label=f"{kind} trials")
-    frontier, best = [], -1.0
-    for r in sorted(ok, key=lambda r: r["gflops"]):
-        best = max(best, r["top1"])
-        frontier.append((r["gflops"], 100 * best))
+    frontier = _frontier([(r["gflops"], r["top1"]) for r in ok])
     if frontier:
         ax.step([g for g, _ in frontier], [a for _, a in frontier], where="post", color="black",
                 label="best at or under GFLOPs")
-    ax.set_xscale("log")
-    ax.set_xlabel(f"GFLOPs ({COUNTER_SHORT}, log scale)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"{kind} baseline: every trained model")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = os.path.join(out_dir, f"{kind}.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_gflops_figure(plt, fig, ax, "top-1 accuracy (%)", f"{kind} baseline: every trained model",
+                               os.path.join(out_dir, f"{kind}.png"))
 
 
 def plot_compare(curves: dict[str, list[tuple[float, float]]], budgets: list[float], out_path: str) -> str:
@@ -123,28 +102,42 @@ def plot_compare(curves: dict[str, list[tuple[float, float]]], budgets: list[flo
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from expand.complexity import COUNTER_SHORT
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for label, points in curves.items():
-        frontier, best = [], -1.0
-        for g, a in sorted(points):
-            if a > best:
-                best = a
-            frontier.append((g, 100 * best))
+        frontier = _frontier(points)
         if frontier:
             ax.step([g for g, _ in frontier], [a for _, a in frontier], where="post", marker="o", ms=4,
                     label=label)
     for b in budgets:
         ax.axvline(b, color="gray", ls=":", lw=1)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    return _save_gflops_figure(plt, fig, ax, "best top-1 at or under the GFLOPs (%)",
+                               "Best accuracy under a FLOP budget, per run (dotted: the compared budgets)",
+                               out_path)
+
+
+def _frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(GFLOPs, best top-1 in % of any point at or under them), in GFLOPs order."""
+    out, best = [], -1.0
+    for g, a in sorted(points):
+        best = max(best, a)
+        out.append((g, 100 * best))
+    return out
+
+
+def _save_gflops_figure(plt: Any, fig: Any, ax: Any, ylabel: str, title: str, path: str,
+                        legend_loc: str = "lower right") -> str:
+    """The shared look of every accuracy-vs-GFLOPs figure: log x labelled with the counter."""
+    from expand.complexity import COUNTER_SHORT
+
     ax.set_xscale("log")
     ax.set_xlabel(f"GFLOPs ({COUNTER_SHORT}, log scale)")
-    ax.set_ylabel("best top-1 at or under the GFLOPs (%)")
-    ax.set_title("Best accuracy under a FLOP budget, per run (dotted: the compared budgets)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc=legend_loc)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    fig.savefig(out_path, dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return out_path
+    return path

@@ -12,8 +12,6 @@ from expand.complexity import ComplexityCounter
 from expand.config import Experiment, load_experiment
 from expand.errors import InputError
 from expand.search.progress import ConsoleProgress, SilentProgress
-from expand.config import DEFAULT_TRIAL_FUNCTION
-from expand.data.manifest import write_label_map
 from expand.search.state import RunDir
 
 
@@ -33,24 +31,13 @@ def execute_baseline(exp: Experiment, run: RunDir, method: str, budget: int, max
 
 
 def baseline_cmd(args: argparse.Namespace) -> int:
-    from expand.commands.search import _apply_overrides
-    from expand.search.trial import load_trial_function
+    from expand.commands.search import _apply_overrides, new_run
 
     overrides = {"seed": args.seed, "runner": args.runner}
     exp = _apply_overrides(load_experiment(args.experiment), overrides)
-    load_trial_function(exp.trial.function)
     out = args.out or os.path.join("results", f"{exp.name}-{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run = RunDir(out)
-    if run.exists():
-        raise InputError(f"{run.path}: already holds a run; use 'x3d-expand resume {run.path}'")
-    run.create()
-    run.write_config(exp.to_dict())
-    if exp.data.root and exp.trial.function == DEFAULT_TRIAL_FUNCTION:
-        write_label_map(exp.data, run.path)
-    extra = {"experiment_source": os.path.abspath(args.experiment), "overrides": overrides,
-             "address": args.address, "method": args.method, "trial_budget": args.trials,
-             "max_gflops_arg": args.max_gflops}
-    print(f"run folder: {run.path}")
+    run, extra = new_run(exp, args, out, overrides)
+    extra.update(method=args.method, trial_budget=args.trials, max_gflops_arg=args.max_gflops)
     return execute_baseline(exp, run, args.method, args.trials, args.max_gflops, args.address, args.quiet, extra)
 
 

@@ -71,20 +71,26 @@ def execute(exp: Experiment, run: RunDir, address: str | None, quiet: bool, stat
 def search_cmd(args: argparse.Namespace) -> int:
     overrides = {"max_steps": args.max_steps, "seed": args.seed, "runner": args.runner}
     exp = _apply_overrides(load_experiment(args.experiment), overrides)
+    run, extra = new_run(exp, args, args.out or _default_out(exp), overrides)
+    return execute(exp, run, args.address, args.quiet, extra)
+
+
+def new_run(exp: Experiment, args: argparse.Namespace, out: str,
+            overrides: dict[str, Any]) -> tuple[RunDir, dict[str, Any]]:
+    """A fresh run folder (search or baseline) and the state resume needs to reload its experiment."""
     from expand.search.trial import load_trial_function
 
     load_trial_function(exp.trial.function)  # a bad trial function is bad input: nothing written
-    run = RunDir(args.out or _default_out(exp))
+    run = RunDir(out)
     if run.exists():
         raise InputError(f"{run.path}: already holds a run; use 'x3d-expand resume {run.path}'")
     run.create()
     run.write_config(exp.to_dict())
     if exp.data.root and exp.trial.function == DEFAULT_TRIAL_FUNCTION:
         write_label_map(exp.data, run.path)
-    extra = {"experiment_source": os.path.abspath(args.experiment), "overrides": overrides,
-             "address": args.address}
     print(f"run folder: {run.path}")
-    return execute(exp, run, args.address, args.quiet, extra)
+    return run, {"experiment_source": os.path.abspath(args.experiment), "overrides": overrides,
+                 "address": args.address}
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
