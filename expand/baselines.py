@@ -15,18 +15,19 @@ sample that rounds to a model already trained reuses its result.
 * ``compound``: EfficientNet-style. The six X3D factors grow together by one
   common ratio c**phi (duration and frame rate both lengthen frames; frame
   rate shortens the stride), with phi chosen so budget k is about 2**k times
-  the basis FLOPs: one trial per budget, until the cap or the trial budget.
+  the basis FLOPs: one trial per budget, until the cap or the trial budget;
+  when budget k is over the cap, the largest compound model under the cap is
+  the last one trained.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from expand.config import Experiment, SearchSpace
-from expand.rounding import clean_factor
+from expand.config import Experiment
+from expand.factor_space import FlopFloor, capped_ranges, snap
 from expand.search.executor import TrialExecutor
 from expand.search.progress import Progress, SilentProgress
 from expand.search.runners import Runner
@@ -36,111 +37,6 @@ from expand.spec import ArchSpec
 
 METHODS = ("random", "tpe", "compound")
 MAX_SAMPLES_PER_TRIAL = 200  # over-cap or repeated samples tolerated per trained trial
-FACTORS = ("frames", "stride", "crop", "width", "bottleneck", "depth")
-
-
-@dataclass(frozen=True)
-class FactorRange:
-    name: str
-    low: float
-    high: float
-    step: float  # grid step; frames/stride are integers (step 1)
-
-
-def factor_ranges(space: SearchSpace) -> dict[str, FactorRange]:
-    """From the basis towards where the axes move it, up to the bounds."""
-    b, bounds, grid = space.basis, space.bounds, space.grid
-    out = {
-        "frames": FactorRange("frames", b.frames, bounds.of("frames")[1], 1),
-        "stride": FactorRange("stride", bounds.of("stride")[0], b.stride, 1),
-        "crop": FactorRange("crop", b.crop, bounds.of("crop")[1], grid.crop),
-    }
-    for name in ("width", "bottleneck", "depth"):
-        out[name] = FactorRange(name, getattr(b, name), bounds.of(name)[1], getattr(grid, name))
-    return out
-
-
-def capped_ranges(space: SearchSpace, counter: Any, cap: Optional[float]) -> dict[str, FactorRange]:
-    """factor_ranges, each upper end lowered to the largest grid value that alone stays under the cap.
-
-    No sampler should waste draws on a factor value whose model is over the cap
-    even with every other factor at the basis; a few FLOP counts per factor
-    (a binary search over its grid) save hundreds of counts of rejected samples.
-    """
-    ranges = factor_ranges(space)
-    if cap is None:
-        return ranges
-    basis = space.basis
-    for name, r in ranges.items():
-        if name == "stride" or r.low == r.high:
-            continue  # the stride does not change FLOPs
-        steps = int(round((r.high - r.low) / r.step))
-
-        def value(i: int) -> float:
-            v = r.low + i * r.step
-            return int(round(v)) if name in ("frames", "crop") else clean_factor(v)
-
-        def fits(i: int) -> bool:
-            return counter.gflops(basis.replace(**{name: value(i)})) <= cap
-
-        lo, hi = 0, steps
-        if fits(hi):
-            continue
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if fits(mid):
-                lo = mid
-            else:
-                hi = mid
-        ranges[name] = FactorRange(name, r.low, value(lo), r.step)
-    return ranges
-
-
-class FlopFloor:
-    """A lower bound on a spec's FLOPs from a few counts per factor, to reject over-cap samples cheaply.
-
-    FLOPs are a sum over layers of monomials in the factor ratios, with layers
-    that grow in one factor also growing in the others, so the product of the
-    single-factor ratios is at most the true ratio (measured: 0.52-0.87 of it
-    on random specs of both search spaces; tests/test_baselines.py checks the
-    bound). Each factor's ratio is taken at the nearest counted value below,
-    which by monotonicity lowers it further: a spec whose floor is over the cap
-    is over the cap, without an fvcore count.
-    """
-
-    def __init__(self, space: SearchSpace, counter: Any, ranges: dict[str, FactorRange], points: int = 8) -> None:
-        self.basis, self.counter = space.basis, counter
-        self.base = counter.gflops(self.basis)
-        self.tables: dict[str, list[tuple[float, float]]] = {}
-        for name, r in ranges.items():
-            if name == "stride" or r.low == r.high:
-                continue
-            levels = int(round((r.high - r.low) / r.step))
-            values = sorted({r.low + round(i * levels / (points - 1)) * r.step for i in range(points)})
-            values = [int(round(v)) if name in ("frames", "crop") else clean_factor(v) for v in values]
-            self.tables[name] = [(v, counter.gflops(self.basis.replace(**{name: v})) / self.base) for v in values]
-
-    def gflops(self, spec: ArchSpec) -> float:
-        bound = self.base
-        for name, table in self.tables.items():
-            v = getattr(spec, name)
-            bound *= max((ratio for value, ratio in table if value <= v + 1e-9), default=1.0)
-        return bound
-
-
-def snap(space: SearchSpace, factors: dict[str, float], ranges: Optional[dict[str, FactorRange]] = None) -> ArchSpec:
-    """Factors rounded to the search space's grids and clipped to its ranges."""
-    ranges = ranges or factor_ranges(space)
-    values: dict[str, Any] = {}
-    for name, r in ranges.items():
-        v = min(max(float(factors[name]), r.low), r.high)
-        if name in ("frames", "stride"):
-            values[name] = int(round(v))
-        elif name == "crop":
-            values[name] = int(round(v / r.step) * r.step)
-        else:
-            values[name] = clean_factor(round(v / r.step) * r.step)
-    return space.basis.replace(**values)
 
 
 @dataclass
@@ -176,6 +72,7 @@ class Baseline:
         self.seed = derive_seed(exp.search.seed, 1)  # every trial the same schedule and seed
         self.results: dict[ArchSpec, tuple[str, TrialResult]] = {}
         self._ranges = capped_ranges(self.space, counter, self.cap) if method != "compound" else {}
+        self._told_ok = 0  # completed Optuna trials with an accuracy: TPE's gamma counts these
 
     # ------------------------------------------------------------------ trials
     def _trial(self, trial_id: str, spec: ArchSpec) -> TrialSpec:
@@ -219,8 +116,15 @@ class Baseline:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = JournalStorage(JournalFileBackend(self.run_dir.file("optuna.journal")))
         if self.state.method == "tpe":
+            # gamma: TPE's "good" group holds trained models only. Its default,
+            # ceil(0.1 n) over every trial, filled the group with over-cap samples
+            # while the first batch trained, and TPE then proposed nothing but
+            # over-cap models (measured: 1 trained of 1400 samples under a cap of
+            # 2x the basis). Now over-cap samples (PRUNED) land in the "bad" group
+            # only, so they teach TPE where not to go.
             sampler = optuna.samplers.TPESampler(seed=self.exp.search.seed,
-                                                 n_startup_trials=max(3, self.state.budget // 4))
+                                                 n_startup_trials=max(3, self.state.budget // 4),
+                                                 gamma=lambda n: min(25, math.ceil(0.1 * self._told_ok)))
         else:
             sampler = optuna.samplers.RandomSampler(seed=self.exp.search.seed)
         return optuna.create_study(study_name=f"{self.exp.name}-{self.state.method}", storage=storage,
@@ -242,7 +146,8 @@ class Baseline:
         from optuna.trial import TrialState
 
         if result.ok:
-            study.tell(number, result.top1, skip_if_finished=True)
+            if study.tell(number, result.top1, skip_if_finished=True).state.name == "COMPLETE":
+                self._told_ok += 1
         else:
             study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
@@ -261,6 +166,7 @@ class Baseline:
                 study.tell(ft.number, state=TrialState.PRUNED, skip_if_finished=True)
             elif ft.user_attrs.get("repeat_of"):
                 self.state.repeats += 1
+                self._told_ok += ft.state == TrialState.COMPLETE
             elif spec is not None and ft.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING):
                 pending.append((ft.number, spec))
         self._train_batch(study, pending)
@@ -308,27 +214,32 @@ class Baseline:
         self._write_state("running")
 
     # ---------------------------------------------------------------- compound
-    def compound_spec(self, k: int) -> ArchSpec:
-        """The spec whose FLOPs are nearest 2**k x the basis (in log) on the common-ratio line."""
-        basis = self.space.basis
-        target = math.log(self.counter.gflops(basis) * 2.0 ** k)
+    def _compound_at(self, phi: float) -> ArchSpec:
+        """The basis with every factor grown by the common ratio c = 2**phi, on the grids."""
+        b, c = self.space.basis, 2.0 ** phi
+        return snap(self.space, {"frames": b.frames * c * c, "stride": b.stride / c, "crop": b.crop * c,
+                                 "width": b.width * c, "bottleneck": b.bottleneck * c, "depth": b.depth * c})
 
-        def at(phi: float) -> ArchSpec:
-            c = 2.0 ** phi
-            return snap(self.space, {
-                "frames": basis.frames * c * c, "stride": basis.stride / c, "crop": basis.crop * c,
-                "width": basis.width * c, "bottleneck": basis.bottleneck * c, "depth": basis.depth * c,
-            })
-
-        lo, hi = 0.0, float(k)
-        for _ in range(40):  # FLOPs grow monotonically with phi (up to grid rounding)
+    def _compound_bracket(self, gflops: float, hi: float) -> tuple[ArchSpec, ArchSpec]:
+        """The compound specs just under and just over ``gflops`` (FLOPs grow with phi, up to rounding)."""
+        lo = 0.0
+        for _ in range(40):
             mid = (lo + hi) / 2
-            if math.log(self.counter.gflops(at(mid))) < target:
+            if self.counter.gflops(self._compound_at(mid)) <= gflops:
                 lo = mid
             else:
                 hi = mid
-        options = {at(lo), at(hi)}
+        return self._compound_at(lo), self._compound_at(hi)
+
+    def compound_spec(self, k: int) -> ArchSpec:
+        """The spec whose FLOPs are nearest 2**k x the basis (in log) on the common-ratio line."""
+        target = math.log(self.counter.gflops(self.space.basis) * 2.0 ** k)
+        options = set(self._compound_bracket(math.exp(target), float(k)))
         return min(options, key=lambda s: abs(math.log(self.counter.gflops(s)) - target))
+
+    def largest_compound_under(self, cap: float, k: int) -> ArchSpec:
+        """The largest spec on the common-ratio line at or under ``cap`` (the basis if none is)."""
+        return self._compound_bracket(cap, float(k))[0]
 
     def _run_compound(self) -> None:
         k = 0
@@ -337,8 +248,15 @@ class Baseline:
             spec = self.compound_spec(k)
             self.state.samples += 1
             if self._over_cap(spec):
+                # The last budget is the largest compound model under the cap: a
+                # user with a FLOP cap would train that one rather than stop short.
                 self.state.over_cap += 1
                 self.state.stop_reason = f"budget 2^{k} x basis is over the cap {self.cap:g} GFLOPs"
+                spec = self.largest_compound_under(self.cap, k)
+                if spec in self.results or spec == self.space.basis:
+                    return
+                self.state.stop_reason += "; trained the largest compound model under it last"
+                self._train_compound(f"compound-{k:02d}", spec)
                 return
             if spec in self.results or spec == self.space.basis:
                 self.state.repeats += 1
@@ -346,11 +264,13 @@ class Baseline:
                     self.state.stop_reason = "the factors reached their bounds"
                     return
                 continue
-            trial = self._trial(f"compound-{k:02d}", spec)
-            result = self.executor.train([trial])[trial.trial_id]
-            self._record(trial, result)
-            self._write_state("running")
+            self._train_compound(f"compound-{k:02d}", spec)
         self.state.stop_reason = f"trained the budget of {self.state.budget} trials"
+
+    def _train_compound(self, trial_id: str, spec: ArchSpec) -> None:
+        trial = self._trial(trial_id, spec)
+        self._record(trial, self.executor.train([trial])[trial.trial_id])
+        self._write_state("running")
 
 
 def best_under(points: list[tuple[float, float]], budget: float) -> float:
@@ -376,4 +296,4 @@ def run_points(run_dir: str) -> list[tuple[float, float]]:
     return points
 
 
-__all__ = ["Baseline", "METHODS", "factor_ranges", "capped_ranges", "snap", "best_under", "run_points"]
+__all__ = ["Baseline", "METHODS", "best_under", "run_points"]
