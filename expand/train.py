@@ -8,14 +8,17 @@ running out of memory ``oom`` (memory freed first).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
+from typing import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
 
 from expand.config import experiment_from_dict
+from expand.data.prefetch import Prefetcher
 from expand.models.x3d import build_x3d
 from expand.search.trial import TrialResult, TrialSpec
 
@@ -50,6 +53,16 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@contextlib.contextmanager
+def _batches(loader: Iterable, prefetch: int) -> Iterator[Iterable]:
+    """The loader's batches, ``prefetch`` of them loaded ahead in a thread (0: none)."""
+    if prefetch <= 0:
+        yield loader
+        return
+    with Prefetcher(loader, prefetch) as batches:
+        yield batches
 
 
 def lr_at(step: int, total: int, base: float, warmup_fraction: float, start_factor: float) -> float:
@@ -98,35 +111,37 @@ def run_trial(trial: TrialSpec) -> TrialResult:
             model.train()
             epoch_loss, n = 0.0, 0
             t_wait = time.perf_counter()
-            for x, y in train_dl:
-                t0 = time.perf_counter()
-                data_wait += t0 - t_wait
-                x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-                y = y.to(device, non_blocking=True)
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(step, total, sched.lr, sched.warmup_fraction, sched.warmup_start_factor)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss = F.cross_entropy(model(x), y, label_smoothing=sched.label_smoothing)
-                if not torch.isfinite(loss):
-                    return TrialResult(trial.trial_id, "diverged", train_loss=losses,
-                                       error=f"non-finite loss at step {step}", seconds=time.perf_counter() - start)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if sched.grad_clip:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), sched.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                epoch_loss += loss.item() * len(y)
-                n += len(y)
-                clips += len(y)
-                step += 1
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                compute += time.perf_counter() - t0
-                t_wait = time.perf_counter()
-                if step >= total:
-                    break
+            with _batches(train_dl, cfg.prefetch if cfg.workers == 0 else 0) as batches:
+                for x, y in batches:
+                    t0 = time.perf_counter()
+                    data_wait += t0 - t_wait
+                    x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+                    y = y.to(device, non_blocking=True)
+                    for g in opt.param_groups:
+                        g["lr"] = lr_at(step, total, sched.lr, sched.warmup_fraction, sched.warmup_start_factor)
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        loss = F.cross_entropy(model(x), y, label_smoothing=sched.label_smoothing)
+                    if not torch.isfinite(loss):
+                        return TrialResult(trial.trial_id, "diverged", train_loss=losses,
+                                           error=f"non-finite loss at step {step}",
+                                           seconds=time.perf_counter() - start)
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    if sched.grad_clip:
+                        scaler.unscale_(opt)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), sched.grad_clip)
+                    scaler.step(opt)
+                    scaler.update()
+                    epoch_loss += loss.item() * len(y)
+                    n += len(y)
+                    clips += len(y)
+                    step += 1
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    compute += time.perf_counter() - t0
+                    t_wait = time.perf_counter()
+                    if step >= total:
+                        break
             losses.append(epoch_loss / max(n, 1))
             epoch += 1
         t_eval = time.perf_counter()
