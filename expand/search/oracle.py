@@ -13,6 +13,8 @@ Options (experiment ``trial.options``):
     fail_axes: {axis: n}  the first n attempts of each trial on that axis raise
     diverge_axes: [axis, ...]  trials on these axes report 'diverged'
     count_file: a path; each call appends one line (the trial id) to it
+    crash_axes: {axis: n}  the first n calls of each trial attempt on that axis kill the
+        worker process (os._exit), as a segfault or the OOM killer would; needs count_file
     basis: the basis factors the log-ratios are taken against (default: search space's)
 """
 
@@ -64,9 +66,15 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
             fh.write(f"{trial.trial_id} {trial.attempt}\n")
             fh.flush()
             os.fsync(fh.fileno())
+    axis = trial.axis.split(":")[-1]
+    crash_n = int((options.get("crash_axes") or {}).get(axis, 0))
+    if crash_n and count_file:
+        with open(count_file, encoding="utf-8") as fh:
+            calls = sum(1 for line in fh if line.strip() == f"{trial.trial_id} {trial.attempt}")
+        if calls <= crash_n:
+            os._exit(1)
     if options.get("sleep"):
         time.sleep(float(options["sleep"]))
-    axis = trial.axis.split(":")[-1]
     fail_n = int((options.get("fail_axes") or {}).get(axis, 0))
     if trial.attempt <= fail_n:
         raise RuntimeError(f"injected failure on {axis} (attempt {trial.attempt})")

@@ -52,3 +52,25 @@ def test_ray_runner_runs_a_search_on_a_local_cluster(tmp_path, ray_cluster, coun
     depth = [r.result.status for r in records if r.trial.axis == "depth"]
     assert depth == ["failed", "ok"]  # retried through Ray
     assert (tmp_path / "run" / "ray").is_dir()  # Tune's files live under the run folder
+
+
+@pytest.mark.ray
+def test_a_trial_that_kills_its_worker_is_rerun_then_recorded_failed(tmp_path, ray_cluster):
+    count = tmp_path / "calls.txt"
+    count.write_text("")
+    exp = load_experiment(oracle_experiment(tmp_path, options={
+        "count_file": str(count), "crash_axes": {"depth": 1, "width": 9}}))
+    runner = RayRunner(exp.trial.function, str(tmp_path / "ray"), cpus_per_trial=1, worker_crash_retries=1)
+    d = exp.to_dict()
+    trials = [TrialSpec("d", 1, "depth", ArchSpec(1, 8, 64, depth=2.0), 0, 0.003, 10, d),
+              TrialSpec("w", 1, "width", ArchSpec(1, 8, 64, width=2.0), 0, 0.003, 10, d),
+              TrialSpec("c", 1, "crop", ArchSpec(1, 8, 80), 0, 0.003, 10, d)]
+    got = {}
+    runner.run(trials, lambda t, r: got.__setitem__(t.trial_id, r))
+    again = {}
+    runner.run(trials[2:], lambda t, r: again.__setitem__(t.trial_id, r))  # the pool survived the crashes
+    runner.close()
+    calls = count.read_text().split()[::2]
+    assert got["d"].status == "ok" and calls.count("d") == 2  # killed once, rerun on a restarted worker
+    assert got["w"].status == "failed" and "worker crashed" in got["w"].error and calls.count("w") == 2
+    assert got["c"].status == "ok" and again["c"].status == "ok"
