@@ -146,20 +146,6 @@ def _ray_worker(config: dict[str, Any]) -> None:
         ray.get(dispatcher.done.remote(worker))
 
 
-def _ray_trainable(config: dict[str, Any]) -> None:
-    """The per-batch trainable of the runner before the worker pool.
-
-    Kept only so a search started with the previous version, still running
-    while the package is upgraded under it, can finish its batches: its Tune
-    workers import this name from the new file.
-    """
-    from ray import tune
-
-    trial = TrialSpec.from_dict(config["trial"])
-    result = call_safely(load_trial_function(config["function"]), trial)
-    tune.report({"trial_result": result.to_dict(), "done": True})
-
-
 def _free_accelerator_memory() -> None:
     """The next trial on this worker starts with the GPU memory the last one freed."""
     import sys
