@@ -233,6 +233,7 @@ class RayRunner:
         self._dispatcher: Any = None
         self._workers = 0
         self._fit_error = ""
+        self._abandoned = False
         self._started_ray = False
         os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -304,11 +305,22 @@ class RayRunner:
             channel = self._start()
         by_id = {t.trial_id: t for t in trials}
         ray.get(self._dispatcher.put.remote([t.to_dict() for t in trials]))
+        try:
+            self._collect(channel, by_id, on_result)
+        except BaseException:
+            self._abandoned = True  # Ctrl-C or an error in on_result: close() does not wait for trials
+            raise
+
+    def _collect(self, channel: "queue.Queue[tuple[str, Any]]", by_id: dict[str, TrialSpec],
+                 on_result: OnResult) -> None:
+        import ray
+
         while by_id:
             what, item = channel.get()
             if what == "result":
-                t = by_id.pop(item.get("trial_id"), None)
-                if t is not None:  # else a rerun after a crash reported twice, or another batch's
+                t = by_id.get(item.get("trial_id"))
+                if t is not None and item.get("attempt", t.attempt) == t.attempt:
+                    del by_id[t.trial_id]  # (else a stale report: a rerun after a crash, an earlier attempt)
                     on_result(t, TrialResult.from_dict(item))
             elif what == "worker_lost":
                 held = ray.get(self._dispatcher.held_by.remote(item))
@@ -330,7 +342,7 @@ class RayRunner:
 
             try:
                 ray.get(self._dispatcher.stop.remote(self._workers))
-                self._thread.join(timeout=120)
+                self._thread.join(timeout=5 if self._abandoned else 120)
             finally:
                 ray.kill(self._dispatcher)
         _CHANNELS.pop(self._key, None)
