@@ -54,7 +54,8 @@ def main() -> None:
                 cli("baseline", args.experiment, "--method", method, "--trials", str(n_trials),
                     "--max-gflops", f"{cap:.6g}", "--seed", str(seed), "--out", run_dir, "--quiet")
             runs.append(run_dir)
-        budgets = [f"{p['gflops']:.6g}" for p in path[1:]] or [f"{cap:.6g}"]
+        # repr: a budget rounded below a path model's GFLOPs would leave that model out.
+        budgets = [repr(p["gflops"]) for p in path[1:]] or [repr(cap)]
         print(f"seed {seed}: {n_trials} trials each (expansion of {args.steps} step(s)), cap {cap:.4g} GFLOPs")
         print(cli("compare", *runs, "--budgets", *budgets, "--plot", os.path.join(folder, "compare.png"),
                   capture=True))
