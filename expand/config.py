@@ -239,7 +239,7 @@ class TrialConfig:
     function: str = DEFAULT_TRIAL_FUNCTION
     device: str = "auto"
     workers: int = check_field(non_negative, 2)
-    prefetch: int = check_field(non_negative, 2)  # batches a thread loads ahead when workers is 0
+    prefetch: int = check_field(non_negative, 0)  # batches loaded ahead in a thread (workers 0; data/prefetch.py)
     threads: int = check_field(non_negative, 0)
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
     channels_last: bool = True

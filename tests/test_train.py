@@ -39,7 +39,7 @@ def test_trial_runs_end_to_end_and_is_deterministic(tiny_exp):
     exp = tiny_exp()
     a = run_trial(trial_for(exp))
     d = exp.to_dict()
-    d["trial"]["prefetch"] = 0  # loading in the step's thread: the same batches, the same result
+    d["trial"]["prefetch"] = 2  # loading in a thread ahead of the step: the same batches, the same result
     b = run_trial(TrialSpec("t1", 1, "fast", trial_for(exp).spec, 3, 0.001, 1000, d))
     assert a.status == "ok", a.error
     assert 0 <= a.top1 <= 1 and a.top5 == 1.0  # 2 classes: top-5 is everything
