@@ -20,7 +20,7 @@ import queue
 import threading
 from typing import Any, Callable, Protocol, Sequence
 
-from expand.search.trial import TrialResult, TrialSpec, call_safely, load_trial_function
+from expand.search.trial import TrialResult, TrialSpec, call_safely, failed_result, load_trial_function
 
 OnResult = Callable[[TrialSpec, TrialResult], None]
 log = logging.getLogger(__name__)
@@ -135,9 +135,7 @@ def _ray_worker(config: dict[str, Any]) -> None:
             return
         if what == "crashed":
             spec, n = item
-            trial = TrialSpec.from_dict(spec)
-            result = TrialResult(trial.trial_id, "failed", seed=trial.seed, attempt=trial.attempt,
-                                 error=f"worker crashed running it ({n} time(s))")
+            result = failed_result(TrialSpec.from_dict(spec), f"worker crashed running it ({n} time(s))")
         else:
             trial = TrialSpec.from_dict(item)
             result = call_safely(func, trial)
@@ -300,7 +298,7 @@ class RayRunner:
             return
         import ray
 
-        channel = _CHANNELS.get(self._key) if self._thread is not None else None
+        channel = _CHANNELS.get(self._key)  # there while the pool is up
         if channel is None:
             channel = self._start()
         by_id = {t.trial_id: t for t in trials}
@@ -326,27 +324,31 @@ class RayRunner:
                 held = ray.get(self._dispatcher.held_by.remote(item))
                 t = by_id.pop(held["trial_id"], None) if held else None
                 if t is not None:
-                    on_result(t, TrialResult(t.trial_id, "failed", seed=t.seed, attempt=t.attempt,
-                                             error="worker crashed and Ray Tune gave up restarting it"))
-            else:  # Tune itself stopped: nothing left can run
-                _CHANNELS.pop(self._key, None)
+                    on_result(t, failed_result(t, "worker crashed and Ray Tune gave up restarting it"))
+            else:  # Tune itself stopped: nothing left can run; the next batch starts a new pool
+                self._stop_pool(wait=0)
                 why = self._fit_error or "all workers stopped"
                 for t in by_id.values():
-                    on_result(t, TrialResult(t.trial_id, "failed", seed=t.seed, attempt=t.attempt,
-                                             error=f"Ray Tune stopped: {why}"))
+                    on_result(t, failed_result(t, f"Ray Tune stopped: {why}"))
                 return
 
-    def close(self) -> None:
-        if self._thread is not None and self._dispatcher is not None:
-            import ray
-
-            try:
-                ray.get(self._dispatcher.stop.remote(self._workers))
-                self._thread.join(timeout=5 if self._abandoned else 120)
-            finally:
-                ray.kill(self._dispatcher)
+    def _stop_pool(self, wait: float) -> None:
+        """Stop the workers (waiting up to ``wait`` s for Tune to finish) and drop the dispatcher."""
         _CHANNELS.pop(self._key, None)
-        self._thread, self._dispatcher = None, None
+        if self._dispatcher is None:
+            return
+        import ray
+
+        try:
+            ray.get(self._dispatcher.stop.remote(self._workers))
+            if self._thread is not None:
+                self._thread.join(timeout=wait)
+        finally:
+            ray.kill(self._dispatcher)  # its name is free for the next pool
+            self._thread, self._dispatcher = None, None
+
+    def close(self) -> None:
+        self._stop_pool(wait=5 if self._abandoned else 120)
         if self._started_ray:
             import ray
 

@@ -103,6 +103,11 @@ class TrialResult:
         return cls(**kwargs)
 
 
+def failed_result(trial: TrialSpec, error: str) -> TrialResult:
+    """A ``failed`` result for a trial that produced none (its worker died, the runner stopped)."""
+    return TrialResult(trial.trial_id, "failed", error=error, seed=trial.seed, attempt=trial.attempt)
+
+
 def derive_seed(run_seed: int, *parts: Any) -> int:
     """A reproducible 31-bit seed from the run seed and a position (e.g. the step)."""
     text = "|".join(str(p) for p in (run_seed, *parts))
