@@ -18,6 +18,7 @@ import os
 import tempfile
 import threading
 import warnings
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -69,8 +70,19 @@ def _fvcore_version() -> str:
         return "unknown"
 
 
+# One fvcore count at a time per process: counting swaps the global warning
+# filters (catch_warnings is not thread-safe), and the search counts from two
+# threads (the coordinator, and the lookahead counting the next step ahead).
+_COUNTING = threading.Lock()
+
+
 def count_complexity(spec: ArchSpec) -> Complexity:
     """Count GFLOPs and parameters of ``spec`` with fvcore (uncached)."""
+    with _COUNTING:
+        return _count_complexity(spec)
+
+
+def _count_complexity(spec: ArchSpec) -> Complexity:
     import torch
 
     with warnings.catch_warnings():
@@ -128,13 +140,16 @@ class ComplexityCounter:
     The file is merged and replaced atomically under an advisory lock, so
     several processes (Ray workers, two searches) can share it. ``path=None``
     keeps the cache in memory only. ``misses`` counts real fvcore counts, for
-    tests and for the search's progress line.
+    tests and for the search's progress line. Threads may share a counter: a
+    spec asked for while another thread counts it waits for that count
+    instead of counting it again.
     """
 
     def __init__(self, path: str | None = "default") -> None:
         self.path = default_cache_path() if path == "default" else path
         self._memory: dict[str, Complexity] = {}
         self._lock = threading.Lock()
+        self._counting: dict[str, Future] = {}
         self._version = f"fvcore={_fvcore_version()};model={MODEL_REVISION}"
         self.misses = 0
         self.hits = 0
@@ -177,13 +192,27 @@ class ComplexityCounter:
         key = self._key(spec)
         with self._lock:
             cached = self._memory.get(key)
-        if cached is not None:
-            self.hits += 1
-            return cached
-        value = count_complexity(spec)
-        self.misses += 1
+            running = self._counting.get(key) if cached is None else None
+            owner = cached is None and running is None
+            if owner:
+                running = self._counting[key] = Future()
+        assert running is not None or cached is not None
+        if not owner:  # in memory, or being counted by another thread
+            with self._lock:
+                self.hits += 1
+            return cached if cached is not None else running.result()
+        try:
+            value = count_complexity(spec)
+        except BaseException as exc:
+            with self._lock:
+                self._counting.pop(key, None)
+            running.set_exception(exc)
+            raise
         with self._lock:
             self._memory[key] = value
+            self._counting.pop(key, None)
+            self.misses += 1
+        running.set_result(value)
         if self.path:
             self._write_disk(key, value)
         return value

@@ -53,3 +53,40 @@ def test_corrupt_cache_file_is_ignored(tmp_path):
     assert counter.gflops(ArchSpec(1, 8, 32)) > 0
     assert counter.misses == 1
     assert len(json.loads(path.read_text())) == 1  # rewritten whole
+
+
+def test_two_threads_asking_for_one_spec_count_it_once():
+    import threading
+
+    from expand import complexity
+
+    counter = ComplexityCounter(path=None)
+    spec = ArchSpec(2, 6, 64)
+    got = []
+    with complexity._COUNTING:  # hold fvcore so both threads are asking at once
+        threads = [threading.Thread(target=lambda: got.append(counter.count(spec))) for _ in range(2)]
+        for t in threads:
+            t.start()
+        deadline = 50
+        while not counter._counting and deadline:  # the first thread owns the count
+            threading.Event().wait(0.02)
+            deadline -= 1
+        threading.Event().wait(0.2)  # the second finds it running
+    for t in threads:
+        t.join(60)
+    assert len(got) == 2 and got[0] == got[1] == count_complexity(spec)
+    assert counter.misses == 1 and counter.hits == 1
+
+
+def test_a_failed_count_is_not_cached_and_reaches_the_caller(monkeypatch):
+    from expand import complexity
+
+    counter = ComplexityCounter(path=None)
+    spec = ArchSpec(2, 6, 64)
+    real = complexity.count_complexity
+    monkeypatch.setattr(complexity, "count_complexity", lambda s: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        counter.count(spec)
+    assert counter.misses == 0 and not counter._counting
+    monkeypatch.setattr(complexity, "count_complexity", real)
+    assert counter.count(spec) == real(spec) and counter.misses == 1

@@ -19,6 +19,7 @@ from typing import Any, Optional
 from expand.config import Experiment
 from expand.search.axes import AxisExhausted, contract, expand
 from expand.search.executor import TrialExecutor
+from expand.search.lookahead import Lookahead
 from expand.search.progress import Progress, SilentProgress
 from expand.search.runners import Runner
 from expand.search.select import Scored, rule_description, select
@@ -90,7 +91,10 @@ class Coordinator:
         counter: Any,
         progress: Progress | None = None,
         extra_state: dict[str, Any] | None = None,
+        lookahead: bool | None = None,
     ) -> None:
+        """``lookahead``: count likely next candidates while trials run (default:
+        when the runner runs trials outside this process)."""
         self.exp = experiment
         self.space = experiment.search_space
         self.run_dir = run
@@ -104,6 +108,11 @@ class Coordinator:
         self.path: list[PathEntry] = []
         self.steps: list[dict[str, Any]] = []
         self.stop_reason = ""
+        if lookahead is None:
+            lookahead = not getattr(runner, "trials_in_process", True)
+        self.lookahead: Lookahead | None = Lookahead(self.space, counter) if lookahead else None
+        # fvcore counts each step waited for after its parent's batch: what the lookahead missed
+        self.counted_between_steps: list[int] = []
 
     # ------------------------------------------------------------------ trials
     def _trial(self, step: int, axis: str, spec: ArchSpec, trial_id: str, parent_id: str | None) -> TrialSpec:
@@ -123,6 +132,29 @@ class Coordinator:
 
     def train(self, trials: list[TrialSpec]) -> dict[str, TrialResult]:
         return self.executor.train(trials)
+
+    def _train_step(self, step: int, parent: PathEntry, runnable: list[Candidate],
+                    trials: list[TrialSpec]) -> dict[str, TrialResult]:
+        """Train a step's trials while the lookahead counts what each could lead to."""
+        if self.lookahead is None or step >= self.exp.search.max_steps:
+            return self.train(trials)
+        targets = self.exp.search.targets
+        last = max(targets) if targets else math.inf  # a parent past it ends the search
+        self.lookahead.submit([c.spec for c in runnable if c.gflops <= last])
+        by_id = {c.trial_id: c for c in runnable}
+        ok: list[Candidate] = []
+
+        def provisional_winner(trial: TrialSpec, result: TrialResult) -> None:
+            if result.ok and trial.trial_id in by_id:
+                c = by_id[trial.trial_id]
+                ok.append(dataclasses.replace(c, top1=result.top1))
+                scored = [Scored(o.axis, o.gflops, o.top1) for o in ok]
+                self.lookahead.prefer(ok[select(self.exp.selection, scored, parent.top1, parent.gflops)].spec)
+
+        try:
+            return self.executor.train(trials, on_result=provisional_winner)
+        finally:
+            self.lookahead.cancel()
 
     # ------------------------------------------------------------------ steps
     def _candidates(self, step: int, parent: PathEntry) -> list[Candidate]:
@@ -177,10 +209,21 @@ class Coordinator:
         )
 
     def run(self) -> SearchOutcome:
+        try:
+            return self._run()
+        finally:
+            if self.lookahead is not None:
+                self.lookahead.close()
+
+    def _run(self) -> SearchOutcome:
         basis = self.space.basis
         self.progress.search_started(self.exp, len(self.space.axes))
         basis_trial = self._trial(0, "basis", basis, "s00-basis", None)
+        if self.lookahead is not None and self.exp.search.max_steps >= 1:
+            self.lookahead.submit([basis])  # step 1's candidates, counted while the basis trains
         result = self.train([basis_trial])[basis_trial.trial_id]
+        if self.lookahead is not None:
+            self.lookahead.cancel()
         if not result.ok:
             self.stop_reason = f"the basis trial {result.status}: {result.error}"
             self._write_state(status="failed")
@@ -193,7 +236,9 @@ class Coordinator:
             if targets and parent.gflops > targets[-1]:
                 self.stop_reason = f"the path passed the largest target ({targets[-1]:g} GFLOPs)"
                 break
+            misses = getattr(self.counter, "misses", 0)
             cands = self._candidates(step, parent)
+            self.counted_between_steps.append(getattr(self.counter, "misses", 0) - misses)
             runnable = [c for c in cands if c.status == "pending"]
             if not runnable:
                 self.steps.append(self._step_record(step, parent, cands, None))
@@ -202,7 +247,7 @@ class Coordinator:
             self.steps.append(self._step_record(step, parent, cands, None))
             self.progress.step_started(step, parent, cands)
             trials = [self._trial(step, c.axis, c.spec, c.trial_id, parent.trial_id) for c in runnable]
-            results = self.train(trials)
+            results = self._train_step(step, parent, runnable, trials)
             by_id = {c.trial_id: c for c in runnable}
             for c in cands:
                 if c.trial_id in results:

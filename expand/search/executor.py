@@ -36,8 +36,12 @@ class TrialExecutor:
             return done[-1].result
         return None
 
-    def train(self, trials: list[TrialSpec]) -> dict[str, TrialResult]:
-        """Run trials (skipping finished ones), retrying per the experiment's policy."""
+    def train(self, trials: list[TrialSpec],
+              on_result: Optional[Callable[[TrialSpec, TrialResult], None]] = None) -> dict[str, TrialResult]:
+        """Run trials (skipping finished ones), retrying per the experiment's policy.
+
+        ``on_result`` sees every recorded attempt as it finishes.
+        """
         final: dict[str, TrialResult] = {}
         todo: list[TrialSpec] = []
         for t in trials:
@@ -53,13 +57,15 @@ class TrialExecutor:
             batch: dict[str, TrialResult] = {}
             self.progress.batch_started(todo, self.runner.parallelism)
 
-            def on_result(trial: TrialSpec, result: TrialResult) -> None:
-                record = self.run_dir.append_trial(trial, result)
-                self.attempts.setdefault(trial.trial_id, []).append(record)
+            def record(trial: TrialSpec, result: TrialResult) -> None:
+                entry = self.run_dir.append_trial(trial, result)
+                self.attempts.setdefault(trial.trial_id, []).append(entry)
                 batch[trial.trial_id] = result
                 self.progress.trial_finished(trial, result)
+                if on_result is not None:
+                    on_result(trial, result)
 
-            self.runner.run(todo, on_result)
+            self.runner.run(todo, record)
             final.update(batch)
             todo = [dataclasses.replace(t, attempt=t.attempt + 1) for t in todo
                     if self.retry_allowed(batch[t.trial_id], t.attempt)]

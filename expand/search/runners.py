@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 
 class Runner(Protocol):
+    # True when trials run in the caller's process (and compete with it for CPU).
+    trials_in_process: bool
+
     def run(self, trials: Sequence[TrialSpec], on_result: OnResult) -> None: ...
 
     def close(self) -> None: ...
@@ -37,6 +40,8 @@ class Runner(Protocol):
 
 class SerialRunner:
     """Trials in this process, in order. ``function`` is a callable or 'module:function'."""
+
+    trials_in_process = True
 
     def __init__(self, function: str | Callable[[TrialSpec], TrialResult]) -> None:
         self.function = load_trial_function(function) if isinstance(function, str) else function
@@ -205,6 +210,8 @@ class RayRunner:
     once per runner (or reused if the caller already started it) and shut
     down by :meth:`close` only if this runner started it.
     """
+
+    trials_in_process = False
 
     def __init__(
         self,

@@ -213,3 +213,42 @@ def test_contract_train_trains_the_contracted_models_and_records_them(oracle_run
     assert main(["contract", str(run_dir), "--target-gflops", "0.005", "--json"]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["contractions"][0]
     assert again["top1"] == item["top1"]
+
+
+class OutOfProcessLike(SerialRunner):
+    """Runs in process but says it does not, and lets the lookahead finish before
+    returning a batch: a batch long enough to count everything ahead."""
+
+    trials_in_process = False
+    coordinator = None
+
+    def run(self, trials, on_result):
+        super().run(trials, on_result)
+        assert self.coordinator.lookahead.drain(timeout=300)
+
+
+def test_the_lookahead_counts_each_next_step_while_the_trials_run(tmp_path, counter):
+    from expand.complexity import ComplexityCounter
+    from tests.search.helpers import TINY
+
+    # the three axes that count fast: a step's lookahead is ~9 counts per parent
+    space = tmp_path / "space.yaml"
+    space.write_text(open(TINY).read().replace("axes: [fast, temporal, spatial, depth, width, bottleneck]",
+                                               "axes: [fast, temporal, spatial]"))
+    exp = load_experiment(oracle_experiment(tmp_path, search={"max_steps": 3}, search_space=str(space)))
+    outcomes = {}
+    for kind in ("serial", "lookahead"):
+        run = RunDir(str(tmp_path / kind))
+        run.create()
+        run.write_config(exp.to_dict())
+        runner = SerialRunner(exp.trial.function) if kind == "serial" else OutOfProcessLike(exp.trial.function)
+        fresh = ComplexityCounter(path=None) if kind == "lookahead" else counter
+        coordinator = Coordinator(exp, run, runner, fresh)
+        runner.coordinator = coordinator
+        assert (coordinator.lookahead is not None) == (kind == "lookahead")
+        outcomes[kind] = (coordinator.run(), coordinator.counted_between_steps, fresh.misses)
+    serial, ahead = outcomes["serial"][0], outcomes["lookahead"][0]
+    assert [p.spec for p in ahead.path] == [p.spec for p in serial.path]  # it decides nothing
+    assert ahead.steps == serial.steps and len(ahead.path) == 4
+    counts, misses = outcomes["lookahead"][1:]
+    assert counts == [0, 0, 0] and misses > 3 * 3  # all counted, none after a batch
