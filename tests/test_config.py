@@ -3,7 +3,7 @@ import os
 import pytest
 import yaml
 
-from expand.config import load_experiment, load_search_space
+from expand.config import load_search_space
 from expand.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
