@@ -133,28 +133,39 @@ class Coordinator:
     def train(self, trials: list[TrialSpec]) -> dict[str, TrialResult]:
         return self.executor.train(trials)
 
+    def _train_counting_ahead(self, trials: list[TrialSpec], parents: list[ArchSpec],
+                              on_result: Any = None) -> dict[str, TrialResult]:
+        """Train ``trials`` while the lookahead expands ``parents``: the possible next parents."""
+        if self.lookahead is None or not parents:
+            return self.train(trials)
+        self.lookahead.submit(parents)
+        try:
+            return self.executor.train(trials, on_result=on_result)
+        finally:
+            self.lookahead.cancel()
+
     def _train_step(self, step: int, parent: PathEntry, runnable: list[Candidate],
                     trials: list[TrialSpec]) -> dict[str, TrialResult]:
-        """Train a step's trials while the lookahead counts what each could lead to."""
+        """Train a step's trials, counting ahead for the provisional winner first."""
         if self.lookahead is None or step >= self.exp.search.max_steps:
             return self.train(trials)
         targets = self.exp.search.targets
         last = max(targets) if targets else math.inf  # a parent past it ends the search
-        self.lookahead.submit([c.spec for c in runnable if c.gflops <= last])
         by_id = {c.trial_id: c for c in runnable}
         ok: list[Candidate] = []
 
         def provisional_winner(trial: TrialSpec, result: TrialResult) -> None:
             if result.ok and trial.trial_id in by_id:
-                c = by_id[trial.trial_id]
-                ok.append(dataclasses.replace(c, top1=result.top1))
-                scored = [Scored(o.axis, o.gflops, o.top1) for o in ok]
-                self.lookahead.prefer(ok[select(self.exp.selection, scored, parent.top1, parent.gflops)].spec)
+                ok.append(dataclasses.replace(by_id[trial.trial_id], top1=result.top1))
+                self.lookahead.prefer(self._winner(ok, parent).spec)
 
-        try:
-            return self.executor.train(trials, on_result=provisional_winner)
-        finally:
-            self.lookahead.cancel()
+        return self._train_counting_ahead(trials, [c.spec for c in runnable if c.gflops <= last],
+                                          provisional_winner)
+
+    def _winner(self, ok: list[Candidate], parent: PathEntry) -> Candidate:
+        """The selection rule's pick among trained candidates."""
+        scored = [Scored(c.axis, c.gflops, c.top1) for c in ok]
+        return ok[select(self.exp.selection, scored, parent.top1, parent.gflops)]
 
     # ------------------------------------------------------------------ steps
     def _candidates(self, step: int, parent: PathEntry) -> list[Candidate]:
@@ -219,11 +230,9 @@ class Coordinator:
         basis = self.space.basis
         self.progress.search_started(self.exp, len(self.space.axes))
         basis_trial = self._trial(0, "basis", basis, "s00-basis", None)
-        if self.lookahead is not None and self.exp.search.max_steps >= 1:
-            self.lookahead.submit([basis])  # step 1's candidates, counted while the basis trains
-        result = self.train([basis_trial])[basis_trial.trial_id]
-        if self.lookahead is not None:
-            self.lookahead.cancel()
+        # step 1's candidates are the basis's expansions: counted while the basis trains
+        step1_parent = [basis] if self.exp.search.max_steps >= 1 else []
+        result = self._train_counting_ahead([basis_trial], step1_parent)[basis_trial.trial_id]
         if not result.ok:
             self.stop_reason = f"the basis trial {result.status}: {result.error}"
             self._write_state(status="failed")
@@ -261,8 +270,7 @@ class Coordinator:
                 self.steps[-1] = self._step_record(step, parent, cands, None)
                 self.stop_reason = f"step {step}: no candidate trained successfully"
                 break
-            scored = [Scored(c.axis, c.gflops, c.top1) for c in ok]
-            winner = ok[select(self.exp.selection, scored, parent.top1, parent.gflops)]
+            winner = self._winner(ok, parent)
             winner.chosen = True
             self.path.append(PathEntry(step, winner.axis, winner.trial_id, winner.spec,
                                        winner.gflops, winner.params, winner.top1, winner.top5))
