@@ -22,6 +22,14 @@ RESULT_KEY = "trial_result_json"  # one string: Tune flattens nested result dict
 _STOP = "__stop__"
 
 
+def _publish(name: str, cls: Any) -> Any:
+    """Make a class built inside a function picklable by reference, as this module's ``name``."""
+    cls.__qualname__ = name
+    cls.__module__ = __name__
+    globals()[name] = cls
+    return cls
+
+
 def _dispatcher_class() -> Any:
     """The dispatcher actor class, made on first use (importing Ray costs seconds)."""
     cls = globals().get("_Dispatcher")
@@ -74,10 +82,7 @@ def _dispatcher_class() -> Any:
         async def held_by(self, worker: int) -> Any:
             return self.holding.pop(worker, None)
 
-    _Dispatcher.__qualname__ = "_Dispatcher"
-    _Dispatcher.__module__ = __name__
-    globals()["_Dispatcher"] = _Dispatcher
-    return _Dispatcher
+    return _publish("_Dispatcher", _Dispatcher)
 
 
 def _ray_worker(config: dict[str, Any]) -> None:
@@ -139,16 +144,14 @@ def _channel_callback(key: str) -> Any:
 
             def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
                 # A worker is up: start the rest of the pool (they load while it runs).
-                _grow_pool(self.key, _POOL_SIZE.get(self.key, (0, 0))[1])
+                _grow_pool(self.key)
 
             def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
                 channel = _CHANNELS.get(self.key)
                 if channel is not None:  # the worker is gone for good (past FailureConfig)
                     channel.put(("worker_lost", trial.config.get("worker")))
 
-        _ChannelCallback.__qualname__ = "_ChannelCallback"
-        _ChannelCallback.__module__ = __name__
-        globals()["_ChannelCallback"] = cls = _ChannelCallback
+        cls = _publish("_ChannelCallback", _ChannelCallback)
     return cls(key)
 
 
@@ -159,11 +162,26 @@ _POOL_SIZE: dict[str, tuple[int, int]] = {}
 _POOL_LOCK = threading.Lock()
 
 
-def _grow_pool(key: str, workers: int) -> None:
+def _open_pool(key: str, size: int) -> None:
+    """A new pool of ``size`` workers, of which one may start now."""
+    with _POOL_LOCK:
+        _POOL_SIZE[key] = (1, size)
+
+
+def _grow_pool(key: str, workers: int | None = None) -> None:
+    """Let ``workers`` (None: all) start, unless the pool is stopping."""
     with _POOL_LOCK:
         allowed, size = _POOL_SIZE.get(key, (-1, 0))
-        if 0 <= allowed < workers:
-            _POOL_SIZE[key] = (min(workers, size), size)
+        wanted = size if workers is None else min(workers, size)
+        if 0 <= allowed < wanted:
+            _POOL_SIZE[key] = (wanted, size)
+
+
+def _close_pool(key: str) -> None:
+    """Start no more workers: the searcher reports FINISHED."""
+    with _POOL_LOCK:
+        if key in _POOL_SIZE:
+            _POOL_SIZE[key] = (-1, 0)
 
 
 def _pool_searcher(key: str, size: int) -> Any:
@@ -204,7 +222,5 @@ def _pool_searcher(key: str, size: int) -> Any:
                 self.made += 1
                 return {"worker": self.made - 1}
 
-        _PoolSearcher.__qualname__ = "_PoolSearcher"
-        _PoolSearcher.__module__ = __name__
-        globals()["_PoolSearcher"] = cls = _PoolSearcher
+        cls = _publish("_PoolSearcher", _PoolSearcher)
     return cls(key, size)

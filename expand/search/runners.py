@@ -21,11 +21,11 @@ from typing import Any, Callable, Protocol, Sequence
 
 from expand.search.ray_pool import (
     _CHANNELS,
-    _POOL_LOCK,
-    _POOL_SIZE,
     _channel_callback,
+    _close_pool,
     _dispatcher_class,
     _grow_pool,
+    _open_pool,
     _pool_searcher,
     _ray_worker,
 )
@@ -154,7 +154,7 @@ class RayRunner:
         name = f"x3d-expand-dispatcher-{self._key}"
         self._dispatcher = _dispatcher_class().options(name=name).remote(self.worker_crash_retries)
         self._workers = self.parallelism
-        _POOL_SIZE[self._key] = (1, self._workers)
+        _open_pool(self._key, self._workers)
         tuner = tune.Tuner(
             tune.with_resources(_ray_worker, self.resources),
             param_space={"dispatcher": name, "function": self.function},
@@ -225,9 +225,7 @@ class RayRunner:
     def _stop_pool(self, wait: float) -> None:
         """Stop the workers (waiting up to ``wait`` s for Tune to finish) and drop the dispatcher."""
         _CHANNELS.pop(self._key, None)
-        with _POOL_LOCK:
-            if self._key in _POOL_SIZE:
-                _POOL_SIZE[self._key] = (-1, 0)  # start no more workers
+        _close_pool(self._key)
         if self._dispatcher is None:
             return
         import ray
