@@ -7,8 +7,8 @@ else (opening the split and cache, building the model, the inference timing
 loop). Goal (issue 5): data wait < 10 % of the trial.
 
 By default it runs the trial twice, side by side: loading in the training
-thread (``prefetch 0``) and with the default background prefetch thread, and
-prints the wall-time ratio.
+thread (``prefetch 0``, the default) and with a background prefetch thread two
+batches deep (``prefetch 2``), and prints the wall-time ratio.
 
     python benchmarks/trial_overhead.py                                 # tiny_cpu basis
     python benchmarks/trial_overhead.py --factors 4 2 64 1 1 1 --workers 1 --prefetch 0

@@ -83,7 +83,6 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
 
 def _plot_baseline(plt: Any, ok: list[dict[str, Any]], kind: str, out_dir: str) -> str:
     """A baseline run: every trained model, and the best top-1 reached at or under each GFLOPs."""
-
     fig, ax = plt.subplots(figsize=(8, 5.5))
     ax.scatter([r["gflops"] for r in ok], [100 * r["top1"] for r in ok], color="tab:purple", alpha=0.6,
                s=30, label=f"{kind} trials")
@@ -101,7 +100,6 @@ def plot_compare(curves: dict[str, list[tuple[float, float]]], budgets: list[flo
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for label, points in curves.items():
