@@ -34,7 +34,8 @@ DIRECTIONS = ("right", "left")
 SPEEDS = {"slow": 2.0, "fast": 4.0}
 PATTERNS = ("stripes", "checker")
 OBJECT = 24
-DATASET_VERSION = 3  # bump when the rendering changes: an old dataset is rewritten
+MIN_SIZE = 32  # room for the 24 px square to sit anywhere
+DATASET_VERSION = 4  # bump when the rendering changes: an old dataset is rewritten
 PERIOD = 4
 CLUTTER_BLOBS = 3
 NOISE_STD = 6.0
@@ -51,6 +52,19 @@ class SynthConfig:
     size: int = 128
     fps: float = 30.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        from expand.errors import InputError
+
+        if self.size < MIN_SIZE or self.size % 2:
+            raise InputError(f"--size: must be an even number >= {MIN_SIZE} (the moving square is "
+                             f"{OBJECT} px and 4:2:0 video needs even sizes), got {self.size}")
+        if self.frames < 2:
+            raise InputError(f"--frames: motion needs at least 2 frames, got {self.frames}")
+        if not 1 <= self.fps <= 240 or self.fps != self.fps:
+            raise InputError(f"--fps: must be in [1, 240], got {self.fps}")
+        if os.path.exists(self.out_dir) and not os.path.isdir(self.out_dir):
+            raise InputError(f"{self.out_dir}: exists and is not a folder")
 
 
 def class_names(n: int) -> list[str]:
@@ -105,19 +119,58 @@ def render_video(name: str, rng: np.random.Generator, frames: int, size: int, fp
     return out
 
 
+def rgb_to_yuv420p(img: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range YUV 4:2:0 of an RGB image, in integer arithmetic.
+
+    Why not let FFmpeg convert: swscale picks SIMD paths by CPU and they are not
+    bit-exact with each other, so the same frames encoded on two machines could
+    differ. This is the conversion swscale's C path does, in numpy: every
+    machine computes the same bytes. Returns PyAV's yuv420p layout, (H*3/2, W).
+    """
+    h, w = img.shape[:2]
+    rgb = img.astype(np.int32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    # chroma of each 2x2 block from its mean colour (rounded), as 4:2:0 samples it
+    q = (rgb.reshape(h // 2, 2, w // 2, 2, 3).sum(axis=(1, 3)) + 2) >> 2
+    r2, g2, b2 = q[..., 0], q[..., 1], q[..., 2]
+    u = ((-38 * r2 - 74 * g2 + 112 * b2 + 128) >> 8) + 128
+    v = ((112 * r2 - 94 * g2 - 18 * b2 + 128) >> 8) + 128
+    planes = [y.astype(np.uint8), u.astype(np.uint8).reshape(h // 4, w), v.astype(np.uint8).reshape(h // 4, w)]
+    return np.concatenate(planes, axis=0)
+
+
 def write_video(path: str, frames: np.ndarray, fps: float, codec: str = "libx264") -> None:
+    """Encode uint8 (T, H, W, 3) frames; the same frames give the same bytes on every machine.
+
+    Three things made the bytes vary before (issue 14): no timestamps on the
+    frames (x264's rate control then saw no frame durations), x264's thread
+    count left on auto (frame threading changes the output with the number of
+    cores), and FFmpeg's CPU-dependent colour conversion. Frames now carry
+    pts 0, 1, 2, ... in a 1/fps time base, the encoder runs one thread, and
+    the conversion is :func:`rgb_to_yuv420p`. H and W must be even (4:2:0).
+    """
     import av
     from fractions import Fraction
 
     h, w = frames.shape[1:3]
+    if h % 2 or w % 2:
+        raise ValueError(f"frame size {w}x{h}: 4:2:0 video needs even width and height")
+    rate = Fraction(fps).limit_denominator(1000)
     with av.open(path, "w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+        stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = w, h
         stream.pix_fmt = "yuv420p"
+        stream.time_base = 1 / rate
+        stream.codec_context.thread_count = 1
+        stream.codec_context.thread_type = "NONE"
         if codec == "libx264":
-            stream.options = {"crf": "16", "preset": "veryfast"}
-        for img in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            stream.options = {"crf": "16", "preset": "veryfast", "threads": "1"}
+        for t, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(img), format="yuv420p")
+            frame.pts = t
+            frame.time_base = stream.time_base
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

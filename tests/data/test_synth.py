@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from expand.data.synth import SynthConfig, class_names, render_video, write_dataset
 
@@ -46,16 +47,64 @@ def test_write_dataset_is_deterministic_and_slowfast_format(tmp_path):
     assert meta["chance"] == 0.5
 
 
-def test_workers_do_not_change_the_files_and_a_rerun_is_up_to_date(tmp_path):
-    cfg = dict(classes=2, videos_per_class=2, val_per_class=1, frames=6, size=48, seed=5)
-    write_dataset(SynthConfig(str(tmp_path / "one"), **cfg), workers=1)
-    write_dataset(SynthConfig(str(tmp_path / "two"), **cfg), workers=2)
-    from expand.data.video import decode_video
+def _file_bytes(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.mp4"))}
 
-    for rel in (tmp_path / "one" / "train.csv").read_text().split():
-        if rel.endswith(".mp4"):
-            assert np.array_equal(decode_video(str(tmp_path / "one" / rel)), decode_video(str(tmp_path / "two" / rel)))
-    again = write_dataset(SynthConfig(str(tmp_path / "one"), **cfg))
+
+def test_workers_and_repeats_give_byte_identical_files_and_a_rerun_is_up_to_date(tmp_path):
+    """Issue 14: encoding in one process, again and again, with and without a pool, gives the same bytes."""
+    cfg = dict(classes=2, videos_per_class=2, val_per_class=1, frames=6, size=48, seed=5)
+    runs = []
+    for i, workers in enumerate((1, 2, 1, 2)):
+        write_dataset(SynthConfig(str(tmp_path / f"r{i}"), **cfg), workers=workers)
+        runs.append(_file_bytes(tmp_path / f"r{i}"))
+    assert len(runs[0]) == 6
+    for other in runs[1:]:
+        assert other == runs[0]
+    again = write_dataset(SynthConfig(str(tmp_path / "r0"), **cfg))
     assert again.get("up_to_date") is True
-    changed = write_dataset(SynthConfig(str(tmp_path / "one"), **dict(cfg, frames=7)))
+    changed = write_dataset(SynthConfig(str(tmp_path / "r0"), **dict(cfg, frames=7)))
     assert "up_to_date" not in changed
+
+
+def test_a_separate_process_writes_the_same_bytes(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = dict(classes=2, videos_per_class=1, val_per_class=1, frames=6, size=48, seed=9)
+    write_dataset(SynthConfig(str(tmp_path / "here"), **cfg))
+    code = ("import sys; from expand.data.synth import SynthConfig, write_dataset; "
+            f"write_dataset(SynthConfig(sys.argv[1], **{cfg!r}), workers=2)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], check=True)
+    assert _file_bytes(tmp_path / "here") == _file_bytes(tmp_path / "there")
+
+
+def test_yuv_conversion_matches_ffmpeg_within_its_filtering():
+    import av
+
+    from expand.data.synth import rgb_to_yuv420p
+
+    img = render_video(class_names(8)[5], np.random.default_rng(1), 1, 48, 30.0)[0]
+    ours = rgb_to_yuv420p(img).astype(int)
+    theirs = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p").to_ndarray().astype(int)
+    assert ours.shape == theirs.shape == (72, 48)
+    assert np.abs(ours[:48] - theirs[:48]).max() <= 1  # luma: the same formula
+    assert np.abs(ours[48:] - theirs[48:]).mean() < 2  # chroma: a box vs FFmpeg's filter
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(size=8), "--size"), (dict(size=49), "--size"), (dict(frames=1), "--frames"),
+])
+def test_bad_synth_settings_are_input_errors(tmp_path, kw, msg):
+    from expand.errors import InputError
+
+    with pytest.raises(InputError, match=msg):
+        SynthConfig(str(tmp_path / "d"), **kw)
+
+
+def test_synth_into_a_file_is_an_input_error(tmp_path):
+    from expand.errors import InputError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InputError, match="not a folder"):
+        SynthConfig(str(tmp_path / "f"))
