@@ -13,6 +13,7 @@ trial.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -29,6 +30,7 @@ from expand.search.ray_pool import (
     _pool_searcher,
     _ray_worker,
 )
+from expand.search import ray_session
 from expand.search.trial import TrialResult, TrialSpec, call_safely, failed_result, load_trial_function
 
 OnResult = Callable[[TrialSpec, TrialResult], None]
@@ -122,16 +124,29 @@ class RayRunner:
         # it found no metrics files: results reach us through the callback instead.
         logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        self._run_path = os.path.dirname(self.storage_dir)  # the run folder (storage is RUN/ray)
         if not ray.is_initialized():
-            ray.init(
-                address=address,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-                ignore_reinit_error=True,
-            )
+            if address is None:
+                note = ray_session.clean_stale(self._run_path)
+                if note:
+                    print(note, flush=True)
+            with _keep_sigterm_handler():
+                ray.init(
+                    address=address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                    ignore_reinit_error=True,
+                )
             self._started_ray = True
-        self._start()  # the first worker loads while the caller counts the basis
+        try:
+            if self._started_ray and address is None:  # a cluster of our own: what a kill -9 would leave
+                ray_session.record(self._run_path, ray._private.worker._global_node.get_session_dir_path())
+            self._start()  # the first worker loads while the caller counts the basis
+        except BaseException:  # SIGTERM or Ctrl-C while starting: nobody else will close what we started
+            self._abandoned = True
+            self.close()
+            raise
 
     @property
     def parallelism(self) -> int:
@@ -239,12 +254,33 @@ class RayRunner:
             self._thread, self._dispatcher = None, None
 
     def close(self) -> None:
-        self._stop_pool(wait=5 if self._abandoned else 120)
-        if self._started_ray:
-            import ray
+        try:
+            self._stop_pool(wait=5 if self._abandoned else 120)
+        finally:  # whatever stopping the pool raised (a second signal, a dead actor), Ray goes down
+            if self._started_ray:
+                import ray
 
-            ray.shutdown()
-            self._started_ray = False
+                ray.shutdown()
+                self._started_ray = False
+                ray_session.forget(self._run_path)
+
+
+@contextlib.contextmanager
+def _keep_sigterm_handler() -> Any:
+    """ray.init installs its own SIGTERM handler (a stack dump, then exit); keep the caller's.
+
+    The CLI turns SIGTERM into an orderly stop (close the pool, shut Ray down,
+    release the run's lock); Ray's handler would skip all of that.
+    """
+    import signal
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def make_runner(

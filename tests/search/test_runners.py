@@ -5,7 +5,7 @@ import pytest
 from expand.config import load_experiment
 from expand.search.coordinator import Coordinator
 from expand.search.runners import RayRunner, SerialRunner
-from expand.search.state import RunDir
+from expand.run import RunDir
 from expand.search.trial import TrialResult, TrialSpec
 from expand.spec import ArchSpec
 from tests.search.helpers import oracle_experiment
@@ -74,3 +74,72 @@ def test_a_trial_that_kills_its_worker_is_rerun_then_recorded_failed(tmp_path, r
     assert got["d"].status == "ok" and calls.count("d") == 2  # killed once, rerun on a restarted worker
     assert got["w"].status == "failed" and "worker crashed" in got["w"].error and calls.count("w") == 2
     assert got["c"].status == "ok" and again["c"].status == "ok"
+
+
+@pytest.mark.ray
+def test_kill_9_in_the_ray_start_up_window_then_resume_cleans_up_and_retrains_nothing(tmp_path):
+    """Issue 14: the coordinator killed while Ray starts; its cluster lingers until the next resume."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from expand.search import ray_session
+
+    exp = oracle_experiment(tmp_path, options={"sleep": 1.0}, search={"max_steps": 1, "runner": "ray"})
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "expand.cli", "search", exp, "--out", str(run), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    session_file = run / ray_session.FILE
+    deadline = time.monotonic() + 90
+    while not session_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert session_file.exists(), "the search never recorded its Ray session"
+    session = json.loads(session_file.read_text())["session_dir"]
+    os.kill(proc.pid, signal.SIGKILL)  # no finally, no atexit: Ray's processes are orphaned
+    proc.wait()
+    assert not (run / "trials.jsonl").exists() or "s00-basis" not in (run / "trials.jsonl").read_text()
+    left = ray_session.session_processes(session)
+    assert left, "a kill -9 should leave Ray's processes behind (else this test tests nothing)"
+    resumed = subprocess.run([sys.executable, "-m", "expand.cli", "resume", str(run), "--quiet"],
+                             capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "stopped" in resumed.stdout and "Ray session" in resumed.stdout
+    assert not [p for p in left if ray_session._alive(p)]  # the killed search's cluster is gone
+    assert not session_file.exists()  # and the resumed one shut its own down
+    records = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
+    ids = [r["trial_id"] for r in records]
+    assert len(ids) == len(set(ids)) == 7  # the basis and six candidates, each once
+    assert json.loads((run / "state.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.ray
+def test_sigterm_stops_the_search_and_its_ray_cluster(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from expand.search import ray_session
+
+    exp = oracle_experiment(tmp_path, options={"sleep": 2.0}, search={"max_steps": 1, "runner": "ray"})
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "expand.cli", "search", exp, "--out", str(run), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not (run / ray_session.FILE).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    session = json.loads((run / ray_session.FILE).read_text())["session_dir"]
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(60) == 143, proc.stderr.read()
+    assert "terminated" in proc.stderr.read()
+    deadline = time.monotonic() + 20
+    while ray_session.session_processes(session) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not ray_session.session_processes(session)
+    assert not (run / ray_session.FILE).exists()
