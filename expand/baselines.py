@@ -32,7 +32,7 @@ from expand.factor_space import FlopFloor, capped_ranges, snap
 from expand.search.executor import TrialExecutor
 from expand.search.progress import Progress, SilentProgress
 from expand.search.runners import Runner
-from expand.search.state import RunDir
+from expand.run import RunDir
 from expand.search.trial import TrialResult, TrialSpec, derive_seed
 from expand.spec import ArchSpec
 
@@ -289,7 +289,7 @@ def best_under(points: list[tuple[float, float]], budget: float) -> float:
 def run_points(run_dir: str) -> list[tuple[float, float]]:
     """(GFLOPs, top-1) of every trained model of a run, contracted models included."""
     from expand.search.coordinator import load_contractions
-    from expand.search.state import latest_by_trial
+    from expand.run import latest_by_trial
 
     run = RunDir(run_dir)
     points = []

@@ -94,7 +94,7 @@ def _header(lines: list[str]) -> str:
 
 def write_export(out_dir: str, name: str, spec: ArchSpec, fps: float,
                  jitter: tuple[float, float], notes: list[str]) -> str:
-    from expand.search.state import atomic_write
+    from expand.fileio import atomic_write
 
     cfg = slowfast_config(spec, fps, jitter)
     os.makedirs(out_dir, exist_ok=True)
@@ -108,7 +108,7 @@ def write_export(out_dir: str, name: str, spec: ArchSpec, fps: float,
 
 def export_run(run_dir: str, step: Optional[int] = None, target_gflops: Optional[float] = None) -> ExportedModel:
     """Write RUN_DIR/export/<name>.yaml for a path step or a contracted budget."""
-    from expand.commands.search import load_run
+    from expand.api import load_run
     from expand.complexity import COUNTER_SHORT, ComplexityCounter
     from expand.search.coordinator import PathEntry, contract_path, load_contractions
 

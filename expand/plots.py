@@ -19,7 +19,7 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
     import matplotlib.pyplot as plt
 
     from expand.search.coordinator import load_contractions
-    from expand.search.state import RunDir
+    from expand.run import RunDir
 
     out_dir = os.path.join(run_dir, "plots")
     os.makedirs(out_dir, exist_ok=True)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from expand.complexity import COUNTER
 from expand.rounding import format_factor
-from expand.search.state import RunDir, latest_by_trial
+from expand.run import RunDir, latest_by_trial
 from expand.tables import clean_nans, json_line, render
 
 STEP_COLUMNS = [
@@ -118,7 +118,7 @@ def step_frame(run_dir: str) -> pd.DataFrame:
 
 
 def write_steps_csv(run_dir: str) -> str:
-    from expand.search.state import atomic_write
+    from expand.fileio import atomic_write
 
     path = RunDir(run_dir).steps_path
     atomic_write(path, step_frame(run_dir).to_csv(index=False))

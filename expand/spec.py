@@ -37,6 +37,14 @@ CONSTANTS: tuple[str, ...] = (
 
 MIN_CROP = 32  # the network strides 32x spatially; smaller crops are meaningless
 
+# Hard ceilings no real X3D needs to cross (X3D-XL: 16 frames x stride 5 at 356 px, width 2.0,
+# bottleneck 2.25, depth 5.0 in SlowFast's units). Past them a typo (--depth 1000) would build
+# a network of gigabytes before anything could say no.
+CEILINGS: dict[str, float] = {
+    "frames": 256, "stride": 256, "crop": 1024, "width": 16.0, "bottleneck": 16.0, "depth": 16.0,
+    "num_classes": 100_000, "dim_c1": 1024, "dim_c5": 16384, "stem_kernel_t": 15,
+}
+
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -107,6 +115,12 @@ class ArchSpec:
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
             raise SpecError(f"ArchSpec.se_ratio: must be in [0, 1), got {ratio!r}")
         set_(self, "se_ratio", float(ratio))
+        for name, ceiling in CEILINGS.items():
+            if getattr(self, name) > ceiling:
+                raise SpecError(f"ArchSpec.{name}: {getattr(self, name)} is over the ceiling {ceiling:g} "
+                                "(no X3D model needs more; see expand.spec.CEILINGS)")
+        if max(blocks) > 64:
+            raise SpecError(f"ArchSpec.base_blocks: at most 64 blocks per stage, got {max(blocks)}")
         if self.stem_width < 1 or min(self.stage_inner_widths) < 1:
             raise SpecError(
                 f"ArchSpec.width/bottleneck: {self.width}/{self.bottleneck} leave a layer "
@@ -196,4 +210,4 @@ def constants_of(spec: ArchSpec) -> dict[str, Any]:
     return {k: d[k] for k in CONSTANTS}
 
 
-__all__ = ["ArchSpec", "FACTORS", "CONSTANTS", "MIN_CROP", "constants_of"]
+__all__ = ["ArchSpec", "FACTORS", "CONSTANTS", "CEILINGS", "MIN_CROP", "constants_of"]

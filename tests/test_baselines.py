@@ -12,7 +12,7 @@ from expand.baselines import Baseline, best_under, run_points
 from expand.cli import main
 from expand.config import load_experiment, load_search_space
 from expand.search.runners import SerialRunner
-from expand.search.state import RunDir
+from expand.run import RunDir
 from tests.search.helpers import ROOT, oracle_experiment
 
 CAP = 0.012

@@ -90,3 +90,23 @@ def test_a_failed_count_is_not_cached_and_reaches_the_caller(monkeypatch):
     assert counter.misses == 0 and not counter._counting
     monkeypatch.setattr(complexity, "count_complexity", real)
     assert counter.count(spec) == real(spec) and counter.misses == 1
+
+
+def test_one_count_serves_every_stride(tmp_path):
+    from expand.complexity import ComplexityCounter, count_complexity
+
+    counter = ComplexityCounter(path=None)
+    a = counter.count(ArchSpec(2, 4, 64, num_classes=10))
+    b = counter.count(ArchSpec(2, 7, 64, num_classes=10))
+    assert counter.misses == 1 and a == b
+    assert count_complexity(ArchSpec(2, 7, 64, num_classes=10)) == a  # and it is the true count
+
+
+def test_a_model_too_big_to_trace_is_refused_before_fvcore():
+    from expand.complexity import COUNT_MEMORY_LIMIT, count_complexity, count_memory_estimate
+    from expand.errors import SpecError
+
+    big = ArchSpec(256, 1, 1024, width=2.0, bottleneck=2.25, depth=2.2)
+    assert count_memory_estimate(big) > COUNT_MEMORY_LIMIT
+    with pytest.raises(SpecError, match="would need"):
+        count_complexity(big)

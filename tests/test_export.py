@@ -7,7 +7,7 @@ from expand.cli import main
 from expand.errors import SpecError
 from expand.export import slowfast_config, spec_from_slowfast
 from expand.presets import get_preset
-from expand.search.state import RunDir
+from expand.run import RunDir
 
 
 def _path(run_dir):

@@ -41,7 +41,7 @@ def test_show_reads_a_half_written_trials_file(run_dir, tmp_path, capsys):
 
 
 def test_cost_adds_up_to_trial_seconds(run_dir):
-    from expand.search.state import RunDir
+    from expand.run import RunDir
 
     records = RunDir(str(run_dir)).read_trials().records
     spent = cost(str(run_dir))

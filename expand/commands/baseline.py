@@ -5,40 +5,18 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
 from typing import Any
 
-from expand.complexity import ComplexityCounter
-from expand.config import Experiment, load_experiment
 from expand.errors import InputError
-from expand.search.progress import ConsoleProgress, SilentProgress
-from expand.search.state import RunDir
-
-
-def execute_baseline(exp: Experiment, run: RunDir, method: str, budget: int, max_gflops: float | None,
-                     address: str | None, quiet: bool, extra: dict[str, Any]) -> int:
-    from expand.baselines import Baseline
-    from expand.commands.search import _finish, _runner_for
-
-    runner = _runner_for(exp, run, address)
-    try:
-        state = Baseline(exp, run, runner, ComplexityCounter(), method, budget, max_gflops,
-                         SilentProgress() if quiet else ConsoleProgress(), extra_state=extra).run()
-    finally:
-        runner.close()
-    _finish(run, state)
-    return 0 if state.trained else 1
 
 
 def baseline_cmd(args: argparse.Namespace) -> int:
-    from expand.commands.search import _apply_overrides, new_run
+    from expand import api
+    from expand.commands.search import report_run
 
-    overrides = {"seed": args.seed, "runner": args.runner}
-    exp = _apply_overrides(load_experiment(args.experiment), overrides)
-    out = args.out or os.path.join("results", f"{exp.name}-{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run, extra = new_run(exp, args, out, overrides)
-    extra.update(method=args.method, trial_budget=args.trials, max_gflops_arg=args.max_gflops)
-    return execute_baseline(exp, run, args.method, args.trials, args.max_gflops, args.address, args.quiet, extra)
+    run, state = api.start_baseline(args.experiment, args.method, args.trials, args.max_gflops, out=args.out,
+                                    address=args.address, quiet=args.quiet, seed=args.seed, runner=args.runner)
+    return report_run(run, state, args.quiet)
 
 
 def _default_budgets(runs: list[tuple[str, dict, list]]) -> list[float]:
@@ -55,7 +33,7 @@ def _default_budgets(runs: list[tuple[str, dict, list]]) -> list[float]:
 def compare_cmd(args: argparse.Namespace) -> int:
     from expand import results
     from expand.baselines import best_under, run_points
-    from expand.commands.search import load_run
+    from expand.api import load_run
     from expand.plots import plot_compare
     from expand.tables import clean_nans, json_line, render
 

@@ -24,26 +24,32 @@ def read_csv_manifest(
         raise DataError(f"{path}: manifest not found")
     base = os.path.dirname(os.path.abspath(path))
     items = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            sep = None if separator == " " else separator
-            parts = line.rsplit(sep, 1) if sep else line.rstrip().rsplit(None, 1)
-            if len(parts) != 2 or not parts[0].strip():
-                raise DataError(f"{path}:{lineno}: expected 'path{separator}label', got {line!r}")
-            video, label_text = parts[0].strip(), parts[1].strip()
-            try:
-                label = int(label_text)
-            except ValueError:
-                raise DataError(f"{path}:{lineno}: label {label_text!r} is not an integer") from None
-            if label < 0 or (num_classes is not None and label >= num_classes):
-                raise DataError(f"{path}:{lineno}: label {label} is outside [0, {num_classes})")
-            full = os.path.join(path_prefix, video) if path_prefix else video
-            if not os.path.isabs(full):
-                full = os.path.join(base, full)
-            items.append(Item(os.path.normpath(full), label))
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the manifest as UTF-8") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected a manifest file") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.rstrip("\n").rstrip("\r")
+        if not line.strip():
+            continue
+        sep = None if separator == " " else separator
+        parts = line.rsplit(sep, 1) if sep else line.rstrip().rsplit(None, 1)
+        if len(parts) != 2 or not parts[0].strip():
+            raise DataError(f"{path}:{lineno}: expected 'path{separator}label', got {line!r}")
+        video, label_text = parts[0].strip(), parts[1].strip()
+        try:
+            label = int(label_text)
+        except ValueError:
+            raise DataError(f"{path}:{lineno}: label {label_text!r} is not an integer") from None
+        if label < 0 or (num_classes is not None and label >= num_classes):
+            raise DataError(f"{path}:{lineno}: label {label} is outside [0, {num_classes})")
+        full = os.path.join(path_prefix, video) if path_prefix else video
+        if not os.path.isabs(full):
+            full = os.path.join(base, full)
+        items.append(Item(os.path.normpath(full), label))
     if not items:
         raise DataError(f"{path}: manifest has no entries")
     return items
@@ -87,7 +93,7 @@ def write_label_map(data, run_dir: str) -> str | None:
         return None
     import json
 
-    from expand.search.state import atomic_write
+    from expand.fileio import atomic_write
 
     path = os.path.join(run_dir, "label_map.json")
     atomic_write(path, json.dumps({name: i for i, name in enumerate(folder_classes(data))}, indent=1))

@@ -161,7 +161,7 @@ def write_video(path: str, frames: np.ndarray, fps: float, codec: str = "libx264
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = w, h
         stream.pix_fmt = "yuv420p"
-        stream.time_base = 1 / rate
+        stream.codec_context.time_base = 1 / rate  # frames count in 1/fps; the muxer keeps its own
         stream.codec_context.thread_count = 1
         stream.codec_context.thread_type = "NONE"
         if codec == "libx264":
@@ -169,7 +169,7 @@ def write_video(path: str, frames: np.ndarray, fps: float, codec: str = "libx264
         for t, img in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(img), format="yuv420p")
             frame.pts = t
-            frame.time_base = stream.time_base
+            frame.time_base = stream.codec_context.time_base
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

@@ -23,55 +23,10 @@ from expand.search.lookahead import Lookahead
 from expand.search.progress import Progress, SilentProgress
 from expand.search.runners import Runner
 from expand.search.select import Scored, rule_description, select
-from expand.search.state import RunDir, atomic_write
 from expand.search.trial import TrialResult, TrialSpec, derive_seed
+from expand.run import Candidate, PathEntry, RunDir
 from expand.spec import ArchSpec
-
-
-@dataclass
-class Candidate:
-    """One axis of one step: trained, skipped (with why) or a duplicate of another axis."""
-
-    step: int
-    axis: str
-    spec: Optional[ArchSpec]
-    gflops: float = math.nan
-    params: int = 0
-    ratio: float = math.nan
-    trial_id: Optional[str] = None
-    status: str = "pending"  # pending | ok | failed | diverged | oom | skipped | duplicate
-    reason: str = ""
-    top1: float = math.nan
-    top5: float = math.nan
-    chosen: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["spec"] = self.spec.to_dict() if self.spec else None
-        return d
-
-
-@dataclass
-class PathEntry:
-    step: int
-    axis: str
-    trial_id: str
-    spec: ArchSpec
-    gflops: float
-    params: int
-    top1: float
-    top5: float
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["spec"] = self.spec.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PathEntry":
-        d = dict(d)
-        d["spec"] = ArchSpec.from_dict(d["spec"])
-        return cls(**{k: (math.nan if v is None else v) for k, v in d.items()})
+from expand.tables import clean_nans
 
 
 @dataclass
@@ -344,6 +299,5 @@ def save_contractions(run: RunDir, new: list[dict[str, Any]]) -> list[dict[str, 
             c = dict(c, top1=old["top1"], top5=old.get("top5"), trial_id=old.get("trial_id"))
         merged[c["target_gflops"]] = c
     items = [merged[k] for k in sorted(merged)]
-    os.makedirs(run.path, exist_ok=True)
-    atomic_write(contractions_path(run), json.dumps(items, indent=1, default=str))
+    run.write_text("contractions.json", json.dumps(clean_nans(items), indent=1, default=str, allow_nan=False))
     return items

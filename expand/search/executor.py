@@ -13,7 +13,7 @@ from typing import Callable, Optional
 from expand.config import RetriesConfig
 from expand.search.progress import Progress
 from expand.search.runners import Runner
-from expand.search.state import RunDir, TrialRecord, latest_by_trial
+from expand.run import RunDir, TrialRecord, latest_by_trial
 from expand.search.trial import TrialResult, TrialSpec
 
 
@@ -29,9 +29,13 @@ class TrialExecutor:
             return False
         return attempts <= getattr(self.retries, result.status, 0)
 
-    def finished(self, trial_id: str) -> Optional[TrialResult]:
+    def attempts_of(self, trial: TrialSpec) -> list[TrialRecord]:
+        """Recorded attempts at this very trial: same id *and* same model, seed and training."""
+        return [r for r in self.attempts.get(trial.trial_id, []) if r.matches(trial)]
+
+    def finished(self, trial: TrialSpec) -> Optional[TrialResult]:
         """The final result of a trial already recorded, if no retry is owed."""
-        done = self.attempts.get(trial_id, [])
+        done = self.attempts_of(trial)
         if done and not self.retry_allowed(done[-1].result, len(done)):
             return done[-1].result
         return None
@@ -45,12 +49,12 @@ class TrialExecutor:
         final: dict[str, TrialResult] = {}
         todo: list[TrialSpec] = []
         for t in trials:
-            cached = self.finished(t.trial_id)
+            cached = self.finished(t)
             if cached is not None:
                 final[t.trial_id] = cached
                 self.progress.trial_cached(t, cached)
             else:
-                todo.append(dataclasses.replace(t, attempt=len(self.attempts.get(t.trial_id, [])) + 1))
+                todo.append(dataclasses.replace(t, attempt=len(self.attempts_of(t)) + 1))
         while todo:
             if self.on_pending:
                 self.on_pending([t.trial_id for t in todo])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import json
 import math
 import time
 import traceback
@@ -59,9 +60,25 @@ class TrialSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrialSpec":
-        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
         d["spec"] = ArchSpec.from_dict(d["spec"])
         return cls(**d)
+
+    def fingerprint(self) -> str:
+        """What was trained and how: spec, seed, trial function and options, schedule, data sampling.
+
+        Resume matches finished trials on this, not on the trial id, so a forced
+        resume after the search space or the schedule changed retrains instead
+        of attaching an old result to a different model. Paths (data root, cache)
+        are left out: moving a dataset does not change what a trial learns.
+        """
+        exp = self.experiment or {}
+        trial = exp.get("trial") or {}
+        data = {k: v for k, v in (exp.get("data") or {}).items() if k not in ("root", "cache")}
+        payload = {"spec": self.spec.to_dict(), "seed": self.seed, "function": trial.get("function"),
+                   "options": trial.get("options"), "schedule": exp.get("schedule"), "data": data}
+        return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass

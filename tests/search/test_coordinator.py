@@ -13,7 +13,7 @@ from expand.search.axes import expand
 from expand.search.coordinator import Coordinator
 from expand.search.oracle import oracle_accuracy
 from expand.search.runners import SerialRunner
-from expand.search.state import RunDir
+from expand.run import RunDir
 from tests.search.helpers import ROOT, oracle_experiment
 
 

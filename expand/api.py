@@ -1,0 +1,322 @@
+"""Starting, resuming and contracting runs: what the CLI and Python callers share.
+
+Every function here validates everything it can *before* it writes anything
+(experiment, trial function, manifests, budgets), then holds the run's lock
+for as long as it writes. Data flows one way: experiment -> run folder ->
+coordinator (or baseline) -> runner -> trials -> the run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Any, Optional
+
+from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict, load_experiment
+from expand.errors import ConfigError, InputError
+from expand.run import PathEntry, RunDir, RunFileError, RunOrigin, RunState
+
+# A step may overshoot the flops factor (coarse grids: frames 1 -> 2 is 1.89x, but
+# crop 64 -> 96 is 2.25x); a target past basis x factor^steps x this is out of reach.
+REACH_SLACK = 1.25
+
+
+# ---------------------------------------------------------------- experiment
+def apply_overrides(exp: Experiment, overrides: dict[str, Any]) -> Experiment:
+    search = dataclasses.replace(exp.search, **{k: v for k, v in overrides.items() if v is not None})
+    return dataclasses.replace(exp, search=search)
+
+
+def check_manifests(exp: Experiment) -> dict[str, int]:
+    """Read both splits now (exists, UTF-8, non-empty, labels in range): videos per split."""
+    from expand.data.manifest import load_split
+
+    return {split: len(load_split(exp.data, split)) for split in ("train", "val")}
+
+
+def check_budgets(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> float:
+    """Targets and caps must be reachable from the basis in max_steps; returns the basis GFLOPs."""
+    basis = counter.gflops(exp.search_space.basis)
+    steps, factor = exp.search.max_steps, exp.search_space.step.flops_factor
+    reach = basis * factor ** steps * REACH_SLACK
+    where = exp.source or "experiment"
+    for target in exp.search.targets:
+        if target < basis:
+            raise ConfigError(f"{where}: search.targets: {target:g} GFLOPs is below the basis "
+                              f"({basis:.4g} GFLOPs): no model of the search is that small")
+        if target > reach:
+            need = math.ceil(math.log(target / basis) / math.log(factor))
+            raise ConfigError(f"{where}: search.targets: {target:g} GFLOPs is out of reach: about {need} "
+                              f"steps of ~{factor:g}x from the basis ({basis:.4g} GFLOPs), "
+                              f"search.max_steps is {steps}")
+    for name, cap in (("search.max_gflops", exp.search.max_gflops), ("--max-gflops", max_gflops)):
+        if cap is not None and cap < basis:
+            raise ConfigError(f"{where}: {name}: {cap:g} GFLOPs is below the basis ({basis:.4g} GFLOPs)")
+    return basis
+
+
+def validate(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> None:
+    """Everything a run needs from its inputs, checked before its folder is written."""
+    from expand.search.trial import load_trial_function
+
+    load_trial_function(exp.trial.function)
+    if exp.data.root or exp.trial.function == DEFAULT_TRIAL_FUNCTION:
+        check_manifests(exp)
+    check_budgets(exp, counter, max_gflops)
+
+
+# ---------------------------------------------------------------- run folders
+def default_out(exp: Experiment, suffix: str = "") -> str:
+    return os.path.join("results", f"{exp.name}{suffix}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def new_run(exp: Experiment, out: str, origin: RunOrigin, kind: str = "expansion",
+            extra: Optional[dict[str, Any]] = None) -> RunDir:
+    """A fresh run folder, locked by this process, with config.yaml and a first state.json.
+
+    The lock is taken before the folder is looked at, so two searches started
+    a second apart with the same ``--out`` cannot both pass the check.
+    """
+    from expand.data.manifest import write_label_map
+
+    run = RunDir(out)
+    run.acquire(f"{kind} {exp.name}")
+    try:
+        if run.exists():
+            raise InputError(f"{run.path}: already holds a run; use 'x3d-expand resume {run.path}'")
+        run.write_config(exp.to_dict())
+        if exp.data.root and exp.trial.function == DEFAULT_TRIAL_FUNCTION:
+            write_label_map(exp.data, run.path)
+        run.write_state(RunState(kind=kind, name=exp.name, status="starting", origin=origin,
+                                 extra=dict(extra or {})))
+    except BaseException:
+        run.release()
+        raise
+    return run
+
+
+def load_run(run_dir: str) -> tuple[RunDir, dict[str, Any], Experiment]:
+    """A run's folder, validated state and resolved experiment; no lock (readers never block)."""
+    run = RunDir(run_dir)
+    if not os.path.isdir(run.path):
+        raise InputError(f"{run.path}: not a run folder (no such folder)")
+    state = run.read_state()
+    try:
+        exp = experiment_from_dict(run.read_config(), f"{run.config_path}:")
+    except RunFileError:
+        raise
+    except ConfigError as exc:
+        raise RunFileError(f"{exc} (the run's config.yaml is corrupt or from another version)") from None
+    return run, state, exp
+
+
+def diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b)):
+            out += diff_keys(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [] if a == b else [prefix]
+
+
+# ---------------------------------------------------------------- running
+def runner_for(exp: Experiment, run: RunDir, address: Optional[str]) -> Any:
+    from expand.search.runners import make_runner
+
+    return make_runner(
+        exp.search.runner, exp.trial.function, run.path,
+        cpus_per_trial=exp.resources.cpus_per_trial, gpus_per_trial=exp.resources.gpus_per_trial,
+        address=address, max_concurrent=exp.resources.max_concurrent,
+        worker_crash_retries=exp.retries.worker_crash,
+    )
+
+
+def finish(run: RunDir, quiet: bool = False) -> str:
+    """Tables and plots of a run that stopped; returns the rendered table."""
+    from expand import results
+
+    try:
+        results.write_steps_csv(run.path)
+        results.write_plots(run.path)
+    except Exception as exc:  # noqa: BLE001 - tables must not lose a finished search
+        print(f"warning: could not write tables/plots: {exc}")
+    return results.render_run(run.path, "table")
+
+
+def execute_search(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool,
+                   origin: RunOrigin) -> Any:
+    """Run (or replay) the expansion in a locked run folder; returns the SearchOutcome."""
+    from expand.complexity import ComplexityCounter
+    from expand.search.coordinator import Coordinator
+    from expand.search.progress import ConsoleProgress, SilentProgress
+
+    runner = runner_for(exp, run, address)
+    try:
+        coordinator = Coordinator(exp, run, runner, ComplexityCounter(),
+                                  SilentProgress() if quiet else ConsoleProgress(),
+                                  extra_state=_origin_dict(origin))
+        return coordinator.run()
+    finally:
+        runner.close()
+
+
+def execute_baseline(exp: Experiment, run: RunDir, method: str, budget: int, max_gflops: Optional[float],
+                     address: Optional[str], quiet: bool, extra: dict[str, Any]) -> Any:
+    from expand.baselines import Baseline
+    from expand.complexity import ComplexityCounter
+    from expand.search.progress import ConsoleProgress, SilentProgress
+
+    runner = runner_for(exp, run, address)
+    try:
+        return Baseline(exp, run, runner, ComplexityCounter(), method, budget, max_gflops,
+                        SilentProgress() if quiet else ConsoleProgress(), extra_state=extra).run()
+    finally:
+        runner.close()
+
+
+def _origin_dict(origin: RunOrigin) -> dict[str, Any]:
+    return {"experiment_source": origin.experiment_source, "overrides": origin.overrides,
+            "address": origin.address}
+
+
+def start_search(experiment: str, out: Optional[str] = None, address: Optional[str] = None,
+                 quiet: bool = False, **overrides: Any) -> tuple[RunDir, Any]:
+    """Load, validate, create the run folder and search; the folder's lock is released at the end."""
+    from expand.complexity import ComplexityCounter
+
+    exp = apply_overrides(load_experiment(experiment), overrides)
+    validate(exp, ComplexityCounter())
+    origin = RunOrigin(os.path.abspath(experiment), overrides, address)
+    run = new_run(exp, out or default_out(exp), origin)
+    if not quiet:
+        print(f"run folder: {run.path}")
+    try:
+        return run, execute_search(exp, run, address, quiet, origin)
+    finally:
+        run.release()
+
+
+def start_baseline(experiment: str, method: str, trials: int, max_gflops: Optional[float] = None,
+                   out: Optional[str] = None, address: Optional[str] = None, quiet: bool = False,
+                   **overrides: Any) -> tuple[RunDir, Any]:
+    from expand.complexity import ComplexityCounter
+
+    exp = apply_overrides(load_experiment(experiment), overrides)
+    validate(exp, ComplexityCounter(), max_gflops)
+    origin = RunOrigin(os.path.abspath(experiment), overrides, address)
+    extra = {**_origin_dict(origin), "method": method, "trial_budget": trials, "max_gflops_arg": max_gflops}
+    run = new_run(exp, out or default_out(exp, f"-{method}"), origin, kind=method, extra=extra)
+    if not quiet:
+        print(f"run folder: {run.path}")
+    try:
+        return run, execute_baseline(exp, run, method, trials, max_gflops, address, quiet, extra)
+    finally:
+        run.release()
+
+
+def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, address: Optional[str] = None,
+           quiet: bool = False) -> tuple[RunDir, Any]:
+    """Continue a run (expansion or baseline); finished trials of the same model are never retrained."""
+    run, _, stored = load_run(run_dir)
+    run.acquire("resume")
+    try:
+        state = run.state()  # read again under the lock: the last writer may just have finished
+        exp = stored
+        source = state.origin.experiment_source
+        if source and os.path.isfile(source):
+            current = apply_overrides(load_experiment(source), state.origin.overrides)
+            changed = diff_keys(stored.to_dict(), current.to_dict())
+            if changed and not force:
+                raise InputError(f"{source} changed since the run started ({', '.join(changed[:8])}); "
+                                 "use --force to resume with the new file (trials of changed models rerun)")
+            if changed:
+                exp = current
+                run.write_config(exp.to_dict())
+        if runner:
+            exp = apply_overrides(exp, {"runner": runner})
+        address = address or state.origin.address
+        if not quiet:
+            print(f"resuming {run.path}")
+        if state.kind != "expansion":
+            extra = {**_origin_dict(state.origin),
+                     **{k: state.extra.get(k) for k in ("method", "trial_budget", "max_gflops_arg")}}
+            return run, execute_baseline(exp, run, state.kind, int(state.extra["trial_budget"]),
+                                         state.extra.get("max_gflops_arg"), address, quiet, extra)
+        return run, execute_search(exp, run, address, quiet, state.origin)
+    finally:
+        run.release()
+
+
+# ---------------------------------------------------------------- contraction
+def check_contract_targets(path: list[PathEntry], targets: list[float]) -> None:
+    """A contraction target must lie between the basis and the path's largest model."""
+    basis, last = path[0], max(path, key=lambda p: p.gflops)
+    for t in targets:
+        if not math.isfinite(t) or t <= 0:
+            raise InputError(f"--target-gflops: must be a positive finite number, got {t}")
+        if t < basis.gflops:
+            raise InputError(f"--target-gflops {t:g}: impossible: the basis already needs "
+                             f"{basis.gflops:.4g} GFLOPs")
+        if t > last.gflops:
+            raise InputError(f"--target-gflops {t:g}: above the path's largest model ({last.gflops:.4g} "
+                             f"GFLOPs at step {last.step}); resume the search with more steps to reach it")
+
+
+def contract(run_dir: str, targets: list[float], train: bool = False, runner: Optional[str] = None,
+             address: Optional[str] = None) -> tuple[RunDir, list[dict[str, Any]]]:
+    """Contract the path to each target (paper §4); with ``train``, train the contracted models."""
+    from expand.complexity import ComplexityCounter
+    from expand.search.coordinator import contract_path, save_contractions
+
+    run, _, exp = load_run(run_dir)
+    path = run.state().path
+    if not path:
+        raise InputError(f"{run.path}: the run has no trained step yet")
+    check_contract_targets(path, targets)
+    run.acquire("contract")
+    try:
+        counter = ComplexityCounter()
+        items = contract_path(path, sorted(targets), exp.search_space, counter)
+        if train:
+            items = _train_contracted(run, apply_overrides(exp, {"runner": runner}), items, counter, address)
+        return run, save_contractions(run, items)
+    finally:
+        run.release()
+
+
+def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, address: Optional[str]) -> list:
+    from expand.search.executor import TrialExecutor
+    from expand.search.progress import ConsoleProgress
+    from expand.search.trial import TrialSpec, derive_seed
+    from expand.spec import ArchSpec
+
+    runner = runner_for(exp, run, address)
+    # an executor, not a Coordinator: training contracted models must not rewrite state.json
+    executor = TrialExecutor(run, runner, exp.retries, ConsoleProgress())
+    trials = {}
+    for c in items:
+        if not c.get("spec"):
+            continue
+        spec = ArchSpec.from_dict(c["spec"])
+        tid = f"contract-{c['target_gflops']:g}"
+        trials[tid] = TrialSpec(tid, c["step"], f"contract:{c['axis']}", spec,
+                                derive_seed(exp.search.seed, c["step"]), counter.gflops(spec),
+                                counter.params(spec), exp.to_dict(), run.file("trials", tid))
+        c["trial_id"] = tid
+    try:
+        results = executor.train(list(trials.values()))
+    finally:
+        runner.close()
+    for c in items:
+        r = results.get(c.get("trial_id"))
+        if r is not None:
+            c.update(top1=r.top1, top5=r.top5, status=r.status)
+    return items
+
+
+__all__ = [
+    "apply_overrides", "check_budgets", "check_manifests", "validate", "new_run", "load_run",
+    "start_search", "start_baseline", "resume", "contract", "finish", "runner_for",
+]

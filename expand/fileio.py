@@ -1,0 +1,87 @@
+"""The one atomic writer: every file the project writes goes through here.
+
+Why one: a reader (``show`` on a running search, a second process building
+the frame cache, a teammate on a shared filesystem) must never see half a
+file, and every file must get the same permissions. ``tempfile.mkstemp``
+creates files 0600, so a renamed temp file used to be unreadable to the
+group while files opened normally were 0644; here every file gets
+``0666 & ~umask``, like ``open()`` gives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import IO, Iterator
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0666 less the umask."""
+    return 0o666 & ~_umask()
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str, binary: bool = False) -> Iterator[IO]:
+    """Write to a temp file beside ``path``; on success fsync, chmod and rename it into place.
+
+    On any error the temp file is removed and ``path`` is left as it was.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        os.fchmod(fd, default_mode())
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def atomic_write(path: str, data: str | bytes) -> None:
+    """Replace ``path`` with ``data`` (text as UTF-8) in one rename."""
+    with atomic_writer(path, binary=isinstance(data, bytes)) as fh:
+        fh.write(data)
+
+
+def append_line(path: str, line: str) -> None:
+    """Append one newline-terminated line and fsync it (an append-only log)."""
+    assert line.endswith("\n")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, default_mode())
+    try:
+        data = line.encode("utf-8")
+        written = 0
+        while written < len(data):  # one write() in practice; a short write is finished here
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: str) -> None:
+    """Make a rename durable (a power loss must not bring the old file back)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+__all__ = ["atomic_write", "atomic_writer", "append_line", "default_mode"]

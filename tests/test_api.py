@@ -1,0 +1,131 @@
+"""Bad input, as a new user and a hostile tester would type it: one line, exit 2, nothing written."""
+
+import os
+import time
+
+import pytest
+import yaml
+
+from expand.cli import main
+from tests.search.helpers import oracle_experiment
+
+
+def _err(capsys):
+    out, err = capsys.readouterr()
+    return err
+
+
+def _assert_one_line_exit_2(capsys, argv, needle):
+    code = main(argv)
+    err = _err(capsys)
+    assert code == 2, (argv, err)
+    assert needle in err, (argv, err)
+    assert err.strip().count("\n") == 0, err
+
+
+@pytest.mark.parametrize("search, needle", [
+    ({"targets": [float("nan")]}, "finite"),
+    ({"targets": [float("inf")]}, "finite"),
+    ({"targets": [0.0001]}, "below the basis"),
+    ({"targets": [50.0], "max_steps": 2}, "out of reach"),
+    ({"max_gflops": 1e-9}, "below the basis"),
+])
+def test_bad_budgets_exit_2_before_the_run_folder_exists(tmp_path, capsys, search, needle):
+    exp = oracle_experiment(tmp_path, search=search)
+    _assert_one_line_exit_2(capsys, ["search", exp, "--out", str(tmp_path / "run")], needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_yaml_1_2_numbers_are_numbers(tmp_path):
+    from expand.config import load_experiment
+
+    path = oracle_experiment(tmp_path)
+    text = open(path).read().replace("max_steps: 3", "max_steps: 3\n  max_gflops: 1e9")
+    open(path, "w").write(text)
+    assert load_experiment(path).search.max_gflops == 1e9
+
+
+def test_baseline_cap_below_the_basis_is_refused_at_once(tmp_path, capsys):
+    exp = oracle_experiment(tmp_path)
+    start = time.monotonic()
+    _assert_one_line_exit_2(capsys, ["baseline", exp, "--method", "random", "--trials", "3",
+                                     "--max-gflops", "1e-9", "--out", str(tmp_path / "b")], "below the basis")
+    assert time.monotonic() - start < 30  # it used to sample for a minute, then crash
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("target, needle", [
+    ("inf", "finite"), ("nan", "finite"), ("1e-12", "impossible"), ("1000", "above the path"),
+])
+def test_contract_and_export_refuse_unreachable_targets(oracle_run, capsys, target, needle):
+    before = sorted(os.listdir(oracle_run))
+    contractions = (oracle_run / "contractions.json").read_text()
+    _assert_one_line_exit_2(capsys, ["contract", str(oracle_run), "--target-gflops", target], needle)
+    if target in ("inf", "nan", "1e-12"):
+        _assert_one_line_exit_2(capsys, ["export", str(oracle_run), "--target-gflops", target],
+                                "finite" if target in ("inf", "nan") else "impossible")
+    assert sorted(os.listdir(oracle_run)) == before
+    assert (oracle_run / "contractions.json").read_text() == contractions
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--depth", "1000"), ("--frames", "100000"), ("--crop", "100000"), ("--width", "1000"),
+])
+def test_factor_ceilings_refuse_absurd_models_at_once(capsys, flag, value):
+    factors = {"--frames": "1", "--stride": "1", "--crop": "64", "--width": "1", "--bottleneck": "1",
+               "--depth": "1", flag: value}
+    start = time.monotonic()
+    _assert_one_line_exit_2(capsys, ["flops", *[x for kv in factors.items() for x in kv]], "ceiling")
+    assert time.monotonic() - start < 10
+
+
+def test_a_model_too_big_to_count_is_refused_before_fvcore_runs(capsys):
+    _assert_one_line_exit_2(capsys, ["flops", "--frames", "256", "--stride", "1", "--crop", "1024", "--width",
+                                     "2", "--bottleneck", "2.25", "--depth", "2.2"], "would need")
+
+
+def _video_experiment(tmp_path, train_csv: bytes, val_csv: bytes = b"a.mp4 0\n"):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "train.csv").write_bytes(train_csv)
+    (root / "val.csv").write_bytes(val_csv)
+    path = oracle_experiment(tmp_path, data={"root": str(root), "num_classes": 3})
+    return path
+
+
+@pytest.mark.parametrize("train, needle", [
+    (b"", "no entries"), (b"caf\xe9.mp4 0\n", "not UTF-8"), (b"a.mp4 7\n", "outside [0, 3)"),
+    (b"a.mp4 x\n", "not an integer"),
+])
+def test_bad_manifests_are_found_before_anything_is_written(tmp_path, capsys, train, needle):
+    exp = _video_experiment(tmp_path, train)
+    _assert_one_line_exit_2(capsys, ["search", exp, "--out", str(tmp_path / "run")], needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_non_utf8_experiment_is_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"name: caf\xe9\n")
+    _assert_one_line_exit_2(capsys, ["search", str(bad)], "not UTF-8")
+
+
+def test_a_bad_trial_function_is_exit_2_and_writes_nothing(tmp_path, capsys):
+    exp = oracle_experiment(tmp_path)
+    data = yaml.safe_load(open(exp))
+    data["trial"]["function"] = "expand.search.oracle:no_such_function"
+    open(exp, "w").write(yaml.safe_dump(data))
+    _assert_one_line_exit_2(capsys, ["search", exp, "--out", str(tmp_path / "run")], "trial.function")
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_pointing_at_a_file_is_exit_2(tmp_path, capsys):
+    exp = oracle_experiment(tmp_path)
+    (tmp_path / "file").write_text("precious")
+    _assert_one_line_exit_2(capsys, ["search", exp, "--out", str(tmp_path / "file")], "not a folder")
+    assert (tmp_path / "file").read_text() == "precious"
+
+
+def test_data_synth_bad_targets_are_exit_2(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    _assert_one_line_exit_2(capsys, ["data", "synth", str(tmp_path / "file")], "not a folder")
+    _assert_one_line_exit_2(capsys, ["data", "synth", str(tmp_path / "d"), "--size", "8"], "--size")

@@ -1,0 +1,178 @@
+"""The run folder's owner: one writer, a repaired log, typed state, files a teammate can read."""
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from expand.cli import main
+from expand.errors import InputError
+from expand.run import RunDir, RunState
+from tests.search.helpers import oracle_experiment
+
+HOLD = """
+import sys, time
+from expand.run import RunDir
+run = RunDir(sys.argv[1]).acquire("holder")
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def _holder(path):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
+    proc = _holder(tmp_path / "run")
+    try:
+        with pytest.raises(InputError) as info:
+            RunDir(str(tmp_path / "run")).acquire()
+        msg = str(info.value)
+        assert f"pid {proc.pid}" in msg and socket.gethostname() in msg and "holder" in msg
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    RunDir(str(tmp_path / "run")).acquire().release()  # the holder is gone: the lock is free
+
+
+def test_resume_while_another_process_writes_exits_2_and_trains_nothing(tmp_path, capsys):
+    exp = oracle_experiment(tmp_path, search={"max_steps": 1})
+    assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    before = (tmp_path / "run" / "trials.jsonl").read_text()
+    proc = _holder(tmp_path / "run")
+    try:
+        assert main(["resume", str(tmp_path / "run"), "--quiet"]) == 2
+        assert f"pid {proc.pid}" in capsys.readouterr().err
+        assert main(["contract", str(tmp_path / "run"), "--target-gflops", "0.003"]) == 2
+        assert main(["show", str(tmp_path / "run")]) == 0  # readers never need the lock
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    assert (tmp_path / "run" / "trials.jsonl").read_text() == before
+
+
+def test_two_searches_into_one_folder_a_second_apart_train_each_trial_once(tmp_path):
+    exp = oracle_experiment(tmp_path, options={"sleep": 0.3}, search={"max_steps": 1})
+    cmd = [sys.executable, "-m", "expand.cli", "search", exp, "--out", str(tmp_path / "run"), "--quiet"]
+    first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert first.wait(120) == 0
+    assert second.returncode == 2, second.stderr
+    assert "being written by" in second.stderr or "already holds a run" in second.stderr
+    ids = [json.loads(line)["trial_id"] for line in (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
+    assert len(ids) == len(set(ids))
+
+
+def _finished_run(tmp_path, steps=2):
+    exp = oracle_experiment(tmp_path, search={"max_steps": steps})
+    assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    return tmp_path / "run"
+
+
+def test_a_torn_last_line_is_cut_kept_aside_and_its_trial_rerun(tmp_path):
+    run = _finished_run(tmp_path)
+    log = run / "trials.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    state = json.loads((run / "state.json").read_text())
+    last = json.loads(lines[-1])["trial_id"]
+    torn = lines[-1][: len(lines[-1]) // 2]
+    log.write_text("".join(lines[:-1]) + torn)  # power loss in the middle of the last record
+    assert RunDir(str(run)).read_trials().torn_tail == torn  # readers see it, never touch it
+    assert main(["resume", str(run), "--quiet"]) == 0
+    after = log.read_text().splitlines()
+    records = [json.loads(line) for line in after]  # every line is valid JSON again
+    assert [r["trial_id"] for r in records].count(last) == 1  # the torn trial ran again, once
+    assert len(records) == len(lines)  # and nothing else did
+    assert (run / "trials.jsonl.torn").read_text() == torn + "\n"
+    assert json.loads((run / "state.json").read_text())["path"] == state["path"]
+
+
+def test_a_record_glued_onto_a_fragment_is_salvaged(tmp_path):
+    run = _finished_run(tmp_path, steps=1)
+    log = run / "trials.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:-1]) + '{"trial_id": "s01-wi' + lines[-1])  # the old bug's file
+    records = RunDir(str(run)).read_trials().records
+    assert len(records) == len(lines)
+
+
+def test_force_resume_after_the_space_changed_retrains_changed_models(tmp_path):
+    exp_path = oracle_experiment(tmp_path, search={"max_steps": 2})
+    assert main(["search", exp_path, "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    data = yaml.safe_load(open(exp_path))
+    space = yaml.safe_load(open(data["search_space"]))
+    space["basis"]["crop"] = 96  # every model of the search changes
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    data["search_space"] = str(tmp_path / "space.yaml")
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(data))
+    assert main(["resume", str(tmp_path / "run"), "--quiet"]) == 2  # changed: refused without --force
+    assert main(["resume", str(tmp_path / "run"), "--force", "--quiet"]) == 0
+    state = RunDir(str(tmp_path / "run")).state()
+    records = RunDir(str(tmp_path / "run")).read_trials().records
+    assert state.path[0].spec.crop == 96
+    for p in state.path:  # each path model's result came from a trial of that very model
+        mine = [r for r in records if r.trial.trial_id == p.trial_id and r.result.ok]
+        assert mine[-1].trial.spec == p.spec and mine[-1].result.top1 == pytest.approx(p.top1)
+
+
+def test_a_run_killed_before_its_first_state_resumes(tmp_path):
+    run = _finished_run(tmp_path, steps=1)
+    for name in ("state.json", "trials.jsonl", "steps.csv"):
+        (run / name).unlink()
+    assert main(["resume", str(run), "--quiet"]) == 0
+    assert RunDir(str(run)).state().status == "finished"
+
+
+@pytest.mark.parametrize("name, content", [
+    ("state.json", "{not json"), ("state.json", b"\xff\xfe\x00"), ("state.json", '{"kind": "quantum"}'),
+    ("state.json", '{"path": [{"step": 0}]}'), ("state.json", "[1, 2]"),
+    ("config.yaml", "name: [unclosed"), ("config.yaml", b"\xff\xfe"), ("config.yaml", "42"),
+])
+def test_corrupt_run_files_exit_2_naming_the_file(tmp_path, capsys, name, content, oracle_run):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(oracle_run, run)
+    path = run / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    for argv in (["show", str(run)], ["resume", str(run)], ["contract", str(run), "--target-gflops", "0.003"],
+                 ["export", str(run), "--step", "1"], ["plot", str(run)], ["compare", str(run)]):
+        code = main(argv)
+        err = capsys.readouterr().err
+        if name == "config.yaml" and argv[0] in ("show", "plot"):
+            assert code == 0, (argv, err)  # they read only the state and the log
+            continue
+        assert code == 2, (argv, err)
+        assert name in err and err.count("\n") == 1, (argv, err)
+
+
+def test_every_run_file_has_the_same_readable_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        run = _finished_run(tmp_path, steps=1)
+        assert main(["contract", str(run), "--target-gflops", "0.003"]) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    assert {"state.json", "config.yaml", "trials.jsonl", "steps.csv", "contractions.json"} <= set(modes)
+    assert set(modes.values()) == {0o644}, modes
+
+
+def test_state_round_trips_through_its_types(oracle_run):
+    d = json.loads((oracle_run / "state.json").read_text())
+    state = RunState.from_dict(d, "state.json")
+    assert state.kind == "expansion" and len(state.path) == 3 and state.steps[0].candidates
+    again = state.to_dict()
+    for key in ("path", "steps", "kind", "status", "pending", "experiment_source"):
+        assert again[key] == d[key], key
