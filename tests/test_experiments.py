@@ -20,6 +20,32 @@ def test_shipped_experiments_resolve(name):
     assert os.path.isabs(exp.data.root) or not exp.data.root
 
 
+@pytest.mark.parametrize("name", ["kinetics400_gpus", "folder_dataset", "synthetic_tiny", "oracle"])
+def test_shipped_recipes_can_reach_their_targets(name, counter):
+    from expand.api import check_budgets
+
+    exp = load_experiment(os.path.join(ROOT, "experiments", f"{name}.yaml"), check_paths=False)
+    check_budgets(exp, counter)  # raises for a target out of reach of max_steps
+
+
+def test_the_kinetics_recipe_names_the_published_models_budgets(counter):
+    from expand.presets import get_preset
+
+    exp = load_experiment(os.path.join(ROOT, "experiments", "kinetics400_gpus.yaml"), check_paths=False)
+    targets = exp.search.targets
+    for name, target in zip(("X3D-XS", "X3D-S", "X3D-M", "X3D-L"), targets):
+        gflops = counter.gflops(get_preset(name).spec)
+        assert gflops <= target <= gflops * 1.001, (name, gflops, target)  # at or just above the model
+
+
+def test_the_paper_basis_is_x2d(counter):
+    from expand.config import load_search_space
+
+    x2d = load_search_space("x3d_paper").basis
+    assert counter.params(x2d) == 1_633_560  # the paper: 1.63 M
+    assert abs(counter.gflops(x2d) - 0.0215) < 0.0001  # the paper: 20.67 MFLOPs with an older fvcore
+
+
 @pytest.mark.parametrize("name", ["kinetics400_gpus", "folder_dataset"])
 def test_missing_dataset_path_is_exit_2(name, tmp_path, capsys):
     path = os.path.join(ROOT, "experiments", f"{name}.yaml")

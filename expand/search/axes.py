@@ -131,6 +131,10 @@ def spec_at(parent: ArchSpec, axis: str, level: int, space: SearchSpace) -> Opti
         if axis == "fast" and exact < s_lo - 1e-9:
             return None  # the clip would have to shrink: no faster rate exists
         stride = int(min(max(stride, s_lo), s_hi))
+        if axis == "temporal" and level * stride <= parent.duration:
+            # Rounding collapsed X-Temporal into X-Fast (stride 2 x sqrt(1/2) -> 1): take the
+            # smallest stride that still lengthens the clip; it is never above the parent's.
+            stride = int(min(parent.duration // level + 1, s_hi))
         return parent.replace(frames=level, stride=stride)
     if axis == "spatial":
         crop = level * space.grid.crop

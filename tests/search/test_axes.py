@@ -139,3 +139,16 @@ def test_spec_at_keeps_basis_constants():
     s = spec_at(space.basis, "width", 150, space)
     assert s.dim_c5 == 512 and s.num_classes == 10 and s.width == 1.5
     assert isinstance(s, ArchSpec)
+
+
+def test_temporal_always_lengthens_the_clip_and_never_lowers_the_rate():
+    """Issue 15: at stride 2, stride x sqrt(1/2) rounded to 1 and X-Temporal became X-Fast."""
+    space = load_search_space("x3d_paper", num_classes=400)
+    for frames in range(1, 17):
+        for stride in range(1, 65):
+            parent = ArchSpec(frames, stride, 112, width=2.0)
+            for level in range(frames + 1, 33):
+                child = spec_at(parent, "temporal", level, space)
+                assert child is not None
+                assert child.duration > parent.duration, (parent, child)
+                assert child.stride <= parent.stride, (parent, child)
