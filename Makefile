@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(VENV)/bin/x3d-expand data synth $(DEMO_DATA) --classes 8 --videos-per-class 40 --val-per-class 25 --frames 48
 	rm -rf $(DEMO_OUT)
 	$(VENV)/bin/x3d-expand data cache experiments/synthetic_tiny.yaml
-	$(VENV)/bin/x3d-expand search experiments/synthetic_tiny.yaml --out $(DEMO_OUT) --max-steps 1
+	$(VENV)/bin/x3d-expand search experiments/synthetic_tiny.yaml --out $(DEMO_OUT) --max-steps 1 --targets 0.003
 	$(VENV)/bin/x3d-expand contract $(DEMO_OUT) --target-gflops 0.003
 	$(VENV)/bin/x3d-expand show $(DEMO_OUT)
 

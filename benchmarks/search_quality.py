@@ -40,7 +40,7 @@ def main() -> None:
         folder = os.path.join(args.out, f"seed{seed}")
         exp_dir = os.path.join(folder, "expansion")
         if not os.path.isdir(exp_dir):
-            cli("search", args.experiment, "--out", exp_dir, "--max-steps", str(args.steps),
+            cli("search", args.experiment, "--out", exp_dir, "--max-steps", str(args.steps), "--targets",
                 "--seed", str(seed), "--quiet")
         with open(os.path.join(exp_dir, "state.json"), encoding="utf-8") as fh:
             path = json.load(fh)["path"]

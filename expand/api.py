@@ -29,11 +29,23 @@ def apply_overrides(exp: Experiment, overrides: dict[str, Any]) -> Experiment:
     return dataclasses.replace(exp, search=search)
 
 
-def check_manifests(exp: Experiment) -> dict[str, int]:
-    """Read both splits now (exists, UTF-8, non-empty, labels in range): videos per split."""
-    from expand.data.manifest import load_split
+def check_manifests(exp: Experiment) -> dict[str, str]:
+    """Read both splits now (exists, UTF-8, non-empty, labels in range); what a trial will see.
 
-    return {split: len(load_split(exp.data, split)) for split in ("train", "val")}
+    Returns, per split, a line like "60000 of 240000 videos, 400 classes, 148-151 per class"
+    (after the seeded, class-stratified ``max_*_videos`` subset).
+    """
+    from expand.data.manifest import class_counts, load_split, stratified_subset
+
+    seen = {}
+    for split in ("train", "val"):
+        items = load_split(exp.data, split)
+        limit = exp.data.max_train_videos if split == "train" else exp.data.max_val_videos
+        subset = stratified_subset(items, limit, exp.data.subset_seed)
+        counts = class_counts(subset).values()
+        seen[split] = (f"{len(subset)} of {len(items)} videos, {len(counts)} classes, "
+                       f"{min(counts)}-{max(counts)} per class")
+    return seen
 
 
 def check_budgets(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> float:
@@ -57,14 +69,26 @@ def check_budgets(exp: Experiment, counter: Any, max_gflops: Optional[float] = N
     return basis
 
 
-def validate(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> None:
-    """Everything a run needs from its inputs, checked before its folder is written."""
+def validate(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> list[str]:
+    """Everything a run needs from its inputs, checked before its folder is written.
+
+    Returns lines that say what the run will do (data each trial sees, steps and trials).
+    """
     from expand.search.trial import load_trial_function
 
     load_trial_function(exp.trial.function)
+    lines = []
     if exp.data.root or exp.trial.function == DEFAULT_TRIAL_FUNCTION:
-        check_manifests(exp)
-    check_budgets(exp, counter, max_gflops)
+        lines += [f"{split}: {line}" for split, line in check_manifests(exp).items()]
+    basis = check_budgets(exp, counter, max_gflops)
+    axes, steps = len(exp.search_space.axes), exp.search.max_steps
+    if exp.search.targets:
+        factor = exp.search_space.step.flops_factor
+        need = max(1, math.ceil(math.log(max(exp.search.targets) / basis) / math.log(factor) - 1e-9))
+        steps = min(steps, need + 1)  # the search stops once the path passes the largest target
+    lines.append(f"plan: basis {basis:.4g} GFLOPs, up to {steps} steps x {axes} candidates: "
+                 f"at most {1 + steps * axes} trials (+ retries)")
+    return lines
 
 
 # ---------------------------------------------------------------- run folders
@@ -187,11 +211,12 @@ def start_search(experiment: str, out: Optional[str] = None, address: Optional[s
     from expand.complexity import ComplexityCounter
 
     exp = apply_overrides(load_experiment(experiment), overrides)
-    validate(exp, ComplexityCounter())
+    plan = validate(exp, ComplexityCounter())
     origin = RunOrigin(os.path.abspath(experiment), overrides, address)
     run = new_run(exp, out or default_out(exp), origin)
     if not quiet:
         print(f"run folder: {run.path}")
+        print("\n".join(plan), flush=True)
     try:
         return run, execute_search(exp, run, address, quiet, origin)
     finally:

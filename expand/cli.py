@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default results/<name>-<time>)")
     p.add_argument("--runner", choices=["ray", "serial"], default=None)
     p.add_argument("--address", default=None, help="join a Ray cluster: auto or ray://host:port")
-    p.add_argument("--max-steps", type=_positive_int, default=None)
+    p.add_argument("--max-steps", type=_positive_int, default=None, help="override search.max_steps")
+    p.add_argument("--targets", type=_positive_float, nargs="*", default=None, metavar="GFLOPS",
+                   help="override search.targets (each must be reachable in max_steps); none: contract nothing")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
 

@@ -209,6 +209,8 @@ class DataConfig:
     cache: str = "auto"
     max_train_videos: Optional[int] = check_field(positive, None)
     max_val_videos: Optional[int] = check_field(positive, None)
+    # max_*_videos take a seeded, class-stratified subset (expand.data.manifest.stratified_subset)
+    subset_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,10 @@ class TrialConfig:
     compile: bool = False
     checkpoint: bool = False
     throughput_batches: int = check_field(non_negative, 3)
+    # Precise BN (SlowFast's BN.USE_PRECISE_STATS / NUM_BATCHES_PRECISE, 200 there): before the
+    # evaluation, recompute BN statistics as the true average over this many training batches
+    # (fvcore's update_bn_stats). 0: off, the running averages of training are used.
+    precise_bn_batches: int = check_field(non_negative, 0)
     options: dict[str, Any] = field(default_factory=dict)
 
 

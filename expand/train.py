@@ -12,7 +12,7 @@ import contextlib
 import math
 import os
 import time
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -145,6 +145,10 @@ def run_trial(trial: TrialSpec) -> TrialResult:
             losses.append(epoch_loss / max(n, 1))
             epoch += 1
         t_eval = time.perf_counter()
+        if cfg.precise_bn_batches:
+            train_ds.set_epoch(epoch)  # fresh clips, as SlowFast draws them from the train loader
+            precise_bn(model, (x for x, _ in train_dl), min(cfg.precise_bn_batches, len(train_dl)), device,
+                       memory_format, amp_dtype)
         top1, top5, val_loss = evaluate(model, val_dl, device, memory_format, amp_dtype)
         eval_s = time.perf_counter() - t_eval
         infer = inference_throughput(model, spec, device, memory_format, amp_dtype,
@@ -168,6 +172,27 @@ def run_trial(trial: TrialSpec) -> TrialResult:
         torch.cuda.empty_cache()
         return TrialResult(trial.trial_id, "oom", error=str(exc).splitlines()[0],
                            seconds=time.perf_counter() - start)
+
+
+def precise_bn(model: torch.nn.Module, inputs: Iterable[torch.Tensor], batches: int, device: torch.device,
+               memory_format: torch.memory_format, amp_dtype: Optional[torch.dtype]) -> None:
+    """Recompute BN statistics as true averages over ``batches`` input batches (streamed, one at a time).
+
+    During training the BN running averages trail weights that keep changing;
+    recomputing them with the final weights is what SlowFast does before it
+    evaluates (BN.USE_PRECISE_STATS). fvcore does the averaging and insists on
+    exactly ``batches`` batches: ``inputs`` must hold at least that many.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fvcore.nn.precise_bn import update_bn_stats
+
+    on_device = (x.to(device, non_blocking=True).contiguous(memory_format=memory_format) for x in inputs)
+    model.train()
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        update_bn_stats(model, on_device, num_iters=batches)
 
 
 @torch.no_grad()

@@ -97,3 +97,33 @@ def test_checkpoint_loads_back_with_weights_only(tiny_exp, tmp_path):
     torch.save({"spec": {}, "state_dict": {}, "evil": os.system}, tmp_path / "bad.pt")
     with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
         load_checkpoint(str(tmp_path / "bad.pt"))
+
+
+def test_precise_bn_replaces_running_averages_with_the_true_average():
+    """Identical batches: the precise statistics are that batch's, whatever the running average was."""
+    import torch
+
+    from expand.models.x3d import build_x3d
+    from expand.spec import ArchSpec
+    from expand.train import precise_bn
+
+    torch.manual_seed(0)
+    model = build_x3d(ArchSpec(2, 1, 64, num_classes=3), num_classes=3)
+    batch = torch.randn(8, 3, 2, 64, 64)  # res5 sees 8 x 2 x 2 x 2 = 64 values per channel
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    ref = build_x3d(ArchSpec(2, 1, 64, num_classes=3), num_classes=3)
+    ref.load_state_dict(model.state_dict())
+    ref_bns = [m for m in ref.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    for m in ref_bns:
+        m.momentum = 1.0  # one train-mode pass leaves exactly this batch's statistics
+    ref.train()
+    with torch.no_grad():
+        ref(batch)
+    for m in bns:
+        m.running_mean.fill_(5.0)  # stale averages, far from the truth (~0.01 here)
+        m.running_var.fill_(7.0)
+    precise_bn(model, [batch, batch, batch], 3, torch.device("cpu"), torch.contiguous_format, None)
+    for mine, theirs in zip(bns, ref_bns):
+        assert torch.allclose(mine.running_mean, theirs.running_mean, atol=1e-5)
+        # fvcore keeps the population variance, BN's running average the unbiased one: (n-1)/n >= 63/64
+        assert torch.allclose(mine.running_var, theirs.running_var, rtol=0.02)

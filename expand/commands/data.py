@@ -26,7 +26,7 @@ def synth_cmd(args: argparse.Namespace) -> int:
 
 
 def check_cmd(args: argparse.Namespace) -> int:
-    from expand.data.manifest import read_csv_manifest, read_folder_dataset
+    from expand.data.manifest import Item, class_counts, read_csv_manifest, read_folder_dataset
     from expand.data.video import VideoError, probe_video
 
     target = args.manifest_or_dir
@@ -44,15 +44,19 @@ def check_cmd(args: argparse.Namespace) -> int:
         except VideoError as exc:
             files.append({"path": item.path, "label": item.label, "ok": False, "reason": str(exc)})
     readable = sum(f["ok"] for f in files)
+    per_class = class_counts([Item(f["path"], f["label"]) for f in files if f["ok"]])
+    classes = {"classes": len(per_class), "videos_per_class_min": min(per_class.values(), default=0),
+               "videos_per_class_max": max(per_class.values(), default=0)}
     reasons: dict[str, int] = {}
     for f in files:
         if not f["ok"]:
             reasons[f["reason"].split(":")[0]] = reasons.get(f["reason"].split(":")[0], 0) + 1
     if args.json:
         print(json_line({"readable": readable, "skipped": len(files) - readable, "reasons": reasons,
-                         "files": files}))
+                         **classes, "files": files}))
     else:
-        print(f"{readable} readable, {len(files) - readable} skipped")
+        print(f"{readable} readable, {len(files) - readable} skipped; {classes['classes']} classes, "
+              f"{classes['videos_per_class_min']}-{classes['videos_per_class_max']} readable videos per class")
         for f in files:
             if not f["ok"]:
                 print(f"  skip {f['path']}: {f['reason']}")

@@ -10,6 +10,7 @@ from expand.presets import get_preset, presets
 from expand.rounding import format_factor
 from expand.spec import FACTORS, ArchSpec
 from expand.tables import json_line, render
+from expand.units import to_paper
 
 FACTOR_FLAGS = {f: f"--{f}" for f in FACTORS}
 
@@ -40,28 +41,33 @@ def presets_cmd(args: argparse.Namespace) -> int:
     for preset in presets().values():
         s = preset.spec
         c = counter.count(s)
+        paper = to_paper(s)
         rows.append(
             {
                 "name": preset.name,
                 "frames x stride": f"{s.frames}x{s.stride}",
                 "crop": s.crop,
                 "test crop": preset.test_crop,
-                "width": format_factor(s.width),
+                "γs": format_factor(round(paper["gamma_s"], 3)),
+                "γw": format_factor(paper["gamma_w"]),
+                "WIDTH_FACTOR": format_factor(s.width),
                 "bottleneck": format_factor(s.bottleneck),
                 "depth": format_factor(s.depth),
                 "blocks": ",".join(map(str, s.stage_blocks)),
                 "GFLOPs": c.gflops,
                 "params (M)": c.params / 1e6,
                 "source": preset.source,
+                "paper": paper,
                 "spec": s.to_dict(),
             }
         )
     if args.json:
         print(json_line({"counter": COUNTER, "classes": 400, "presets": rows}))
         return 0
-    columns = [k for k in rows[0] if k != "spec"]
+    columns = [k for k in rows[0] if k not in ("spec", "paper")]
     print(render(rows, columns))
-    print(f"\nGFLOPs: {COUNTER}; 400 classes.")
+    print(f"\nGFLOPs: {COUNTER}; 400 classes. γs, γw: the paper's units (γs = crop / 112, "
+          "γw = WIDTH_FACTOR / 2); γt = frames, γτ = stride, γb = bottleneck, γd = depth in both.")
     return 0
 
 

@@ -17,7 +17,8 @@ def report_run(run, outcome, quiet: bool) -> int:
 
 def search_cmd(args: argparse.Namespace) -> int:
     run, outcome = api.start_search(args.experiment, out=args.out, address=args.address, quiet=args.quiet,
-                                    max_steps=args.max_steps, seed=args.seed, runner=args.runner)
+                                    max_steps=args.max_steps, targets=args.targets, seed=args.seed,
+                                    runner=args.runner)
     return report_run(run, outcome, args.quiet)
 
 

@@ -100,6 +100,45 @@ def write_label_map(data, run_dir: str) -> str | None:
     return path
 
 
+def stratified_subset(items: list[Item], limit: int | None, seed: int = 0) -> list[Item]:
+    """``limit`` items with every class in proportion, chosen by ``seed``; manifest order is kept.
+
+    Why: a Kinetics CSV written by walking class folders is sorted by class, so
+    its first 60 k lines cover about a quarter of the 400 classes while the
+    validation split keeps all of them. Each class gets floor(limit x share);
+    the remaining places go to the classes with the largest remainders (ties
+    by label), and within a class a seeded shuffle picks the videos.
+    """
+    if not limit or limit >= len(items):
+        return list(items)
+    import random
+
+    by_label: dict[int, list[int]] = {}
+    for i, item in enumerate(items):
+        by_label.setdefault(item.label, []).append(i)
+    total = len(items)
+    exact = {label: limit * len(idx) / total for label, idx in by_label.items()}
+    quota = {label: int(q) for label, q in exact.items()}
+    spare = limit - sum(quota.values())
+    for label in sorted(exact, key=lambda lb: (-(exact[lb] - quota[lb]), lb))[:spare]:
+        quota[label] += 1
+    rng = random.Random(seed)
+    chosen: list[int] = []
+    for label in sorted(by_label):
+        idx = list(by_label[label])
+        rng.shuffle(idx)
+        chosen += idx[:quota[label]]
+    return [items[i] for i in sorted(chosen)]
+
+
+def class_counts(items: list[Item]) -> dict[int, int]:
+    """Videos per class id."""
+    counts: dict[int, int] = {}
+    for item in items:
+        counts[item.label] = counts.get(item.label, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def load_split(data, split: str) -> list[Item]:
     """Items of ``split`` ('train' or 'val') of an experiment's DataConfig."""
     where = os.path.join(data.root, getattr(data, split))

@@ -14,8 +14,12 @@ from typing import Callable, Sequence
 
 from expand.errors import ConfigError
 
-# Candidates count as "of equal FLOPs" for the paper rule when the largest is at
-# most this much above the smallest (the grids make exact doubling impossible).
+# The ``paper`` rule, honestly: the paper (X3D §3) keeps "the expansion with the best
+# computation/accuracy trade-off", and with candidates of equal complexity that is the most
+# accurate one. Two parts are ours, because our grids make exactly equal FLOPs impossible and
+# the paper says nothing for unequal ones: candidates count as "of equal FLOPs" when the
+# largest is at most this much above the smallest, and otherwise the largest top-1 gain per
+# added GFLOP wins. The key stays "paper" so that existing runs and files keep working.
 PAPER_EQUAL_FLOPS_BAND = 0.15
 
 
@@ -69,9 +73,11 @@ def select(rule: str, cands: Sequence[Scored], parent_top1: float, parent_gflops
 
 
 def rule_description(rule: str) -> str:
+    """What the rule does, and for ``paper`` which part is the paper's and which is ours."""
     return {
-        "paper": "most accurate when candidates' GFLOPs are within "
-        f"{PAPER_EQUAL_FLOPS_BAND:.0%} of each other, else largest top-1 gain per added GFLOP",
+        "paper": "the paper's rule, most accurate at the step's complexity, when candidates' GFLOPs are "
+        f"within {PAPER_EQUAL_FLOPS_BAND:.0%} of each other (the band is ours); otherwise ours: largest "
+        "top-1 gain per added GFLOP",
         "gain_per_gflop": "largest top-1 gain per added GFLOP",
         "gain_per_doubling": "largest top-1 gain per doubling of GFLOPs",
         "best_accuracy": "most accurate",
