@@ -35,15 +35,15 @@ def check_manifests(exp: Experiment) -> dict[str, str]:
     Returns, per split, a line like "60000 of 240000 videos, 400 classes, 148-151 per class"
     (after the seeded, class-stratified ``max_*_videos`` subset).
     """
-    from expand.data.manifest import class_counts, load_split, stratified_subset
+    from expand.data.manifest import class_counts, load_split, split_items
 
     seen = {}
-    for split in ("train", "val"):
-        items = load_split(exp.data, split)
-        limit = exp.data.max_train_videos if split == "train" else exp.data.max_val_videos
-        subset = stratified_subset(items, limit, exp.data.subset_seed)
+    for split in ("train", "minival", "val") if exp.data.minival else ("train", "val"):
+        subset = split_items(exp.data, split)
+        total = len(load_split(exp.data, "val" if split == "val" else "train"))
         counts = class_counts(subset).values()
-        seen[split] = (f"{len(subset)} of {len(items)} videos, {len(counts)} classes, "
+        role = {"minival": " (selects)", "val": " (reports)" if exp.data.minival else ""}.get(split, "")
+        seen[split] = (f"{len(subset)} of {total} videos{role}, {len(counts)} classes, "
                        f"{min(counts)}-{max(counts)} per class")
     return seen
 

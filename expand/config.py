@@ -211,6 +211,9 @@ class DataConfig:
     max_val_videos: Optional[int] = check_field(positive, None)
     # max_*_videos take a seeded, class-stratified subset (expand.data.manifest.stratified_subset)
     subset_seed: int = 0
+    # Videos carved from the training split (seeded, stratified, never trained on) to *select*
+    # with; the validation split then only *reports* the chosen models' accuracy. None: off.
+    minival: Optional[int] = check_field(positive, None)
 
 
 @dataclass(frozen=True)

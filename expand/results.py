@@ -21,7 +21,7 @@ from expand.tables import clean_nans, json_line, render
 STEP_COLUMNS = [
     "step", "axis", "frames", "stride", "crop", "width", "bottleneck", "depth",
     "gflops", "params", "ratio", "top1", "top5", "gain", "added_gflops", "gain_per_gflop",
-    "status", "seconds", "infer_clips_s", "chosen", "trial_id", "reason",
+    "status", "seconds", "infer_clips_s", "chosen", "trial_id", "reason", "val_top1",
 ]
 TABLE_COLUMNS = [
     "step", "axis", "frames", "stride", "crop", "width", "bottleneck", "depth", "gflops",
@@ -68,11 +68,13 @@ def step_rows(run_dir: str) -> list[dict[str, Any]]:
     def trial_info(trial_id: str | None) -> dict[str, Any]:
         recs = attempts.get(trial_id or "", [])
         if not recs:
-            return {"seconds": math.nan, "infer_clips_s": math.nan, "attempts": 0}
+            return {"seconds": math.nan, "infer_clips_s": math.nan, "attempts": 0, "val_top1": math.nan}
         return {
             "seconds": sum(r.result.seconds for r in recs),
             "infer_clips_s": recs[-1].result.infer_clips_per_s,
             "attempts": len(recs),
+            # with a minival, top1 is the minival's (it selects) and this the validation split's
+            "val_top1": _num(recs[-1].result.extra.get("val_top1")),
         }
 
     if path:
@@ -90,7 +92,7 @@ def step_rows(run_dir: str) -> list[dict[str, Any]]:
             gain = top1 - _num(p_top1)
             added = gf - _num(p_gf)
             info = trial_info(c.get("trial_id")) if c["status"] != "duplicate" else {
-                "seconds": 0.0, "infer_clips_s": trial_info(c.get("trial_id"))["infer_clips_s"]}
+                **trial_info(c.get("trial_id")), "seconds": 0.0}
             rows.append({
                 "step": step["step"], "axis": c["axis"], **_factors(c.get("spec")),
                 "gflops": gf, "params": c.get("params") or math.nan, "ratio": _num(c.get("ratio")),
@@ -171,14 +173,21 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     if fmt == "csv":
         return step_frame(run_dir).to_csv(index=False)
     shown = [dict(r, chosen="*" if r["chosen"] else "", top1=_pct(r["top1"]), gain=_pct(r["gain"], True),
+                  val_top1=_pct(r.get("val_top1", math.nan)),
                   **{k: format_factor(r[k]) for k in ("width", "bottleneck", "depth") if r.get(k)})
              for r in rows]
+    minival = any(not math.isnan(_num(r.get("val_top1"))) for r in rows)
+    columns = TABLE_COLUMNS[:TABLE_COLUMNS.index("top1") + 1] + ["val_top1"] + \
+        TABLE_COLUMNS[TABLE_COLUMNS.index("top1") + 1:] if minival else TABLE_COLUMNS
     headers = [h.replace("params_m", "params (M)").replace("infer_clips_s", "infer clips/s")
-               .replace("gain_per_gflop", "gain/GFLOP").replace("gflops", "GFLOPs") for h in TABLE_COLUMNS]
+               .replace("gain_per_gflop", "gain/GFLOP").replace("gflops", "GFLOPs")
+               .replace("val_top1", "val top1 (reports)") for h in columns]
+    if minival:
+        headers[columns.index("top1")] = "top1 (minival, selects)"
     parts = [f"run: {os.path.abspath(run_dir)}  status: {state.get('status')}  "
              f"({state.get('stop_reason') or 'in progress'})",
              f"selection: {state.get('selection_rule', '')}", "",
-             render(shown, TABLE_COLUMNS, fmt, headers=headers, digits=4)]
+             render(shown, columns, fmt, headers=headers, digits=4)]
     path = state.get("path", [])
     if state.get("kind", "expansion") != "expansion":
         best = state.get("best") or {}

@@ -69,3 +69,19 @@ def test_plots_are_valid_pngs(run_dir, capsys):
 def test_show_on_a_non_run_is_exit_2(tmp_path, capsys):
     assert main(["show", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_a_minival_run_shows_what_selected_and_what_reports(tmp_path, capsys):
+    from expand.cli import main
+    from tests.search.helpers import oracle_experiment
+
+    exp = oracle_experiment(tmp_path, options={"minival_gap": 0.05}, search={"max_steps": 1})
+    assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "top1 (minival, selects)" in out and "val top1 (reports)" in out
+    import pandas as pd
+
+    csv = pd.read_csv(tmp_path / "run" / "steps.csv")
+    assert (csv["top1"] - csv["val_top1"]).round(9).eq(0.05).all()

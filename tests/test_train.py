@@ -127,3 +127,15 @@ def test_precise_bn_replaces_running_averages_with_the_true_average():
         assert torch.allclose(mine.running_mean, theirs.running_mean, atol=1e-5)
         # fvcore keeps the population variance, BN's running average the unbiased one: (n-1)/n >= 63/64
         assert torch.allclose(mine.running_var, theirs.running_var, rtol=0.02)
+
+
+def test_with_a_minival_the_trial_selects_on_it_and_reports_the_validation_split(tiny_exp):
+    exp = tiny_exp()
+    d = exp.to_dict()
+    d["data"]["minival"] = 2  # one training video per class held out
+    r = run_trial(TrialSpec("t1", 1, "fast", trial_for(exp).spec, 3, 0.001, 1000, d))
+    assert r.status == "ok", r.error
+    assert r.extra["selected_on"] == "minival"
+    assert 0 <= r.extra["val_top1"] <= 1 and r.top1 in (0.0, 0.5, 1.0)  # 2 minival videos
+    plain = run_trial(trial_for(exp))
+    assert plain.extra["selected_on"] == "val" and "val_top1" not in plain.extra

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from expand.config import DataConfig, SearchSpace
 from expand.data.cache import FrameCache, default_cache_dir
 from expand.data.clips import sample_clips
-from expand.data.manifest import Item, load_split, stratified_subset
+from expand.data.manifest import Item, split_items
 from expand.errors import DataError
 
 OPEN_ENTRIES = 512
@@ -38,10 +38,8 @@ def prepare_split(
     data: DataConfig, space: SearchSpace, split: str, workers: int = 1, progress: bool = False,
     skipped_csv: str | None = None,
 ) -> tuple[list[Item], list[tuple[str, str]], FrameCache | None]:
-    """Readable items of a split, the skipped ones with reasons, and the cache they live in."""
-    items = load_split(data, split)
-    limit = data.max_train_videos if split == "train" else data.max_val_videos
-    items = stratified_subset(items, limit, data.subset_seed)
+    """Readable items of a split (train, val, minival), the skipped ones with reasons, and their cache."""
+    items = split_items(data, split)
     cache = open_cache(data, space)
     if cache is not None:
         errors = cache.build([i.path for i in items], workers=workers, progress=progress)

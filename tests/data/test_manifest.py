@@ -28,3 +28,37 @@ def test_uneven_classes_get_their_share_and_the_seed_decides_which_videos():
 def test_no_limit_or_a_large_one_keeps_everything():
     items = _class_sorted(3, 5)
     assert stratified_subset(items, None) == items and stratified_subset(items, 100) == items
+
+
+def _csv_data(tmp_path, classes=4, per_class=20, val_per_class=5, **kw):
+    from expand.config import DataConfig
+
+    (tmp_path / "train.csv").write_text("".join(f"c{c}/t{i}.mp4 {c}\n" for c in range(classes)
+                                                for i in range(per_class)))
+    (tmp_path / "val.csv").write_text("".join(f"c{c}/v{i}.mp4 {c}\n" for c in range(classes)
+                                              for i in range(val_per_class)))
+    return DataConfig(root=str(tmp_path), num_classes=classes, **kw)
+
+
+def test_the_minival_is_carved_from_training_and_never_trained_on(tmp_path):
+    from expand.data.manifest import split_items
+
+    data = _csv_data(tmp_path, minival=8, max_train_videos=40)
+    minival, train, val = (split_items(data, s) for s in ("minival", "train", "val"))
+    assert class_counts(minival) == {0: 2, 1: 2, 2: 2, 3: 2}  # stratified
+    assert not set(minival) & set(train)  # disjoint from what trains
+    assert all("/t" in i.path for i in minival)  # from the training manifest
+    assert len(train) == 40 and class_counts(train) == {c: 10 for c in range(4)}
+    assert len(val) == 20 and all("/v" in i.path for i in val)  # validation untouched
+    assert split_items(data, "minival") == minival  # seeded: the same every trial
+
+
+def test_a_minival_as_large_as_the_training_split_is_refused(tmp_path):
+    import pytest
+
+    from expand.data.manifest import split_items
+    from expand.errors import DataError
+
+    data = _csv_data(tmp_path, classes=2, per_class=3, minival=6)
+    with pytest.raises(DataError, match="no training video"):
+        split_items(data, "train")
