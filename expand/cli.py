@@ -49,8 +49,8 @@ def _add_factor_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("factors (all six, instead of --preset)")
     g.add_argument("--frames", type=int, help="γt: frames per clip")
     g.add_argument("--stride", type=int, help="γτ: temporal stride at 30 fps (SAMPLING_RATE)")
-    g.add_argument("--crop", type=int, help="γs: train crop in pixels")
-    g.add_argument("--width", type=float, help="γw: width factor")
+    g.add_argument("--crop", type=int, help="train crop in pixels (the paper's γs = crop / 112)")
+    g.add_argument("--width", type=float, help="SlowFast's WIDTH_FACTOR (the paper's γw = WIDTH_FACTOR / 2)")
     g.add_argument("--bottleneck", type=float, help="γb: bottleneck factor")
     g.add_argument("--depth", type=float, help="γd: depth factor")
 

@@ -70,9 +70,11 @@ def _check_positive(name: str, value: Any) -> float:
 class ArchSpec:
     """The six X3D factors and the constants of the basis they multiply.
 
-    frames (γt) and stride (γτ, SlowFast's SAMPLING_RATE at 30 fps) shape the
-    clip; crop (γs) is the train crop in pixels; width (γw), bottleneck (γb)
-    and depth (γd) are SlowFast's X3D WIDTH/BOTTLENECK/DEPTH_FACTOR.
+    Every factor is in SlowFast's units: frames (the paper's γt) and stride
+    (γτ, SlowFast's SAMPLING_RATE at 30 fps) shape the clip; crop is the train
+    crop in pixels (γs = crop / 112); width, bottleneck and depth are SlowFast's
+    X3D WIDTH/BOTTLENECK/DEPTH_FACTOR (γw = width / 2, γb, γd). ``expand.units``
+    converts to and from the paper's units.
     """
 
     frames: int

@@ -16,11 +16,13 @@ Options (experiment ``trial.options``):
     crash_axes: {axis: n}  the first n calls of each trial attempt on that axis kill the
         worker process (os._exit), as a segfault or the OOM killer would; needs count_file
     basis: the basis factors the log-ratios are taken against (default: search space's)
+    env_file: a path; each trial appends a JSON line: pid, start/end time, CUDA_VISIBLE_DEVICES
     minival_gap: report a validation top-1 this much below top-1, as a trial with a minival does
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -74,8 +76,14 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
             calls = sum(1 for line in fh if line.strip() == f"{trial.trial_id} {trial.attempt}")
         if calls <= crash_n:
             os._exit(1)
+    started = time.time()
     if options.get("sleep"):
         time.sleep(float(options["sleep"]))
+    if options.get("env_file"):  # where the trial ran: the GPUs Ray gave it, and when
+        with open(options["env_file"], "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"trial_id": trial.trial_id, "pid": os.getpid(), "start": started,
+                                 "end": time.time(),
+                                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\n")
     fail_n = int((options.get("fail_axes") or {}).get(axis, 0))
     if trial.attempt <= fail_n:
         raise RuntimeError(f"injected failure on {axis} (attempt {trial.attempt})")

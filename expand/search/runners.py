@@ -140,6 +140,7 @@ class RayRunner:
                 )
             self._started_ray = True
         try:
+            self._check_resources()
             if self._started_ray and address is None:  # a cluster of our own: what a kill -9 would leave
                 ray_session.record(self._run_path, ray._private.worker._global_node.get_session_dir_path())
             self._start()  # the first worker loads while the caller counts the basis
@@ -147,6 +148,19 @@ class RayRunner:
             self._abandoned = True
             self.close()
             raise
+
+    def _check_resources(self) -> None:
+        """A trial no node can ever hold would wait forever: say so now (exit 2)."""
+        import ray
+
+        from expand.errors import InputError
+
+        total = ray.cluster_resources()
+        for key, name in (("cpu", "CPU"), ("gpu", "GPU")):
+            want, have = self.resources[key], total.get(name, 0)
+            if want > have:
+                raise InputError(f"resources.{key}s_per_trial: {want:g} {name}s per trial, but the Ray "
+                                 f"cluster has {have:g}; lower it or add nodes")
 
     @property
     def parallelism(self) -> int:

@@ -143,3 +143,74 @@ def test_sigterm_stops_the_search_and_its_ray_cluster(tmp_path):
         time.sleep(0.2)
     assert not ray_session.session_processes(session)
     assert not (run / ray_session.FILE).exists()
+
+
+GPU_SCRIPT = """
+import json, sys
+import ray
+ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+from expand.config import load_experiment
+from expand.search.runners import RayRunner
+from expand.search.trial import TrialSpec
+from expand.spec import ArchSpec
+exp = load_experiment(sys.argv[1])
+runner = RayRunner(exp.trial.function, sys.argv[2], cpus_per_trial=1, gpus_per_trial=float(sys.argv[3]))
+d = exp.to_dict()
+trials = [TrialSpec(f"t{i}", 1, "depth", ArchSpec(1, 8, 64, depth=1.0 + i / 10), 0, 0.003, 10, d)
+          for i in range(8)]
+got = {}
+runner.run(trials, lambda t, r: got.__setitem__(t.trial_id, r.status))
+out = {"parallelism": runner.parallelism, "statuses": got}
+runner.close()  # Tune prints its own lines while it stops: ours goes last
+print(json.dumps(out))
+"""
+
+
+def _max_overlap(spans):
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    now = best = 0
+    for _, step in events:
+        now += step
+        best = max(best, now)
+    return best
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("gpus, most", [(1.0, 2), (0.5, 4)])
+def test_gpus_per_trial_bound_concurrency_and_set_cuda_visible_devices(tmp_path, gpus, most):
+    """Issue 21, without a GPU: Ray is told the node has 2 GPUs; it schedules and assigns them."""
+    import json
+    import subprocess
+    import sys
+
+    env_file = tmp_path / "env.jsonl"
+    exp = oracle_experiment(tmp_path, options={"sleep": 1.5, "env_file": str(env_file)})
+    proc = subprocess.run([sys.executable, "-c", GPU_SCRIPT, exp, str(tmp_path / "ray"), str(gpus)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["parallelism"] == most and set(out["statuses"].values()) == {"ok"}
+    rows = [json.loads(line) for line in env_file.read_text().splitlines()]
+    assert len(rows) == 8
+    overlap = _max_overlap([(r["start"], r["end"]) for r in rows])
+    assert 2 <= overlap <= most  # trials did run side by side, never more than the GPUs allow
+    for r in rows:
+        assert r["cuda_visible_devices"] in ("0", "1"), r  # each worker sees the GPU Ray gave it
+    if gpus == 1.0:  # a whole GPU each: trials that overlap in time hold different GPUs
+        for a in rows:
+            for b in rows:
+                if a is not b and a["start"] < b["end"] and b["start"] < a["end"]:
+                    assert a["cuda_visible_devices"] != b["cuda_visible_devices"]
+
+
+@pytest.mark.ray
+def test_a_trial_asking_for_more_gpus_than_the_cluster_has_is_exit_2_not_a_hang(tmp_path):
+    import subprocess
+    import sys
+
+    exp = oracle_experiment(tmp_path, search={"max_steps": 1, "runner": "ray"},
+                            resources={"gpus_per_trial": 4})
+    proc = subprocess.run([sys.executable, "-m", "expand.cli", "search", exp, "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "GPUs per trial" in proc.stderr and "cluster has 0" in proc.stderr
