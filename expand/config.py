@@ -271,6 +271,8 @@ class RetriesConfig:
     oom: int = check_field(non_negative, 0)
     diverged: int = check_field(non_negative, 0)
     worker_crash: int = check_field(non_negative, 1)
+    # an OOM retry runs with half the batch (and the linearly scaled learning rate)
+    oom_halve_batch: bool = False
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,24 @@ def _batches(loader: Iterable, prefetch: int) -> Iterator[Iterable]:
         yield batches
 
 
+FINITE_CHECK_EVERY = 50  # steps between looks at the summed loss (each look waits for the GPU)
+
+
+def amp_dtype_for(device: torch.device, amp: str) -> Optional[torch.dtype]:
+    """The autocast dtype of a trial: bf16 where it is supported, else fp16 (with a grad scaler).
+
+    ``auto`` turns AMP on for CUDA only (CPU autocast is slower than fp32 here);
+    ``bf16`` and ``fp16`` ask for it on any device, CPU included.
+    """
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or device.type != "cuda" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
 def lr_at(step: int, total: int, base: float, warmup_fraction: float, start_factor: float) -> float:
     """Linear warm-up from start_factor x base, then cosine to zero."""
     warm = int(total * warmup_fraction)
@@ -91,41 +109,42 @@ def run_trial(trial: TrialSpec) -> TrialResult:
         select_items = prepare_split(data, exp.search_space, "minival")[0] if data.minival else None
         train_ds = ClipDataset(train_items, cache, data, spec.frames, spec.stride, spec.crop, "train", trial.seed)
         val_ds = ClipDataset(val_items, cache, data, spec.frames, spec.stride, spec.crop, "val", trial.seed)
-        train_dl = make_loader(train_ds, sched.batch_size, True, cfg.workers, device, trial.seed, drop_last=True)
-        val_dl = make_loader(val_ds, sched.batch_size, False, cfg.workers, device, trial.seed)
+        batch = max(1, int(sched.batch_size * trial.batch_scale))  # halved after an OOM, if asked
+        lr = sched.base_lr * batch / sched.base_batch_size  # the linear scaling rule
+        train_dl = make_loader(train_ds, batch, True, cfg.workers, device, trial.seed, drop_last=True)
+        val_dl = make_loader(val_ds, batch, False, cfg.workers, device, trial.seed)
         model = build_x3d(spec, num_classes=data.num_classes, dropout=sched.dropout).to(device)
         memory_format = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
         model = model.to(memory_format=memory_format)
         if cfg.compile:
             model = torch.compile(model)
-        amp_dtype = None
-        if device.type == "cuda" and cfg.amp != "off":
-            amp_dtype = torch.bfloat16 if (cfg.amp in ("auto", "bf16") and torch.cuda.is_bf16_supported()) else torch.float16
+        amp_dtype = amp_dtype_for(device, cfg.amp)
+        if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
-        opt = torch.optim.SGD(_param_groups(model, sched.weight_decay), lr=sched.lr, momentum=sched.momentum)
+        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        opt = torch.optim.SGD(_param_groups(model, sched.weight_decay), lr=lr, momentum=sched.momentum)
         steps_per_epoch = max(1, len(train_dl))
         total = sched.iterations or max(1, int(round(sched.epochs * steps_per_epoch)))
         step, epoch, losses, clips, data_wait, compute = 0, 0, [], 0, 0.0, 0.0
         while step < total:
             train_ds.set_epoch(epoch)
             model.train()
-            epoch_loss, n = 0.0, 0
+            # The loss is summed on the device and looked at only every FINITE_CHECK_EVERY steps and
+            # at the epoch's end: a .item() or an `if` on a device tensor each step would make the
+            # CPU wait for the GPU, and X3D's small channel-wise kernels need the CPU to run ahead.
+            epoch_loss, n = torch.zeros((), dtype=torch.float64, device=device), 0
+            epoch_start, epoch_wait = time.perf_counter(), 0.0
             t_wait = time.perf_counter()
             with _batches(train_dl, cfg.prefetch if cfg.workers == 0 else 0) as batches:
                 for x, y in batches:
                     t0 = time.perf_counter()
-                    data_wait += t0 - t_wait
+                    epoch_wait += t0 - t_wait
                     x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
                     y = y.to(device, non_blocking=True)
                     for g in opt.param_groups:
-                        g["lr"] = lr_at(step, total, sched.lr, sched.warmup_fraction, sched.warmup_start_factor)
+                        g["lr"] = lr_at(step, total, lr, sched.warmup_fraction, sched.warmup_start_factor)
                     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                         loss = F.cross_entropy(model(x), y, label_smoothing=sched.label_smoothing)
-                    if not torch.isfinite(loss):
-                        return TrialResult(trial.trial_id, "diverged", train_loss=losses,
-                                           error=f"non-finite loss at step {step}",
-                                           seconds=time.perf_counter() - start)
                     opt.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
                     if sched.grad_clip:
@@ -133,17 +152,23 @@ def run_trial(trial: TrialSpec) -> TrialResult:
                         torch.nn.utils.clip_grad_norm_(model.parameters(), sched.grad_clip)
                     scaler.step(opt)
                     scaler.update()
-                    epoch_loss += loss.item() * len(y)
+                    epoch_loss += loss.detach().double() * len(y)
                     n += len(y)
                     clips += len(y)
                     step += 1
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    compute += time.perf_counter() - t0
                     t_wait = time.perf_counter()
+                    if step % FINITE_CHECK_EVERY == 0 and not torch.isfinite(epoch_loss):
+                        break
                     if step >= total:
                         break
-            losses.append(epoch_loss / max(n, 1))
+            mean = float(epoch_loss) / max(n, 1)  # one sync per epoch: the loss and the timing
+            compute += time.perf_counter() - epoch_start - epoch_wait
+            data_wait += epoch_wait
+            if not math.isfinite(mean):  # a diverged trial is still caught, within the epoch
+                return TrialResult(trial.trial_id, "diverged", train_loss=losses,
+                                   error=f"non-finite loss by step {step}",
+                                   seconds=time.perf_counter() - start)
+            losses.append(mean)
             epoch += 1
         t_eval = time.perf_counter()
         if cfg.precise_bn_batches:
@@ -155,11 +180,11 @@ def run_trial(trial: TrialSpec) -> TrialResult:
         if select_items is not None:  # the minival selects (top1); the validation split only reports
             reported = {"val_top1": top1, "val_top5": top5, "val_loss": val_loss}
             sel_ds = ClipDataset(select_items, cache, data, spec.frames, spec.stride, spec.crop, "val", trial.seed)
-            sel_dl = make_loader(sel_ds, sched.batch_size, False, cfg.workers, device, trial.seed)
+            sel_dl = make_loader(sel_ds, batch, False, cfg.workers, device, trial.seed)
             top1, top5, val_loss = evaluate(model, sel_dl, device, memory_format, amp_dtype)
         eval_s = time.perf_counter() - t_eval
         infer = inference_throughput(model, spec, device, memory_format, amp_dtype,
-                                     sched.batch_size, cfg.throughput_batches)
+                                     batch, cfg.throughput_batches)
         if cfg.checkpoint and trial.out_dir:
             os.makedirs(trial.out_dir, exist_ok=True)
             state = getattr(model, "_orig_mod", model).state_dict()  # a compiled model saves its original
@@ -174,12 +199,21 @@ def run_trial(trial: TrialSpec) -> TrialResult:
             peak_mem_gib=peak, device=str(device), gpus=exp.resources.gpus_per_trial,
             data_wait_fraction=data_wait / max(seconds, 1e-9),
             extra={"data_wait_s": data_wait, "compute_s": compute, "eval_s": eval_s, "steps": step,
+                   "batch_size": batch, "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
                    "selected_on": "minival" if select_items is not None else "val", **reported},
         )
     except torch.cuda.OutOfMemoryError as exc:
-        torch.cuda.empty_cache()
-        return TrialResult(trial.trial_id, "oom", error=str(exc).splitlines()[0],
-                           seconds=time.perf_counter() - start)
+        # Free what the trial holds before the next one runs in this worker: the frames of
+        # this function (model, optimizer, batches) are dropped with the traceback.
+        error = (str(exc).splitlines() or ["CUDA out of memory"])[0]
+        del exc
+        import gc
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return TrialResult(trial.trial_id, "oom", error=error, seconds=time.perf_counter() - start,
+                           extra={"batch_size": max(1, int(exp.schedule.batch_size * trial.batch_scale))})
 
 
 def precise_bn(model: torch.nn.Module, inputs: Iterable[torch.Tensor], batches: int, device: torch.device,

@@ -106,7 +106,7 @@ def test_random_baseline_resumes_after_kill_9_without_retraining(tmp_path):
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     trials_file = run_dir / "trials.jsonl"
-    deadline = time.time() + 120
+    deadline = time.time() + 600  # generous: it exits as soon as the trials are there
     while time.time() < deadline:
         if trials_file.exists() and len(trials_file.read_text().splitlines()) >= 3:
             break

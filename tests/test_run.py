@@ -41,7 +41,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
         assert f"pid {proc.pid}" in msg and socket.gethostname() in msg and "holder" in msg
     finally:
         proc.stdin.close()
-        proc.wait(10)
+        proc.wait(60)
     RunDir(str(tmp_path / "run")).acquire().release()  # the holder is gone: the lock is free
 
 
@@ -57,7 +57,7 @@ def test_resume_while_another_process_writes_exits_2_and_trains_nothing(tmp_path
         assert main(["show", str(tmp_path / "run")]) == 0  # readers never need the lock
     finally:
         proc.stdin.close()
-        proc.wait(10)
+        proc.wait(60)
     assert (tmp_path / "run" / "trials.jsonl").read_text() == before
 
 
@@ -66,10 +66,13 @@ def test_two_searches_into_one_folder_a_second_apart_train_each_trial_once(tmp_p
     cmd = [sys.executable, "-m", "expand.cli", "search", exp, "--out", str(tmp_path / "run"), "--quiet"]
     first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert first.wait(120) == 0
-    assert second.returncode == 2, second.stderr
-    assert "being written by" in second.stderr or "already holds a run" in second.stderr
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    first.wait(600)
+    # on a loaded machine either may take the lock first: exactly one searches, the other is refused
+    codes = sorted([first.returncode, second.returncode])
+    loser = second.stderr if second.returncode == 2 else first.stderr.read()
+    assert codes == [0, 2], (codes, loser)
+    assert "being written by" in loser or "already holds a run" in loser
     ids = [json.loads(line)["trial_id"] for line in (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
     assert len(ids) == len(set(ids))
 
@@ -108,7 +111,7 @@ def test_a_record_glued_onto_a_fragment_is_salvaged(tmp_path):
 
 
 def test_force_resume_after_the_space_changed_retrains_changed_models(tmp_path):
-    exp_path = oracle_experiment(tmp_path, search={"max_steps": 2})
+    exp_path = oracle_experiment(tmp_path, search={"max_steps": 1})
     assert main(["search", exp_path, "--out", str(tmp_path / "run"), "--quiet"]) == 0
     data = yaml.safe_load(open(exp_path))
     space = yaml.safe_load(open(data["search_space"]))

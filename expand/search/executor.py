@@ -54,7 +54,9 @@ class TrialExecutor:
                 final[t.trial_id] = cached
                 self.progress.trial_cached(t, cached)
             else:
-                todo.append(dataclasses.replace(t, attempt=len(self.attempts_of(t)) + 1))
+                done = self.attempts_of(t)
+                todo.append(dataclasses.replace(t, attempt=len(done) + 1,
+                                                batch_scale=self._batch_scale([r.result for r in done])))
         while todo:
             if self.on_pending:
                 self.on_pending([t.trial_id for t in todo])
@@ -71,6 +73,13 @@ class TrialExecutor:
 
             self.runner.run(todo, record)
             final.update(batch)
-            todo = [dataclasses.replace(t, attempt=t.attempt + 1) for t in todo
-                    if self.retry_allowed(batch[t.trial_id], t.attempt)]
+            todo = [dataclasses.replace(t, attempt=t.attempt + 1,
+                                        batch_scale=t.batch_scale * self._batch_scale([batch[t.trial_id]]))
+                    for t in todo if self.retry_allowed(batch[t.trial_id], t.attempt)]
         return final
+
+    def _batch_scale(self, results: list[TrialResult]) -> float:
+        """Half the batch for each OOM among ``results``, when the retry policy asks for it."""
+        if not getattr(self.retries, "oom_halve_batch", False):
+            return 1.0
+        return 0.5 ** sum(r.status == "oom" for r in results)

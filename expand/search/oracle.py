@@ -16,6 +16,7 @@ Options (experiment ``trial.options``):
     crash_axes: {axis: n}  the first n calls of each trial attempt on that axis kill the
         worker process (os._exit), as a segfault or the OOM killer would; needs count_file
     basis: the basis factors the log-ratios are taken against (default: search space's)
+    oom_axes: {axis: n}  the first n attempts of each trial on that axis report 'oom'
     env_file: a path; each trial appends a JSON line: pid, start/end time, CUDA_VISIBLE_DEVICES
     minival_gap: report a validation top-1 this much below top-1, as a trial with a minival does
 """
@@ -87,6 +88,10 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
     fail_n = int((options.get("fail_axes") or {}).get(axis, 0))
     if trial.attempt <= fail_n:
         raise RuntimeError(f"injected failure on {axis} (attempt {trial.attempt})")
+    oom_n = int((options.get("oom_axes") or {}).get(axis, 0))
+    if trial.attempt <= oom_n:  # as the trainer reports a CUDA OOM
+        return TrialResult(trial.trial_id, "oom", error="CUDA out of memory (injected)",
+                           extra={"batch_scale": trial.batch_scale})
     if axis in (options.get("diverge_axes") or []):
         return TrialResult(trial.trial_id, "diverged", error="loss became NaN (injected)")
     basis = options.get("basis") or (trial.experiment.get("search_space") or {}).get("basis")
@@ -108,6 +113,7 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
         infer_clips_per_s=1000.0 / max(trial.gflops, 1e-6),
         device="oracle",
         # as the trainer reports with data.minival: top1 selects, val_top1 only reports
-        extra={"selected_on": "minival", "val_top1": acc - float(options["minival_gap"])}
-        if "minival_gap" in options else {},
+        extra={"batch_scale": trial.batch_scale,
+               **({"selected_on": "minival", "val_top1": acc - float(options["minival_gap"])}
+                  if "minival_gap" in options else {})},
     )

@@ -40,6 +40,9 @@ class TrialSpec:
     out_dir: str = ""
     attempt: int = 1
     parent_id: Optional[str] = None
+    # this attempt's batch relative to the schedule's (0.5 after one OOM with
+    # retries.oom_halve_batch); an attempt-level adaptation, not in the fingerprint
+    batch_scale: float = 1.0
 
     def to_dict(self, with_experiment: bool = True) -> dict[str, Any]:
         d = {
@@ -53,6 +56,7 @@ class TrialSpec:
             "out_dir": self.out_dir,
             "attempt": self.attempt,
             "parent_id": self.parent_id,
+            "batch_scale": self.batch_scale,
         }
         if with_experiment:
             d["experiment"] = self.experiment

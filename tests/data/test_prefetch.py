@@ -23,7 +23,7 @@ def test_loading_runs_ahead_of_the_consumer():
     with Prefetcher(source(), depth=2) as items:
         it = iter(items)
         assert next(it) == 0
-        deadline = time.time() + 5
+        deadline = time.time() + 60  # exits as soon as the thread has loaded 1 and 2
         while len(loaded) < 3 and time.time() < deadline:  # item 0 taken, 1 and 2 queued
             time.sleep(0.01)
         assert loaded == [0, 1, 2]
