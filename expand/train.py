@@ -42,9 +42,19 @@ def load_checkpoint(path: str, device: str = "cpu") -> torch.nn.Module:
 
 
 def _device(name: str) -> torch.device:
+    """``auto``: cuda:0 of the GPUs this process may see (Ray sets CUDA_VISIBLE_DEVICES), else the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    """The device as the result records it and the progress line shows it, e.g. 'cuda:0 (GPU 3)'."""
+    if device.type != "cuda":
+        return str(device)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    name = torch.cuda.get_device_name(device)
+    return f"{device} ({name}{', CUDA_VISIBLE_DEVICES=' + visible if visible else ''})"
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -196,7 +206,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
         return TrialResult(
             trial.trial_id, "ok", top1=top1, top5=top5, val_loss=val_loss, train_loss=losses,
             seconds=seconds, train_clips_per_s=clips / max(train_time, 1e-9), infer_clips_per_s=infer,
-            peak_mem_gib=peak, device=str(device), gpus=exp.resources.gpus_per_trial,
+            peak_mem_gib=peak, device=describe_device(device), gpus=exp.resources.gpus_per_trial,
             data_wait_fraction=data_wait / max(seconds, 1e-9),
             extra={"data_wait_s": data_wait, "compute_s": compute, "eval_s": eval_s, "steps": step,
                    "batch_size": batch, "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",

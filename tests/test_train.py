@@ -198,3 +198,17 @@ def test_a_cuda_oom_is_an_oom_result_not_a_crash(tiny_exp, monkeypatch):
     monkeypatch.setattr(train, "build_x3d", lambda *a, **k: Boom())
     r = call_safely(run_trial, trial_for(tiny_exp()))
     assert r.status == "oom" and "out of memory" in r.error and r.extra["batch_size"] == 4
+
+
+def test_auto_device_is_cuda_0_of_the_visible_set_or_the_cpu_and_says_which(monkeypatch):
+    import torch
+
+    from expand.train import _device, describe_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _device("auto") == torch.device("cpu") and describe_device(torch.device("cpu")) == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: "NVIDIA H100")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert _device("auto") == torch.device("cuda:0")  # the first GPU Ray gave this worker
+    assert describe_device(torch.device("cuda:0")) == "cuda:0 (NVIDIA H100, CUDA_VISIBLE_DEVICES=3)"

@@ -65,8 +65,9 @@ class ConsoleProgress(SilentProgress):
     def trial_finished(self, trial: TrialSpec, result: TrialResult) -> None:
         self.trial_seconds.append(result.seconds)
         status = f"top1 {_pct(result.top1)}" if result.ok else f"{result.status.upper()}: {result.error[:80]}"
+        where = f"  on {result.device}" if result.device else ""
         self._print(f"  finish {trial.trial_id:22s} {trial.axis:10s} {trial.gflops:8.4f} GF  "
-                    f"{status}  {result.seconds:6.1f}s  [elapsed {self._elapsed()}]")
+                    f"{status}  {result.seconds:6.1f}s{where}  [elapsed {self._elapsed()}]")
 
     def step_started(self, step: int, parent: Any, candidates: list[Any]) -> None:
         self.step = step
