@@ -48,6 +48,11 @@ def check_manifests(exp: Experiment) -> dict[str, str]:
     return seen
 
 
+def steps_to(target: float, basis: float, factor: float) -> int:
+    """Steps of ``factor``x from ``basis`` GFLOPs until a model reaches ``target``."""
+    return max(1, math.ceil(math.log(target / basis) / math.log(factor) - 1e-9))
+
+
 def check_budgets(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> float:
     """Targets and caps must be reachable from the basis in max_steps; returns the basis GFLOPs."""
     basis = counter.gflops(exp.search_space.basis)
@@ -59,8 +64,8 @@ def check_budgets(exp: Experiment, counter: Any, max_gflops: Optional[float] = N
             raise ConfigError(f"{where}: search.targets: {target:g} GFLOPs is below the basis "
                               f"({basis:.4g} GFLOPs): no model of the search is that small")
         if target > reach:
-            need = math.ceil(math.log(target / basis) / math.log(factor))
-            raise ConfigError(f"{where}: search.targets: {target:g} GFLOPs is out of reach: about {need} "
+            raise ConfigError(f"{where}: search.targets: {target:g} GFLOPs is out of reach: about "
+                              f"{steps_to(target, basis, factor)} "
                               f"steps of ~{factor:g}x from the basis ({basis:.4g} GFLOPs), "
                               f"search.max_steps is {steps}")
     for name, cap in (("search.max_gflops", exp.search.max_gflops), ("--max-gflops", max_gflops)):
@@ -82,10 +87,8 @@ def validate(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) 
         lines += [f"{split}: {line}" for split, line in check_manifests(exp).items()]
     basis = check_budgets(exp, counter, max_gflops)
     axes, steps = len(exp.search_space.axes), exp.search.max_steps
-    if exp.search.targets:
-        factor = exp.search_space.step.flops_factor
-        need = max(1, math.ceil(math.log(max(exp.search.targets) / basis) / math.log(factor) - 1e-9))
-        steps = min(steps, need + 1)  # the search stops once the path passes the largest target
+    if exp.search.targets:  # the search stops once the path passes the largest target
+        steps = min(steps, steps_to(max(exp.search.targets), basis, exp.search_space.step.flops_factor) + 1)
     lines.append(f"plan: basis {basis:.4g} GFLOPs, up to {steps} steps x {axes} candidates: "
                  f"at most {1 + steps * axes} trials (+ retries)")
     return lines
@@ -129,8 +132,6 @@ def load_run(run_dir: str) -> tuple[RunDir, dict[str, Any], Experiment]:
     state = run.read_state()
     try:
         exp = experiment_from_dict(run.read_config(), f"{run.config_path}:")
-    except RunFileError:
-        raise
     except ConfigError as exc:
         raise RunFileError(f"{exc} (the run's config.yaml is corrupt or from another version)") from None
     return run, state, exp

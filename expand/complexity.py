@@ -15,13 +15,13 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 import threading
 import warnings
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from expand.fileio import atomic_write
 from expand.spec import ArchSpec
 
 COUNTER = "fvcore flop_count (1 multiply-add = 1 flop), eval mode, batch 1, 1 view at the train crop"
@@ -216,10 +216,7 @@ class ComplexityCounter:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 merged = {k: v.to_dict() for k, v in self._read_disk().items()}
                 merged[key] = value.to_dict()
-                fd, tmp = tempfile.mkstemp(dir=directory, prefix=".complexity.")
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(merged, fh)
-                os.replace(tmp, self.path)
+                atomic_write(self.path, json.dumps(merged))
         except OSError as exc:  # a read-only cache must not stop a search
             logging.getLogger(__name__).warning("complexity cache not written: %s", exc)
 

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable
@@ -23,6 +22,7 @@ from typing import Iterable
 import numpy as np
 
 from expand.data.video import VideoError, decode_video
+from expand.fileio import atomic_write, atomic_writer
 
 CACHE_VERSION = 1
 
@@ -70,12 +70,10 @@ class FrameCache:
         try:
             frames = decode_video(path, self.fps, self.short_side)
         except VideoError as exc:
-            _atomic_bytes(err, json.dumps({"path": path, "reason": str(exc)}).encode())
+            atomic_write(err, json.dumps({"path": path, "reason": str(exc)}))
             return CacheEntry(path, None, str(exc))
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".npy.tmp")
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_writer(npy, binary=True) as fh:  # readers never see half an entry
             np.save(fh, frames)
-        os.replace(tmp, npy)
         return CacheEntry(path, np.load(npy, mmap_mode="r"))
 
     def build(self, paths: Iterable[str], workers: int = 1, progress: bool = False) -> dict[str, str]:
@@ -118,13 +116,6 @@ def _progress(enabled: bool, done: int, total: int) -> None:
         filled = int(width * done / max(total, 1))
         print(f"\r  decoding [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
               end="\n" if done == total else "", file=sys.stderr, flush=True)
-
-
-def _atomic_bytes(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 def default_cache_dir(data_root: str) -> str:

@@ -136,3 +136,20 @@ def test_two_processes_building_the_same_cache_publish_whole_entries(tmp_path, m
     import os
 
     assert not [f for f in os.listdir(directory) if not f.endswith((".npy", ".err", ".lock"))]
+
+
+def test_cache_entries_are_readable_by_the_group_like_any_file(tmp_path, make_video):
+    import os
+    import stat
+
+    from expand.data.cache import FrameCache
+
+    (tmp_path / "broken.mp4").write_bytes(b"")  # an unreadable video: an .err entry
+    old = os.umask(0o022)
+    try:
+        cache = FrameCache(str(tmp_path / "cache"), 30.0, 64)
+        cache.build([make_video("a.mp4", n=8), str(tmp_path / "broken.mp4")])
+    finally:
+        os.umask(old)
+    modes = {p.suffix: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "cache").iterdir()}
+    assert modes[".npy"] == 0o644 and modes[".err"] == 0o644  # mkstemp alone made them 0600
