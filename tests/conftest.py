@@ -27,7 +27,9 @@ def _isolated_cache(tmp_path_factory):
 def counter(_isolated_cache):
     from expand.complexity import ComplexityCounter
 
-    return ComplexityCounter(path=None)
+    # The session's on-disk cache (the isolated folder above): the coordinator tests and the
+    # CLI runs (in this process and in subprocesses) then count each spec once between them.
+    return ComplexityCounter()
 
 
 @pytest.fixture(scope="session")
