@@ -348,6 +348,12 @@ class RunLock:
             os.close(self._fd)
             self._fd = None
 
+    def __del__(self) -> None:  # a RunDir dropped without release() must not hold the run forever
+        try:
+            self.release()
+        except OSError:
+            pass
+
 
 # ---------------------------------------------------------------- the folder
 class RunDir:

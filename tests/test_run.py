@@ -179,3 +179,14 @@ def test_state_round_trips_through_its_types(oracle_run):
     again = state.to_dict()
     for key in ("path", "steps", "kind", "status", "pending", "experiment_source"):
         assert again[key] == d[key], key
+
+
+def test_a_dropped_writer_frees_the_run_for_the_next_one(tmp_path):
+    import gc
+
+    first = RunDir(str(tmp_path / "run")).acquire()
+    with pytest.raises(InputError):
+        RunDir(str(tmp_path / "run")).acquire()
+    del first
+    gc.collect()
+    RunDir(str(tmp_path / "run")).acquire().release()
