@@ -22,7 +22,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --durations=15
+	$(PY) -m pytest -q --durations=15
 
 demo: $(STAMP)
 	$(VENV)/bin/x3d-expand data synth $(DEMO_DATA) --classes 8 --videos-per-class 40 --val-per-class 25 --frames 48
