@@ -35,14 +35,18 @@ def check_manifests(exp: Experiment) -> dict[str, str]:
     Returns, per split, a line like "60000 of 240000 videos, 400 classes, 148-151 per class"
     (after the seeded, class-stratified ``max_*_videos`` subset).
     """
-    from expand.data.manifest import class_counts, load_split, split_items
+    from expand.data.manifest import carve_minival, class_counts, load_split, stratified_subset
 
+    train_all, val_all = load_split(exp.data, "train"), load_split(exp.data, "val")  # each read once
+    train, held = carve_minival(exp.data, train_all)
+    splits = {"train": (train, len(train_all), ""), "minival": (held, len(train_all), " (selects)"),
+              "val": (stratified_subset(val_all, exp.data.max_val_videos, exp.data.subset_seed), len(val_all),
+                      " (reports)" if held else "")}
     seen = {}
-    for split in ("train", "minival", "val") if exp.data.minival else ("train", "val"):
-        subset = split_items(exp.data, split)
-        total = len(load_split(exp.data, "val" if split == "val" else "train"))
+    for split, (subset, total, role) in splits.items():
+        if split == "minival" and not held:
+            continue
         counts = class_counts(subset).values()
-        role = {"minival": " (selects)", "val": " (reports)" if exp.data.minival else ""}.get(split, "")
         seen[split] = (f"{len(subset)} of {total} videos{role}, {len(counts)} classes, "
                        f"{min(counts)}-{max(counts)} per class")
     return seen

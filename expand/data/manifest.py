@@ -139,27 +139,32 @@ def class_counts(items: list[Item]) -> dict[int, int]:
     return dict(sorted(counts.items()))
 
 
-def split_items(data, split: str) -> list[Item]:
-    """What a trial uses of ``split``: 'train', 'val', or 'minival' (carved from the training split).
+def carve_minival(data, train: list[Item]) -> tuple[list[Item], list[Item]]:
+    """(training items, minival items) of the training manifest's ``train`` items.
 
-    The minival is a seeded, class-stratified ``data.minival`` videos of the
-    training manifest, and the training items never include them; then
-    ``max_*_videos`` take their stratified subsets.
+    The minival is a seeded, class-stratified ``data.minival`` videos of it
+    (empty when off), and the training items never include them; then
+    ``max_train_videos`` takes its stratified subset of the rest.
     """
-    if split == "val":
-        return stratified_subset(load_split(data, "val"), data.max_val_videos, data.subset_seed)
-    train = load_split(data, "train")
     held = stratified_subset(train, data.minival, data.subset_seed + 1) if data.minival else []
-    if split == "minival":
-        if not held:
-            raise DataError("data.minival is not set: there is no minival split")
-        return held
     if held:
         if len(held) >= len(train):
             raise DataError(f"data.minival: {data.minival} would leave no training video ({len(train)} in all)")
         kept = set(held)
         train = [i for i in train if i not in kept]
-    return stratified_subset(train, data.max_train_videos, data.subset_seed)
+    return stratified_subset(train, data.max_train_videos, data.subset_seed), held
+
+
+def split_items(data, split: str) -> list[Item]:
+    """What a trial uses of ``split``: 'train', 'val', or 'minival' (carved from the training split)."""
+    if split == "val":
+        return stratified_subset(load_split(data, "val"), data.max_val_videos, data.subset_seed)
+    train, held = carve_minival(data, load_split(data, "train"))
+    if split == "minival":
+        if not held:
+            raise DataError("data.minival is not set: there is no minival split")
+        return held
+    return train
 
 
 def load_split(data, split: str) -> list[Item]:

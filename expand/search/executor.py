@@ -80,6 +80,6 @@ class TrialExecutor:
 
     def _batch_scale(self, results: list[TrialResult]) -> float:
         """Half the batch for each OOM among ``results``, when the retry policy asks for it."""
-        if not getattr(self.retries, "oom_halve_batch", False):
+        if not self.retries.oom_halve_batch:
             return 1.0
         return 0.5 ** sum(r.status == "oom" for r in results)
