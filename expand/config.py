@@ -275,6 +275,27 @@ class RetriesConfig:
     oom_halve_batch: bool = False
 
 
+def _probability(value: float) -> str | None:
+    return None if 0 < value < 1 else f"must be between 0 and 1 (exclusive), got {value}"
+
+
+@dataclass(frozen=True)
+class ConfirmConfig:
+    """Confirmation of close calls (expand.search.confirm): extra seeds for a step's contenders.
+
+    ``confidence`` is also the level ``show`` marks uncertain steps against, so
+    it matters with confirmation off (``max_extra_trials: 0``, the default).
+    """
+
+    confidence: float = check_field(_probability, 0.9)
+    max_extra_trials: int = check_field(non_negative, 0)  # per step; 0: confirmation off
+    # a candidate whose chance of being the rule's pick is at least this is a contender
+    contender: float = check_field(_probability, 0.05)
+    # the seed-to-seed std of top-1 (a fraction), when known (x3d-expand calibrate measures it);
+    # null: measured in the run, pooled with the binomial std of the selection videos
+    seed_std: Optional[float] = check_field(non_negative, None)
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     max_steps: int = check_field(positive, 5)
@@ -283,6 +304,7 @@ class SearchConfig:
     seed: int = 0
     runner: Literal["ray", "serial"] = "ray"
     selection: Optional[str] = check_field(lambda v: v and _selection_check(v), None)
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from expand.spec import ArchSpec
 from expand.tables import clean_nans
 
 STATE_VERSION = 1
-RUN_KINDS = ("expansion", "random", "tpe", "compound")
+RUN_KINDS = ("expansion", "random", "tpe", "compound", "calibration")
 RUN_STATUSES = ("starting", "running", "finished", "failed")
 
 
@@ -158,9 +158,14 @@ class Candidate:
     trial_id: Optional[str] = None
     status: str = "pending"  # pending | ok | failed | diverged | oom | skipped | duplicate
     reason: str = ""
-    top1: float = math.nan
+    top1: float = math.nan  # the mean over ``seeds`` trained seeds
     top5: float = math.nan
     chosen: bool = False
+    # P(the selection rule picks this candidate), paired bootstrap + seed noise (search/confidence.py)
+    confidence: float = math.nan
+    top1_se: float = math.nan  # std of top1 under that same estimate (the plot's error bar)
+    seeds: int = 1
+    seed_trials: list[str] = field(default_factory=list)  # confirmation trials (new seeds) averaged in
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -172,7 +177,7 @@ class Candidate:
         known = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         kw["spec"] = ArchSpec.from_dict(d["spec"]) if d.get("spec") else None
-        for k in ("gflops", "ratio", "top1", "top5"):
+        for k in ("gflops", "ratio", "top1", "top5", "confidence", "top1_se"):
             if k in kw:
                 kw[k] = _num(kw[k])
         return cls(**kw)
@@ -189,6 +194,11 @@ class StepRecord:
     chosen_axis: Optional[str]
     rule: str
     candidates: list[Candidate]
+    confidence: float = math.nan  # the chosen candidate's
+    seed_std: float = math.nan  # the seed-to-seed std the confidence assumed, and where it came from
+    seed_std_source: str = ""
+    confidence_method: str = ""
+    extra_trials: int = 0  # confirmation trials this step trained
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "candidates"}
@@ -199,7 +209,9 @@ class StepRecord:
     def from_dict(cls, d: dict[str, Any]) -> "StepRecord":
         return cls(int(d["step"]), str(d["parent_id"]), _num(d["parent_gflops"]), _num(d.get("parent_top1")),
                    d.get("chosen_axis"), str(d.get("rule", "")),
-                   [Candidate.from_dict(c) for c in d["candidates"]])
+                   [Candidate.from_dict(c) for c in d["candidates"]], _num(d.get("confidence")),
+                   _num(d.get("seed_std")), str(d.get("seed_std_source") or ""),
+                   str(d.get("confidence_method") or ""), int(d.get("extra_trials") or 0))
 
 
 @dataclass

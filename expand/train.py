@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import time
+from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional
 
 import torch
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from expand.config import experiment_from_dict
 from expand.data.prefetch import Prefetcher
 from expand.models.x3d import build_x3d
+from expand.search.confidence import encode_per_video, video_ids_digest
 from expand.search.trial import TrialResult, TrialSpec
 
 
@@ -185,13 +187,16 @@ def run_trial(trial: TrialSpec) -> TrialResult:
             train_ds.set_epoch(epoch)  # fresh clips, as SlowFast draws them from the train loader
             precise_bn(model, (x for x, _ in train_dl), min(cfg.precise_bn_batches, len(train_dl)), device,
                        memory_format, amp_dtype)
-        top1, top5, val_loss = evaluate(model, val_dl, device, memory_format, amp_dtype)
-        reported = {}
+        ev = evaluate(model, val_dl, device, memory_format, amp_dtype)
+        reported, selected_items = {}, val_items
         if select_items is not None:  # the minival selects (top1); the validation split only reports
-            reported = {"val_top1": top1, "val_top5": top5, "val_loss": val_loss}
+            reported = {"val_top1": ev.top1, "val_top5": ev.top5, "val_loss": ev.loss}
             sel_ds = ClipDataset(select_items, cache, data, spec.frames, spec.stride, spec.crop, "val", trial.seed)
             sel_dl = make_loader(sel_ds, batch, False, cfg.workers, device, trial.seed)
-            top1, top5, val_loss = evaluate(model, sel_dl, device, memory_format, amp_dtype)
+            ev, selected_items = evaluate(model, sel_dl, device, memory_format, amp_dtype), select_items
+        top1, top5, val_loss = ev.top1, ev.top5, ev.loss
+        per_video = encode_per_video(ev.correct1, ev.correct5,
+                                     video_ids_digest(os.path.relpath(i.path, data.root or os.curdir) for i in selected_items))
         eval_s = time.perf_counter() - t_eval
         infer = inference_throughput(model, spec, device, memory_format, amp_dtype,
                                      batch, cfg.throughput_batches)
@@ -211,6 +216,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
             extra={"data_wait_s": data_wait, "compute_s": compute, "eval_s": eval_s, "steps": step,
                    "batch_size": batch, "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
                    "selected_on": "minival" if select_items is not None else "val", **reported},
+            per_video=per_video,
         )
     except torch.cuda.OutOfMemoryError as exc:
         # Free what the trial holds before the next one runs in this worker: the frames of
@@ -247,12 +253,24 @@ def precise_bn(model: torch.nn.Module, inputs: Iterable[torch.Tensor], batches: 
         update_bn_stats(model, on_device, num_iters=batches)
 
 
+@dataclass
+class Evaluation:
+    """Top-1/top-5/loss of a split, and per video (in loader order) whether top-1 and top-5 were right."""
+
+    top1: float
+    top5: float
+    loss: float
+    correct1: list[bool]
+    correct5: list[bool]
+
+
 @torch.no_grad()
-def evaluate(model, loader, device, memory_format, amp_dtype) -> tuple[float, float, float]:
-    """Top-1/top-5/loss; multi-view batches (B x V x C x T x H x W) average softmax over views."""
+def evaluate(model, loader, device, memory_format, amp_dtype) -> Evaluation:
+    """Multi-view batches (B x V x C x T x H x W) average softmax over a video's views."""
     model.eval()
-    correct1 = correct5 = total = 0
     loss_sum = 0.0
+    correct1: list[bool] = []
+    correct5: list[bool] = []
     for x, y in loader:
         y = y.to(device)
         b, v = x.shape[:2]
@@ -263,10 +281,10 @@ def evaluate(model, loader, device, memory_format, amp_dtype) -> tuple[float, fl
         loss_sum += float(F.nll_loss(probs.clamp_min(1e-8).log(), y, reduction="sum"))
         k = min(5, probs.shape[-1])
         top = probs.topk(k, -1).indices
-        correct1 += int((top[:, 0] == y).sum())
-        correct5 += int((top == y[:, None]).any(-1).sum())
-        total += b
-    return correct1 / max(total, 1), correct5 / max(total, 1), loss_sum / max(total, 1)
+        correct1 += (top[:, 0] == y).tolist()
+        correct5 += (top == y[:, None]).any(-1).tolist()
+    total = max(len(correct1), 1)
+    return Evaluation(sum(correct1) / total, sum(correct5) / total, loss_sum / total, correct1, correct5)
 
 
 @torch.no_grad()

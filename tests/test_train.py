@@ -91,8 +91,15 @@ def test_checkpoint_loads_back_with_weights_only(tiny_exp, tmp_path):
     items, _, cache = prepare_split(exp.data, exp.search_space, "val")
     ds = ClipDataset(items, cache, exp.data, 2, 2, 32, "val", 3)
     loader = make_loader(ds, 4, False, 0, torch.device("cpu"))
-    top1, _, val_loss = evaluate(model, loader, torch.device("cpu"), torch.contiguous_format, None)
+    ev = evaluate(model, loader, torch.device("cpu"), torch.contiguous_format, None)
+    top1, val_loss = ev.top1, ev.loss
     assert top1 == r.top1 and val_loss == pytest.approx(r.val_loss, rel=1e-5)
+    # the result names the videos it got right, in the loader's order: what paired comparisons use
+    from expand.search.confidence import decode_per_video
+
+    assert decode_per_video(r.per_video).tolist() == ev.correct1
+    assert decode_per_video(r.per_video, "top5").tolist() == ev.correct5
+    assert r.per_video["n"] == len(items) and len(r.per_video["videos"]) == 16
     # weights_only: a pickle that would run code is refused
     torch.save({"spec": {}, "state_dict": {}, "evil": os.system}, tmp_path / "bad.pt")
     with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from expand.config import Experiment
 from expand.search.axes import AxisExhausted, contract, expand
+from expand.search.decide import Decision, StepDecider
 from expand.search.executor import TrialExecutor
 from expand.search.lookahead import Lookahead
 from expand.search.progress import Progress, SilentProgress
@@ -68,16 +69,19 @@ class Coordinator:
         self.lookahead: Lookahead | None = Lookahead(self.space, counter) if lookahead else None
         # fvcore counts each step waited for after its parent's batch: what the lookahead missed
         self.counted_between_steps: list[int] = []
+        self.decider = StepDecider(experiment, self.train, self._seed_trial, note=self.progress.note)
 
     # ------------------------------------------------------------------ trials
-    def _trial(self, step: int, axis: str, spec: ArchSpec, trial_id: str, parent_id: str | None) -> TrialSpec:
+    def _trial(self, step: int, axis: str, spec: ArchSpec, trial_id: str, parent_id: str | None,
+               seed: int | None = None) -> TrialSpec:
         c = self.counter.count(spec)
         return TrialSpec(
             trial_id=trial_id,
             step=step,
             axis=axis,
             spec=spec,
-            seed=derive_seed(self.exp.search.seed, step),  # shared by the step's candidates
+            # shared by the step's candidates (a confirmation round shares its own new seed)
+            seed=derive_seed(self.exp.search.seed, step) if seed is None else seed,
             gflops=c.gflops,
             params=c.params,
             experiment=self.resolved,
@@ -87,6 +91,10 @@ class Coordinator:
 
     def train(self, trials: list[TrialSpec]) -> dict[str, TrialResult]:
         return self.executor.train(trials)
+
+    def _seed_trial(self, c: Candidate, seed: int, trial_id: str) -> TrialSpec:
+        """A confirmation trial: candidate ``c`` again, with another seed."""
+        return self._trial(c.step, c.axis, c.spec, trial_id, self.path[-1].trial_id, seed=seed)
 
     def _train_counting_ahead(self, trials: list[TrialSpec], parents: list[ArchSpec],
                               on_result: Any = None) -> dict[str, TrialResult]:
@@ -146,8 +154,9 @@ class Coordinator:
             cands.append(c)
         return cands
 
-    def _step_record(self, step: int, parent: PathEntry, cands: list[Candidate], chosen: str | None) -> dict[str, Any]:
-        return {
+    def _step_record(self, step: int, parent: PathEntry, cands: list[Candidate], chosen: str | None,
+                     decision: Decision | None = None) -> dict[str, Any]:
+        record = {
             "step": step,
             "parent_id": parent.trial_id,
             "parent_gflops": parent.gflops,
@@ -156,6 +165,12 @@ class Coordinator:
             "rule": self.exp.selection,
             "candidates": [c.to_dict() for c in cands],
         }
+        if decision is not None:
+            conf = decision.confidence
+            record.update(confidence=decision.winner.confidence, seed_std=conf.seed_std,
+                          seed_std_source=conf.seed_std_source, confidence_method=conf.method,
+                          extra_trials=decision.extra_trials)
+        return record
 
     def _write_state(self, pending: list[str] | None = None, status: str = "running") -> None:
         self.run_dir.write_state(
@@ -192,6 +207,7 @@ class Coordinator:
             self.stop_reason = f"the basis trial {result.status}: {result.error}"
             self._write_state(status="failed")
             return SearchOutcome(self.path, self.steps, self.stop_reason)
+        self.decider.record(basis_trial.trial_id, result)
         self.path.append(PathEntry(0, "basis", basis_trial.trial_id, basis, basis_trial.gflops,
                                    basis_trial.params, result.top1, result.top5))
         targets = sorted(self.exp.search.targets)
@@ -225,11 +241,17 @@ class Coordinator:
                 self.steps[-1] = self._step_record(step, parent, cands, None)
                 self.stop_reason = f"step {step}: no candidate trained successfully"
                 break
-            winner = self._winner(ok, parent)
+            for c in ok:
+                self.decider.record(c.trial_id, results[c.trial_id])
+            decision = self.decider.decide(step, ok, parent)
+            winner = decision.winner
             winner.chosen = True
+            for c in cands:  # a duplicate shows its model's averages (its confidence is the original's)
+                if c.status == "duplicate" and c.trial_id in by_id:
+                    c.top1, c.top5, c.seeds = by_id[c.trial_id].top1, by_id[c.trial_id].top5, by_id[c.trial_id].seeds
             self.path.append(PathEntry(step, winner.axis, winner.trial_id, winner.spec,
                                        winner.gflops, winner.params, winner.top1, winner.top5))
-            self.steps[-1] = self._step_record(step, parent, cands, winner.axis)
+            self.steps[-1] = self._step_record(step, parent, cands, winner.axis, decision)
             self._write_state()
             self.progress.step_finished(step, winner, parent)
         else:

@@ -19,6 +19,10 @@ Options (experiment ``trial.options``):
     oom_axes: {axis: n}  the first n attempts of each trial on that axis report 'oom'
     env_file: a path; each trial appends a JSON line: pid, start/end time, CUDA_VISIBLE_DEVICES
     minival_gap: report a validation top-1 this much below top-1, as a trial with a minival does
+    videos: n  report per-video results on n simulated validation videos (and top-1 = their mean):
+        each video has a fixed difficulty shared by every trial (so trials are paired, as on a
+        real validation set), jittered per trial by ``video_jitter`` (default 0.15); a model of
+        accuracy a gets the round(a x n) easiest right. Same spec and seed: the same videos.
 """
 
 from __future__ import annotations
@@ -102,6 +106,10 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
     if noise:
         rng = random.Random(f"{trial.seed}|{trial.spec.key()}")
         acc = min(1.0, max(0.0, acc + rng.gauss(0.0, noise)))
+    per_video: dict[str, Any] = {}
+    if options.get("videos"):
+        acc, per_video = _simulated_videos(acc, int(options["videos"]), float(options.get("video_jitter", 0.15)),
+                                           f"{trial.seed}|{trial.spec.key()}")
     return TrialResult(
         trial.trial_id,
         "ok",
@@ -116,4 +124,22 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
         extra={"batch_scale": trial.batch_scale,
                **({"selected_on": "minival", "val_top1": acc - float(options["minival_gap"])}
                   if "minival_gap" in options else {})},
+        per_video=per_video,
     )
+
+
+def _simulated_videos(acc: float, n: int, jitter: float, key: str) -> tuple[float, dict[str, Any]]:
+    """Per-video results of a model of accuracy ``acc`` on n videos of fixed difficulty."""
+    import hashlib
+
+    import numpy as np
+
+    from expand.search.confidence import encode_per_video, video_ids_digest
+
+    difficulty = np.random.default_rng(12345).random(n)  # the "validation set": the same for every trial
+    seed = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+    score = difficulty + jitter * np.random.default_rng(seed).standard_normal(n)
+    right = int(round(acc * n))
+    correct = np.zeros(n, dtype=bool)
+    correct[np.argsort(score, kind="stable")[:right]] = True
+    return right / n, encode_per_video(correct, None, video_ids_digest(f"video{i}" for i in range(n)))

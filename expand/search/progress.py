@@ -19,6 +19,7 @@ class SilentProgress:
     def step_started(self, step: int, parent: Any, candidates: list[Any]) -> None: ...
     def step_finished(self, step: int, winner: Any, parent: Any) -> None: ...
     def search_finished(self, path: list[Any], reason: str) -> None: ...
+    def note(self, text: str) -> None: ...
 
 
 Progress = SilentProgress
@@ -88,9 +89,16 @@ class ConsoleProgress(SilentProgress):
             steps_left = self.max_steps - step
             remaining = sum(self.n_axes * mean * 2 ** j for j in range(1, steps_left + 1)) / max(self.parallelism, 1)
             eta = f", ~{_fmt_seconds(remaining)} left if {steps_left} more step(s) run"
+        conf = getattr(winner, "confidence", float("nan"))
+        sure = "" if conf != conf else f", confidence {conf:.2f}"
+        seeds = getattr(winner, "seeds", 1)
+        over = f" over {seeds} seeds" if seeds > 1 else ""
         self._print(f"step {step} -> {winner.axis}: {winner.spec.name} {winner.gflops:.4g} GF "
-                    f"top1 {_pct(winner.top1).strip()} ({100 * gain:+.1f} pts) "
+                    f"top1 {_pct(winner.top1).strip()}{over} ({100 * gain:+.1f} pts{sure}) "
                     f"[elapsed {self._elapsed()}{eta}]")
+
+    def note(self, text: str) -> None:
+        self._print(f"  note   {text}")
 
     def search_finished(self, path: list[Any], reason: str) -> None:
         self._print(f"search finished after {len(path) - 1} steps ({reason}) in {self._elapsed()}")

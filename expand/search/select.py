@@ -44,32 +44,52 @@ def gain_per_doubling(c: Scored, parent_top1: float, parent_gflops: float) -> fl
     return gain(c, parent_top1) / doublings if doublings > 0 else math.inf * gain(c, parent_top1)
 
 
+def _key(c: Scored, score: Callable[[Scored], float]) -> tuple[float, float, float]:
+    return (score(c), c.top1, -c.gflops)
+
+
 def _best(cands: Sequence[Scored], score: Callable[[Scored], float]) -> int:
     order = {id(c): i for i, c in enumerate(cands)}
-    return max(
-        range(len(cands)),
-        key=lambda i: (score(cands[i]), cands[i].top1, -cands[i].gflops, -order[id(cands[i])]),
-    )
+    return max(range(len(cands)), key=lambda i: (*_key(cands[i], score), -order[id(cands[i])]))
+
+
+def _score(rule: str, cands: Sequence[Scored], parent_top1: float, parent_gflops: float) -> Callable[[Scored], float]:
+    """What the rule maximises for this set of candidates."""
+    if rule == "best_accuracy":
+        return lambda c: c.top1
+    if rule == "gain_per_gflop":
+        return lambda c: gain_per_gflop(c, parent_top1, parent_gflops)
+    if rule == "gain_per_doubling":
+        return lambda c: gain_per_doubling(c, parent_top1, parent_gflops)
+    if rule == "paper":
+        flops = [c.gflops for c in cands]
+        if max(flops) <= min(flops) * (1 + PAPER_EQUAL_FLOPS_BAND):
+            return lambda c: c.top1
+        if max(gain(c, parent_top1) for c in cands) <= 0:
+            return lambda c: c.top1  # nothing helps: least harm
+        return lambda c: gain_per_gflop(c, parent_top1, parent_gflops)
+    raise ConfigError(f"selection: unknown rule {rule!r}")
 
 
 def select(rule: str, cands: Sequence[Scored], parent_top1: float, parent_gflops: float) -> int:
     """Index of the chosen candidate; ``cands`` must be non-empty and all trained."""
     if not cands:
         raise ValueError("no candidate to select from")
-    if rule == "best_accuracy":
-        return _best(cands, lambda c: c.top1)
-    if rule == "gain_per_gflop":
-        return _best(cands, lambda c: gain_per_gflop(c, parent_top1, parent_gflops))
-    if rule == "gain_per_doubling":
-        return _best(cands, lambda c: gain_per_doubling(c, parent_top1, parent_gflops))
-    if rule == "paper":
-        flops = [c.gflops for c in cands]
-        if max(flops) <= min(flops) * (1 + PAPER_EQUAL_FLOPS_BAND):
-            return _best(cands, lambda c: c.top1)
-        if max(gain(c, parent_top1) for c in cands) <= 0:
-            return _best(cands, lambda c: c.top1)  # nothing helps: least harm
-        return _best(cands, lambda c: gain_per_gflop(c, parent_top1, parent_gflops))
-    raise ConfigError(f"selection: unknown rule {rule!r}")
+    return _best(cands, _score(rule, cands, parent_top1, parent_gflops))
+
+
+def select_tied(rule: str, cands: Sequence[Scored], parent_top1: float, parent_gflops: float) -> list[int]:
+    """Every candidate the rule cannot tell from its pick except by listing order.
+
+    ``select`` breaks such ties by the search space's axis order so that a
+    rerun picks the same path; a confidence must instead share the win among
+    them, or two identical networks would look like a sure pick of the first.
+    """
+    if not cands:
+        raise ValueError("no candidate to select from")
+    score = _score(rule, cands, parent_top1, parent_gflops)
+    best = _key(cands[_best(cands, score)], score)
+    return [i for i, c in enumerate(cands) if _key(c, score) == best]
 
 
 def rule_description(rule: str) -> str:

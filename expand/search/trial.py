@@ -108,6 +108,9 @@ class TrialResult:
     gpus: float = 0.0
     data_wait_fraction: float = math.nan
     extra: dict[str, Any] = field(default_factory=dict)
+    # which selection videos the trial got right, as packed bits (expand.search.confidence):
+    # the step's candidates are compared on the same videos ({} when the function reports none)
+    per_video: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -119,7 +122,7 @@ class TrialResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrialResult":
         known = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: (math.nan if v is None and k not in ("extra",) and k != "error" else v)
+        kwargs = {k: (math.nan if v is None and k not in ("extra", "per_video", "error") else v)
                   for k, v in d.items() if k in known}
         return cls(**kwargs)
 
