@@ -12,7 +12,7 @@ import dataclasses
 import math
 import os
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict, load_experiment
 from expand.errors import ConfigError, InputError
@@ -205,6 +205,43 @@ def execute_baseline(exp: Experiment, run: RunDir, method: str, budget: int, max
         runner.close()
 
 
+def execute_calibration(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool,
+                        extra: dict[str, Any]) -> dict[str, Any]:
+    from expand.complexity import ComplexityCounter
+    from expand.search.calibrate import Calibration
+    from expand.search.progress import ConsoleProgress, SilentProgress
+
+    runner = runner_for(exp, run, address)
+    try:
+        return Calibration(exp, run, runner, ComplexityCounter(), extra["multipliers"], extra["seeds"],
+                           extra["min_tau"], SilentProgress() if quiet else ConsoleProgress(),
+                           extra_state=extra).run()
+    finally:
+        runner.close()
+
+
+def start_calibration(experiment: str, multipliers: Sequence[float] = (1.0, 2.0, 4.0), seeds: int = 1,
+                      min_tau: float = 0.8, out: Optional[str] = None, address: Optional[str] = None,
+                      quiet: bool = False, **overrides: Any) -> tuple[RunDir, dict[str, Any]]:
+    """Train the first step's candidates at several schedule lengths; see expand/search/calibrate.py."""
+    from expand.complexity import ComplexityCounter
+
+    if len(set(multipliers)) < 2:
+        raise InputError("--schedules: give at least two different multipliers (e.g. 1 2 4)")
+    exp = apply_overrides(load_experiment(experiment), overrides)
+    validate(exp, ComplexityCounter())
+    origin = RunOrigin(os.path.abspath(experiment), overrides, address)
+    extra = {**_origin_dict(origin), "multipliers": sorted(set(float(m) for m in multipliers)), "seeds": seeds,
+             "min_tau": min_tau}
+    run = new_run(exp, out or default_out(exp, "-calibration"), origin, kind="calibration", extra=extra)
+    if not quiet:
+        print(f"run folder: {run.path}")
+    try:
+        return run, execute_calibration(exp, run, address, quiet, extra)
+    finally:
+        run.release()
+
+
 def _origin_dict(origin: RunOrigin) -> dict[str, Any]:
     return {"experiment_source": origin.experiment_source, "overrides": origin.overrides,
             "address": origin.address}
@@ -269,6 +306,9 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
         address = address or state.origin.address
         if not quiet:
             print(f"resuming {run.path}")
+        if state.kind == "calibration":
+            extra = {**_origin_dict(state.origin), **{k: state.extra[k] for k in ("multipliers", "seeds", "min_tau")}}
+            return run, execute_calibration(exp, run, address, quiet, extra)
         if state.kind != "expansion":
             extra = {**_origin_dict(state.origin),
                      **{k: state.extra.get(k) for k in ("method", "trial_budget", "max_gflops_arg")}}

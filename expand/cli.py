@@ -118,6 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None)
     p.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("calibrate", help="is the trial schedule long enough to rank? (step 1 at 1x/2x/4x)",
+                       description="Train the first step's candidates and the basis at several multiples of the "
+                                   "experiment's schedule; report Kendall tau against the longest, the seed-to-seed "
+                                   "std and the rule's pick per schedule, and recommend the shortest that ranks "
+                                   "like the longest.")
+    p.add_argument("experiment")
+    p.add_argument("--schedules", type=_positive_float, nargs="+", default=[1.0, 2.0, 4.0], metavar="X",
+                   help="schedule multipliers (default 1 2 4)")
+    p.add_argument("--seeds", type=_positive_int, default=1, help="seeds per model and schedule (2+: seed std)")
+    p.add_argument("--min-tau", type=float, default=0.8, help="tau a schedule needs to be recommended")
+    p.add_argument("--out", default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--runner", choices=["ray", "serial"], default=None)
+    p.add_argument("--address", default=None)
+    p.add_argument("--quiet", action="store_true")
+
     p = sub.add_parser("contract", help="contract the path to FLOP budgets")
     p.add_argument("run_dir")
     p.add_argument("--target-gflops", type=_positive_float, nargs="+", required=True)

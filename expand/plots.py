@@ -34,11 +34,12 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
     for axis, color in AXIS_COLORS.items():
         pts = [r for r in ok if r["axis"] == axis and not r["chosen"]]
         if pts:
-            ax.scatter([r["gflops"] for r in pts], [100 * r["top1"] for r in pts], color=color,
-                       alpha=0.55, s=30, label=axis)
+            ax.errorbar([r["gflops"] for r in pts], [100 * r["top1"] for r in pts], yerr=_error_bars(pts),
+                        fmt="o", color=color, alpha=0.55, ms=5, capsize=2, label=axis)
     path = [r for r in ok if r["chosen"]]
-    ax.plot([r["gflops"] for r in path], [100 * r["top1"] for r in path], "-o", color="black",
-            lw=2, ms=7, label="expansion path", zorder=3)
+    ax.errorbar([r["gflops"] for r in path], [100 * r["top1"] for r in path], yerr=_error_bars(path),
+                fmt="-o", color="black", lw=2, ms=7, capsize=3, label="expansion path (bars: ±1 std)",
+                zorder=3)
     for r in path:
         ax.annotate(f"{r['step']}:{r['axis']}", (r["gflops"], 100 * r["top1"]),
                     textcoords="offset points", xytext=(5, -12), fontsize=8)
@@ -79,6 +80,12 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
         plt.close(fig)
         written.append(gains_png)
     return written
+
+
+def _error_bars(rows: list[dict[str, Any]]) -> list[float]:
+    """One std of each top-1 (in points) as the step's confidence estimated it; 0 where unknown."""
+    return [100 * r["top1_se"] if isinstance(r.get("top1_se"), float) and math.isfinite(r["top1_se"]) else 0.0
+            for r in rows]
 
 
 def _plot_baseline(plt: Any, ok: list[dict[str, Any]], kind: str, out_dir: str) -> str:
@@ -139,3 +146,35 @@ def _save_gflops_figure(plt: Any, fig: Any, ax: Any, ylabel: str, title: str, pa
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_calibration(rows: list[dict[str, Any]], summary: dict[str, Any], out_path: str) -> str:
+    """Each candidate's top-1 against the schedule's length (one line per axis), tau in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for axis in dict.fromkeys(r["axis"] for r in rows):
+        pts = sorted((r for r in rows if r["axis"] == axis and not math.isnan(r["top1"])),
+                     key=lambda r: r["multiplier"])
+        if pts:
+            std = [100 * r["top1_std"] if not math.isnan(r["top1_std"]) else 0.0 for r in pts]
+            ax.errorbar([r["multiplier"] for r in pts], [100 * r["top1"] for r in pts], yerr=std, fmt="-o",
+                        capsize=2, color=AXIS_COLORS.get(axis), label=axis)
+    taus = ", ".join(f"{p['multiplier']:g}x: {p['kendall_tau']:.2f}" for p in summary["per_schedule"]
+                     if not math.isnan(p["kendall_tau"]))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([p["multiplier"] for p in summary["per_schedule"]])
+    ax.set_xticklabels([f"{p['multiplier']:g}x" for p in summary["per_schedule"]])
+    ax.set_xlabel("schedule length (x the experiment's)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(f"Calibration: step-1 candidates by schedule (Kendall tau vs longest: {taus})", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path

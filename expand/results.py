@@ -22,11 +22,13 @@ STEP_COLUMNS = [
     "step", "axis", "frames", "stride", "crop", "width", "bottleneck", "depth",
     "gflops", "params", "ratio", "top1", "top5", "gain", "added_gflops", "gain_per_gflop",
     "status", "seconds", "infer_clips_s", "chosen", "trial_id", "reason", "val_top1",
+    "confidence", "seeds", "top1_se",
 ]
 TABLE_COLUMNS = [
     "step", "axis", "frames", "stride", "crop", "width", "bottleneck", "depth", "gflops",
-    "params_m", "top1", "gain", "gain_per_gflop", "status", "seconds", "infer_clips_s", "chosen",
+    "params_m", "top1", "gain", "gain_per_gflop", "confidence", "status", "seconds", "infer_clips_s", "chosen",
 ]
+DEFAULT_CONFIDENCE_LEVEL = 0.9
 FLOPS_NOTE = f"GFLOPs: {COUNTER}."
 
 
@@ -83,7 +85,7 @@ def step_rows(run_dir: str) -> list[dict[str, Any]]:
                      "params": b["params"], "ratio": math.nan, "top1": b["top1"], "top5": b["top5"],
                      "gain": math.nan, "added_gflops": math.nan, "gain_per_gflop": math.nan,
                      "status": "ok", "chosen": True, "trial_id": b["trial_id"], "reason": "",
-                     **trial_info(b["trial_id"])})
+                     "confidence": math.nan, "seeds": 1, "top1_se": math.nan, **trial_info(b["trial_id"])})
     for step in state.get("steps", []):
         p_top1, p_gf = step.get("parent_top1"), step.get("parent_gflops")
         for c in step["candidates"]:
@@ -93,17 +95,26 @@ def step_rows(run_dir: str) -> list[dict[str, Any]]:
             added = gf - _num(p_gf)
             info = trial_info(c.get("trial_id")) if c["status"] != "duplicate" else {
                 **trial_info(c.get("trial_id")), "seconds": 0.0}
+            if c["status"] != "duplicate":  # confirmation trials (more seeds) are part of its cost
+                info["seconds"] += sum(trial_info(t)["seconds"] for t in c.get("seed_trials") or [])
             rows.append({
                 "step": step["step"], "axis": c["axis"], **_factors(c.get("spec")),
                 "gflops": gf, "params": c.get("params") or math.nan, "ratio": _num(c.get("ratio")),
                 "top1": top1, "top5": _num(c.get("top5")), "gain": gain, "added_gflops": added,
                 "gain_per_gflop": gain / added if added > 0 else math.nan,
                 "status": c["status"], "chosen": bool(c.get("chosen")), "trial_id": c.get("trial_id"),
-                "reason": c.get("reason") or "", **info,
+                "reason": c.get("reason") or "", "confidence": _num(c.get("confidence")),
+                "seeds": int(c.get("seeds") or 1) if c["status"] in ("ok", "duplicate") else 0,
+                "top1_se": _num(c.get("top1_se")), **info,
             })
     for r in rows:
         r["params_m"] = r["params"] / 1e6 if r.get("params") else math.nan
     return rows
+
+
+def uncertain_steps(rows: list[dict[str, Any]], level: float) -> list[int]:
+    """Steps whose chosen candidate's confidence is under ``level`` (unknown confidences are not marked)."""
+    return [r["step"] for r in rows if r["chosen"] and r["step"] > 0 and _num(r.get("confidence")) < level]
 
 
 def _num(x: Any) -> float:
@@ -122,9 +133,11 @@ def step_frame(run_dir: str) -> pd.DataFrame:
 def write_steps_csv(run_dir: str) -> str:
     from expand.fileio import atomic_write
 
-    path = RunDir(run_dir).steps_path
-    atomic_write(path, step_frame(run_dir).to_csv(index=False))
-    return path
+    run = RunDir(run_dir)
+    if run.read_state().get("kind") == "calibration":  # its table is calibration.csv
+        return os.path.join(run_dir, "calibration.csv")
+    atomic_write(run.steps_path, step_frame(run_dir).to_csv(index=False))
+    return run.steps_path
 
 
 def cost(run_dir: str) -> dict[str, Any]:
@@ -159,6 +172,12 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     from expand.search.coordinator import load_contractions
 
     state, _, partial = _read(run_dir)
+    if state.get("kind") == "calibration":
+        from expand.search.calibrate import render_calibration
+
+        if fmt == "json":
+            return json_line(clean_nans({"run": os.path.abspath(run_dir), **state, "cost": cost(run_dir)}))
+        return render_calibration(state, fmt)
     rows = step_rows(run_dir)
     contractions = load_contractions(RunDir(run_dir))
     spend = cost(run_dir)
@@ -172,16 +191,23 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
         }))
     if fmt == "csv":
         return step_frame(run_dir).to_csv(index=False)
-    shown = [dict(r, chosen="*" if r["chosen"] else "", top1=_pct(r["top1"]), gain=_pct(r["gain"], True),
-                  val_top1=_pct(r.get("val_top1", math.nan)),
+    level = float(state.get("confidence_level") or DEFAULT_CONFIDENCE_LEVEL)
+    unsure = uncertain_steps(rows, level)
+    shown = [dict(r, chosen=("*?" if r["step"] in unsure else "*") if r["chosen"] else "",
+                  top1=_pct(r["top1"]), gain=_pct(r["gain"], True),
+                  val_top1=_pct(r.get("val_top1", math.nan)), confidence=_pct(r.get("confidence", math.nan)),
                   **{k: format_factor(r[k]) for k in ("width", "bottleneck", "depth") if r.get(k)})
              for r in rows]
     minival = any(not math.isnan(_num(r.get("val_top1"))) for r in rows)
     columns = TABLE_COLUMNS[:TABLE_COLUMNS.index("top1") + 1] + ["val_top1"] + \
-        TABLE_COLUMNS[TABLE_COLUMNS.index("top1") + 1:] if minival else TABLE_COLUMNS
+        TABLE_COLUMNS[TABLE_COLUMNS.index("top1") + 1:] if minival else list(TABLE_COLUMNS)
+    if any(r.get("seeds", 1) > 1 for r in rows):
+        columns.insert(columns.index("top1") + 1, "seeds")
+    if state.get("kind", "expansion") != "expansion":
+        columns.remove("confidence")
     headers = [h.replace("params_m", "params (M)").replace("infer_clips_s", "infer clips/s")
                .replace("gain_per_gflop", "gain/GFLOP").replace("gflops", "GFLOPs")
-               .replace("val_top1", "val top1 (reports)") for h in columns]
+               .replace("val_top1", "val top1 (reports)").replace("confidence", "conf %") for h in columns]
     if minival:
         headers[columns.index("top1")] = "top1 (minival, selects)"
     parts = [f"run: {os.path.abspath(run_dir)}  status: {state.get('status')}  "
@@ -206,6 +232,11 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
                   f"{t['device_hours']:.3f} {spend['unit']}",
               f"{FLOPS_NOTE} top1/gain in % (gain: top-1 points over the step's parent); "
               "gain/GFLOP: top-1 fraction per added GFLOP."]
+    if state.get("kind", "expansion") == "expansion" and len(rows) > 1:
+        parts.append("conf %: the chance that the selection rule would pick this candidate again on other "
+                     "validation videos and seeds (paired bootstrap + seed noise; a step's add up to 100)."
+                     + (f" *? marks steps below the {level:.0%} confidence level ({', '.join(map(str, unsure))}):"
+                        " close calls; search.confirm trains them again with new seeds." if unsure else ""))
     if partial:
         parts.append(f"note: {partial} incomplete line(s) at the end of trials.jsonl were ignored")
     return "\n".join(parts)
@@ -218,6 +249,15 @@ def _pct(x: Any, signed: bool = False) -> str:
 
 
 def write_plots(run_dir: str) -> list[str]:
-    from expand.plots import plot_run
+    from expand.plots import plot_calibration, plot_run
+
+    state = RunDir(run_dir).read_state()
+    if state.get("kind") == "calibration":
+        import pandas as pd
+
+        if not state.get("summary"):
+            return []
+        rows = pd.read_csv(os.path.join(run_dir, "calibration.csv")).to_dict("records")
+        return [plot_calibration(rows, state["summary"], os.path.join(run_dir, "plots", "calibration.png"))]
 
     return plot_run(run_dir, step_rows(run_dir))

@@ -85,3 +85,27 @@ def test_a_minival_run_shows_what_selected_and_what_reports(tmp_path, capsys):
 
     csv = pd.read_csv(tmp_path / "run" / "steps.csv")
     assert (csv["top1"] - csv["val_top1"]).round(9).eq(0.05).all()
+
+
+def test_show_gives_every_step_a_confidence_and_marks_the_close_calls(tmp_path, capsys):
+    from tests.search.helpers import oracle_experiment
+
+    # spatial and depth tie in truth (tests/search/test_decide.py): step 1 is a coin toss
+    weights = {"frames": 0.0, "rate": 0.0, "crop": 0.6, "width": 0.0, "bottleneck": 0.0, "depth": 0.2}
+    exp = oracle_experiment(tmp_path, options={"videos": 200, "noise": 0.03, "weights": weights},
+                            search={"max_steps": 1, "confirm": {"max_extra_trials": 2, "confidence": 0.95}})
+    assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    table = capsys.readouterr().out
+    import pandas as pd
+
+    csv = pd.read_csv(tmp_path / "run" / "steps.csv")
+    step1 = csv[csv["step"] == 1]
+    assert step1["confidence"].sum() == pytest.approx(1.0)
+    chosen = step1[step1["chosen"]].iloc[0]
+    assert chosen["confidence"] < 0.95 and chosen["seeds"] == 2 and chosen["top1_se"] > 0
+    assert set(step1[step1["seeds"] == 2]["axis"]) == {"spatial", "depth"}
+    assert "conf %" in table and "*?" in table and "below the 95% confidence level (1)" in table
+    header = next(line for line in table.splitlines() if line.startswith("step "))
+    assert "seeds" in header  # the column appears once a candidate averages seeds
+    # and an expansion picture with error bars was drawn
+    assert (tmp_path / "run" / "plots" / "expansion.png").stat().st_size > 10_000

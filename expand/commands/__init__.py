@@ -23,6 +23,7 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "search": _lazy("search", "search_cmd"),
     "resume": _lazy("search", "resume_cmd"),
     "contract": _lazy("search", "contract_cmd"),
+    "calibrate": _lazy("search", "calibrate_cmd"),
     "show": _lazy("results", "show_cmd"),
     "plot": _lazy("results", "plot_cmd"),
     "export": _lazy("results", "export_cmd"),

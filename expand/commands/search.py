@@ -11,6 +11,8 @@ from expand.tables import json_line
 def report_run(run, outcome, quiet: bool) -> int:
     print()
     print(api.finish(run, quiet))
+    if isinstance(outcome, dict):  # a calibration's state
+        return 0 if outcome.get("status") == "finished" else 1
     ok = outcome.path if hasattr(outcome, "path") else outcome.trained
     return 0 if ok else 1
 
@@ -28,6 +30,13 @@ def resume_cmd(args: argparse.Namespace) -> int:
     return report_run(run, outcome, args.quiet)
 
 
+def calibrate_cmd(args: argparse.Namespace) -> int:
+    run, state = api.start_calibration(args.experiment, args.schedules, args.seeds, args.min_tau, out=args.out,
+                                       address=args.address, quiet=args.quiet, seed=args.seed,
+                                       runner=args.runner)
+    return report_run(run, state, args.quiet)
+
+
 def contract_cmd(args: argparse.Namespace) -> int:
     run, merged = api.contract(args.run_dir, args.target_gflops, train=args.train, runner=args.runner,
                                address=args.address)
@@ -41,4 +50,4 @@ def contract_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["search_cmd", "resume_cmd", "contract_cmd"]
+__all__ = ["search_cmd", "resume_cmd", "contract_cmd", "calibrate_cmd"]

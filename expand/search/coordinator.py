@@ -182,6 +182,7 @@ class Coordinator:
                 "stop_reason": self.stop_reason,
                 "selection": self.exp.selection,
                 "selection_rule": rule_description(self.exp.selection),
+                "confidence_level": self.exp.search.confirm.confidence,
                 "step": len(self.path) - 1,
                 "path": [p.to_dict() for p in self.path],
                 "steps": self.steps,
