@@ -207,6 +207,10 @@ class DataConfig:
     train_clips_per_video: int = check_field(positive, 1)
     val_crops: Literal[1, 3] = 1
     cache: str = "auto"
+    # how the cache stores frames (expand/data/store.py; chosen by benchmarks/data_scale.py):
+    # jpeg (default), h264 (about the source's bytes) or npy (raw, for small datasets)
+    cache_format: Literal["jpeg", "h264", "npy"] = "jpeg"
+    cache_quality: int = check_field(lambda v: None if 1 <= v <= 100 else f"must be 1-100, got {v}", 90)
     max_train_videos: Optional[int] = check_field(positive, None)
     max_val_videos: Optional[int] = check_field(positive, None)
     # max_*_videos take a seeded, class-stratified subset (expand.data.manifest.stratified_subset)

@@ -1,12 +1,13 @@
-"""Decoded-frame cache: decode each video once, let every trial memory-map it.
+"""The frame cache: decode each video once, at the size the search can use, into a compact store.
 
-An entry is ``<key>.npy`` (uint8 T x H x W x 3) where the key hashes the
-video's absolute path, size and mtime with the decode settings (fps, short
-side): a changed file or setting is a new key, so stale frames are never
-read. Entries are written to a temp file and renamed into place (atomic
-publish): many readers, one writer per entry, no reader sees half an array.
-An unreadable video gets a ``<key>.err`` entry with the reason, so it is
-skipped consistently without being decoded again.
+An entry is ``<key><suffix>`` where the key hashes the video's absolute path,
+size and mtime with the cache settings (fps, short side, format, quality): a
+changed file or setting is a new key, so stale frames are never read.
+Entries are streamed to a temp file (one frame in memory at a time, whatever
+the video's length) and renamed into place (atomic publish): many readers,
+any number of concurrent builders, no reader sees half an entry. An
+unreadable video gets a ``<key>.err`` entry with the reason, so it is skipped
+consistently without being decoded again. Formats: :mod:`expand.data.store`.
 """
 
 from __future__ import annotations
@@ -15,48 +16,61 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 
-from expand.data.video import VideoError, decode_video
-from expand.fileio import atomic_write, atomic_writer
+from expand.data.store import FORMATS, SUFFIX, FrameSource, open_store, write_h264, write_jpeg
+from expand.data.video import VideoError, iter_frames
+from expand.fileio import atomic_write, atomic_writer, default_mode
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+DEFAULT_FORMAT = "jpeg"
+DEFAULT_QUALITY = 90
 
 
 @dataclass(frozen=True)
 class CacheEntry:
     path: str
-    frames: np.ndarray | None
+    frames: Optional[FrameSource]
     error: str = ""
 
 
 class FrameCache:
-    def __init__(self, directory: str, fps: float, short_side: int) -> None:
+    def __init__(self, directory: str, fps: float, short_side: int, fmt: str = DEFAULT_FORMAT,
+                 quality: int = DEFAULT_QUALITY) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"cache format {fmt!r}: one of {', '.join(FORMATS)}")
         self.directory = os.path.abspath(directory)
         self.fps = float(fps)
         self.short_side = int(short_side)
+        self.format = fmt
+        self.quality = int(quality)
         os.makedirs(self.directory, exist_ok=True)
 
     def key(self, path: str) -> str:
         st = os.stat(path)
-        text = f"{CACHE_VERSION}|{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{self.fps}|{self.short_side}"
+        text = (f"{CACHE_VERSION}|{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{self.fps}|"
+                f"{self.short_side}|{self.format}|{self.quality}")
         return hashlib.sha1(text.encode()).hexdigest()
 
     def _files(self, path: str) -> tuple[str, str]:
         k = self.key(path)
-        return os.path.join(self.directory, k + ".npy"), os.path.join(self.directory, k + ".err")
+        return os.path.join(self.directory, k + SUFFIX[self.format]), os.path.join(self.directory, k + ".err")
+
+    def entry_path(self, path: str) -> str:
+        return self._files(path)[0]
 
     def get(self, path: str) -> CacheEntry | None:
         """The cached entry, or None if this video (as it is now) was never decoded."""
         if not os.path.exists(path):
             return CacheEntry(path, None, "missing file")
-        npy, err = self._files(path)
-        if os.path.exists(npy):
-            return CacheEntry(path, np.load(npy, mmap_mode="r"))
+        store, err = self._files(path)
+        if os.path.exists(store):
+            return CacheEntry(path, open_store(store, self.format, self.fps))
         if os.path.exists(err):
             with open(err, encoding="utf-8") as fh:
                 return CacheEntry(path, None, json.load(fh)["reason"])
@@ -66,26 +80,25 @@ class FrameCache:
         entry = self.get(path)
         if entry is not None:
             return entry
-        npy, err = self._files(path)
+        store, err = self._files(path)
+        frames = (image for _, image in iter_frames(path, self.fps, self.short_side))
         try:
-            frames = decode_video(path, self.fps, self.short_side)
+            write_store(store, self.format, frames, self.fps, self.quality)
         except VideoError as exc:
             atomic_write(err, json.dumps({"path": path, "reason": str(exc)}))
             return CacheEntry(path, None, str(exc))
-        with atomic_writer(npy, binary=True) as fh:  # readers never see half an entry
-            np.save(fh, frames)
-        return CacheEntry(path, np.load(npy, mmap_mode="r"))
+        return CacheEntry(path, open_store(store, self.format, self.fps))
 
     def build(self, paths: Iterable[str], workers: int = 1, progress: bool = False) -> dict[str, str]:
         """Decode every path not cached yet (in parallel); returns {path: error} of the bad ones."""
         paths = list(dict.fromkeys(paths))
-        todo = [p for p in paths if self.get(p) is None]
+        todo = [p for p in paths if not self.cached(p)]
         errors: dict[str, str] = {}
         done = 0
         if todo and workers > 1:
+            args = [(self.directory, self.fps, self.short_side, self.format, self.quality, p) for p in todo]
             with ProcessPoolExecutor(workers) as pool:
-                for p, error in zip(todo, pool.map(_build_worker, [(self.directory, self.fps, self.short_side, p)
-                                                                    for p in todo], chunksize=4)):
+                for p, error in zip(todo, pool.map(_build_worker, args, chunksize=4)):
                     done += 1
                     if error:
                         errors[p] = error
@@ -99,15 +112,79 @@ class FrameCache:
                 _progress(progress, done, len(todo))
         for p in paths:
             if p not in errors:
-                entry = self.get(p)
-                if entry is not None and entry.error:
-                    errors[p] = entry.error
+                error = self.error(p)
+                if error:
+                    errors[p] = error
         return errors
+
+    def cached(self, path: str) -> bool:
+        """An entry (frames or a recorded error) exists for the video as it is now."""
+        if not os.path.exists(path):
+            return True  # nothing to build: reported as missing
+        store, err = self._files(path)
+        return os.path.exists(store) or os.path.exists(err)
+
+    def error(self, path: str) -> str:
+        """The recorded reason a video is unusable ('' when it is cached fine or not yet built)."""
+        if not os.path.exists(path):
+            return "missing file"
+        err = self._files(path)[1]
+        if os.path.exists(err):
+            with open(err, encoding="utf-8") as fh:
+                return json.load(fh)["reason"]
+        return ""
+
+
+def write_store(path: str, fmt: str, frames: Iterable[np.ndarray], fps: float, quality: int) -> None:
+    """Stream frames into a store at ``path``, published atomically (a temp file renamed into place)."""
+    if fmt == "jpeg":
+        with atomic_writer(path, binary=True) as fh:
+            write_jpeg(fh, frames, fps, quality)
+        return
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=SUFFIX[fmt])
+    os.close(fd)
+    try:
+        if fmt == "h264":
+            write_h264(tmp, frames, fps, crf=_crf(quality))
+        else:
+            _write_npy(tmp, frames)
+        os.chmod(tmp, default_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _crf(quality: int) -> int:
+    """The cache's one quality knob (JPEG 1-100) as an x264 CRF: 90 -> 18, 75 -> 23, 100 -> 15."""
+    return int(round(max(0, min(51, 48 - quality / 3))))
+
+
+def _write_npy(path: str, frames: Iterable[np.ndarray]) -> None:
+    """A .npy of unknown length, streamed: raw frames first, then the header is written in front."""
+    raw = path + ".raw"
+    n, shape = 0, None
+    try:
+        with open(raw, "wb") as fh:
+            for image in frames:
+                fh.write(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+                n, shape = n + 1, image.shape
+        if shape is None:
+            raise VideoError("no decodable frames")
+        with open(path, "wb") as out, open(raw, "rb") as fh:
+            np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False,
+                                                      "shape": (n, *shape)})
+            while chunk := fh.read(1 << 22):
+                out.write(chunk)
+    finally:
+        if os.path.exists(raw):
+            os.unlink(raw)
 
 
 def _build_worker(args: tuple) -> str:
-    directory, fps, short_side, path = args
-    return FrameCache(directory, fps, short_side).build_one(path).error
+    directory, fps, short_side, fmt, quality, path = args
+    return FrameCache(directory, fps, short_side, fmt, quality).build_one(path).error
 
 
 def _progress(enabled: bool, done: int, total: int) -> None:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from expand.data.store import ArrayFrames, FrameSource
+
 
 def temporal_indices(n_frames: int, frames: int, stride: int, start: int) -> np.ndarray:
     return np.clip(start + np.arange(frames) * stride, 0, n_frames - 1)
@@ -54,7 +56,7 @@ def spatial_crops(h: int, w: int, crop: int, mode: str, n_crops: int, rng: rando
 
 
 def sample_clips(
-    frames: np.ndarray,
+    frames: "np.ndarray | FrameSource",
     n_frames: int,
     stride: int,
     crop: int,
@@ -68,12 +70,18 @@ def sample_clips(
     views: int = 1,
     n_crops: int = 1,
 ) -> list[torch.Tensor]:
-    """Clips (C x T x crop x crop float tensors) from uint8 ``frames`` (T x H x W x 3)."""
+    """Clips (C x T x crop x crop float tensors) from uint8 frames (T x H x W x 3, or a store).
+
+    Only the clip's frames are read from a :class:`FrameSource` (a cache entry,
+    or the video itself when the cache is off).
+    """
+    if isinstance(frames, np.ndarray):
+        frames = ArrayFrames(frames)
     out = []
-    total = frames.shape[0]
+    total = len(frames)
     for start in clip_starts(total, n_frames, stride, mode, views, rng):
         idx = temporal_indices(total, n_frames, stride, start)
-        x = torch.from_numpy(np.ascontiguousarray(frames[idx])).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(frames.read(idx)).permute(0, 3, 1, 2).float()
         if mode == "train":
             side = int(round(rng.uniform(crop * jitter[0], crop * jitter[1])))
         else:

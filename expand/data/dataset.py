@@ -31,7 +31,7 @@ def open_cache(data: DataConfig, space: SearchSpace) -> FrameCache | None:
     if data.cache == "off":
         return None
     directory = default_cache_dir(data.root) if data.cache == "auto" else data.cache
-    return FrameCache(directory, data.fps, cache_short_side(data, space))
+    return FrameCache(directory, data.fps, cache_short_side(data, space), data.cache_format, data.cache_quality)
 
 
 def prepare_split(
@@ -43,15 +43,10 @@ def prepare_split(
     cache = open_cache(data, space)
     if cache is not None:
         errors = cache.build([i.path for i in items], workers=workers, progress=progress)
-    else:
-        from expand.data.video import VideoError, decode_video
+    else:  # readability as `data check` recorded it; files it has not seen are probed (no full decode)
+        from expand.data.checks import readable
 
-        errors = {}
-        for i in items:
-            try:
-                decode_video(i.path, data.fps)
-            except VideoError as exc:
-                errors[i.path] = str(exc)
+        errors = readable(data.root, [i.path for i in items])
     skipped = [(i.path, errors[i.path]) for i in items if i.path in errors]
     good = [i for i in items if i.path not in errors]
     if skipped_csv:
@@ -101,9 +96,15 @@ class ClipDataset(Dataset):
                     self._open.popitem(last=False)
             self._open[item.path] = frames
             return frames
-        from expand.data.video import decode_video
+        frames = self._open.pop(item.path, None)  # cache off: the video itself, probed once, read by seeking
+        if frames is None:
+            from expand.data.store import StreamFrames
 
-        return decode_video(item.path, self.data.fps)
+            frames = StreamFrames(item.path, self.data.fps)
+            if len(self._open) >= OPEN_ENTRIES:
+                self._open.popitem(last=False)
+        self._open[item.path] = frames
+        return frames
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         item = self.items[index % len(self.items)]

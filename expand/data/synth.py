@@ -24,6 +24,8 @@ because too few pixels carry the motion for a short schedule to learn it.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import json
 import os
 from dataclasses import dataclass
@@ -140,7 +142,8 @@ def rgb_to_yuv420p(img: np.ndarray) -> np.ndarray:
     return np.concatenate(planes, axis=0)
 
 
-def write_video(path: str, frames: np.ndarray, fps: float, codec: str = "libx264") -> None:
+def write_video(path: str, frames: np.ndarray, fps: float, codec: str = "libx264", gop: int | None = None,
+                crf: int = 16) -> None:
     """Encode uint8 (T, H, W, 3) frames; the same frames give the same bytes on every machine.
 
     Three things made the bytes vary before (issue 14): no timestamps on the
@@ -150,30 +153,50 @@ def write_video(path: str, frames: np.ndarray, fps: float, codec: str = "libx264
     pts 0, 1, 2, ... in a 1/fps time base, the encoder runs one thread, and
     the conversion is :func:`rgb_to_yuv420p`. H and W must be even (4:2:0).
     """
+    write_video_stream(path, iter(frames), fps, codec=codec, gop=gop, crf=crf)
+
+
+def write_video_stream(path: str, frames: Iterator[np.ndarray], fps: float, codec: str = "libx264",
+                       gop: int | None = None, crf: int = 16) -> int:
+    """:func:`write_video` from an iterator: one frame in memory at a time. Returns the frames written.
+
+    An odd width or height is cropped by one pixel (4:2:0 needs even sizes).
+    """
     import av
     from fractions import Fraction
 
-    h, w = frames.shape[1:3]
-    if h % 2 or w % 2:
-        raise ValueError(f"frame size {w}x{h}: 4:2:0 video needs even width and height")
     rate = Fraction(fps).limit_denominator(1000)
+    n = 0
     with av.open(path, "w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height = w, h
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = 1 / rate  # frames count in 1/fps; the muxer keeps its own
-        stream.codec_context.thread_count = 1
-        stream.codec_context.thread_type = "NONE"
-        if codec == "libx264":
-            stream.options = {"crf": "16", "preset": "veryfast", "threads": "1"}
-        for t, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(img), format="yuv420p")
-            frame.pts = t
+        stream = None
+        for img in frames:
+            if stream is None:
+                h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
+                if h == 0 or w == 0:
+                    raise ValueError(f"frame size {img.shape[1]}x{img.shape[0]} is too small to encode")
+                stream = container.add_stream(codec, rate=rate)
+                stream.width, stream.height = w, h
+                stream.pix_fmt = "yuv420p"
+                stream.codec_context.time_base = 1 / rate  # frames count in 1/fps; the muxer keeps its own
+                stream.codec_context.thread_count = 1
+                stream.codec_context.thread_type = "NONE"
+                if gop is not None:  # keyframe every ``gop`` frames (x264's default: 250)
+                    stream.codec_context.gop_size = gop
+                if codec == "libx264":
+                    stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1",
+                                      **({"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+                                         if gop else {})}
+            frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(np.ascontiguousarray(img[:h, :w])), format="yuv420p")
+            frame.pts = n
             frame.time_base = stream.codec_context.time_base
             for packet in stream.encode(frame):
                 container.mux(packet)
+            n += 1
+        if stream is None:
+            raise ValueError("no frames to encode")
         for packet in stream.encode():
             container.mux(packet)
+    return n
 
 
 def _write_one(job: tuple) -> None:

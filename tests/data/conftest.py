@@ -14,9 +14,9 @@ def counter_frames(n, size=64):
 
 @pytest.fixture
 def make_video(tmp_path):
-    def make(name, n=30, fps=30.0, codec="libx264", size=64):
+    def make(name, n=30, fps=30.0, codec="libx264", size=64, gop=None, frames=None):
         path = tmp_path / name
-        write_video(str(path), counter_frames(n, size), fps, codec=codec)
+        write_video(str(path), counter_frames(n, size) if frames is None else frames, fps, codec=codec, gop=gop)
         return str(path)
 
     return make

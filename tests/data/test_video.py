@@ -42,3 +42,66 @@ def test_truncated_and_missing_files(make_video, tmp_path):
         decode_video(str(trunc))
     with pytest.raises(VideoError, match="missing"):
         decode_video(str(tmp_path / "nope.mp4"))
+
+
+def textured_frames(n, size=64, seed=0):
+    """Moving noise: every frame differs everywhere, so a wrong frame or a drifted decode shows."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (size * 2, size * 2, 3), dtype=np.uint8)
+    return np.stack([np.roll(base, k, axis=1)[:size, :size] for k in range(n)])
+
+
+@pytest.mark.parametrize("name, codec, fps", [("a.mp4", "libx264", 30.0), ("b.mp4", "libx264", 25.0),
+                                              ("c.mp4", "libx264", 30000 / 1001), ("d.mp4", "libx264", 60.0),
+                                              ("e.avi", "mpeg4", 30.0), ("f.webm", "libvpx-vp9", 25.0)])
+def test_probe_counts_the_frames_a_full_decode_gives(make_video, name, codec, fps):
+    from expand.data.video import probe
+
+    path = make_video(name, n=47, fps=fps, codec=codec)
+    assert probe(path).frames_at(30.0) == len(decode_video(path, 30.0))
+
+
+@pytest.mark.parametrize("gop", [1, 10])
+def test_seeking_gives_exactly_the_frames_of_a_full_decode(make_video, gop):
+    """Exact, not within codec precision: decoding forward from a keyframe is what a full decode does."""
+    from expand.data.video import read_frames
+
+    path = make_video(f"g{gop}.mp4", n=120, gop=gop, frames=textured_frames(120))
+    full = decode_video(path)
+    for idx in ([0, 2, 4, 6], [37, 39, 41, 43], [95, 100, 105, 110, 115], [63, 11, 63, 90]):
+        assert np.array_equal(read_frames(path, idx), full[idx]), idx
+
+
+def test_a_long_video_read_clip_by_clip_decodes_about_a_clip_each_time(make_video):
+    from expand.data.video import read_frames
+
+    gop = 16
+    path = make_video("long.mp4", n=900, gop=gop, frames=textured_frames(900, size=32))
+    for start in (0, 100, 333, 600, 850):
+        stats = {}
+        clip = read_frames(path, start + np.arange(8) * 4, stats=stats)  # an 8 x 4 clip spans 29 frames
+        assert clip.shape == (8, 32, 32, 3)
+        # what the decoder returned: the clip's span plus the run-up from the keyframe before it
+        assert stats["decoded"] <= 29 + gop + 1, (start, stats)
+
+
+def test_resize_while_decoding_and_clamping_past_the_end(make_video):
+    from expand.data.video import probe, read_frames
+
+    path = make_video("small.mp4", n=12, size=96)
+    clip = read_frames(path, [8, 10, 12, 14, 16], short_side=48)
+    assert clip.shape == (5, 48, 48, 3)
+    assert probe(path).frames_at(30.0) == 12
+    full = read_frames(path, list(range(12)), short_side=48)
+    # past the last frame (11) the last frame repeats, as SlowFast clamps a short video
+    assert all(np.array_equal(clip[i], full[11]) for i in (2, 3, 4))
+    assert np.array_equal(clip[0], full[8])
+
+
+def test_check_video_reads_every_packet_without_converting_pixels(make_video, tmp_path):
+    from expand.data.video import check_video
+
+    info = check_video(make_video("ok.mp4", n=30, fps=25.0))
+    assert info["fps"] == 25.0 and info["frames_at_30fps"] == 35 and info["width"] == 64
+    with pytest.raises(VideoError):
+        check_video(str(tmp_path / "missing.mp4"))

@@ -1,0 +1,186 @@
+"""How the frame cache stores a video's frames, and how a clip gets them back.
+
+Every store is written from a stream of frames (one frame in memory at a
+time) and read back clip by clip through the same small interface, a
+:class:`FrameSource`: ``len()`` and ``read(indices)``. Three formats, chosen by
+measurement (``benchmarks/data_scale.py``, README "Data at scale"):
+
+* ``jpeg`` (the default): each frame a JPEG in one file per video, with an
+  index at its end. A clip reads and decodes only its own frames, whatever the
+  stride: the fastest cold read per clip, at a few times the source's bytes.
+* ``h264``: the frames re-encoded (x264, short GOP) at the cache resolution:
+  about the source's bytes; a clip decodes from the keyframe before it to its
+  last frame, so long strides decode frames they do not use.
+* ``npy``: raw uint8 frames, memory-mapped: the fastest warm read and 10-30x
+  the source's bytes; for small datasets that fit in the page cache.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+from typing import Iterable, Iterator, Optional, Protocol, Sequence
+
+import numpy as np
+
+FORMATS = ("jpeg", "h264", "npy")
+SUFFIX = {"jpeg": ".jpgs", "h264": ".mp4", "npy": ".npy"}
+_MAGIC = b"X3DJPGS1"
+_FOOTER = struct.Struct("<8sQ")  # magic, offset of the JSON index
+
+
+class FrameSource(Protocol):
+    """A video's frames at the dataset's fps: what a clip is sampled from."""
+
+    def __len__(self) -> int: ...
+    def read(self, indices: Sequence[int]) -> np.ndarray: ...
+
+
+class ArrayFrames:
+    """Frames already in memory (or memory-mapped): uint8 T x H x W x 3."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        return np.ascontiguousarray(self.frames[np.asarray(indices)])
+
+
+# ---------------------------------------------------------------- jpeg
+def write_jpeg(fh, frames: Iterable[np.ndarray], fps: float, quality: int = 90) -> int:
+    """JPEG frames to an open binary file, then their index; returns the frames written."""
+    from PIL import Image
+
+    offsets, sizes, shape = [], [], None
+    for image in frames:
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+        data = buf.getvalue()
+        offsets.append(fh.tell())
+        sizes.append(len(data))
+        fh.write(data)
+        shape = image.shape
+    if shape is None:
+        raise ValueError("no frames to store")
+    index_at = fh.tell()
+    fh.write(json.dumps({"offsets": offsets, "sizes": sizes, "height": shape[0], "width": shape[1],
+                         "fps": fps, "quality": quality}).encode())
+    fh.write(_FOOTER.pack(_MAGIC, index_at))
+    return len(offsets)
+
+
+class JpegFrames:
+    """A ``.jpgs`` file: reads only the requested frames' bytes (``os.pread``), decodes them with Pillow."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(self.fd).st_size
+            magic, index_at = _FOOTER.unpack(os.pread(self.fd, _FOOTER.size, size - _FOOTER.size))
+            if magic != _MAGIC:
+                raise ValueError(f"{path}: not a frame store")
+            index = json.loads(os.pread(self.fd, size - _FOOTER.size - index_at, index_at))
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.offsets = np.asarray(index["offsets"], dtype=np.int64)
+        self.sizes = np.asarray(index["sizes"], dtype=np.int64)
+        self.shape = (int(index["height"]), int(index["width"]), 3)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        from PIL import Image
+
+        out = np.empty((len(indices), *self.shape), dtype=np.uint8)
+        decoded: dict[int, int] = {}
+        for j, i in enumerate(indices):
+            i = int(i)
+            if i in decoded:
+                out[j] = out[decoded[i]]
+                continue
+            data = os.pread(self.fd, int(self.sizes[i]), int(self.offsets[i]))
+            with Image.open(io.BytesIO(data)) as im:
+                out[j] = np.asarray(im.convert("RGB"))
+            decoded[i] = j
+        return out
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except OSError:
+            pass
+
+    def __getstate__(self) -> dict:  # a DataLoader worker opens its own descriptor
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"])
+
+
+# ---------------------------------------------------------------- h264
+def write_h264(path: str, frames: Iterator[np.ndarray], fps: float, gop: int = 8, crf: int = 18) -> int:
+    """Re-encode frames (x264, a keyframe every ``gop`` frames) at their size; returns the frames written."""
+    from expand.data.synth import write_video_stream
+
+    return write_video_stream(path, frames, fps, gop=gop, crf=crf)
+
+
+class VideoFrames:
+    """A re-encoded cache video: a clip seeks to its keyframe and decodes forward (expand.data.video)."""
+
+    def __init__(self, path: str, fps: float) -> None:
+        from expand.data.video import probe
+
+        self.path, self.fps = path, fps
+        self.info = probe(path)
+        self.n = self.info.frames_at(fps)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        from expand.data.video import read_frames
+
+        return read_frames(self.path, indices, self.fps, None, self.info)
+
+
+class StreamFrames:
+    """The source video itself, cache off: probed once, each clip decoded by seeking (no full decode)."""
+
+    def __init__(self, path: str, fps: float, short_side: Optional[int] = None) -> None:
+        from expand.data.video import probe
+
+        self.path, self.fps, self.short_side = path, fps, short_side
+        self.info = probe(path)
+        self.n = self.info.frames_at(fps)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        from expand.data.video import read_frames
+
+        return read_frames(self.path, indices, self.fps, self.short_side, self.info)
+
+
+def open_store(path: str, fmt: str, fps: float) -> FrameSource:
+    if fmt == "jpeg":
+        return JpegFrames(path)
+    if fmt == "h264":
+        return VideoFrames(path, fps)
+    if fmt == "npy":
+        return ArrayFrames(np.load(path, mmap_mode="r"))
+    raise ValueError(f"unknown cache format {fmt!r} (one of {', '.join(FORMATS)})")
