@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from expand.errors import ConfigError, SpecError
 from expand.schema import check_field, from_mapping, load_yaml, non_negative, positive, to_plain
@@ -208,9 +208,11 @@ class DataConfig:
     val_crops: Literal[1, 3] = 1
     cache: str = "auto"
     # how the cache stores frames (expand/data/store.py; chosen by benchmarks/data_scale.py):
-    # jpeg (default), h264 (about the source's bytes) or npy (raw, for small datasets)
-    cache_format: Literal["jpeg", "h264", "npy"] = "jpeg"
-    cache_quality: int = check_field(lambda v: None if 1 <= v <= 100 else f"must be 1-100, got {v}", 90)
+    # h264 (default: short-GOP re-encode, ~2x the source's bytes), jpeg (faster, 20-30x) or npy (raw)
+    cache_format: Literal["h264", "jpeg", "npy"] = "h264"
+    # 1-100 (JPEG's scale; h264 maps it to a CRF, 75 -> 23); null: the format's default (h264 75, jpeg 90)
+    cache_quality: Optional[int] = check_field(
+        lambda v: None if v is None or 1 <= v <= 100 else f"must be 1-100, got {v}", None)
     max_train_videos: Optional[int] = check_field(positive, None)
     max_val_videos: Optional[int] = check_field(positive, None)
     # max_*_videos take a seeded, class-stratified subset (expand.data.manifest.stratified_subset)
@@ -247,7 +249,9 @@ class ScheduleConfig:
 class TrialConfig:
     function: str = DEFAULT_TRIAL_FUNCTION
     device: str = "auto"
-    workers: int = check_field(non_negative, 2)
+    # DataLoader worker processes per trial; auto: the trial's CPUs (resources.cpus_per_trial) less
+    # the one that runs the training loop, so a trial's loaders never oversubscribe what Ray gave it
+    workers: Union[int, Literal["auto"]] = check_field(lambda v: v == "auto" or non_negative(v), "auto")
     prefetch: int = check_field(non_negative, 0)  # batches loaded ahead in a thread (workers 0; data/prefetch.py)
     threads: int = check_field(non_negative, 0)
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
@@ -260,6 +264,13 @@ class TrialConfig:
     # (fvcore's update_bn_stats). 0: off, the running averages of training are used.
     precise_bn_batches: int = check_field(non_negative, 0)
     options: dict[str, Any] = field(default_factory=dict)
+
+
+def loader_workers(workers: "int | str", cpus_per_trial: float) -> int:
+    """``trial.workers`` as a number: ``auto`` is the trial's CPUs less one (at least 0)."""
+    import math
+
+    return max(0, math.ceil(cpus_per_trial) - 1) if workers == "auto" else int(workers)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, Optional
 import torch
 import torch.nn.functional as F
 
-from expand.config import experiment_from_dict
+from expand.config import experiment_from_dict, loader_workers
 from expand.data.prefetch import Prefetcher
 from expand.models.x3d import build_x3d
 from expand.search.confidence import encode_per_video, video_ids_digest
@@ -109,6 +109,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
 
     exp = experiment_from_dict(trial.experiment)
     sched, data, cfg = exp.schedule, exp.data, exp.trial
+    workers = loader_workers(workers, exp.resources.cpus_per_trial)
     device = _device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -123,8 +124,8 @@ def run_trial(trial: TrialSpec) -> TrialResult:
         val_ds = ClipDataset(val_items, cache, data, spec.frames, spec.stride, spec.crop, "val", trial.seed)
         batch = max(1, int(sched.batch_size * trial.batch_scale))  # halved after an OOM, if asked
         lr = sched.base_lr * batch / sched.base_batch_size  # the linear scaling rule
-        train_dl = make_loader(train_ds, batch, True, cfg.workers, device, trial.seed, drop_last=True)
-        val_dl = make_loader(val_ds, batch, False, cfg.workers, device, trial.seed)
+        train_dl = make_loader(train_ds, batch, True, workers, device, trial.seed, drop_last=True)
+        val_dl = make_loader(val_ds, batch, False, workers, device, trial.seed)
         model = build_x3d(spec, num_classes=data.num_classes, dropout=sched.dropout).to(device)
         memory_format = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
         model = model.to(memory_format=memory_format)
@@ -147,7 +148,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
             epoch_loss, n = torch.zeros((), dtype=torch.float64, device=device), 0
             epoch_start, epoch_wait = time.perf_counter(), 0.0
             t_wait = time.perf_counter()
-            with _batches(train_dl, cfg.prefetch if cfg.workers == 0 else 0) as batches:
+            with _batches(train_dl, cfg.prefetch if workers == 0 else 0) as batches:
                 for x, y in batches:
                     t0 = time.perf_counter()
                     epoch_wait += t0 - t_wait
@@ -192,7 +193,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
         if select_items is not None:  # the minival selects (top1); the validation split only reports
             reported = {"val_top1": ev.top1, "val_top5": ev.top5, "val_loss": ev.loss}
             sel_ds = ClipDataset(select_items, cache, data, spec.frames, spec.stride, spec.crop, "val", trial.seed)
-            sel_dl = make_loader(sel_ds, batch, False, cfg.workers, device, trial.seed)
+            sel_dl = make_loader(sel_ds, batch, False, workers, device, trial.seed)
             ev, selected_items = evaluate(model, sel_dl, device, memory_format, amp_dtype), select_items
         top1, top5, val_loss = ev.top1, ev.top5, ev.loss
         per_video = encode_per_video(ev.correct1, ev.correct5,

@@ -28,8 +28,9 @@ from expand.data.video import VideoError, iter_frames
 from expand.fileio import atomic_write, atomic_writer, default_mode
 
 CACHE_VERSION = 2
-DEFAULT_FORMAT = "jpeg"
-DEFAULT_QUALITY = 90
+DEFAULT_FORMAT = "h264"
+# per format: JPEG quality, or for h264 the same 1-100 scale as an x264 CRF (75 -> CRF 23)
+DEFAULT_QUALITY = {"jpeg": 90, "h264": 75, "npy": 100}
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,14 @@ class CacheEntry:
 
 class FrameCache:
     def __init__(self, directory: str, fps: float, short_side: int, fmt: str = DEFAULT_FORMAT,
-                 quality: int = DEFAULT_QUALITY) -> None:
+                 quality: Optional[int] = None) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"cache format {fmt!r}: one of {', '.join(FORMATS)}")
         self.directory = os.path.abspath(directory)
         self.fps = float(fps)
         self.short_side = int(short_side)
         self.format = fmt
-        self.quality = int(quality)
+        self.quality = int(quality if quality is not None else DEFAULT_QUALITY[fmt])
         os.makedirs(self.directory, exist_ok=True)
 
     def key(self, path: str) -> str:
@@ -157,7 +158,7 @@ def write_store(path: str, fmt: str, frames: Iterable[np.ndarray], fps: float, q
 
 
 def _crf(quality: int) -> int:
-    """The cache's one quality knob (JPEG 1-100) as an x264 CRF: 90 -> 18, 75 -> 23, 100 -> 15."""
+    """The cache's one quality knob (1-100, as JPEG's) as an x264 CRF: 75 -> 23, 90 -> 18, 100 -> 15."""
     return int(round(max(0, min(51, 48 - quality / 3))))
 
 
@@ -197,3 +198,62 @@ def _progress(enabled: bool, done: int, total: int) -> None:
 
 def default_cache_dir(data_root: str) -> str:
     return os.path.join(data_root, ".x3d-frame-cache")
+
+
+@dataclass(frozen=True)
+class CacheEstimate:
+    """What building the rest of a cache will take, measured on a sample of the videos still to do."""
+
+    videos: int
+    bytes: float
+    seconds: float  # wall time with ``workers`` processes
+    sampled: int
+    free_bytes: int
+
+    def describe(self, workers: int) -> str:
+        return (f"{self.videos} videos to decode: ~{self.bytes / 1e9:.2f} GB, ~{self.seconds / 60:.1f} min on "
+                f"{workers} worker(s) (measured on {self.sampled}); {self.free_bytes / 1e9:.1f} GB free")
+
+
+def disk_free(directory: str) -> int:
+    import shutil
+
+    return shutil.disk_usage(directory).free
+
+
+def estimate(cache: FrameCache, paths: Iterable[str], workers: int = 1, sample: int = 6) -> CacheEstimate:
+    """Build a spread-out sample of the missing entries (they are kept: nothing is wasted) and scale
+    their bytes and time per second of video to the durations of all the others (probed, not decoded)."""
+    import time
+
+    from expand.data.video import probe
+
+    todo = [p for p in dict.fromkeys(paths) if not cache.cached(p)]
+    if not todo:
+        return CacheEstimate(0, 0.0, 0.0, 0, disk_free(cache.directory))
+    step = max(1, len(todo) // sample)
+    picked = todo[::step][:sample]
+    sizes = secs = video_s = 0.0
+    built = 0
+    for p in picked:
+        t = time.perf_counter()
+        entry = cache.build_one(p)
+        if entry.error:
+            continue
+        secs += time.perf_counter() - t
+        sizes += os.path.getsize(cache.entry_path(p))
+        video_s += len(entry.frames) / cache.fps
+        built += 1
+    rest = [p for p in todo if p not in picked]
+    if not built or not rest:
+        return CacheEstimate(len(rest), 0.0, 0.0, built, disk_free(cache.directory))
+    probe_sample = rest if len(rest) <= 2000 else rest[::len(rest) // 500]
+    durations = []
+    for p in probe_sample:
+        try:
+            durations.append(probe(p).frames_at(cache.fps) / cache.fps)
+        except VideoError:
+            durations.append(0.0)
+    total_s = sum(durations) * len(rest) / len(probe_sample)
+    return CacheEstimate(len(rest), sizes / video_s * total_s, secs / video_s * total_s / max(1, workers), built,
+                         disk_free(cache.directory))

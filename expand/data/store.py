@@ -5,12 +5,15 @@ time) and read back clip by clip through the same small interface, a
 :class:`FrameSource`: ``len()`` and ``read(indices)``. Three formats, chosen by
 measurement (``benchmarks/data_scale.py``, README "Data at scale"):
 
-* ``jpeg`` (the default): each frame a JPEG in one file per video, with an
-  index at its end. A clip reads and decodes only its own frames, whatever the
-  stride: the fastest cold read per clip, at a few times the source's bytes.
-* ``h264``: the frames re-encoded (x264, short GOP) at the cache resolution:
-  about the source's bytes; a clip decodes from the keyframe before it to its
-  last frame, so long strides decode frames they do not use.
+* ``h264`` (the default): the frames re-encoded (x264, CRF 23, a keyframe
+  every 16 frames) at the cache resolution: 1.8x the bytes of a CRF-23
+  Kinetics-like source, and a clip decodes from the keyframe before it to
+  its last frame: 6x (X3D-M) to 12x (X3D-XS) the clips per core of a full
+  decode. GOP 4 and 8 were measured too: larger files and slower (keyframes
+  cost more to decode than the frames they save).
+* ``jpeg``: each frame a JPEG in one file per video, with an index at its
+  end. A clip reads and decodes only its own frames, whatever the stride:
+  the fastest read (24x naive for X3D-M), at 20-30x the source's bytes.
 * ``npy``: raw uint8 frames, memory-mapped: the fastest warm read and 10-30x
   the source's bytes; for small datasets that fit in the page cache.
 """
@@ -131,7 +134,7 @@ class JpegFrames:
 
 
 # ---------------------------------------------------------------- h264
-def write_h264(path: str, frames: Iterator[np.ndarray], fps: float, gop: int = 8, crf: int = 18) -> int:
+def write_h264(path: str, frames: Iterator[np.ndarray], fps: float, gop: int = 16, crf: int = 23) -> int:
     """Re-encode frames (x264, a keyframe every ``gop`` frames) at their size; returns the frames written."""
     from expand.data.synth import write_video_stream
 
@@ -139,41 +142,27 @@ def write_h264(path: str, frames: Iterator[np.ndarray], fps: float, gop: int = 8
 
 
 class VideoFrames:
-    """A re-encoded cache video: a clip seeks to its keyframe and decodes forward (expand.data.video)."""
+    """A re-encoded cache video, kept open: a clip seeks to its keyframe and decodes forward."""
 
     def __init__(self, path: str, fps: float) -> None:
-        from expand.data.video import probe
+        from expand.data.video import VideoReader
 
-        self.path, self.fps = path, fps
-        self.info = probe(path)
-        self.n = self.info.frames_at(fps)
+        self.reader = VideoReader(path, fps)
 
     def __len__(self) -> int:
-        return self.n
+        return len(self.reader)
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
-        from expand.data.video import read_frames
-
-        return read_frames(self.path, indices, self.fps, None, self.info)
+        return self.reader.read(indices)
 
 
-class StreamFrames:
+class StreamFrames(VideoFrames):
     """The source video itself, cache off: probed once, each clip decoded by seeking (no full decode)."""
 
     def __init__(self, path: str, fps: float, short_side: Optional[int] = None) -> None:
-        from expand.data.video import probe
+        from expand.data.video import VideoReader
 
-        self.path, self.fps, self.short_side = path, fps, short_side
-        self.info = probe(path)
-        self.n = self.info.frames_at(fps)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def read(self, indices: Sequence[int]) -> np.ndarray:
-        from expand.data.video import read_frames
-
-        return read_frames(self.path, indices, self.fps, self.short_side, self.info)
+        self.reader = VideoReader(path, fps, short_side)
 
 
 def open_store(path: str, fmt: str, fps: float) -> FrameSource:
