@@ -68,3 +68,10 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("name: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_search_space(str(bad))
+
+
+def test_loader_workers_auto_follow_the_trials_cpus():
+    from expand.config import loader_workers
+
+    assert loader_workers("auto", 1) == 0 and loader_workers("auto", 8) == 7 and loader_workers("auto", 2.5) == 2
+    assert loader_workers(3, 8) == 3

@@ -1,0 +1,55 @@
+"""The cache's size estimate and its refusal when the disk cannot hold it (expand/data/cache.py)."""
+
+import os
+
+import pytest
+import yaml
+
+from expand.data import cache as cache_module
+from expand.data.cache import FrameCache, estimate
+from tests.data.test_video import textured_frames
+
+
+def _videos(make_video, n):
+    # different lengths and content: the estimate must scale by duration, not count videos
+    return [make_video(f"v{i}.mp4", n=24 + 9 * i, frames=textured_frames(24 + 9 * i, seed=i)) for i in range(n)]
+
+
+@pytest.mark.parametrize("fmt", ["h264", "jpeg"])
+def test_the_size_estimate_is_within_20_percent_of_the_built_cache(tmp_path, make_video, fmt):
+    videos = _videos(make_video, 10)
+    cache = FrameCache(str(tmp_path / "cache"), 30.0, 64, fmt)
+    plan = estimate(cache, videos, sample=3)
+    assert plan.sampled == 3 and plan.videos == 7  # the sample is built (and kept), the rest estimated
+    sampled_bytes = sum(os.path.getsize(cache.entry_path(v)) for v in videos if cache.cached(v))
+    assert cache.build(videos) == {}
+    real = sum(os.path.getsize(cache.entry_path(v)) for v in videos)
+    assert abs(sampled_bytes + plan.bytes - real) / real < 0.2, (sampled_bytes + plan.bytes, real)
+    assert estimate(cache, videos).videos == 0  # nothing left to do
+
+
+def _experiment(tmp_path, videos):
+    (tmp_path / "train.csv").write_text("".join(f"{os.path.basename(v)} {i % 2}\n" for i, v in enumerate(videos)))
+    (tmp_path / "val.csv").write_text(f"{os.path.basename(videos[0])} 0\n")
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({"name": "c", "search_space": "tiny_cpu",
+                                    "data": {"root": str(tmp_path), "num_classes": 2}}))
+    return str(path)
+
+
+def test_data_cache_refuses_when_the_disk_is_too_small_and_says_how_much(tmp_path, make_video, monkeypatch,
+                                                                          capsys):
+    from expand.cli import main
+
+    exp = _experiment(tmp_path, _videos(make_video, 8))
+    monkeypatch.setattr(cache_module, "disk_free", lambda directory: 50_000)  # 50 kB free
+    assert main(["data", "cache", exp]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "the cache needs ~" in err and "0.00 GB are free" in err and len(err.splitlines()) == 1
+    monkeypatch.setattr(cache_module, "disk_free", lambda directory: 10**12)
+    assert main(["data", "cache", exp, "--json"]) == 0
+    import json
+
+    summary = json.loads(capsys.readouterr().out)
+    # the refused run kept what its sample built (nothing computed is lost); this one built the rest
+    assert summary["train"]["readable"] == 8 and summary["estimate"]["free_bytes"] == 10**12
