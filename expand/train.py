@@ -109,7 +109,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
 
     exp = experiment_from_dict(trial.experiment)
     sched, data, cfg = exp.schedule, exp.data, exp.trial
-    workers = loader_workers(workers, exp.resources.cpus_per_trial)
+    workers = loader_workers(cfg.workers, exp.resources.cpus_per_trial)
     device = _device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
