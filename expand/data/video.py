@@ -14,6 +14,7 @@ reason, which callers record and skip.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -143,15 +144,9 @@ class VideoReader:
         self._used = False
         self._scaler = None
         if info is None:  # probe through the container the reads will use: one open, not two
-            container, stream = self._open()
-            try:
+            with self._closed_on_error():
+                container, stream = self._open()
                 info = _info(path, container, stream)
-            except VideoError:
-                self.close()
-                raise
-            except _ffmpeg_errors() as exc:
-                self.close()
-                raise _undecodable(exc) from None
             self._used = True
         self.info = info
         self.size = target_size(info.width, info.height, short_side)
@@ -173,6 +168,18 @@ class VideoReader:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+    @contextlib.contextmanager
+    def _closed_on_error(self) -> Iterator[None]:
+        """A failure leaves the reader closed (the next read reopens) and is a VideoError."""
+        try:
+            yield
+        except VideoError:
+            self.close()
+            raise
+        except _ffmpeg_errors() as exc:
+            self.close()
+            raise _undecodable(exc) from None
 
     def _open(self):
         if self._container is None:
@@ -209,44 +216,39 @@ class VideoReader:
         fps, info = self.fps, self.info
         decoded = 0
         try:
-            container, stream = self._open()
-            if first > 0 or self._used:  # to the keyframe at or before the first target, then forward
-                target = info.start + first / fps
-                container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
-            self._used = True
-            k = first
-            prev, prev_t = None, None
-            for frame in container.decode(stream):
-                t = _time(frame, stream)
-                if t is None:
-                    continue
-                decoded += 1
-                t -= info.start
-                if prev is not None:
-                    image = None
-                    while k / fps + _EPS < t and (last is None or k <= last):
-                        if wanted is None or k in wanted:
-                            image = self._rgb(prev) if image is None else image
-                            yield k, image
-                        k += 1
-                    if last is not None and k > last:
-                        return
-                prev, prev_t = frame, t
-            if prev is None:
-                raise VideoError("no decodable frames")
-            end = last if last is not None else int(math.floor(prev_t * fps + _EPS))
-            image = None
-            while k <= end:  # the last source frame covers the rest (or the clamp past the end)
-                if wanted is None or k in wanted:
-                    image = self._rgb(prev) if image is None else image
-                    yield k, image
-                k += 1
-        except VideoError:
-            self.close()
-            raise
-        except _ffmpeg_errors() as exc:
-            self.close()
-            raise _undecodable(exc) from None
+            with self._closed_on_error():
+                container, stream = self._open()
+                if first > 0 or self._used:  # to the keyframe at or before the first target, then forward
+                    target = info.start + first / fps
+                    container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+                self._used = True
+                k = first
+                prev, prev_t = None, None
+                for frame in container.decode(stream):
+                    t = _time(frame, stream)
+                    if t is None:
+                        continue
+                    decoded += 1
+                    t -= info.start
+                    if prev is not None:
+                        image = None
+                        while k / fps + _EPS < t and (last is None or k <= last):
+                            if wanted is None or k in wanted:
+                                image = self._rgb(prev) if image is None else image
+                                yield k, image
+                            k += 1
+                        if last is not None and k > last:
+                            return
+                    prev, prev_t = frame, t
+                if prev is None:
+                    raise VideoError("no decodable frames")
+                end = last if last is not None else int(math.floor(prev_t * fps + _EPS))
+                image = None
+                while k <= end:  # the last source frame covers the rest (or the clamp past the end)
+                    if wanted is None or k in wanted:
+                        image = self._rgb(prev) if image is None else image
+                        yield k, image
+                    k += 1
         finally:
             if stats is not None:
                 stats["decoded"] = stats.get("decoded", 0) + decoded

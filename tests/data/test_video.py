@@ -11,7 +11,7 @@ def test_decodes_real_files_of_each_codec(make_video, name, codec):
     assert 19 <= frames.shape[0] <= 20
 
 
-@pytest.mark.parametrize("src_fps", [25.0, 60.0])
+@pytest.mark.parametrize("src_fps", [25.0, 30000 / 1001, 60.0])
 def test_resampling_to_30fps_takes_the_right_frames(make_video, src_fps):
     n = int(src_fps)  # one second of video
     frames = decode_video(make_video(f"v{int(src_fps)}.mp4", n=n, fps=src_fps), fps=30.0)
