@@ -98,8 +98,8 @@ def path_stability(args: argparse.Namespace) -> None:
         run_dir = os.path.join(out_root, f"seed{s}")
         if not os.path.isfile(os.path.join(run_dir, "state.json")):
             api.start_search(exp_path, out=run_dir, quiet=True)
-        else:
-            api.resume(run_dir, quiet=True)
+        else:  # a rerun resumes; other confirmation settings replay the recorded trials (force)
+            api.resume(run_dir, quiet=True, force=True)
         from expand.run import RunDir
 
         state = RunDir(run_dir).read_state()
@@ -134,7 +134,8 @@ def main() -> None:
     ap.add_argument("--run-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--extra", type=int, default=6, help="search.confirm.max_extra_trials")
     ap.add_argument("--level", type=float, default=0.9, help="search.confirm.confidence")
-    ap.add_argument("--out", default=None, help="run folders (default results/path-stability); rerun resumes")
+    ap.add_argument("--out", default=None, help="run folders (default results/path-stability); a rerun resumes, "
+                    "and with a smaller --extra replays the recorded trials without training")
     args = ap.parse_args()
     if args.path_stability:
         path_stability(args)
