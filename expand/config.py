@@ -251,7 +251,7 @@ class TrialConfig:
     device: str = "auto"
     # DataLoader worker processes per trial; auto: the trial's CPUs (resources.cpus_per_trial) less
     # the one that runs the training loop, so a trial's loaders never oversubscribe what Ray gave it
-    workers: Union[int, Literal["auto"]] = check_field(lambda v: v == "auto" or non_negative(v), "auto")
+    workers: Union[int, Literal["auto"]] = check_field(lambda v: None if v == "auto" else non_negative(v), "auto")
     prefetch: int = check_field(non_negative, 0)  # batches loaded ahead in a thread (workers 0; data/prefetch.py)
     threads: int = check_field(non_negative, 0)
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"

@@ -75,3 +75,12 @@ def test_loader_workers_auto_follow_the_trials_cpus():
 
     assert loader_workers("auto", 1) == 0 and loader_workers("auto", 8) == 7 and loader_workers("auto", 2.5) == 2
     assert loader_workers(3, 8) == 3
+    # written out and read back, as a run's config.yaml is on resume
+    from expand.config import experiment_from_dict, load_experiment
+
+    exp = load_experiment(os.path.join(ROOT, "experiments", "oracle.yaml"))
+    assert exp.trial.workers == "auto" and experiment_from_dict(exp.to_dict()).trial.workers == "auto"
+    d = exp.to_dict()
+    d["trial"]["workers"] = -1
+    with pytest.raises(ConfigError, match="trial.workers: must be >= 0"):
+        experiment_from_dict(d)
