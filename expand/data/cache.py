@@ -69,13 +69,11 @@ class FrameCache:
         """The cached entry, or None if this video (as it is now) was never decoded."""
         if not os.path.exists(path):
             return CacheEntry(path, None, "missing file")
-        store, err = self._files(path)
+        store = self.entry_path(path)
         if os.path.exists(store):
             return CacheEntry(path, open_store(store, self.format, self.fps))
-        if os.path.exists(err):
-            with open(err, encoding="utf-8") as fh:
-                return CacheEntry(path, None, json.load(fh)["reason"])
-        return None
+        error = self.error(path)
+        return CacheEntry(path, None, error) if error else None
 
     def build_one(self, path: str) -> CacheEntry:
         entry = self.get(path)

@@ -84,27 +84,23 @@ class ClipDataset(Dataset):
         return len(self.items) * repeats
 
     def _frames(self, item: Item) -> Any:
-        if self.cache is not None:
-            # Opening an entry (stat, hash, np.load's header parse) cost ~30 % of
-            # loading a basis clip; the last OPEN_ENTRIES stay mapped. Bounded:
-            # each map holds a file descriptor.
-            frames = self._open.pop(item.path, None)
-            if frames is None:
-                entry = self.cache.get(item.path) or self.cache.build_one(item.path)
-                frames = entry.frames
-                if len(self._open) >= OPEN_ENTRIES:
-                    self._open.popitem(last=False)
-            self._open[item.path] = frames
-            return frames
-        frames = self._open.pop(item.path, None)  # cache off: the video itself, probed once, read by seeking
+        # Opening an entry or a video (stat, hash, index or container parse) costs more than
+        # reading a small clip; the last OPEN_ENTRIES stay open. Bounded: each holds a descriptor.
+        frames = self._open.pop(item.path, None)
         if frames is None:
-            from expand.data.store import StreamFrames
-
-            frames = StreamFrames(item.path, self.data.fps)
+            frames = self._open_frames(item.path)
             if len(self._open) >= OPEN_ENTRIES:
                 self._open.popitem(last=False)
         self._open[item.path] = frames
         return frames
+
+    def _open_frames(self, path: str) -> Any:
+        """The cache entry, or with the cache off the video itself (probed once, read by seeking)."""
+        if self.cache is not None:
+            return (self.cache.get(path) or self.cache.build_one(path)).frames
+        from expand.data.store import StreamFrames
+
+        return StreamFrames(path, self.data.fps)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         item = self.items[index % len(self.items)]

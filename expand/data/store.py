@@ -142,12 +142,16 @@ def write_h264(path: str, frames: Iterator[np.ndarray], fps: float, gop: int = 1
 
 
 class VideoFrames:
-    """A re-encoded cache video, kept open: a clip seeks to its keyframe and decodes forward."""
+    """A video kept open: a clip seeks to its keyframe and decodes forward (expand.data.video).
 
-    def __init__(self, path: str, fps: float) -> None:
+    A re-encoded cache entry (``short_side`` None: stored at its size), or with the cache off
+    the source itself, resized as it is decoded.
+    """
+
+    def __init__(self, path: str, fps: float, short_side: Optional[int] = None) -> None:
         from expand.data.video import VideoReader
 
-        self.reader = VideoReader(path, fps)
+        self.reader = VideoReader(path, fps, short_side)
 
     def __len__(self) -> int:
         return len(self.reader)
@@ -156,13 +160,7 @@ class VideoFrames:
         return self.reader.read(indices)
 
 
-class StreamFrames(VideoFrames):
-    """The source video itself, cache off: probed once, each clip decoded by seeking (no full decode)."""
-
-    def __init__(self, path: str, fps: float, short_side: Optional[int] = None) -> None:
-        from expand.data.video import VideoReader
-
-        self.reader = VideoReader(path, fps, short_side)
+StreamFrames = VideoFrames  # the cache-off name: the source video read by seeking
 
 
 def open_store(path: str, fmt: str, fps: float) -> FrameSource:

@@ -306,8 +306,3 @@ def check_video(path: str) -> dict:
         raise VideoError("no video packets")
     return {"frames_at_30fps": info.frames_at(30.0), "height": info.height, "width": info.width,
             "fps": round(info.src_fps, 3), "seconds": round(info.last + 1 / info.src_fps, 3)}
-
-
-def probe_video(path: str) -> dict:
-    """Kept for callers of the old name: :func:`check_video`."""
-    return check_video(path)
