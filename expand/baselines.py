@@ -25,18 +25,19 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from expand.config import Experiment
 from expand.factor_space import FlopFloor, capped_ranges, snap
+from expand.registry import Registry
 from expand.search.executor import TrialExecutor
 from expand.search.progress import Progress, SilentProgress
 from expand.search.runners import Runner
 from expand.run import RunDir
 from expand.search.trial import TrialResult, TrialSpec, derive_seed
 from expand.spec import ArchSpec
+from expand.weights import apply_policy
 
-METHODS = ("random", "tpe", "compound")
 MAX_SAMPLES_PER_TRIAL = 200  # over-cap or repeated samples tolerated per trained trial
 
 
@@ -63,6 +64,7 @@ class Baseline:
 
         if method not in METHODS:
             raise InputError(f"--method {method}: must be one of {', '.join(METHODS)}")
+        self.method = METHODS.get(method)
         self.exp, self.space, self.run_dir, self.runner, self.counter = exp, exp.search_space, run, runner, counter
         self.cap = max_gflops if max_gflops is not None else exp.search.max_gflops
         self.progress = progress or SilentProgress()
@@ -72,7 +74,7 @@ class Baseline:
         self.resolved = exp.to_dict()
         self.seed = derive_seed(exp.search.seed, 1)  # every trial the same schedule and seed
         self.results: dict[ArchSpec, tuple[str, TrialResult]] = {}
-        self._ranges = capped_ranges(self.space, counter, self.cap) if method != "compound" else {}
+        self._ranges = capped_ranges(self.space, counter, self.cap) if self.method.sampler else {}
         self._told_ok = 0  # completed Optuna trials with an accuracy: TPE's gamma counts these
 
     # ------------------------------------------------------------------ trials
@@ -90,6 +92,9 @@ class Baseline:
         if result.ok and (self.state.best is None or result.top1 > self.state.best["top1"]):
             self.state.best = {"trial_id": trial.trial_id, "spec": trial.spec.to_dict(), "gflops": trial.gflops,
                                "top1": result.top1, "name": trial.spec.name}
+        # a baseline's "path" is its best model so far: under trial.checkpoint "path" only it keeps weights
+        best = [self.state.best["trial_id"]] if self.state.best else []
+        apply_policy(self.run_dir.path, self.exp.trial.checkpoint, best)
 
     def _write_state(self, status: str, pending: list[str] | None = None) -> None:
         s = self.state
@@ -102,10 +107,7 @@ class Baseline:
 
     def run(self) -> BaselineState:
         self._write_state("running")
-        if self.state.method == "compound":
-            self._run_compound()
-        else:
-            self._run_optuna()
+        self.method.run(self)
         self._write_state("finished")
         return self.state
 
@@ -116,24 +118,7 @@ class Baseline:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = JournalStorage(JournalFileBackend(self.run_dir.file("optuna.journal")))
-        if self.state.method == "tpe":
-            # gamma: TPE's "good" group holds trained models only. Its default,
-            # ceil(0.1 n) over every trial, filled the group with over-cap samples
-            # while the first batch trained, and TPE then proposed nothing but
-            # over-cap models (measured: 1 trained of 1400 samples under a cap of
-            # 2x the basis). Now over-cap samples (PRUNED) land in the "bad" group
-            # only, so they teach TPE where not to go.
-            # (Measured on the oracle, cap 0.0084, 13 trials: this gamma trains 13 with
-            # 255 over-cap samples; telling over-cap samples FAIL instead, which TPE
-            # ignores, trained 5 in 2600 samples.) gamma is deprecated since Optuna
-            # 4.9 and removed in 6: setup.cfg pins optuna < 6.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                sampler = optuna.samplers.TPESampler(
-                    seed=self.exp.search.seed, n_startup_trials=max(3, self.state.budget // 4),
-                    gamma=lambda n: min(25, math.ceil(0.1 * self._told_ok)))
-        else:
-            sampler = optuna.samplers.RandomSampler(seed=self.exp.search.seed)
+        sampler = self.method.sampler(self)
         return optuna.create_study(study_name=f"{self.exp.name}-{self.state.method}", storage=storage,
                                    sampler=sampler, direction="maximize", load_if_exists=True)
 
@@ -158,7 +143,8 @@ class Baseline:
         else:
             study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
-    def _run_optuna(self) -> None:
+    def run_optuna(self) -> None:
+        """Ask the method's Optuna sampler for factors, train in batches of the runner's parallelism."""
         from optuna.trial import TrialState
 
         study = self._study()
@@ -248,7 +234,8 @@ class Baseline:
         """The largest spec on the common-ratio line at or under ``cap`` (the basis if none is)."""
         return self._compound_bracket(cap, float(k))[0]
 
-    def _run_compound(self) -> None:
+    def run_compound(self) -> None:
+        """One trial per budget 2**k x the basis along the common-ratio line, until the cap or budget."""
         k = 0
         while self.state.trained < self.state.budget:
             k += 1
@@ -280,6 +267,58 @@ class Baseline:
         self._write_state("running")
 
 
+def _random_sampler(b: Baseline) -> Any:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=b.exp.search.seed)
+
+
+def _tpe_sampler(b: Baseline) -> Any:
+    import optuna
+
+    # gamma: TPE's "good" group holds trained models only. Its default,
+    # ceil(0.1 n) over every trial, filled the group with over-cap samples
+    # while the first batch trained, and TPE then proposed nothing but
+    # over-cap models (measured: 1 trained of 1400 samples under a cap of
+    # 2x the basis). Now over-cap samples (PRUNED) land in the "bad" group
+    # only, so they teach TPE where not to go.
+    # (Measured on the oracle, cap 0.0084, 13 trials: this gamma trains 13 with
+    # 255 over-cap samples; telling over-cap samples FAIL instead, which TPE
+    # ignores, trained 5 in 2600 samples.) gamma is deprecated since Optuna
+    # 4.9 and removed in 6: setup.cfg pins optuna < 6.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return optuna.samplers.TPESampler(
+            seed=b.exp.search.seed, n_startup_trials=max(3, b.state.budget // 4),
+            gamma=lambda n: min(25, math.ceil(0.1 * b._told_ok)))
+
+
+@dataclass(frozen=True)
+class BaselineMethod:
+    """A baseline: ``run(baseline)`` trains it; ``sampler(baseline)``, if set, is its Optuna sampler.
+
+    A new Optuna-based method is one entry: ``METHODS.register("qmc",
+    BaselineMethod("qmc", "...", Baseline.run_optuna, lambda b: QMCSampler(...)))``.
+    """
+
+    name: str
+    description: str
+    run: Callable[[Baseline], None]
+    sampler: Optional[Callable[[Baseline], Any]] = None
+
+
+METHODS: Registry[BaselineMethod] = Registry("baseline method")
+for _method in (
+    BaselineMethod("random", "Optuna's random sampler over the six factors (log-uniform, on the grids)",
+                   Baseline.run_optuna, _random_sampler),
+    BaselineMethod("tpe", "Optuna's TPE sampler over the six factors; over-cap samples teach it where not to go",
+                   Baseline.run_optuna, _tpe_sampler),
+    BaselineMethod("compound", "EfficientNet-style compound scaling: all factors grow by one common ratio",
+                   Baseline.run_compound),
+):
+    METHODS.register(_method.name, _method)
+
+
 def best_under(points: list[tuple[float, float]], budget: float) -> float:
     """Best top-1 among (gflops, top1) points at or under a budget (nan if none)."""
     fits = [a for g, a in points if g <= budget * (1 + 1e-9) and not math.isnan(a)]
@@ -303,4 +342,4 @@ def run_points(run_dir: str) -> list[tuple[float, float]]:
     return points
 
 
-__all__ = ["Baseline", "METHODS", "best_under", "run_points"]
+__all__ = ["Baseline", "BaselineMethod", "METHODS", "best_under", "run_points"]

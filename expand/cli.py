@@ -56,6 +56,10 @@ def _add_factor_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # the choices come from the registries, so a registered runner or baseline method is usable here
+    from expand.baselines import METHODS
+    from expand.search.runners import RUNNERS
+
     parser = _Parser(prog=PROG, description="The X3D stepwise expansion search.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -103,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="run forward expansion (and contraction to targets)")
     p.add_argument("experiment")
     p.add_argument("--out", default=None, help="run folder (default results/<name>-<time>)")
-    p.add_argument("--runner", choices=["ray", "serial"], default=None)
+    p.add_argument("--runner", choices=RUNNERS.names(), default=None)
     p.add_argument("--address", default=None, help="join a Ray cluster: auto or ray://host:port")
     p.add_argument("--max-steps", type=_positive_int, default=None, help="override search.max_steps")
     p.add_argument("--targets", type=_positive_float, nargs="*", default=None, metavar="GFLOPS",
@@ -114,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="continue an interrupted search")
     p.add_argument("run_dir")
     p.add_argument("--force", action="store_true", help="resume although the experiment changed")
-    p.add_argument("--runner", choices=["ray", "serial"], default=None)
+    p.add_argument("--runner", choices=RUNNERS.names(), default=None)
     p.add_argument("--address", default=None)
     p.add_argument("--quiet", action="store_true")
 
@@ -130,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-tau", type=float, default=0.8, help="tau a schedule needs to be recommended")
     p.add_argument("--out", default=None)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--runner", choices=["ray", "serial"], default=None)
+    p.add_argument("--runner", choices=RUNNERS.names(), default=None)
     p.add_argument("--address", default=None)
     p.add_argument("--quiet", action="store_true")
 
@@ -138,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--target-gflops", type=_positive_float, nargs="+", required=True)
     p.add_argument("--train", action="store_true", help="train the contracted models")
-    p.add_argument("--runner", choices=["ray", "serial"], default=None)
+    p.add_argument("--runner", choices=RUNNERS.names(), default=None)
     p.add_argument("--address", default=None)
     p.add_argument("--json", action="store_true")
 
@@ -151,12 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("baseline", help="Optuna random/TPE or compound scaling at a trial budget")
     p.add_argument("experiment")
-    p.add_argument("--method", choices=["random", "tpe", "compound"], required=True)
+    p.add_argument("--method", choices=METHODS.names(), required=True)
     p.add_argument("--trials", type=_positive_int, required=True, help="trained trials to spend")
     p.add_argument("--max-gflops", type=_positive_float, default=None, help="FLOP cap (default: the experiment's)")
     p.add_argument("--out", default=None)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--runner", choices=["ray", "serial"], default=None)
+    p.add_argument("--runner", choices=RUNNERS.names(), default=None)
     p.add_argument("--address", default=None)
     p.add_argument("--quiet", action="store_true")
 

@@ -16,13 +16,20 @@ from typing import Any, Literal, Optional, Union
 
 from expand.errors import ConfigError, SpecError
 from expand.schema import check_field, from_mapping, load_yaml, non_negative, positive, to_plain
-from expand.spec import ArchSpec
+from expand.search.axes import AXES as AXIS_TABLE
+from expand.search.runners import RUNNERS
+from expand.search.select import RULES
+from expand.spec import FACTORS, ArchSpec
 
-AXES: tuple[str, ...] = ("fast", "temporal", "spatial", "width", "bottleneck", "depth")
-SELECTIONS: tuple[str, ...] = ("paper", "gain_per_gflop", "gain_per_doubling", "best_accuracy")
+# The paper's six axes, the default of every search space (the table itself is AXIS_TABLE).
+AXES: tuple[str, ...] = AXIS_TABLE.names()
 
 DEFAULT_TRIAL_FUNCTION = "expand.train:run_trial"
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Shipped search spaces and experiments are package data (expand/search_spaces, expand/experiments;
+# in a checkout, links to the top-level folders). realpath: in a checkout, a shipped experiment's
+# relative paths (../data/synthetic) are then relative to the top-level folder, as when named by path.
+SHIPPED_ROOT = os.path.dirname(os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                             "experiments", ".")))
 
 
 def _range_check(value: Optional[list]) -> str | None:
@@ -36,9 +43,9 @@ def _range_check(value: Optional[list]) -> str | None:
 
 
 def _axes_check(value: list[str]) -> str | None:
-    unknown = [a for a in value if a not in AXES]
+    unknown = [a for a in value if a not in AXIS_TABLE]
     if unknown:
-        return f"unknown axis {unknown[0]!r} (axes: {', '.join(AXES)})"
+        return AXIS_TABLE.unknown(unknown[0])
     if len(set(value)) != len(value):
         return "an axis is listed twice"
     if not value:
@@ -47,7 +54,11 @@ def _axes_check(value: list[str]) -> str | None:
 
 
 def _selection_check(value: str) -> str | None:
-    return None if value in SELECTIONS else f"unknown rule {value!r} (rules: {', '.join(SELECTIONS)})"
+    return None if value in RULES else RULES.unknown(value)
+
+
+def _runner_check(value: str) -> str | None:
+    return None if value in RUNNERS else RUNNERS.unknown(value)
 
 
 @dataclass(frozen=True)
@@ -143,7 +154,7 @@ def parse_search_space(data: Any, where: str, num_classes: int | None = None) ->
         )
     if raw.grid.crop % 4:
         raise ConfigError(f"{where}.grid.crop: must be a multiple of 4, got {raw.grid.crop}")
-    for factor in ("frames", "stride", "crop", "width", "bottleneck", "depth"):
+    for factor in FACTORS:
         lo, hi = raw.bounds.of(factor)
         value = getattr(basis, factor)
         if not lo <= value <= hi:
@@ -168,12 +179,27 @@ def resolve_search_space_path(name_or_path: str, relative_to: str | None = None)
     if relative_to and not os.path.isabs(name_or_path):
         candidates.append(os.path.join(relative_to, name_or_path))
     candidates.append(name_or_path)
-    shipped = os.path.join(PACKAGE_ROOT, "search_spaces", name_or_path)
-    candidates += [shipped, shipped + ".yaml"]
-    for path in candidates:
+    return _resolve("search space", "search_spaces", candidates, name_or_path)
+
+
+def _resolve(what: str, folder: str, candidates: list[str], name_or_path: str) -> str:
+    shipped = os.path.join(SHIPPED_ROOT, folder, name_or_path)
+    for path in [*candidates, shipped, shipped + ".yaml"]:
         if os.path.isfile(path):
             return os.path.abspath(path)
-    raise ConfigError(f"search space {name_or_path!r}: no such file")
+    names = sorted(f[:-5] for f in os.listdir(os.path.join(SHIPPED_ROOT, folder)) if f.endswith(".yaml"))
+    raise ConfigError(f"{what} {name_or_path!r}: no such file (shipped: {', '.join(names)})")
+
+
+def resolve_experiment_path(name_or_path: str) -> str:
+    """An experiment by path, or a shipped one by name (``oracle``, ``synthetic_tiny``, ...).
+
+    Anything that looks like a path (it exists, has a folder or a .yaml
+    suffix) is that path, so a typo in a path says "file not found" for it.
+    """
+    if os.path.exists(name_or_path) or os.sep in name_or_path or name_or_path.endswith((".yaml", ".yml")):
+        return os.path.abspath(name_or_path)
+    return _resolve("experiment", "experiments", [], name_or_path)
 
 
 def load_search_space(name_or_path: str, num_classes: int | None = None) -> SearchSpace:
@@ -257,7 +283,9 @@ class TrialConfig:
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
     channels_last: bool = True
     compile: bool = False
-    checkpoint: bool = False
+    # which trained candidates keep their weights (RUN/trials/<id>/model.pt): path (default) the
+    # chosen path's models and trained contractions, all every trial, none no file at all
+    checkpoint: Literal["path", "all", "none"] = "path"
     throughput_batches: int = check_field(non_negative, 3)
     # Precise BN (SlowFast's BN.USE_PRECISE_STATS / NUM_BATCHES_PRECISE, 200 there): before the
     # evaluation, recompute BN statistics as the true average over this many training batches
@@ -317,7 +345,7 @@ class SearchConfig:
     max_gflops: Optional[float] = check_field(positive, None)
     targets: list[float] = field(default_factory=list)
     seed: int = 0
-    runner: Literal["ray", "serial"] = "ray"
+    runner: str = check_field(_runner_check, "ray")  # a name in expand.search.runners.RUNNERS
     selection: Optional[str] = check_field(lambda v: v and _selection_check(v), None)
     confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
 
@@ -364,8 +392,16 @@ class _ExperimentFile:
     retries: RetriesConfig = field(default_factory=RetriesConfig)
 
 
+def _upgrade(data: Any) -> Any:
+    """Older files' spellings of keys that changed meaning (run folders keep their config.yaml)."""
+    trial = data.get("trial") if isinstance(data, dict) else None
+    if isinstance(trial, dict) and isinstance(trial.get("checkpoint"), bool):  # before 0.2: true / false
+        data = dict(data, trial=dict(trial, checkpoint="all" if trial["checkpoint"] else "none"))
+    return data
+
+
 def parse_experiment(data: Any, where: str, base_dir: str, check_paths: bool = True) -> Experiment:
-    raw = from_mapping(_ExperimentFile, data, where)
+    raw = from_mapping(_ExperimentFile, _upgrade(data), where)
     if isinstance(raw.search_space, str):
         space_path = resolve_search_space_path(raw.search_space, base_dir)
         space = parse_search_space(load_yaml(space_path), f"{space_path}:", raw.data.num_classes)
@@ -415,8 +451,8 @@ def check_data_paths(data: DataConfig, where: str) -> None:
 
 
 def load_experiment(path: str, check_paths: bool = True) -> Experiment:
-    """Load and validate an experiment file; every problem is a one-line ConfigError."""
-    path = os.path.abspath(path)
+    """Load and validate an experiment file (or a shipped one by name); problems are one-line ConfigErrors."""
+    path = resolve_experiment_path(path)
     return parse_experiment(load_yaml(path), f"{path}:", os.path.dirname(path), check_paths)
 
 

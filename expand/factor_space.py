@@ -12,9 +12,7 @@ from typing import Any, Optional
 
 from expand.config import SearchSpace
 from expand.rounding import clean_factor
-from expand.spec import ArchSpec
-
-FACTORS = ("frames", "stride", "crop", "width", "bottleneck", "depth")
+from expand.spec import FACTORS, MULTIPLIERS, ArchSpec
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ def factor_ranges(space: SearchSpace) -> dict[str, FactorRange]:
         "stride": FactorRange("stride", bounds.of("stride")[0], b.stride, 1),
         "crop": FactorRange("crop", b.crop, bounds.of("crop")[1], grid.crop),
     }
-    for name in ("width", "bottleneck", "depth"):
+    for name in MULTIPLIERS:
         out[name] = FactorRange(name, getattr(b, name), bounds.of(name)[1], getattr(grid, name))
     return out
 

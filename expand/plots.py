@@ -6,10 +6,11 @@ import math
 import os
 from typing import Any
 
-AXIS_COLORS = {
-    "basis": "black", "fast": "tab:blue", "temporal": "tab:cyan", "spatial": "tab:orange",
-    "width": "tab:green", "bottleneck": "tab:olive", "depth": "tab:red",
-}
+def axis_color(axis: str) -> str:
+    """The axis's colour from the axis table (the basis black; anything else grey)."""
+    from expand.search.axes import AXES
+
+    return "black" if axis == "basis" else AXES.get(axis).color if axis in AXES else "tab:gray"
 
 
 def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
@@ -31,8 +32,9 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
         return [_plot_baseline(plt, ok, kind, out_dir)]
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for axis, color in AXIS_COLORS.items():
+    for axis in dict.fromkeys(["basis", *(r["axis"] for r in ok)]):
         pts = [r for r in ok if r["axis"] == axis and not r["chosen"]]
+        color = axis_color(axis)
         if pts:
             ax.errorbar([r["gflops"] for r in pts], [100 * r["top1"] for r in pts], yerr=_error_bars(pts),
                         fmt="o", color=color, alpha=0.55, ms=5, capsize=2, label=axis)
@@ -58,7 +60,7 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
     steps = sorted({r["step"] for r in ok if r["step"] > 0})
     if steps:
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        axes = [a for a in AXIS_COLORS if a != "basis"]
+        axes = [a for a in dict.fromkeys(r["axis"] for r in ok) if a != "basis"]
         width = 0.8 / len(axes)
         for i, axis in enumerate(axes):
             xs, ys = [], []
@@ -67,7 +69,7 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
                 if r is not None and not math.isnan(r["gain_per_gflop"]):
                     xs.append(s + (i - len(axes) / 2) * width)
                     ys.append(100 * r["gain_per_gflop"])
-            ax.bar(xs, ys, width=width, color=AXIS_COLORS[axis], label=axis)
+            ax.bar(xs, ys, width=width, color=axis_color(axis), label=axis)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(steps)
         ax.set_xlabel("step")
@@ -162,7 +164,7 @@ def plot_calibration(rows: list[dict[str, Any]], summary: dict[str, Any], out_pa
         if pts:
             std = [100 * r["top1_std"] if not math.isnan(r["top1_std"]) else 0.0 for r in pts]
             ax.errorbar([r["multiplier"] for r in pts], [100 * r["top1"] for r in pts], yerr=std, fmt="-o",
-                        capsize=2, color=AXIS_COLORS.get(axis), label=axis)
+                        capsize=2, color=axis_color(axis), label=axis)
     taus = ", ".join(f"{p['multiplier']:g}x: {p['kendall_tau']:.2f}" for p in summary["per_schedule"]
                      if not math.isnan(p["kendall_tau"]))
     ax.set_xscale("log", base=2)

@@ -16,16 +16,17 @@ import pandas as pd
 from expand.complexity import COUNTER
 from expand.rounding import format_factor
 from expand.run import RunDir, latest_by_trial
+from expand.spec import FACTORS, MULTIPLIERS
 from expand.tables import clean_nans, json_line, render
 
 STEP_COLUMNS = [
-    "step", "axis", "frames", "stride", "crop", "width", "bottleneck", "depth",
+    "step", "axis", *FACTORS,
     "gflops", "params", "ratio", "top1", "top5", "gain", "added_gflops", "gain_per_gflop",
     "status", "seconds", "infer_clips_s", "chosen", "trial_id", "reason", "val_top1",
     "confidence", "seeds", "top1_se",
 ]
 TABLE_COLUMNS = [
-    "step", "axis", "frames", "stride", "crop", "width", "bottleneck", "depth", "gflops",
+    "step", "axis", *FACTORS, "gflops",
     "params_m", "top1", "gain", "gain_per_gflop", "confidence", "status", "seconds", "infer_clips_s", "chosen",
 ]
 DEFAULT_CONFIDENCE_LEVEL = 0.9
@@ -122,8 +123,7 @@ def _num(x: Any) -> float:
 
 
 def _factors(spec: dict[str, Any] | None) -> dict[str, Any]:
-    keys = ("frames", "stride", "crop", "width", "bottleneck", "depth")
-    return {k: (spec or {}).get(k) for k in keys}
+    return {k: (spec or {}).get(k) for k in FACTORS}
 
 
 def step_frame(run_dir: str) -> pd.DataFrame:
@@ -196,7 +196,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     shown = [dict(r, chosen=("*?" if r["step"] in unsure else "*") if r["chosen"] else "",
                   top1=_pct(r["top1"]), gain=_pct(r["gain"], True),
                   val_top1=_pct(r.get("val_top1", math.nan)), confidence=_pct(r.get("confidence", math.nan)),
-                  **{k: format_factor(r[k]) for k in ("width", "bottleneck", "depth") if r.get(k)})
+                  **{k: format_factor(r[k]) for k in MULTIPLIERS if r.get(k)})
              for r in rows]
     minival = any(not math.isnan(_num(r.get("val_top1"))) for r in rows)
     columns = TABLE_COLUMNS[:TABLE_COLUMNS.index("top1") + 1] + ["val_top1"] + \

@@ -45,7 +45,9 @@ from expand.spec import ArchSpec
 from expand.tables import clean_nans
 
 STATE_VERSION = 1
-RUN_KINDS = ("expansion", "random", "tpe", "compound", "calibration")
+# an expansion, a calibration, or a baseline named by its method (expand.baselines.METHODS, which
+# a user may extend: any other identifier is read as a baseline's)
+RUN_KINDS = ("expansion", "calibration")
 RUN_STATUSES = ("starting", "running", "finished", "failed")
 
 
@@ -269,8 +271,9 @@ class RunState:
         if version != STATE_VERSION:
             raise RunFileError(f"{where}: state version {version!r}, this x3d-expand reads {STATE_VERSION}")
         kind = d.get("kind", "expansion")
-        if kind not in RUN_KINDS:
-            raise RunFileError(f"{where}: kind: {kind!r} is not a run kind ({', '.join(RUN_KINDS)})")
+        if kind not in RUN_KINDS and (kind != d.get("method") or not isinstance(kind, str)):
+            raise RunFileError(f"{where}: kind: {kind!r} is not a run kind ({', '.join(RUN_KINDS)} "
+                               "or the baseline method the state names)")
         status = d.get("status", "running")
         if status not in RUN_STATUSES:
             raise RunFileError(f"{where}: status: {status!r} is not one of {', '.join(RUN_STATUSES)}")

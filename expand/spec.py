@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from expand.errors import SpecError
+from expand.registry import Registry
 from expand.rounding import (
     CROP_DIVISOR,
     clean_factor,
@@ -24,8 +25,38 @@ from expand.rounding import (
     round_width,
 )
 
-# The six factors, in paper notation, with the attribute that holds each.
-FACTORS: tuple[str, ...] = ("frames", "stride", "crop", "width", "bottleneck", "depth")
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One of the six X3D factors: the ArchSpec field that holds it and what it means.
+
+    ``kind`` says how it moves: ``count`` factors are integers (frames,
+    stride), ``pixels`` is the crop (a multiple of the grid's crop step), and
+    ``multiplier`` factors scale a basis constant (SlowFast's *_FACTOR keys).
+    """
+
+    name: str
+    symbol: str  # the paper's (X3D §3)
+    slowfast: str  # the SlowFast config key that holds it
+    kind: str  # count | pixels | multiplier
+    description: str
+
+
+FACTOR_TABLE: Registry[Factor] = Registry("factor")
+for _factor in (
+    Factor("frames", "γt", "DATA.NUM_FRAMES", "count", "frames per clip"),
+    Factor("stride", "γτ", "DATA.SAMPLING_RATE", "count", "source frames between sampled frames (at 30 fps)"),
+    Factor("crop", "γs", "DATA.TRAIN_CROP_SIZE", "pixels", "train crop side in pixels (γs = crop / 112)"),
+    Factor("width", "γw", "X3D.WIDTH_FACTOR", "multiplier", "channel width of every layer (γw = width / 2)"),
+    Factor("bottleneck", "γb", "X3D.BOTTLENECK_FACTOR", "multiplier", "inner (bottleneck) width of each block"),
+    Factor("depth", "γd", "X3D.DEPTH_FACTOR", "multiplier", "blocks per stage (ceil(γd x [1, 2, 5, 3]))"),
+):
+    FACTOR_TABLE.register(_factor.name, _factor)
+
+# The six factors, in paper order, and the three that multiply a basis constant.
+FACTORS: tuple[str, ...] = FACTOR_TABLE.names()
+MULTIPLIERS: tuple[str, ...] = tuple(n for n, f in FACTOR_TABLE.items() if f.kind == "multiplier")
 CONSTANTS: tuple[str, ...] = (
     "num_classes",
     "dim_c1",
@@ -100,7 +131,7 @@ class ArchSpec:
                 f"ArchSpec.crop: must be a multiple of {CROP_DIVISOR}, got {crop}"
             )
         set_(self, "crop", crop)
-        for name in ("width", "bottleneck", "depth"):
+        for name in MULTIPLIERS:
             set_(self, name, _check_positive(name, getattr(self, name)))
         set_(self, "num_classes", _check_int("num_classes", self.num_classes, 1))
         set_(self, "dim_c1", _check_int("dim_c1", self.dim_c1, 1))
@@ -212,4 +243,4 @@ def constants_of(spec: ArchSpec) -> dict[str, Any]:
     return {k: d[k] for k in CONSTANTS}
 
 
-__all__ = ["ArchSpec", "FACTORS", "CONSTANTS", "CEILINGS", "MIN_CROP", "constants_of"]
+__all__ = ["ArchSpec", "Factor", "FACTOR_TABLE", "FACTORS", "MULTIPLIERS", "CONSTANTS", "CEILINGS", "MIN_CROP", "constants_of"]

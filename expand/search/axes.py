@@ -28,29 +28,163 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
-from expand.config import AXES, SearchSpace
 from expand.errors import SpecError
+from expand.registry import Registry
 from expand.rounding import clean_factor, format_factor
 from expand.spec import ArchSpec
 
-PAPER_NAMES = {
-    "fast": "X-Fast",
-    "temporal": "X-Temporal",
-    "spatial": "X-Spatial",
-    "width": "X-Width",
-    "bottleneck": "X-Bottleneck",
-    "depth": "X-Depth",
-}
-AXIS_FACTOR = {
-    "fast": "frames",
-    "temporal": "frames",
-    "spatial": "crop",
-    "width": "width",
-    "bottleneck": "bottleneck",
-    "depth": "depth",
-}
+
+class SearchSpace(Protocol):
+    """What an axis reads of a search space (expand.config.SearchSpace; config imports this module)."""
+
+    grid: Any  # per-factor step: crop, width, bottleneck, depth
+    bounds: Any  # .of(factor) -> (min, max)
+    step: Any  # .flops_factor, .mode, .tolerance
+
+
+class Axis:
+    """One expansion axis: the factor it moves and how a level maps to a spec.
+
+    A *level* is an integer position along the axis (frames, crop / grid
+    step, factor / grid step); FLOPs never decrease as it grows. Subclasses
+    say how a level becomes a spec (``spec_at``), where a spec sits
+    (``level``), how far the bounds let it go (``max_level``), and when no
+    step is possible at all (``exhausted``).
+    """
+
+    def __init__(self, name: str, paper_name: str, factor: str, description: str, color: str = "tab:gray",
+                 flops_exponent: float = 1.0) -> None:
+        self.name, self.paper_name, self.factor = name, paper_name, factor
+        self.description, self.color = description, color
+        # FLOPs ~ factor ** flops_exponent: only a first guess for where the step lands
+        self.flops_exponent = flops_exponent
+
+    def level(self, spec: ArchSpec, space: "SearchSpace") -> int:
+        step = getattr(space.grid, self.factor)
+        return int(math.floor(getattr(spec, self.factor) / step + 1e-9))
+
+    def max_level(self, parent: ArchSpec, space: "SearchSpace") -> int:
+        return int(math.floor(space.bounds.of(self.factor)[1] / getattr(space.grid, self.factor) + 1e-9))
+
+    def spec_at(self, parent: ArchSpec, level: int, space: "SearchSpace") -> Optional[ArchSpec]:
+        raise NotImplementedError
+
+    def exhausted(self, parent: ArchSpec, space: "SearchSpace") -> Optional[str]:
+        """Why no step along this axis exists from ``parent`` regardless of FLOPs (None: it may)."""
+        return None
+
+    def guess(self, spec: ArchSpec, space: "SearchSpace", start: int) -> int:
+        """Where the step probably lands, so the search for it starts close."""
+        factor = space.step.flops_factor ** (1.0 / self.flops_exponent)
+        return max(start + 1, int(round(start * factor)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, moves {self.factor})"
+
+
+class MultiplierAxis(Axis):
+    """X-Width, X-Bottleneck, X-Depth: the factor = level x its grid step."""
+
+    def spec_at(self, parent: ArchSpec, level: int, space: "SearchSpace") -> Optional[ArchSpec]:
+        value = clean_factor(level * getattr(space.grid, self.factor))
+        lo, hi = space.bounds.of(self.factor)
+        if not lo - 1e-9 <= value <= hi + 1e-9:
+            return None
+        try:
+            return parent.replace(**{self.factor: value})
+        except SpecError:
+            return None
+
+
+class CropAxis(MultiplierAxis):
+    """X-Spatial: crop = level x the grid's crop step (FLOPs grow with its square)."""
+
+    def spec_at(self, parent: ArchSpec, level: int, space: "SearchSpace") -> Optional[ArchSpec]:
+        crop = level * space.grid.crop
+        lo, hi = space.bounds.of("crop")
+        return parent.replace(crop=crop) if lo <= crop <= hi else None
+
+
+class FramesAxis(Axis):
+    """The clip axes: frames grow to the level; subclasses say what happens to the stride."""
+
+    def __init__(self, name: str, paper_name: str, description: str, color: str = "tab:gray") -> None:
+        super().__init__(name, paper_name, "frames", description, color)
+
+    def level(self, spec: ArchSpec, space: "SearchSpace") -> int:
+        return spec.frames
+
+    def max_level(self, parent: ArchSpec, space: "SearchSpace") -> int:
+        return int(space.bounds.of("frames")[1])
+
+    def stride_for(self, parent: ArchSpec, frames: int, s_lo: float, s_hi: float) -> Optional[int]:
+        raise NotImplementedError
+
+    def spec_at(self, parent: ArchSpec, level: int, space: "SearchSpace") -> Optional[ArchSpec]:
+        lo, hi = space.bounds.of("frames")
+        if not lo <= level <= hi:
+            return None
+        if level == parent.frames:
+            return parent
+        stride = self.stride_for(parent, level, *space.bounds.of("stride"))
+        return None if stride is None else parent.replace(frames=level, stride=stride)
+
+
+class FrameRateAxis(FramesAxis):
+    """X-Fast: more frames over the same duration (the stride shrinks); stops at the source rate."""
+
+    def stride_for(self, parent: ArchSpec, frames: int, s_lo: float, s_hi: float) -> Optional[int]:
+        exact = parent.duration / frames
+        if exact < s_lo - 1e-9:
+            return None  # the clip would have to shrink: no faster rate exists
+        return int(min(max(int(round(exact)), s_lo), s_hi))
+
+    def max_level(self, parent: ArchSpec, space: "SearchSpace") -> int:
+        s_lo = space.bounds.of("stride")[0]
+        return min(super().max_level(parent, space), int(math.floor(parent.duration / s_lo + 1e-9)))
+
+    def exhausted(self, parent: ArchSpec, space: "SearchSpace") -> Optional[str]:
+        if parent.stride <= space.bounds.of("stride")[0]:
+            return "stride is at its lower bound: no higher frame rate to expand to"
+        return None
+
+
+class DurationAxis(FramesAxis):
+    """X-Temporal: a longer clip at a higher rate; duration and rate each take half the growth."""
+
+    def stride_for(self, parent: ArchSpec, frames: int, s_lo: float, s_hi: float) -> Optional[int]:
+        stride = int(min(max(int(round(parent.stride * math.sqrt(parent.frames / frames))), s_lo), s_hi))
+        if frames * stride <= parent.duration:
+            # Rounding collapsed X-Temporal into X-Fast (stride 2 x sqrt(1/2) -> 1): take the
+            # smallest stride that still lengthens the clip; it is never above the parent's.
+            stride = int(min(parent.duration // frames + 1, s_hi))
+        return stride
+
+
+# The paper's six axes (X3D §3, Fig. 2), in its order: the order is the tie-break between
+# equally good candidates, so a rerun picks the same path.
+AXES: Registry[Axis] = Registry("axis")
+for _axis in (
+    FrameRateAxis("fast", "X-Fast", "more frames over the same clip: a higher frame rate", "tab:blue"),
+    DurationAxis("temporal", "X-Temporal", "more frames over a longer clip at a higher rate", "tab:cyan"),
+    CropAxis("spatial", "X-Spatial", "crop", "a larger input resolution", "tab:orange", flops_exponent=2),
+    MultiplierAxis("width", "X-Width", "width", "wider layers (all channels)", "tab:green", flops_exponent=2),
+    MultiplierAxis("bottleneck", "X-Bottleneck", "bottleneck", "a wider inner (bottleneck) width", "tab:olive"),
+    MultiplierAxis("depth", "X-Depth", "depth", "more blocks per stage", "tab:red"),
+):
+    AXES.register(_axis.name, _axis)
+
+# name -> the paper's name / the factor moved (views of AXES, for tables)
+PAPER_NAMES = {name: a.paper_name for name, a in AXES.items()}
+AXIS_FACTOR = {name: a.factor for name, a in AXES.items()}
+
+
+def axes_table() -> list[dict[str, str]]:
+    """The axes as rows (name, paper name, factor, what it does): the paper's Fig. 2 legend."""
+    return [{"axis": n, "paper": a.paper_name, "factor": a.factor, "kind": type(a).__name__,
+             "description": a.description} for n, a in AXES.items()]
 
 
 class FlopCounter(Protocol):
@@ -98,78 +232,11 @@ def _show(value: float) -> str:
     return str(value) if isinstance(value, int) else format_factor(value)
 
 
-def _level(spec: ArchSpec, axis: str, space: SearchSpace) -> int:
-    grid = space.grid
-    if axis in ("fast", "temporal"):
-        return spec.frames
-    if axis == "spatial":
-        return spec.crop // grid.crop
-    step = getattr(grid, axis)
-    return int(math.floor(getattr(spec, axis) / step + 1e-9))
-
-
-def _stride_for(axis: str, parent: ArchSpec, frames: int) -> float:
-    if axis == "fast":
-        return parent.duration / frames
-    return parent.stride * math.sqrt(parent.frames / frames)
-
-
-def spec_at(parent: ArchSpec, axis: str, level: int, space: SearchSpace) -> Optional[ArchSpec]:
+def spec_at(parent: ArchSpec, axis: str, level: int, space: "SearchSpace") -> Optional[ArchSpec]:
     """The spec at ``level`` along ``axis`` from ``parent``; None outside the bounds."""
-    bounds = space.bounds
     if axis not in AXES:
-        raise SpecError(f"unknown axis {axis!r} (axes: {', '.join(AXES)})")
-    if axis in ("fast", "temporal"):
-        lo, hi = bounds.of("frames")
-        if not lo <= level <= hi:
-            return None
-        if level == parent.frames:
-            return parent
-        s_lo, s_hi = bounds.of("stride")
-        exact = _stride_for(axis, parent, level)
-        stride = int(round(exact))
-        if axis == "fast" and exact < s_lo - 1e-9:
-            return None  # the clip would have to shrink: no faster rate exists
-        stride = int(min(max(stride, s_lo), s_hi))
-        if axis == "temporal" and level * stride <= parent.duration:
-            # Rounding collapsed X-Temporal into X-Fast (stride 2 x sqrt(1/2) -> 1): take the
-            # smallest stride that still lengthens the clip; it is never above the parent's.
-            stride = int(min(parent.duration // level + 1, s_hi))
-        return parent.replace(frames=level, stride=stride)
-    if axis == "spatial":
-        crop = level * space.grid.crop
-        lo, hi = bounds.of("crop")
-        if not lo <= crop <= hi:
-            return None
-        return parent.replace(crop=crop)
-    value = clean_factor(level * getattr(space.grid, axis))
-    lo, hi = bounds.of(axis)
-    if not lo - 1e-9 <= value <= hi + 1e-9:
-        return None
-    try:
-        return parent.replace(**{axis: value})
-    except SpecError:
-        return None
-
-
-def _max_level(parent: ArchSpec, axis: str, space: SearchSpace) -> int:
-    if axis in ("fast", "temporal"):
-        hi = int(space.bounds.of("frames")[1])
-        if axis == "fast":
-            s_lo = space.bounds.of("stride")[0]
-            hi = min(hi, int(math.floor(parent.duration / s_lo + 1e-9)))
-        return hi
-    if axis == "spatial":
-        return int(space.bounds.of("crop")[1] // space.grid.crop)
-    return int(math.floor(space.bounds.of(axis)[1] / getattr(space.grid, axis) + 1e-9))
-
-
-def _guess(spec: ArchSpec, axis: str, space: SearchSpace, start: int) -> int:
-    """Where the step probably lands: FLOPs ~ frames, crop^2, width^2, bottleneck, depth."""
-    factor = space.step.flops_factor
-    if axis in ("spatial", "width"):
-        factor = math.sqrt(factor)
-    return max(start + 1, int(round(start * factor)))
+        raise SpecError(AXES.unknown(axis))
+    return AXES.get(axis).spec_at(parent, level, space)
 
 
 def _bracket(reaches: Callable[[int], bool], start: int, top: int, guess: int) -> tuple[int, int]:
@@ -203,7 +270,7 @@ def _bracket(reaches: Callable[[int], bool], start: int, top: int, guess: int) -
 
 
 def expand(
-    spec: ArchSpec, axis: str, space: SearchSpace, counter: FlopCounter
+    spec: ArchSpec, axis: str, space: "SearchSpace", counter: FlopCounter
 ) -> Expansion:
     """One step along ``axis`` (see :class:`expand.config.StepRule` for the rule).
 
@@ -213,11 +280,13 @@ def expand(
     rule = space.step
     parent_gflops = counter.gflops(spec)
     goal = parent_gflops * rule.flops_factor * (1.0 - rule.tolerance)
-    start = _level(spec, axis, space)
-    top = _max_level(spec, axis, space)
-    factor_name = AXIS_FACTOR[axis]
-    if axis == "fast" and spec.stride <= space.bounds.of("stride")[0]:
-        raise AxisExhausted("stride is at its lower bound: no higher frame rate to expand to")
+    along = AXES.get(axis)
+    start = along.level(spec, space)
+    top = along.max_level(spec, space)
+    factor_name = along.factor
+    why = along.exhausted(spec, space)
+    if why:
+        raise AxisExhausted(why)
     if top <= start:
         raise AxisExhausted(f"{factor_name} is at its upper bound ({getattr(spec, factor_name)})")
 
@@ -226,7 +295,7 @@ def expand(
         return candidate is not None and counter.gflops(candidate) >= goal
 
     try:
-        lo, hi = _bracket(reaches, start, top, _guess(spec, axis, space, start))
+        lo, hi = _bracket(reaches, start, top, along.guess(spec, space, start))
     except LookupError:
         limit = spec_at(spec, axis, top, space)
         if rule.mode == "nearest" and limit is not None:
@@ -254,7 +323,7 @@ def contract(
     child: ArchSpec,
     axis: str,
     target_gflops: float,
-    space: SearchSpace,
+    space: "SearchSpace",
     counter: FlopCounter,
 ) -> Contraction:
     """The spec between ``parent`` and ``child`` along ``axis`` closest to the target from below.
@@ -263,8 +332,9 @@ def contract(
     if the grid has no level within 2% under the target, the nearest level
     above is reported in the note (never chosen: the budget is a ceiling).
     """
-    lo = _level(parent, axis, space)
-    hi = _level(child, axis, space)
+    along = AXES.get(axis)
+    lo = along.level(parent, space)
+    hi = along.level(child, space)
     at: Callable[[int], ArchSpec] = lambda lv: spec_at(parent, axis, lv, space) or parent  # noqa: E731
     parent_gflops = counter.gflops(parent)
     if parent_gflops > target_gflops:
@@ -287,7 +357,7 @@ def contract(
     note = ""
     if best_gflops < target_gflops * 0.98:
         above = at(hi)
-        name = AXIS_FACTOR[axis]
+        name = along.factor
         note = (
             f"grid too coarse for 2%: {name} {_show(getattr(best, name))} gives "
             f"{best_gflops:.4g} GFLOPs, the next value {_show(getattr(above, name))} gives "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from expand.errors import ConfigError
+from expand.registry import Registry
 
 # The ``paper`` rule, honestly: the paper (X3D §3) keeps "the expansion with the best
 # computation/accuracy trade-off", and with candidates of equal complexity that is the most
@@ -53,22 +54,57 @@ def _best(cands: Sequence[Scored], score: Callable[[Scored], float]) -> int:
     return max(range(len(cands)), key=lambda i: (*_key(cands[i], score), -order[id(cands[i])]))
 
 
-def _score(rule: str, cands: Sequence[Scored], parent_top1: float, parent_gflops: float) -> Callable[[Scored], float]:
-    """What the rule maximises for this set of candidates."""
-    if rule == "best_accuracy":
+ScoreFn = Callable[[Scored], float]
+
+
+@dataclass(frozen=True)
+class SelectionRule:
+    """A named rule: ``scorer(cands, parent_top1, parent_gflops)`` gives what it maximises.
+
+    The scorer sees the whole step (the ``paper`` rule switches on the spread
+    of the candidates' GFLOPs); ties on the score go to higher top-1, then
+    fewer GFLOPs, then axis order. ``source`` says whose rule it is.
+    """
+
+    name: str
+    scorer: Callable[[Sequence[Scored], float, float], ScoreFn]
+    description: str
+    source: str
+
+
+def _paper(cands: Sequence[Scored], parent_top1: float, parent_gflops: float) -> ScoreFn:
+    flops = [c.gflops for c in cands]
+    if max(flops) <= min(flops) * (1 + PAPER_EQUAL_FLOPS_BAND):
         return lambda c: c.top1
-    if rule == "gain_per_gflop":
-        return lambda c: gain_per_gflop(c, parent_top1, parent_gflops)
-    if rule == "gain_per_doubling":
-        return lambda c: gain_per_doubling(c, parent_top1, parent_gflops)
-    if rule == "paper":
-        flops = [c.gflops for c in cands]
-        if max(flops) <= min(flops) * (1 + PAPER_EQUAL_FLOPS_BAND):
-            return lambda c: c.top1
-        if max(gain(c, parent_top1) for c in cands) <= 0:
-            return lambda c: c.top1  # nothing helps: least harm
-        return lambda c: gain_per_gflop(c, parent_top1, parent_gflops)
-    raise ConfigError(f"selection: unknown rule {rule!r}")
+    if max(gain(c, parent_top1) for c in cands) <= 0:
+        return lambda c: c.top1  # nothing helps: least harm
+    return lambda c: gain_per_gflop(c, parent_top1, parent_gflops)
+
+
+# Registration order is the listing order of `x3d-expand rules` and of config errors.
+RULES: Registry[SelectionRule] = Registry("rule")
+for _rule in (
+    SelectionRule(
+        "paper", _paper,
+        "the paper's rule, most accurate at the step's complexity, when candidates' GFLOPs are "
+        f"within {PAPER_EQUAL_FLOPS_BAND:.0%} of each other (the band is ours); otherwise ours: largest "
+        "top-1 gain per added GFLOP",
+        "X3D §3 (Feichtenhofer, CVPR 2020), with our band for unequal GFLOPs"),
+    SelectionRule("gain_per_gflop", lambda cands, p1, pg: lambda c: gain_per_gflop(c, p1, pg),
+                  "largest top-1 gain per added GFLOP", "ours"),
+    SelectionRule("gain_per_doubling", lambda cands, p1, pg: lambda c: gain_per_doubling(c, p1, pg),
+                  "largest top-1 gain per doubling of GFLOPs", "ours"),
+    SelectionRule("best_accuracy", lambda cands, p1, pg: lambda c: c.top1, "most accurate",
+                  "the paper's rule without the complexity check"),
+):
+    RULES.register(_rule.name, _rule)
+
+
+def _score(rule: str, cands: Sequence[Scored], parent_top1: float, parent_gflops: float) -> ScoreFn:
+    """What the rule maximises for this set of candidates."""
+    if rule not in RULES:
+        raise ConfigError(f"selection: {RULES.unknown(rule)}")
+    return RULES.get(rule).scorer(cands, parent_top1, parent_gflops)
 
 
 def select(rule: str, cands: Sequence[Scored], parent_top1: float, parent_gflops: float) -> int:
@@ -94,11 +130,4 @@ def select_tied(rule: str, cands: Sequence[Scored], parent_top1: float, parent_g
 
 def rule_description(rule: str) -> str:
     """What the rule does, and for ``paper`` which part is the paper's and which is ours."""
-    return {
-        "paper": "the paper's rule, most accurate at the step's complexity, when candidates' GFLOPs are "
-        f"within {PAPER_EQUAL_FLOPS_BAND:.0%} of each other (the band is ours); otherwise ours: largest "
-        "top-1 gain per added GFLOP",
-        "gain_per_gflop": "largest top-1 gain per added GFLOP",
-        "gain_per_doubling": "largest top-1 gain per doubling of GFLOPs",
-        "best_accuracy": "most accurate",
-    }[rule]
+    return RULES.get(rule).description

@@ -152,3 +152,48 @@ def test_temporal_always_lengthens_the_clip_and_never_lowers_the_rate():
                 assert child is not None
                 assert child.duration > parent.duration, (parent, child)
                 assert child.stride <= parent.stride, (parent, child)
+
+
+def test_the_axis_table_is_the_papers_six_one_class_per_kind():
+    from expand.search.axes import AXES, CropAxis, DurationAxis, FrameRateAxis, MultiplierAxis, axes_table
+
+    table = {row["axis"]: row for row in axes_table()}
+    assert [table[a]["paper"] for a in AXES] == ["X-Fast", "X-Temporal", "X-Spatial", "X-Width",
+                                                 "X-Bottleneck", "X-Depth"]
+    assert [table[a]["factor"] for a in AXES] == ["frames", "frames", "crop", "width", "bottleneck", "depth"]
+    assert isinstance(AXES.get("fast"), FrameRateAxis) and isinstance(AXES.get("temporal"), DurationAxis)
+    assert isinstance(AXES.get("spatial"), CropAxis)
+    assert all(type(AXES.get(a)) is MultiplierAxis for a in ("width", "bottleneck", "depth"))
+
+
+def test_an_axis_registered_in_the_table_is_searchable(tmp_path, counter):
+    """A toy axis (depth on a coarser grid: whole blocks x 2) is one entry, and a search space can name it."""
+    import yaml
+
+    import expand
+    from expand.search.axes import AXES, MultiplierAxis
+    from tests.search.helpers import TINY, oracle_experiment
+
+    class DoubleDepth(MultiplierAxis):
+        def spec_at(self, parent, level, space):
+            return super().spec_at(parent, level * 2, space)
+
+        def level(self, spec, space):
+            return super().level(spec, space) // 2
+
+        def max_level(self, parent, space):
+            return super().max_level(parent, space) // 2
+
+    AXES.register("depth2", DoubleDepth("depth2", "X-Depth (coarse)", "depth", "depth in steps of 2 grid units"))
+    try:
+        space = yaml.safe_load(open(TINY))
+        space["axes"] = ["fast", "spatial", "depth2"]
+        (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+        exp = oracle_experiment(tmp_path, search_space=str(tmp_path / "space.yaml"), search={"max_steps": 1})
+        run = expand.search(exp, out=str(tmp_path / "run"), quiet=True)
+        step1 = run.steps[run.steps.step == 1]
+        assert list(step1.axis) == ["fast", "spatial", "depth2"]
+        deep = step1[step1.axis == "depth2"].iloc[0]
+        assert deep.status == "ok" and deep.depth > 1.0 and deep.gflops > run.steps.gflops.iloc[0]
+    finally:
+        AXES.unregister("depth2")
