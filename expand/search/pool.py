@@ -1,12 +1,22 @@
-"""The Ray and Tune side of RayRunner's worker pool.
+"""WorkerPool: long-lived Ray Tune workers that run search trials handed to them.
 
-One Tune experiment per runner: its trials are long-lived workers
-(``_ray_worker``) that take search trials from a named dispatcher actor and
-report each result through ``tune.report``; a Tune callback forwards those
-reports to the runner's queue in ``_CHANNELS``; a Tune searcher paces how
-many workers start (``_POOL_SIZE``). Classes that subclass Ray's are made on
-first use (importing Ray costs seconds) and published as module attributes so
-pickle finds them by reference.
+Why a pool: the expansion is a chain of small batches, each waiting for the
+last. A Tune run per batch with a worker process per trial cost ~5 s of Tune
+start-up per batch and ~2 s of CPU per fresh worker (importing Ray, torch and
+the package): 66 % overhead on 10 s trials, measured. A pool is one Tune
+experiment (run in a background thread) whose trials are ``size`` long-lived
+workers (``_ray_worker``); each takes search trials from a named dispatcher
+actor and reports each result through ``tune.report``; a Tune callback
+forwards those reports to the pool's event queue in the driver; a Tune
+searcher paces how many workers start (one first, the rest once it is up or
+a batch needs them: six loading at once on 2 cores took 7 s before the first
+could run anything, one alone 2 s).
+
+Tune pickles its callback and searcher, so they find their pool through
+module-level tables keyed by the pool's key; classes that subclass Ray's are
+made on first use (importing Ray costs seconds) and published as module
+attributes so pickle finds them by reference. Nothing outside this module
+touches those tables: the public surface is the WorkerPool class.
 """
 
 from __future__ import annotations
@@ -14,7 +24,8 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from typing import Any
+import os
+from typing import Any, Optional, Sequence
 
 from expand.search.trial import TrialSpec, call_safely, failed_result, load_trial_function
 
@@ -224,3 +235,103 @@ def _pool_searcher(key: str, size: int) -> Any:
 
         cls = _publish("_PoolSearcher", _PoolSearcher)
     return cls(key, size)
+
+
+class WorkerPool:
+    """``size`` Tune workers with ``resources`` each, running ``function`` on trials you submit.
+
+    Events come back in submission-independent order from :meth:`next_event`:
+    ``("result", dict)`` a trial's TrialResult as a dict; ``("lost", dict)`` a
+    worker gone for good (past Tune's FailureConfig) with the trial it held
+    (or None); ``("stopped", why)`` Tune itself stopped, nothing more will run.
+    A worker that dies is restarted by Tune and the trial it held rerun, up to
+    ``crash_retries`` times, then reported as a failed result.
+    """
+
+    def __init__(self, function: str, storage_dir: str, resources: dict[str, float], size: int,
+                 crash_retries: int = 1, name: str = "workers") -> None:
+        self.function, self.storage_dir, self.resources = function, storage_dir, resources
+        self.size, self.crash_retries, self.name = size, crash_retries, name
+        self.key = f"{os.getpid()}-{id(self)}"
+        self.error = ""  # why Tune stopped, when it raised
+        self._thread: Optional[threading.Thread] = None
+        self._dispatcher: Any = None
+        self._events: "Optional[queue.Queue[tuple[str, Any]]]" = None
+
+    @property
+    def running(self) -> bool:
+        return self._events is not None
+
+    def start(self) -> None:
+        """Start Tune in a background thread; one worker may start now, the rest when needed."""
+        from ray import tune
+
+        events: "queue.Queue[tuple[str, Any]]" = queue.Queue()
+        self._events = _CHANNELS[self.key] = events
+        name = f"x3d-expand-dispatcher-{self.key}"
+        self._dispatcher = _dispatcher_class().options(name=name).remote(self.crash_retries)
+        _open_pool(self.key, self.size)
+        tuner = tune.Tuner(
+            tune.with_resources(_ray_worker, self.resources),
+            param_space={"dispatcher": name, "function": self.function},
+            tune_config=tune.TuneConfig(search_alg=_pool_searcher(self.key, self.size),
+                                        num_samples=self.size, reuse_actors=False),
+            run_config=tune.RunConfig(
+                name=f"{self.name}-{os.getpid()}",
+                storage_path=self.storage_dir,
+                # A restart per crash each trial may cause, and a few to spare.
+                failure_config=tune.FailureConfig(max_failures=3 + 2 * self.crash_retries),
+                verbose=0,
+                callbacks=[_channel_callback(self.key)],
+            ),
+        )
+
+        def fit() -> None:
+            try:
+                tuner.fit()
+            except BaseException as exc:  # noqa: BLE001 - reported as the "stopped" event
+                self.error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+            finally:
+                events.put(("stopped", None))
+
+        self._thread = threading.Thread(target=fit, name="ray-tune-workers", daemon=True)
+        self._thread.start()
+
+    def submit(self, trials: Sequence[TrialSpec]) -> None:
+        """Queue trials for the workers (starting as many workers as there are trials)."""
+        import ray
+
+        _grow_pool(self.key, len(trials))
+        ray.get(self._dispatcher.put.remote([t.to_dict() for t in trials]))
+
+    def next_event(self) -> tuple[str, Any]:
+        """Block until a worker reports (see the class docstring for the events)."""
+        import ray
+
+        assert self._events is not None, "the pool is not running"
+        what, item = self._events.get()
+        if what == "worker_lost":
+            return "lost", ray.get(self._dispatcher.held_by.remote(item))
+        if what == "stopped":
+            return "stopped", self.error or "all workers stopped"
+        return what, item
+
+    def stop(self, wait: float) -> None:
+        """Stop the workers (waiting up to ``wait`` s for Tune to finish) and drop the dispatcher."""
+        _CHANNELS.pop(self.key, None)
+        _close_pool(self.key)
+        self._events = None
+        if self._dispatcher is None:
+            return
+        import ray
+
+        try:
+            ray.get(self._dispatcher.stop.remote(self.size))
+            if self._thread is not None:
+                self._thread.join(timeout=wait)
+        finally:
+            ray.kill(self._dispatcher)  # its name is free for the next pool
+            self._thread, self._dispatcher = None, None
+
+
+__all__ = ["WorkerPool", "RESULT_KEY"]

@@ -16,21 +16,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import threading
-from typing import Any, Callable, Protocol, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Protocol, Sequence
 
-from expand.search.ray_pool import (
-    _CHANNELS,
-    _channel_callback,
-    _close_pool,
-    _dispatcher_class,
-    _grow_pool,
-    _open_pool,
-    _pool_searcher,
-    _ray_worker,
-)
+from expand.registry import Registry
 from expand.search import ray_session
+from expand.search.pool import WorkerPool
 from expand.search.trial import TrialResult, TrialSpec, call_safely, failed_result, load_trial_function
 
 OnResult = Callable[[TrialSpec, TrialResult], None]
@@ -69,20 +61,11 @@ class SerialRunner:
 
 
 class RayRunner:
-    """Parallel trials on a pool of Ray Tune workers that lives as long as the runner.
+    """Parallel trials on a :class:`~expand.search.pool.WorkerPool` that lives as long as the runner.
 
-    Why a pool: the expansion is a chain of small batches, each waiting for
-    the last. A Tune run per batch with a worker process per trial cost ~5 s
-    of Tune start-up per batch and ~2 s of CPU per fresh worker (importing
-    Ray, torch and the package): 66 % overhead on 10 s trials, measured. Here
-    one Tune experiment (started with the runner, in a background thread)
-    runs ``parallelism`` long-lived workers, each a Tune trial that takes
-    search trials from a dispatcher actor until :meth:`close`. It starts one
-    worker, and the rest once that one is up or a batch needs them: the
-    first batch is the basis alone, which then starts 2 s after Ray instead
-    of 7 s (six workers loading at once on 2 cores). Results come
-    back to the calling thread as trials finish. A worker that dies is
-    restarted by Tune (FailureConfig) and the trial it held is rerun, up to
+    The pool's workers are shared by every batch of a search (see pool.py for
+    why); results come back to the calling thread as trials finish. A worker
+    that dies is restarted by Tune and the trial it held rerun, up to
     ``worker_crash_retries`` times, then recorded as ``failed``.
 
     ``storage_dir`` holds Tune's files (under the run folder). Ray is started
@@ -112,11 +95,7 @@ class RayRunner:
         self.max_concurrent = max_concurrent
         self.worker_crash_retries = worker_crash_retries
         self.name_prefix = name_prefix
-        self._key = f"{os.getpid()}-{id(self)}"
-        self._thread: threading.Thread | None = None
-        self._dispatcher: Any = None
-        self._workers = 0
-        self._fit_error = ""
+        self._pool: Optional[WorkerPool] = None
         self._abandoned = False
         self._started_ray = False
         os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -175,101 +154,45 @@ class RayRunner:
             n = min(n, self.max_concurrent)
         return max(n, 1)
 
-    def _start(self) -> "queue.Queue[tuple[str, Any]]":
-        from ray import tune
-
-        channel: "queue.Queue[tuple[str, Any]]" = queue.Queue()
-        _CHANNELS[self._key] = channel
-        name = f"x3d-expand-dispatcher-{self._key}"
-        self._dispatcher = _dispatcher_class().options(name=name).remote(self.worker_crash_retries)
-        self._workers = self.parallelism
-        _open_pool(self._key, self._workers)
-        tuner = tune.Tuner(
-            tune.with_resources(_ray_worker, self.resources),
-            param_space={"dispatcher": name, "function": self.function},
-            tune_config=tune.TuneConfig(search_alg=_pool_searcher(self._key, self._workers),
-                                        num_samples=self._workers, reuse_actors=False),
-            run_config=tune.RunConfig(
-                name=f"{self.name_prefix}-{os.getpid()}",
-                storage_path=self.storage_dir,
-                # A restart per crash each trial may cause, and a few to spare.
-                failure_config=tune.FailureConfig(max_failures=3 + 2 * self.worker_crash_retries),
-                verbose=0,
-                callbacks=[_channel_callback(self._key)],
-            ),
-        )
-
-        def fit() -> None:
-            try:
-                tuner.fit()
-            except BaseException as exc:  # noqa: BLE001 - reported to run()
-                self._fit_error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-            finally:
-                channel.put(("stopped", None))
-
-        self._thread = threading.Thread(target=fit, name="ray-tune-workers", daemon=True)
-        self._thread.start()
-        return channel
+    def _start(self) -> WorkerPool:
+        self._pool = WorkerPool(self.function, self.storage_dir, self.resources, self.parallelism,
+                                self.worker_crash_retries, self.name_prefix)
+        self._pool.start()
+        return self._pool
 
     def run(self, trials: Sequence[TrialSpec], on_result: OnResult) -> None:
         if not trials:
             return
-        import ray
-
-        channel = _CHANNELS.get(self._key)  # there while the pool is up
-        if channel is None:
-            channel = self._start()
-        _grow_pool(self._key, len(trials))
-        by_id = {t.trial_id: t for t in trials}
-        ray.get(self._dispatcher.put.remote([t.to_dict() for t in trials]))
+        pool = self._pool if self._pool is not None and self._pool.running else self._start()
+        pool.submit(trials)
         try:
-            self._collect(channel, by_id, on_result)
+            self._collect(pool, {t.trial_id: t for t in trials}, on_result)
         except BaseException:
             self._abandoned = True  # Ctrl-C or an error in on_result: close() does not wait for trials
             raise
 
-    def _collect(self, channel: "queue.Queue[tuple[str, Any]]", by_id: dict[str, TrialSpec],
-                 on_result: OnResult) -> None:
-        import ray
-
+    def _collect(self, pool: WorkerPool, by_id: dict[str, TrialSpec], on_result: OnResult) -> None:
         while by_id:
-            what, item = channel.get()
+            what, item = pool.next_event()
             if what == "result":
                 t = by_id.get(item.get("trial_id"))
                 if t is not None and item.get("attempt", t.attempt) == t.attempt:
                     del by_id[t.trial_id]  # (else a stale report: a rerun after a crash, an earlier attempt)
                     on_result(t, TrialResult.from_dict(item))
-            elif what == "worker_lost":
-                held = ray.get(self._dispatcher.held_by.remote(item))
-                t = by_id.pop(held["trial_id"], None) if held else None
+            elif what == "lost":
+                t = by_id.pop(item["trial_id"], None) if item else None
                 if t is not None:
                     on_result(t, failed_result(t, "worker crashed and Ray Tune gave up restarting it"))
             else:  # Tune itself stopped: nothing left can run; the next batch starts a new pool
-                self._stop_pool(wait=0)
-                why = self._fit_error or "all workers stopped"
+                pool.stop(wait=0)
                 for t in by_id.values():
-                    on_result(t, failed_result(t, f"Ray Tune stopped: {why}"))
+                    on_result(t, failed_result(t, f"Ray Tune stopped: {item}"))
                 return
-
-    def _stop_pool(self, wait: float) -> None:
-        """Stop the workers (waiting up to ``wait`` s for Tune to finish) and drop the dispatcher."""
-        _CHANNELS.pop(self._key, None)
-        _close_pool(self._key)
-        if self._dispatcher is None:
-            return
-        import ray
-
-        try:
-            ray.get(self._dispatcher.stop.remote(self._workers))
-            if self._thread is not None:
-                self._thread.join(timeout=wait)
-        finally:
-            ray.kill(self._dispatcher)  # its name is free for the next pool
-            self._thread, self._dispatcher = None, None
 
     def close(self) -> None:
         try:
-            self._stop_pool(wait=5 if self._abandoned else 120)
+            if self._pool is not None:
+                self._pool.stop(wait=5 if self._abandoned else 120)
         finally:  # whatever stopping the pool raised (a second signal, a dead actor), Ray goes down
             if self._started_ray:
                 import ray
@@ -297,6 +220,39 @@ def _keep_sigterm_handler() -> Any:
             signal.signal(signal.SIGTERM, previous)
 
 
+@dataclass(frozen=True)
+class RunnerKind:
+    """A named way to run trials: ``make(function, options)`` builds the Runner."""
+
+    name: str
+    make: Callable[[str, "RunnerOptions"], Runner]
+    description: str
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """What every runner is built from (the experiment's resources and retries, the run folder)."""
+
+    run_dir: str
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    address: Optional[str] = None
+    max_concurrent: Optional[int] = None
+    worker_crash_retries: int = 1
+
+
+RUNNERS: Registry[RunnerKind] = Registry("runner")
+RUNNERS.register("ray", RunnerKind(
+    "ray", lambda function, o: RayRunner(
+        function, storage_dir=os.path.join(o.run_dir, "ray"), cpus_per_trial=o.cpus_per_trial,
+        gpus_per_trial=o.gpus_per_trial, address=o.address, max_concurrent=o.max_concurrent,
+        worker_crash_retries=o.worker_crash_retries),
+    "parallel trials on a Ray cluster (local by default, --address for an existing one)"))
+RUNNERS.register("serial", RunnerKind(
+    "serial", lambda function, o: SerialRunner(function),
+    "one trial after another in this process (debugging, tests)"))
+
+
 def make_runner(
     kind: str,
     function: str,
@@ -307,14 +263,5 @@ def make_runner(
     max_concurrent: int | None = None,
     worker_crash_retries: int = 1,
 ) -> Runner:
-    if kind == "serial":
-        return SerialRunner(function)
-    return RayRunner(
-        function,
-        storage_dir=os.path.join(run_dir, "ray"),
-        cpus_per_trial=cpus_per_trial,
-        gpus_per_trial=gpus_per_trial,
-        address=address,
-        max_concurrent=max_concurrent,
-        worker_crash_retries=worker_crash_retries,
-    )
+    options = RunnerOptions(run_dir, cpus_per_trial, gpus_per_trial, address, max_concurrent, worker_crash_retries)
+    return RUNNERS.get(kind).make(function, options)

@@ -24,14 +24,6 @@ def test_serial_runner_turns_exceptions_into_failed_results():
     assert "ValueError: kaboom" in r.error and r.seed == 7
 
 
-@pytest.fixture(scope="session")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.ray
 def test_ray_runner_runs_a_search_on_a_local_cluster(tmp_path, ray_cluster, counter):
     opts = {"fail_axes": {"depth": 1}, "sleep": 0.2}
