@@ -23,24 +23,12 @@ from expand.data.prefetch import Prefetcher
 from expand.models.x3d import build_x3d
 from expand.search.confidence import encode_per_video, video_ids_digest
 from expand.search.trial import TrialResult, TrialSpec
+from expand.weights import WEIGHTS_FILE, load_weights, save_weights
 
 
-CHECKPOINT = "model.pt"
-
-
-def load_checkpoint(path: str, device: str = "cpu") -> torch.nn.Module:
-    """A trained candidate back as a model in eval mode.
-
-    ``weights_only=True``: a checkpoint holds tensors and plain data only, so
-    loading one from a shared results folder cannot run code.
-    """
-    from expand.spec import ArchSpec
-
-    blob = torch.load(path, map_location=device, weights_only=True)
-    spec = ArchSpec.from_dict(blob["spec"])
-    model = build_x3d(spec, num_classes=spec.num_classes, dropout=blob.get("dropout", 0.0))
-    model.load_state_dict(blob["state_dict"])
-    return model.to(device).eval()
+# where a trial's weights go and how they load back (expand/weights.py owns both)
+CHECKPOINT = WEIGHTS_FILE
+load_checkpoint = load_weights
 
 
 def _device(name: str) -> torch.device:
@@ -201,11 +189,8 @@ def run_trial(trial: TrialSpec) -> TrialResult:
         eval_s = time.perf_counter() - t_eval
         infer = inference_throughput(model, spec, device, memory_format, amp_dtype,
                                      batch, cfg.throughput_batches)
-        if cfg.checkpoint and trial.out_dir:
-            os.makedirs(trial.out_dir, exist_ok=True)
-            state = getattr(model, "_orig_mod", model).state_dict()  # a compiled model saves its original
-            torch.save({"spec": spec.to_dict(), "dropout": sched.dropout, "state_dict": state},
-                       os.path.join(trial.out_dir, CHECKPOINT))
+        if cfg.checkpoint != "none" and trial.out_dir:  # under "path" the search prunes the losers'
+            save_weights(os.path.join(trial.out_dir, WEIGHTS_FILE), spec, model, sched.dropout)
         seconds = time.perf_counter() - start
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else math.nan
         train_time = data_wait + compute

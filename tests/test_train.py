@@ -78,7 +78,7 @@ def test_checkpoint_loads_back_with_weights_only(tiny_exp, tmp_path):
 
     exp = tiny_exp()
     d = exp.to_dict()
-    d["trial"]["checkpoint"] = True
+    d["trial"]["checkpoint"] = "all"
     trial = TrialSpec("t1", 1, "fast", ArchSpec(2, 2, 32, num_classes=2, dim_c5=64), 3, 0.001, 10, d,
                       out_dir=str(tmp_path / "t1"))
     r = run_trial(trial)

@@ -27,6 +27,7 @@ import pandas as pd
 from expand.config import Experiment
 from expand.run import RunDir
 from expand.search.axes import AxisExhausted, expand
+from expand.weights import apply_policy
 from expand.search.executor import TrialExecutor
 from expand.search.progress import Progress, SilentProgress
 from expand.search.runners import Runner
@@ -125,6 +126,8 @@ class Calibration:
         trials = self.trials()
         self._write_state("running")
         results = self.executor.train(trials)
+        # a calibration has no path: under trial.checkpoint "path" no trial keeps its weights
+        apply_policy(self.run_dir.path, self.exp.trial.checkpoint, ())
         rows = candidate_rows(trials, results)
         summary = summarize(rows, self.exp.selection, self.min_tau)
         self.run_dir.write_text("calibration.csv", pd.DataFrame(rows).to_csv(index=False))

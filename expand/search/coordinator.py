@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from expand.config import Experiment
 from expand.search.axes import AxisExhausted, contract, expand
+from expand.weights import apply_policy
 from expand.search.decide import Decision, StepDecider
 from expand.search.executor import TrialExecutor
 from expand.search.lookahead import Lookahead
@@ -254,6 +255,8 @@ class Coordinator:
                                        winner.gflops, winner.params, winner.top1, winner.top5))
             self.steps[-1] = self._step_record(step, parent, cands, winner.axis, decision)
             self._write_state()
+            # the step is decided: under trial.checkpoint "path" only its winner keeps its weights
+            apply_policy(self.run_dir.path, self.exp.trial.checkpoint, (p.trial_id for p in self.path))
             self.progress.step_finished(step, winner, parent)
         else:
             self.stop_reason = f"reached max_steps ({self.exp.search.max_steps})"
