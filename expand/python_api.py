@@ -1,0 +1,84 @@
+"""What ``import expand`` gives a notebook or a training script: the CLI's commands as functions.
+
+The CLI is a thin layer over the same calls (``expand.api``): a search run
+from Python writes the same run folder, validates the same way (a bad
+experiment raises :class:`expand.errors.ConfigError` before anything is
+written) and can be resumed from either side.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
+
+from expand.errors import InputError
+
+if TYPE_CHECKING:
+    from expand.models.x3d import X3D
+    from expand.presets import Preset
+    from expand.run_view import Run
+    from expand.spec import ArchSpec
+
+
+def search(experiment: str, out: Optional[str] = None, address: Optional[str] = None, quiet: bool = False,
+           **overrides: Any) -> "Run":
+    """Run the expansion search of ``experiment`` (a file, or a shipped experiment's name).
+
+    ``overrides`` are the ``search`` section's keys (``max_steps=2``,
+    ``targets=[0.5]``, ``runner="serial"``, ``seed=1``), as the CLI's flags.
+    """
+    from expand import api
+    from expand.run_view import Run
+
+    run, _ = api.start_search(experiment, out=out, address=address, quiet=quiet, **overrides)
+    api.finish(run, quiet)
+    return Run(run.path)
+
+
+def resume(path: str, force: bool = False, runner: Optional[str] = None, address: Optional[str] = None,
+           quiet: bool = False) -> "Run":
+    """Continue a run (finished trials of the same model are never retrained)."""
+    from expand import api
+    from expand.run_view import Run
+
+    run, _ = api.resume(path, force=force, runner=runner, address=address, quiet=quiet)
+    api.finish(run, quiet)
+    return Run(run.path)
+
+
+def baseline(experiment: str, method: str, trials: int, max_gflops: Optional[float] = None,
+             out: Optional[str] = None, address: Optional[str] = None, quiet: bool = False,
+             **overrides: Any) -> "Run":
+    """A baseline search (``expand.baselines.METHODS``: random, tpe, compound, or one you registered)."""
+    from expand import api
+    from expand.run_view import Run
+
+    run, _ = api.start_baseline(experiment, method, trials, max_gflops, out=out, address=address, quiet=quiet,
+                                **overrides)
+    api.finish(run, quiet)
+    return Run(run.path)
+
+
+def presets() -> dict[str, "Preset"]:
+    """X2D (the basis) and X3D-XS/S/M/L/XL: name -> Preset (spec, test crop, source)."""
+    from expand.presets import presets as table
+
+    return table()
+
+
+def build_x3d(spec: Union["ArchSpec", str, Mapping[str, Any]], num_classes: Optional[int] = None,
+              dropout: float = 0.5) -> "X3D":
+    """A fresh X3D network: ``spec`` is an ArchSpec, a preset name (``"X3D-M"``, ``"m"``) or factors."""
+    from expand.models.x3d import build_x3d as build
+    from expand.presets import get_preset
+    from expand.spec import ArchSpec
+
+    if isinstance(spec, str):
+        spec = get_preset(spec).spec
+    elif isinstance(spec, Mapping):
+        spec = ArchSpec.from_dict(spec)
+    elif not isinstance(spec, ArchSpec):
+        raise InputError(f"build_x3d: expected an ArchSpec, a preset name or a mapping, got {type(spec).__name__}")
+    return build(spec, num_classes=num_classes, dropout=dropout)
+
+
+__all__ = ["search", "resume", "baseline", "presets", "build_x3d"]

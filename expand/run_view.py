@@ -1,0 +1,250 @@
+"""``Run``: a run folder as a researcher uses it from Python — tables as DataFrames, models as modules.
+
+``expand.load_run(path)`` (and ``expand.search`` / ``expand.resume``, which
+return one) reads the folder the CLI writes; nothing here writes unless you
+ask it to train (``contract(..., train=True)``). Reading never takes the run's
+lock, so a Run can watch a search that is still going: each property reads
+the folder again.
+
+Units: DataFrames keep fractions (``top1`` 0.37 is 37 %), as steps.csv does.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
+
+import pandas as pd
+
+from expand.errors import InputError
+from expand.spec import FACTORS, ArchSpec
+from expand.weights import load_weights, weights_file
+
+if TYPE_CHECKING:
+    import torch
+
+    from expand.config import Experiment
+    from expand.run import RunState
+
+
+@dataclass(frozen=True)
+class Contraction:
+    """The path contracted to a FLOP budget (paper §4): the model, and its accuracy if it was trained.
+
+    ``trial_id`` names the trial that trained exactly this model: the
+    contraction's own (``contract-<gflops>``) or a path model it reuses
+    (when the budget lands on one), so ``top1`` and weights come from there.
+    """
+
+    target_gflops: float
+    spec: Optional[ArchSpec]
+    gflops: float
+    params: int
+    step: int
+    axis: str
+    within_tolerance: bool
+    note: str
+    top1: float = math.nan
+    trial_id: Optional[str] = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], trained: dict[str, float]) -> "Contraction":
+        tid = d.get("trial_id") or d.get("from_trial")
+        top1 = d.get("top1")
+        if top1 is None and tid in trained:
+            top1 = trained[tid]
+        return cls(float(d["target_gflops"]), ArchSpec.from_dict(d["spec"]) if d.get("spec") else None,
+                   float(d.get("gflops") or math.nan), int(d.get("params") or 0), int(d.get("step") or 0),
+                   str(d.get("axis") or ""), bool(d.get("within_tolerance")), str(d.get("note") or ""),
+                   math.nan if top1 is None else float(top1), tid if top1 is not None else None)
+
+
+class Run:
+    """One run folder (an expansion, a baseline or a calibration), read on demand."""
+
+    def __init__(self, folder: str) -> None:
+        from expand.api import load_run
+
+        run, _, experiment = load_run(folder)  # exit-2 errors for a folder that is not a run
+        self.folder: str = run.path
+        self.experiment: "Experiment" = experiment
+        self._dir = run
+
+    # ------------------------------------------------------------------ state
+    @property
+    def state(self) -> "RunState":
+        return self._dir.state()
+
+    @property
+    def kind(self) -> str:
+        return self.state.kind
+
+    @property
+    def status(self) -> str:
+        return self.state.status
+
+    def __repr__(self) -> str:
+        s = self.state
+        return f"Run({self.folder!r}, {s.kind}, {s.status}, {len(s.path)} path models)"
+
+    # ------------------------------------------------------------------ tables
+    @property
+    def steps(self) -> pd.DataFrame:
+        """One row per candidate (step 0 the basis), the columns of steps.csv."""
+        from expand.results import step_frame
+
+        return step_frame(self.folder)
+
+    @property
+    def path(self) -> pd.DataFrame:
+        """The chosen path (for a baseline: its best model), one row per step, with where its weights are."""
+        rows = []
+        for p in self._path_entries():
+            tid = p["trial_id"]
+            file = weights_file(self.folder, tid)
+            rows.append({"step": p["step"], "axis": p["axis"], **{f: p["spec"][f] for f in FACTORS},
+                         "gflops": p["gflops"], "params": p["params"], "top1": p["top1"], "top5": p["top5"],
+                         "trial_id": tid, "weights": file if os.path.isfile(file) else None})
+        return pd.DataFrame(rows, columns=["step", "axis", *FACTORS, "gflops", "params", "top1", "top5",
+                                           "trial_id", "weights"])
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        """Every trial's last attempt: factors, cost, accuracy, status, attempts, weights file."""
+        from expand.run import latest_by_trial
+
+        rows = []
+        for tid, recs in latest_by_trial(self._dir.read_trials().records).items():
+            t, r = recs[-1].trial, recs[-1].result
+            file = weights_file(self.folder, tid)
+            rows.append({"trial_id": tid, "step": t.step, "axis": t.axis, **t.spec.factors(),
+                         "gflops": t.gflops, "params": t.params, "seed": t.seed, "status": r.status,
+                         "top1": _num(r.top1), "top5": _num(r.top5), "seconds": sum(x.result.seconds for x in recs),
+                         "attempts": len(recs), "device": r.device, "error": r.error or "",
+                         "weights": file if os.path.isfile(file) else None})
+        return pd.DataFrame(rows, columns=["trial_id", "step", "axis", *FACTORS, "gflops", "params", "seed",
+                                           "status", "top1", "top5", "seconds", "attempts", "device", "error",
+                                           "weights"])
+
+    @property
+    def contractions(self) -> list[Contraction]:
+        """Contractions saved in the run folder (by ``contract`` or the search's targets)."""
+        from expand.search.coordinator import load_contractions
+
+        trained = self._trained_top1()
+        return [Contraction.from_dict(c, trained) for c in load_contractions(self._dir)]
+
+    # ------------------------------------------------------------------ models
+    def contract(self, gflops: float, train: bool = False, runner: Optional[str] = None) -> Contraction:
+        """The path contracted to ``gflops`` (computed, not saved); ``train=True`` trains and saves it."""
+        from expand import api
+        from expand.complexity import ComplexityCounter
+        from expand.search.coordinator import contract_path
+
+        path = self.state.path
+        if not path:
+            raise InputError(f"{self.folder}: the run has no trained step yet")
+        api.check_contract_targets(path, [gflops])
+        if train:
+            _, items = api.contract(self.folder, [gflops], train=True, runner=runner)
+            item = next(c for c in items if c["target_gflops"] == gflops)
+        else:
+            saved = {c.target_gflops: c for c in self.contractions}
+            if gflops in saved:
+                return saved[gflops]
+            item = contract_path(path, [gflops], self.experiment.search_space, ComplexityCounter())[0]
+        return Contraction.from_dict(item, self._trained_top1())
+
+    def best(self, budget_gflops: Optional[float] = None) -> Optional[pd.Series]:
+        """The most accurate trained model at or under the budget (any trial, contracted included)."""
+        t = self.trials
+        t = t[(t.status == "ok") & t.top1.notna()]
+        if budget_gflops is not None:
+            t = t[t.gflops <= budget_gflops * (1 + 1e-9)]
+        if t.empty:
+            return None
+        return t.sort_values(["top1", "gflops"], ascending=[False, True]).iloc[0]
+
+    def spec(self, step: Optional[int] = None, budget: Optional[float] = None,
+             trial: Optional[str] = None) -> tuple[ArchSpec, Optional[str]]:
+        """The spec a :meth:`model` call means, and the trial that trained it (None: never trained)."""
+        if sum(x is not None for x in (step, budget, trial)) > 1:
+            raise InputError("model: give at most one of step, budget and trial")
+        if trial is not None:
+            t = self.trials
+            row = t[t.trial_id == trial]
+            if row.empty:
+                raise InputError(f"trial {trial!r}: no such trial in {self.folder}")
+            rec = next(r for r in self._dir.read_trials().records if r.trial.trial_id == trial)
+            return rec.trial.spec, trial
+        if budget is not None:
+            c = self.contract(budget)
+            if c.spec is None:
+                raise InputError(f"budget {budget:g} GFLOPs: {c.note}")
+            return c.spec, c.trial_id
+        entries = self._path_entries()
+        if not entries:
+            raise InputError(f"{self.folder}: the run has no trained model yet")
+        if step is None:
+            entry = entries[-1]
+        else:
+            entry = next((p for p in entries if p["step"] == step), None)
+            if entry is None:
+                raise InputError(f"step {step}: the path has steps {entries[0]['step']}..{entries[-1]['step']}")
+        return ArchSpec.from_dict(entry["spec"]), entry["trial_id"]
+
+    def model(self, step: Optional[int] = None, budget: Optional[float] = None, weights: bool = True,
+              trial: Optional[str] = None, device: str = "cpu") -> "torch.nn.Module":
+        """A path model (default: the last step), a contracted budget's model or a trial's, in eval mode.
+
+        ``weights=True`` loads the trained weights the trial kept
+        (``trial.checkpoint``); ``weights=False`` builds a fresh network of
+        that spec (for the oracle, or to train it at full length yourself).
+        """
+        spec, trial_id = self.spec(step, budget, trial)
+        if not weights:
+            from expand.models.x3d import build_x3d
+
+            return build_x3d(spec, num_classes=spec.num_classes).to(device).eval()
+        what = f"step {step}" if step is not None else f"budget {budget:g}" if budget is not None else \
+            f"trial {trial}" if trial else "the last path model"
+        if trial_id is None:
+            raise InputError(f"{what} ({spec.name}) was not trained: run.contract({budget:g}, train=True) "
+                             "trains it, or pass weights=False for a fresh network")
+        file = weights_file(self.folder, trial_id)
+        if not os.path.isfile(file):
+            raise InputError(f"{what}: trial {trial_id} kept no weights ({file} is missing; "
+                             f"trial.checkpoint is {self.experiment.trial.checkpoint!r}, and a trial "
+                             "function other than the trainer may write none); pass weights=False")
+        return load_weights(file, device)
+
+    # ------------------------------------------------------------------ helpers
+    def _path_entries(self) -> list[dict[str, Any]]:
+        state = self.state
+        if state.kind == "expansion":
+            return [p.to_dict() for p in state.path]
+        best = state.extra.get("best")
+        if not best:
+            return []
+        recs = [r for r in self._dir.read_trials().records if r.trial.trial_id == best["trial_id"]]
+        t, r = recs[-1].trial, recs[-1].result
+        return [{"step": t.step, "axis": t.axis, "trial_id": t.trial_id, "spec": t.spec.to_dict(),
+                 "gflops": t.gflops, "params": t.params, "top1": r.top1, "top5": r.top5}]
+
+    def _trained_top1(self) -> dict[str, float]:
+        t = self.trials
+        return {r.trial_id: r.top1 for r in t.itertuples() if r.status == "ok"}
+
+
+def _num(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def load_run(path: str) -> Run:
+    """A run folder as a :class:`Run` (a folder that is not a run is a one-line InputError)."""
+    return Run(path)
+
+
+__all__ = ["Run", "Contraction", "load_run"]

@@ -1,0 +1,129 @@
+"""expand.load_run / Run: a run folder as DataFrames and models (real trainer runs and oracle runs)."""
+
+import math
+import os
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+import expand
+from expand.data.synth import SynthConfig, write_dataset
+from expand.errors import InputError
+from tests.search.helpers import TINY, oracle_experiment
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A real one-step search with the trainer (two axes, serial), trial.checkpoint at its default."""
+    root = tmp_path_factory.mktemp("synth")
+    write_dataset(SynthConfig(str(root), classes=2, videos_per_class=4, val_per_class=2, frames=12, size=64,
+                              seed=1))
+    space = yaml.safe_load(open(TINY))
+    space["axes"] = ["fast", "spatial"]
+    (root / "space.yaml").write_text(yaml.safe_dump(space))
+    exp = {
+        "name": "run-view", "search_space": "space.yaml",
+        "data": {"root": ".", "num_classes": 2, "hflip": False, "jitter": [1.0, 1.1], "cache": "off"},
+        "schedule": {"epochs": 1, "batch_size": 4},
+        "trial": {"workers": 0, "threads": 1, "throughput_batches": 1},
+        "search": {"max_steps": 1, "runner": "serial"},
+    }
+    (root / "exp.yaml").write_text(yaml.safe_dump(exp))
+    return expand.search(str(root / "exp.yaml"), out=str(root / "run"), quiet=True), root
+
+
+def test_steps_are_steps_csv_and_the_path_has_its_weights(trained_run):
+    from expand.results import STEP_COLUMNS
+
+    run, _ = trained_run
+    assert run.kind == "expansion" and run.status == "finished"
+    steps = run.steps
+    assert list(steps.columns) == STEP_COLUMNS and len(steps) == 3  # basis + two axes
+    on_disk = pd.read_csv(os.path.join(run.folder, "steps.csv"))
+    assert list(on_disk.trial_id) == list(steps.trial_id)
+    assert on_disk.top1.tolist() == pytest.approx(steps.top1.tolist())
+    path = run.path
+    assert list(path.step) == [0, 1] and path.weights.notna().all()
+    # trial.checkpoint "path": the step's loser kept no weights, the path's models did
+    trials = run.trials.set_index("trial_id")
+    loser = steps[(steps.step == 1) & ~steps.chosen].trial_id.iloc[0]
+    assert pd.isna(trials.loc[loser, "weights"])
+    assert set(trials.weights.dropna().index) == set(path.trial_id)
+
+
+def test_model_loads_the_trained_weights_that_scored_the_paths_top1(trained_run):
+    from expand.data.dataset import ClipDataset, make_loader, prepare_split
+    from expand.train import evaluate
+
+    run, _ = trained_run
+    model = run.model()  # the last path model
+    assert not model.training
+    last = run.path.iloc[-1]
+    exp = run.experiment
+    items, _, cache = prepare_split(exp.data, exp.search_space, "val")
+    ds = ClipDataset(items, cache, exp.data, int(last.frames), int(last.stride), int(last.crop), "val",
+                     int(run.trials.set_index("trial_id").loc[last.trial_id, "seed"]))
+    ev = evaluate(model, make_loader(ds, 4, False, 0, torch.device("cpu")), torch.device("cpu"),
+                  torch.contiguous_format, None)
+    assert ev.top1 == pytest.approx(last.top1)
+    fresh = run.model(weights=False)
+    trained_sd, fresh_sd = model.state_dict(), fresh.state_dict()
+    assert trained_sd.keys() == fresh_sd.keys()
+    assert any(not torch.equal(trained_sd[k], fresh_sd[k]) for k in trained_sd)
+    basis = run.model(step=0)
+    assert basis.spec.frames == int(run.path.iloc[0].frames)
+
+
+def test_bad_model_requests_are_one_line_input_errors(trained_run):
+    run, _ = trained_run
+    with pytest.raises(InputError, match="step 7: the path has steps 0..1"):
+        run.model(step=7)
+    with pytest.raises(InputError, match="at most one of"):
+        run.model(step=0, budget=1.0)
+    loser = run.steps[(run.steps.step == 1) & ~run.steps.chosen].trial_id.iloc[0]
+    with pytest.raises(InputError, match=f"trial {loser} kept no weights.*trial.checkpoint is 'path'"):
+        run.model(trial=loser)
+    assert run.model(trial=loser, weights=False) is not None
+    with pytest.raises(InputError, match="not a run folder"):
+        expand.load_run(os.path.join(run.folder, "nope"))
+
+
+@pytest.mark.parametrize("policy, kept", [("all", 3), ("none", 0)])
+def test_checkpoint_all_keeps_every_trial_and_none_keeps_nothing(trained_run, policy, kept):
+    from expand.weights import kept as kept_ids
+
+    _, root = trained_run
+    exp = yaml.safe_load(open(root / "exp.yaml"))
+    exp["trial"]["checkpoint"] = policy
+    (root / f"exp-{policy}.yaml").write_text(yaml.safe_dump(exp))
+    run = expand.search(str(root / f"exp-{policy}.yaml"), out=str(root / f"run-{policy}"), quiet=True)
+    assert len(kept_ids(run.folder)) == kept
+    if policy == "none":
+        with pytest.raises(InputError, match="kept no weights"):
+            run.model()
+
+
+def test_oracle_run_contracts_and_builds_fresh_networks(tmp_path):
+    run = expand.search(oracle_experiment(tmp_path, search={"max_steps": 2}), out=str(tmp_path / "run"),
+                        quiet=True)
+    assert list(run.path.step) == [0, 1, 2] and run.path.weights.isna().all()  # the oracle trains nothing
+    c = run.contract(0.006)
+    assert c.spec is not None and c.gflops <= 0.006 and c.step == 2
+    assert run.contractions == []  # computed, not saved
+    best = run.best(0.005)
+    assert best.gflops <= 0.005 and best.top1 == run.trials[run.trials.gflops <= 0.005].top1.max()
+    assert run.best(0.0001) is None
+    model = run.model(budget=0.006, weights=False)
+    out = model(torch.randn(1, 3, c.spec.frames, c.spec.crop, c.spec.crop))
+    assert out.shape == (1, 10)
+    with pytest.raises(InputError, match="kept no weights"):
+        run.model()
+
+
+def test_a_baseline_run_reads_the_same_way(tmp_path):
+    run = expand.baseline(oracle_experiment(tmp_path), "random", 3, out=str(tmp_path / "b"), quiet=True)
+    assert run.kind == "random" and len(run.trials) == 3
+    assert len(run.path) == 1 and run.path.top1.iloc[0] == run.trials.top1.max()
+    assert run.steps.chosen.sum() == 1 and not math.isnan(run.steps.top1.max())
