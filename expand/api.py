@@ -155,11 +155,14 @@ def diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
 def runner_for(exp: Experiment, run: RunDir, address: Optional[str]) -> Any:
     from expand.search.runners import make_runner
 
+    from expand.search.nodes import Requirements
+
     return make_runner(
         exp.search.runner, exp.trial.function, run.path,
         cpus_per_trial=exp.resources.cpus_per_trial, gpus_per_trial=exp.resources.gpus_per_trial,
         address=address, max_concurrent=exp.resources.max_concurrent,
         worker_crash_retries=exp.retries.worker_crash,
+        requirements=Requirements.of(exp), ship_package=exp.resources.ship_package,
     )
 
 

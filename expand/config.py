@@ -306,6 +306,9 @@ class ResourcesConfig:
     cpus_per_trial: float = check_field(positive, 1.0)
     gpus_per_trial: float = check_field(non_negative, 0.0)
     max_concurrent: Optional[int] = check_field(positive, None)
+    # upload this checkout's expand package to the Ray cluster (runtime_env py_modules), for a cluster
+    # whose nodes have the dependencies but not the package; off: every node imports its own install
+    ship_package: bool = False
 
 
 @dataclass(frozen=True)
@@ -395,8 +398,10 @@ class _ExperimentFile:
 def _upgrade(data: Any) -> Any:
     """Older files' spellings of keys that changed meaning (run folders keep their config.yaml)."""
     trial = data.get("trial") if isinstance(data, dict) else None
-    if isinstance(trial, dict) and isinstance(trial.get("checkpoint"), bool):  # before 0.2: true / false
-        data = dict(data, trial=dict(trial, checkpoint="all" if trial["checkpoint"] else "none"))
+    if isinstance(trial, dict) and isinstance(trial.get("checkpoint"), bool):
+        # before 0.2: true (every trial) / false, the default then: a run started with the old
+        # default resumes with the new one rather than being refused as "changed"
+        data = dict(data, trial=dict(trial, checkpoint="all" if trial["checkpoint"] else "path"))
     return data
 
 

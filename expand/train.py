@@ -9,6 +9,7 @@ running out of memory ``oom`` (memory freed first).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -22,6 +23,7 @@ from expand.config import experiment_from_dict, loader_workers
 from expand.data.prefetch import Prefetcher
 from expand.models.x3d import build_x3d
 from expand.search.confidence import encode_per_video, video_ids_digest
+from expand.search.nodes import node_data_root
 from expand.search.trial import TrialResult, TrialSpec
 from expand.weights import WEIGHTS_FILE, load_weights, save_weights
 
@@ -97,6 +99,8 @@ def run_trial(trial: TrialSpec) -> TrialResult:
 
     exp = experiment_from_dict(trial.experiment)
     sched, data, cfg = exp.schedule, exp.data, exp.trial
+    if data.root:  # a cluster node may mount the dataset elsewhere (X3D_EXPAND_DATA_ROOT)
+        data = dataclasses.replace(data, root=node_data_root(data.root))
     workers = loader_workers(cfg.workers, exp.resources.cpus_per_trial)
     device = _device(cfg.device)
     if cfg.threads:

@@ -77,9 +77,12 @@ def prune(run_path: str, keep: Iterable[str]) -> list[str]:
     for trial_id in kept(run_path):
         if trial_id in keep or trial_id.startswith("contract-"):
             continue
+        path = weights_file(run_path, trial_id)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(weights_file(run_path, trial_id))
+            os.unlink(path)
             gone.append(trial_id)
+        with contextlib.suppress(OSError):  # the trial's folder, when the weights were all it held
+            os.rmdir(os.path.dirname(path))
     return gone
 
 

@@ -84,3 +84,19 @@ def test_loader_workers_auto_follow_the_trials_cpus():
     d["trial"]["workers"] = -1
     with pytest.raises(ConfigError, match="trial.workers: must be >= 0"):
         experiment_from_dict(d)
+
+
+def test_a_run_folder_from_before_checkpoint_policies_reads_as_the_new_default(tmp_path):
+    from expand.config import experiment_from_dict, load_experiment
+    from tests.search.helpers import oracle_experiment
+
+    exp = load_experiment(oracle_experiment(tmp_path))
+    assert exp.trial.checkpoint == "path"
+    old = exp.to_dict()
+    old["trial"]["checkpoint"] = False  # what config.yaml held before 0.2
+    assert experiment_from_dict(old).to_dict() == exp.to_dict()  # so resume sees no change
+    old["trial"]["checkpoint"] = True
+    assert experiment_from_dict(old).trial.checkpoint == "all"
+    old["trial"]["checkpoint"] = "some"
+    with pytest.raises(ConfigError, match="trial.checkpoint: must be one of 'path', 'all', 'none'"):
+        experiment_from_dict(old)

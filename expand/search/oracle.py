@@ -23,6 +23,8 @@ Options (experiment ``trial.options``):
         each video has a fixed difficulty shared by every trial (so trials are paired, as on a
         real validation set), jittered per trial by ``video_jitter`` (default 0.15); a model of
         accuracy a gets the round(a x n) easiest right. Same spec and seed: the same videos.
+    save_weights: true  write the trial's weights file as the trainer does (a freshly initialised
+        network of the spec, seeded by the trial seed; no training): tests of where weights go
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
         rng = random.Random(f"{trial.seed}|{trial.spec.key()}")
         acc = min(1.0, max(0.0, acc + rng.gauss(0.0, noise)))
     per_video: dict[str, Any] = {}
+    if options.get("save_weights") and trial.out_dir:
+        _save_untrained_weights(trial)
     if options.get("videos"):
         acc, per_video = _simulated_videos(acc, int(options["videos"]), float(options.get("video_jitter", 0.15)),
                                            f"{trial.seed}|{trial.spec.key()}")
@@ -126,6 +130,17 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
                   if "minival_gap" in options else {})},
         per_video=per_video,
     )
+
+
+def _save_untrained_weights(trial: TrialSpec) -> None:
+    import torch
+
+    from expand.models.x3d import build_x3d
+    from expand.weights import WEIGHTS_FILE, save_weights
+
+    torch.manual_seed(trial.seed)
+    model = build_x3d(trial.spec, num_classes=trial.spec.num_classes)
+    save_weights(os.path.join(trial.out_dir, WEIGHTS_FILE), trial.spec, model, 0.5)
 
 
 def _simulated_videos(acc: float, n: int, jitter: float, key: str) -> tuple[float, dict[str, Any]]:

@@ -12,19 +12,29 @@ searcher paces how many workers start (one first, the rest once it is up or
 a batch needs them: six loading at once on 2 cores took 7 s before the first
 could run anything, one alone 2 s).
 
-Tune pickles its callback and searcher, so they find their pool through
-module-level tables keyed by the pool's key; classes that subclass Ray's are
-made on first use (importing Ray costs seconds) and published as module
-attributes so pickle finds them by reference. Nothing outside this module
-touches those tables: the public surface is the WorkerPool class.
+On a cluster: the dispatcher is pinned to the driver's node, so it outlives
+any worker node. A worker on another node runs its trial in a node-local
+scratch folder and hands the files the trial wrote (weights, events) to the
+dispatcher with its result; the pool writes them into the trial's folder in
+the run folder on the driver's disk, so the run folder never depends on a
+shared filesystem. A worker that dies (its process, or its whole node) has
+the trial it held put back in the queue for any live worker, up to
+``crash_retries`` times; Tune restarts the worker itself where resources
+allow.
+
+Tune pickles its callback, searcher and stopper, so they find their pool
+through module-level tables keyed by the pool's key; classes that subclass
+Ray's are made on first use (importing Ray costs seconds) and published as
+module attributes so pickle finds them by reference. Nothing outside this
+module touches those tables: the public surface is the WorkerPool class.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
-import os
 from typing import Any, Optional, Sequence
 
 from expand.search.trial import TrialSpec, call_safely, failed_result, load_trial_function
@@ -52,18 +62,35 @@ def _dispatcher_class() -> Any:
 
     @ray.remote(num_cpus=0)
     class _Dispatcher:
-        """Trials waiting for a worker, and which trial each worker holds.
+        """Trials waiting for a worker, which trial each worker holds, and files on their way back.
 
-        A worker that asks for work while still holding a trial died running
-        it (Tune restarted it): that trial is handed back up to ``retries``
-        times, then marked crashed for the worker to report as failed.
+        Each start of a worker (a Tune trial index) is an *incarnation*,
+        numbered in the order they first ask for work. A held trial is put
+        back in the queue when its incarnation is known dead: Tune reported
+        the worker failed (``worker_failed``, from the driver's callback), or
+        a later incarnation of the same worker asks for work. Either may come
+        first; the numbering makes the second a no-op, so a trial is requeued
+        once per death. Past ``retries`` requeues it is handed out as crashed,
+        for the next worker to report as failed.
         """
 
         def __init__(self, retries: int) -> None:
             self.queue: asyncio.Queue = asyncio.Queue()
-            self.holding: dict[int, dict] = {}
+            self.holding: dict[int, tuple[int, dict]] = {}
+            self.incarnations: dict[int, dict[str, int]] = {}
+            self.failures: dict[int, int] = {}
             self.crashes: dict[str, int] = {}
+            self.files: dict[str, dict[str, bytes]] = {}
             self.retries = retries
+
+        def _requeue_dead(self, worker: int, alive_from: int) -> None:
+            held = self.holding.get(worker)
+            if held is None or held[0] >= alive_from:
+                return
+            del self.holding[worker]
+            trial = held[1]
+            n = self.crashes[trial["trial_id"]] = self.crashes.get(trial["trial_id"], 0) + 1
+            self.queue.put_nowait({"__crashed__": n, "trial": trial} if n > self.retries else trial)
 
         async def put(self, trials: list[dict]) -> None:
             for t in trials:
@@ -73,27 +100,43 @@ def _dispatcher_class() -> Any:
             for _ in range(workers):
                 self.queue.put_nowait(_STOP)
 
-        async def take(self, worker: int) -> tuple[str, Any]:
-            held = self.holding.get(worker)
-            if held is not None:
-                n = self.crashes[held["trial_id"]] = self.crashes.get(held["trial_id"], 0) + 1
-                if n > self.retries:
-                    del self.holding[worker]
-                    return "crashed", (held, n)
-                return "run", held
+        async def take(self, worker: int, token: str) -> tuple[str, Any]:
+            seen = self.incarnations.setdefault(worker, {})
+            me = seen.setdefault(token, len(seen))
+            self._requeue_dead(worker, me)
             item = await self.queue.get()
             if item == _STOP:
                 return "stop", None
-            self.holding[worker] = item
+            if "__crashed__" in item:
+                return "crashed", (item["trial"], item["__crashed__"])
+            self.holding[worker] = (me, item)
             return "run", item
+
+        async def worker_failed(self, worker: int) -> None:
+            self.failures[worker] = self.failures.get(worker, 0) + 1
+            self._requeue_dead(worker, self.failures[worker])
 
         async def done(self, worker: int) -> None:
             self.holding.pop(worker, None)
 
-        async def held_by(self, worker: int) -> Any:
-            return self.holding.pop(worker, None)
+        async def deliver(self, trial_id: str, files: dict[str, bytes]) -> None:
+            self.files[trial_id] = files
+
+        async def collect(self, trial_id: str) -> dict[str, bytes]:
+            return self.files.pop(trial_id, {})
 
     return _publish("_Dispatcher", _Dispatcher)
+
+
+def _read_files(folder: str) -> dict[str, bytes]:
+    """Every file a trial wrote under ``folder`` (relative path -> bytes)."""
+    out = {}
+    for base, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(base, name)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, folder)] = fh.read()
+    return out
 
 
 def _ray_worker(config: dict[str, Any]) -> None:
@@ -102,16 +145,24 @@ def _ray_worker(config: dict[str, Any]) -> None:
     The worker process imports torch and the package once. It reports each
     result before telling the dispatcher it is done, so a crash in between
     reruns a finished trial (the driver drops the duplicate) rather than
-    losing its result.
+    losing its result. Off the driver's node a trial writes into a scratch
+    folder whose files go back through the dispatcher (see the module doc).
     """
+    import dataclasses
+    import shutil
+    import tempfile
+    import uuid
+
     import ray
     from ray import tune
 
     dispatcher = ray.get_actor(config["dispatcher"])
-    worker = config["worker"]
+    worker, token = config["worker"], uuid.uuid4().hex
     func = load_trial_function(config["function"])
+    node = ray.get_runtime_context().get_node_id()
+    remote = node != config.get("driver_node", node)
     while True:
-        what, item = ray.get(dispatcher.take.remote(worker))
+        what, item = ray.get(dispatcher.take.remote(worker, token))
         if what == "stop":
             return
         if what == "crashed":
@@ -119,7 +170,18 @@ def _ray_worker(config: dict[str, Any]) -> None:
             result = failed_result(TrialSpec.from_dict(spec), f"worker crashed running it ({n} time(s))")
         else:
             trial = TrialSpec.from_dict(item)
+            scratch = tempfile.mkdtemp(prefix=f"x3d-expand-{trial.trial_id}-") if remote and trial.out_dir else ""
+            if scratch:
+                trial = dataclasses.replace(trial, out_dir=scratch)
             result = call_safely(func, trial)
+            result.extra["node"] = node
+            if scratch:
+                files = _read_files(scratch)
+                result.extra["wrote_in"] = scratch
+                result.extra["files"] = sorted(files)
+                if files:
+                    ray.get(dispatcher.deliver.remote(trial.trial_id, files))
+                shutil.rmtree(scratch, ignore_errors=True)
             _free_accelerator_memory()
         tune.report({RESULT_KEY: json.dumps(result.to_dict())})
         ray.get(dispatcher.done.remote(worker))
@@ -157,18 +219,57 @@ def _channel_callback(key: str) -> Any:
                 # A worker is up: start the rest of the pool (they load while it runs).
                 _grow_pool(self.key)
 
+            def _failed(self, trial) -> None:  # noqa: ANN001
+                import ray
+
+                # its held trial goes back to the queue for any live worker (a lost node's
+                # worker may never be restarted: no resources left for it)
+                try:
+                    ray.get_actor(_dispatcher_name(self.key)).worker_failed.remote(trial.config.get("worker"))
+                except ValueError:
+                    pass  # the pool is gone
+
+            def on_trial_recover(self, iteration, trials, trial, **info):  # noqa: ANN001
+                self._failed(trial)
+
             def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
-                channel = _CHANNELS.get(self.key)
-                if channel is not None:  # the worker is gone for good (past FailureConfig)
-                    channel.put(("worker_lost", trial.config.get("worker")))
+                self._failed(trial)  # gone for good (past FailureConfig): the others carry on
 
         cls = _publish("_ChannelCallback", _ChannelCallback)
     return cls(key)
 
 
+def _closing_stopper(key: str) -> Any:
+    """A Tune stopper that ends the experiment once the pool closes.
+
+    Why: a worker Tune restarts after its node died waits for resources that
+    may never come back; without this, ``fit`` would wait for it forever.
+    """
+    cls = globals().get("_ClosingStopper")
+    if cls is None:
+        from ray.tune import Stopper
+
+        class _ClosingStopper(Stopper):
+            def __init__(self, key: str) -> None:
+                self.key = key
+
+            def __call__(self, trial_id, result) -> bool:  # noqa: ANN001
+                return False
+
+            def stop_all(self) -> bool:
+                return _POOL_SIZE.get(self.key, (-1, 0))[0] < 0
+
+        cls = _publish("_ClosingStopper", _ClosingStopper)
+    return cls(key)
+
+
+def _dispatcher_name(key: str) -> str:
+    return f"x3d-expand-dispatcher-{key}"
+
+
 # Results travel from Tune's thread to the caller's through these queues.
 _CHANNELS: dict[str, "queue.Queue[tuple[str, Any]]"] = {}
-# Per runner key: (workers Tune may start now, the pool's full size); -1 = stopping.
+# Per pool key: (workers Tune may start now, the pool's full size); -1 = stopping.
 _POOL_SIZE: dict[str, tuple[int, int]] = {}
 _POOL_LOCK = threading.Lock()
 
@@ -189,12 +290,10 @@ def _grow_pool(key: str, workers: int | None = None) -> None:
 
 
 def _close_pool(key: str) -> None:
-    """Start no more workers: the searcher reports FINISHED."""
+    """Start no more workers: the searcher reports FINISHED and the stopper ends the experiment."""
     with _POOL_LOCK:
         if key in _POOL_SIZE:
             _POOL_SIZE[key] = (-1, 0)
-
-
 def _pool_searcher(key: str, size: int) -> Any:
     """A Tune searcher that suggests the pool's workers as ``_POOL_SIZE`` allows.
 
@@ -240,11 +339,11 @@ def _pool_searcher(key: str, size: int) -> Any:
 class WorkerPool:
     """``size`` Tune workers with ``resources`` each, running ``function`` on trials you submit.
 
-    Events come back in submission-independent order from :meth:`next_event`:
-    ``("result", dict)`` a trial's TrialResult as a dict; ``("lost", dict)`` a
-    worker gone for good (past Tune's FailureConfig) with the trial it held
-    (or None); ``("stopped", why)`` Tune itself stopped, nothing more will run.
-    A worker that dies is restarted by Tune and the trial it held rerun, up to
+    Events come back in the order trials finish, from :meth:`next_event`:
+    ``("result", dict)`` a trial's TrialResult as a dict (its files already
+    in its ``out_dir``); ``("stopped", why)`` Tune itself stopped, nothing
+    more will run. A worker that dies is restarted by Tune where resources
+    allow, and the trial it held is rerun by any worker, up to
     ``crash_retries`` times, then reported as a failed result.
     """
 
@@ -257,6 +356,7 @@ class WorkerPool:
         self._thread: Optional[threading.Thread] = None
         self._dispatcher: Any = None
         self._events: "Optional[queue.Queue[tuple[str, Any]]]" = None
+        self._out_dirs: dict[str, str] = {}
 
     @property
     def running(self) -> bool:
@@ -264,16 +364,22 @@ class WorkerPool:
 
     def start(self) -> None:
         """Start Tune in a background thread; one worker may start now, the rest when needed."""
+        import ray
         from ray import tune
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         events: "queue.Queue[tuple[str, Any]]" = queue.Queue()
         self._events = _CHANNELS[self.key] = events
-        name = f"x3d-expand-dispatcher-{self.key}"
-        self._dispatcher = _dispatcher_class().options(name=name).remote(self.crash_retries)
+        name = _dispatcher_name(self.key)
+        driver_node = ray.get_runtime_context().get_node_id()
+        # on the driver's node: it holds queued trials and files in flight, and must outlive any worker node
+        self._dispatcher = _dispatcher_class().options(
+            name=name, scheduling_strategy=NodeAffinitySchedulingStrategy(driver_node, soft=False),
+        ).remote(self.crash_retries)
         _open_pool(self.key, self.size)
         tuner = tune.Tuner(
             tune.with_resources(_ray_worker, self.resources),
-            param_space={"dispatcher": name, "function": self.function},
+            param_space={"dispatcher": name, "function": self.function, "driver_node": driver_node},
             tune_config=tune.TuneConfig(search_alg=_pool_searcher(self.key, self.size),
                                         num_samples=self.size, reuse_actors=False),
             run_config=tune.RunConfig(
@@ -282,6 +388,7 @@ class WorkerPool:
                 # A restart per crash each trial may cause, and a few to spare.
                 failure_config=tune.FailureConfig(max_failures=3 + 2 * self.crash_retries),
                 verbose=0,
+                stop=_closing_stopper(self.key),
                 callbacks=[_channel_callback(self.key)],
             ),
         )
@@ -302,6 +409,7 @@ class WorkerPool:
         import ray
 
         _grow_pool(self.key, len(trials))
+        self._out_dirs.update({t.trial_id: t.out_dir for t in trials})
         ray.get(self._dispatcher.put.remote([t.to_dict() for t in trials]))
 
     def next_event(self) -> tuple[str, Any]:
@@ -310,11 +418,24 @@ class WorkerPool:
 
         assert self._events is not None, "the pool is not running"
         what, item = self._events.get()
-        if what == "worker_lost":
-            return "lost", ray.get(self._dispatcher.held_by.remote(item))
         if what == "stopped":
             return "stopped", self.error or "all workers stopped"
+        if (item.get("extra") or {}).get("files"):  # written off this node: into the run folder now
+            files = ray.get(self._dispatcher.collect.remote(item["trial_id"]))
+            self._materialize(item["trial_id"], files)
         return what, item
+
+    def _materialize(self, trial_id: str, files: dict[str, bytes]) -> None:
+        from expand.fileio import atomic_write
+
+        out_dir = self._out_dirs.get(trial_id)
+        if not out_dir:
+            return
+        for name, data in files.items():
+            path = os.path.normpath(os.path.join(out_dir, name))
+            if os.path.commonpath([path, os.path.normpath(out_dir)]) != os.path.normpath(out_dir):
+                continue  # a name that climbs out of the trial's folder is not ours to write
+            atomic_write(path, data)
 
     def stop(self, wait: float) -> None:
         """Stop the workers (waiting up to ``wait`` s for Tune to finish) and drop the dispatcher."""

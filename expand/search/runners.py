@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from expand.registry import Registry
-from expand.search import ray_session
+from expand.search import nodes, ray_session
+from expand.search.nodes import Requirements
 from expand.search.pool import WorkerPool
 from expand.search.trial import TrialResult, TrialSpec, call_safely, failed_result, load_trial_function
 
@@ -85,6 +86,8 @@ class RayRunner:
         max_concurrent: int | None = None,
         worker_crash_retries: int = 1,
         name_prefix: str = "workers",
+        requirements: Optional[Requirements] = None,
+        ship_package: bool = False,
     ) -> None:
         import ray
 
@@ -116,10 +119,15 @@ class RayRunner:
                     log_to_driver=False,
                     configure_logging=False,
                     ignore_reinit_error=True,
+                    runtime_env=_shipped_package() if ship_package else None,
                 )
             self._started_ray = True
         try:
             self._check_resources()
+            if requirements is not None and (address is not None or len(_alive_nodes()) > 1):
+                line = nodes.summary(nodes.require_nodes(requirements))  # exit 2 naming a node that cannot
+                if line:
+                    print(line, flush=True)
             if self._started_ray and address is None:  # a cluster of our own: what a kill -9 would leave
                 ray_session.record(self._run_path, ray._private.worker._global_node.get_session_dir_path())
             self._start()  # the first worker loads while the caller counts the basis
@@ -179,10 +187,6 @@ class RayRunner:
                 if t is not None and item.get("attempt", t.attempt) == t.attempt:
                     del by_id[t.trial_id]  # (else a stale report: a rerun after a crash, an earlier attempt)
                     on_result(t, TrialResult.from_dict(item))
-            elif what == "lost":
-                t = by_id.pop(item["trial_id"], None) if item else None
-                if t is not None:
-                    on_result(t, failed_result(t, "worker crashed and Ray Tune gave up restarting it"))
             else:  # Tune itself stopped: nothing left can run; the next batch starts a new pool
                 pool.stop(wait=0)
                 for t in by_id.values():
@@ -200,6 +204,20 @@ class RayRunner:
                 ray.shutdown()
                 self._started_ray = False
                 ray_session.forget(self._run_path)
+
+
+def _alive_nodes() -> list[dict]:
+    import ray
+
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def _shipped_package() -> dict[str, Any]:
+    """A runtime_env that uploads this checkout's ``expand`` to the cluster (a bare cluster needs only the
+    dependencies installed: torch, ray, fvcore, av, ...)."""
+    import expand
+
+    return {"py_modules": [os.path.dirname(os.path.abspath(expand.__file__))]}
 
 
 @contextlib.contextmanager
@@ -239,6 +257,8 @@ class RunnerOptions:
     address: Optional[str] = None
     max_concurrent: Optional[int] = None
     worker_crash_retries: int = 1
+    requirements: Optional[Requirements] = None  # checked on every node before the first trial
+    ship_package: bool = False  # upload this expand to the cluster (Ray runtime_env py_modules)
 
 
 RUNNERS: Registry[RunnerKind] = Registry("runner")
@@ -246,7 +266,8 @@ RUNNERS.register("ray", RunnerKind(
     "ray", lambda function, o: RayRunner(
         function, storage_dir=os.path.join(o.run_dir, "ray"), cpus_per_trial=o.cpus_per_trial,
         gpus_per_trial=o.gpus_per_trial, address=o.address, max_concurrent=o.max_concurrent,
-        worker_crash_retries=o.worker_crash_retries),
+        worker_crash_retries=o.worker_crash_retries, requirements=o.requirements,
+        ship_package=o.ship_package),
     "parallel trials on a Ray cluster (local by default, --address for an existing one)"))
 RUNNERS.register("serial", RunnerKind(
     "serial", lambda function, o: SerialRunner(function),
@@ -262,6 +283,9 @@ def make_runner(
     address: str | None = None,
     max_concurrent: int | None = None,
     worker_crash_retries: int = 1,
+    requirements: Optional[Requirements] = None,
+    ship_package: bool = False,
 ) -> Runner:
-    options = RunnerOptions(run_dir, cpus_per_trial, gpus_per_trial, address, max_concurrent, worker_crash_retries)
+    options = RunnerOptions(run_dir, cpus_per_trial, gpus_per_trial, address, max_concurrent, worker_crash_retries,
+                            requirements, ship_package)
     return RUNNERS.get(kind).make(function, options)

@@ -1,0 +1,109 @@
+"""Searches on a Ray cluster of several nodes on this machine (ray.cluster_utils.Cluster).
+
+Run as a subprocess by tests/search/test_multinode.py (a process joins one Ray
+cluster, and the test session has its own). The cluster: a head with no CPUs
+(no trial lands there, as in experiments/cluster/) and three one-CPU worker
+nodes, each with its own TMPDIR, so a trial's scratch files live in its
+node's folder; node1 "mounts" the dataset elsewhere (X3D_EXPAND_DATA_ROOT
+points at a folder that does not exist). In order:
+
+1. a search whose experiment has a dataset: refused before any trial, naming node1;
+2. a search of the oracle that writes weights (no dataset): trials spread over the nodes;
+3. the same search with longer trials, and node2 removed in the middle of step 1;
+4. the node check again, with the package shipped by Ray (``resources.ship_package``).
+
+Prints one JSON line (``RESULT {...}``) for the test to check.
+
+    python multinode.py WORKDIR DATA_EXPERIMENT SPREAD_EXPERIMENT REMOVE_EXPERIMENT
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+
+def main(workdir: str, data_exp: str, spread_exp: str, remove_exp: str) -> None:
+    from ray.cluster_utils import Cluster
+
+    fast_health = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
+                   "health_check_failure_threshold": 2}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "_system_config": fast_health})
+    nodes = []
+    for i in range(3):
+        tmp = os.path.join(workdir, f"node{i}-tmp")
+        os.makedirs(tmp, exist_ok=True)
+        env = {"TMPDIR": tmp}
+        if i == 1:
+            env["X3D_EXPAND_DATA_ROOT"] = os.path.join(workdir, "not-mounted-here")
+        env["PYTHONPATH"] = ""  # each node imports its own install of expand (or the one Ray ships)
+        nodes.append(cluster.add_node(num_cpus=1, env_vars=env))
+    cluster.wait_for_nodes()
+
+    import ray
+
+    import expand
+    from expand.errors import InputError
+
+    report: dict = {"nodes": {n.node_id: f"node{i}" for i, n in enumerate(nodes)},
+                    "head": cluster.head_node.node_id}
+    try:
+        try:
+            expand.search(data_exp, out=os.path.join(workdir, "run-data"), address=cluster.address, quiet=True)
+        except InputError as exc:
+            report["data_error"] = str(exc)
+        t0 = time.monotonic()
+        expand.search(spread_exp, out=os.path.join(workdir, "run-spread"), address=cluster.address, quiet=True)
+        report["spread_seconds"] = time.monotonic() - t0
+
+        out = os.path.join(workdir, "run-remove")
+        errors: list = []
+
+        def search() -> None:
+            try:
+                expand.search(remove_exp, out=out, address=cluster.address, quiet=True)
+            except BaseException:  # noqa: BLE001 - reported to the test
+                import traceback
+
+                errors.append(traceback.format_exc()[-3000:])
+
+        thread = threading.Thread(target=search)
+        thread.start()
+        trials = os.path.join(out, "trials.jsonl")
+        import yaml
+
+        with open(remove_exp) as fh:  # the oracle appends a line to this file as each trial starts
+            calls = yaml.safe_load(fh)["trial"]["options"]["count_file"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # three of step 1's trials running: every node holds one
+            started = open(calls).read().split()[::2] if os.path.isfile(calls) else []
+            if len({t for t in started if t.startswith("s01-")}) >= 3:
+                break
+            time.sleep(0.05)
+        cluster.remove_node(nodes[2])
+        report["removed"] = nodes[2].node_id
+        report["records_when_removed"] = open(trials).read().count("\n")
+        thread.join(timeout=300)
+        report["remove_errors"] = errors
+        report["remove_finished"] = not thread.is_alive()
+
+        # resources.ship_package: the runtime_env RayRunner passes; the node check says where each
+        # node imported expand from
+        from expand.search import nodes as node_checks
+        from expand.search.runners import _shipped_package
+
+        ray.init(address=cluster.address, runtime_env=_shipped_package(), log_to_driver=False)
+        reports = node_checks.check_nodes(node_checks.Requirements.of(expand.load_experiment(spread_exp)))
+        report["shipped_package"] = {r.node_id: r.package for r in reports}
+        report["shipped_problems"] = [p for r in reports for p in r.problems]
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    print("RESULT " + json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
