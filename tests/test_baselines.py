@@ -164,3 +164,24 @@ def test_baseline_bad_input_exits_2(tmp_path, capsys):
     assert main(["baseline", exp_path, "--method", "random", "--trials", "2", "--out", str(out)]) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "nope")]) == 2
+
+
+def test_a_baseline_method_registered_in_the_table_runs_like_the_shipped_ones(tmp_path):
+    """One entry: an Optuna sampler of our choice, run by the same code as random/tpe."""
+    import optuna
+
+    import expand
+    from expand.baselines import Baseline, BaselineMethod, METHODS
+    from tests.search.helpers import oracle_experiment
+
+    METHODS.register("random7", BaselineMethod("random7", "random sampling, seed 7", Baseline.run_optuna,
+                                               lambda b: optuna.samplers.RandomSampler(seed=7)))
+    try:
+        assert "random7" in expand.BASELINES
+        run = expand.baseline(oracle_experiment(tmp_path), "random7", 3, out=str(tmp_path / "b"), quiet=True)
+        assert run.kind == "random7" and run.status == "finished" and len(run.trials) == 3
+        assert (tmp_path / "b" / "optuna.journal").is_file()
+    finally:
+        METHODS.unregister("random7")
+    with pytest.raises(Exception, match="--method random7: must be one of random, tpe, compound"):
+        expand.baseline(oracle_experiment(tmp_path, "e2.yaml"), "random7", 3, out=str(tmp_path / "c"), quiet=True)

@@ -206,3 +206,28 @@ def test_a_trial_asking_for_more_gpus_than_the_cluster_has_is_exit_2_not_a_hang(
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "GPUs per trial" in proc.stderr and "cluster has 0" in proc.stderr
+
+
+def test_a_runner_registered_in_the_table_is_used_by_name(tmp_path):
+    """RUNNERS is where config validation and make_runner look: one entry adds a runner."""
+    import expand
+    from expand.errors import ConfigError
+    from expand.search.runners import RUNNERS, RunnerKind
+
+    seen = []
+
+    class Recording(SerialRunner):
+        def run(self, trials, on_result):
+            seen.extend(t.trial_id for t in trials)
+            super().run(trials, on_result)
+
+    RUNNERS.register("recording", RunnerKind("recording", lambda function, options: Recording(function),
+                                             "serial, remembering each trial"))
+    try:
+        run = expand.search(oracle_experiment(tmp_path, search={"max_steps": 1, "runner": "recording"}),
+                            out=str(tmp_path / "run"), quiet=True)
+        assert sorted(seen) == sorted(run.trials.trial_id) and len(seen) == 7
+    finally:
+        RUNNERS.unregister("recording")
+    with pytest.raises(ConfigError, match="search.runner: unknown runner 'recording' \\(runners: ray, serial\\)"):
+        load_experiment(oracle_experiment(tmp_path, "e2.yaml", search={"runner": "recording"}))
