@@ -127,3 +127,14 @@ def test_a_baseline_run_reads_the_same_way(tmp_path):
     assert run.kind == "random" and len(run.trials) == 3
     assert len(run.path) == 1 and run.path.top1.iloc[0] == run.trials.top1.max()
     assert run.steps.chosen.sum() == 1 and not math.isnan(run.steps.top1.max())
+
+
+def test_resume_from_python_continues_a_run_and_returns_it(tmp_path):
+    exp = oracle_experiment(tmp_path, search={"max_steps": 1})
+    first = expand.search(exp, out=str(tmp_path / "run"), quiet=True)
+    trials = (tmp_path / "run" / "trials.jsonl").read_text()
+    again = expand.resume(first.folder, quiet=True)  # finished: replays, retrains nothing
+    assert (tmp_path / "run" / "trials.jsonl").read_text() == trials
+    assert list(again.path.trial_id) == list(first.path.trial_id) and again.status == "finished"
+    with pytest.raises(InputError, match="not a run folder"):
+        expand.resume(str(tmp_path / "nowhere"), quiet=True)
