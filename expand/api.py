@@ -14,8 +14,7 @@ import os
 import time
 from typing import Any, Optional, Sequence
 
-from expand.config import (DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict, load_experiment,
-                           resolve_experiment_path)
+from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict, load_experiment
 from expand.errors import ConfigError, InputError
 from expand.run import PathEntry, RunDir, RunFileError, RunOrigin, RunState
 
@@ -153,9 +152,8 @@ def diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 # ---------------------------------------------------------------- running
 def runner_for(exp: Experiment, run: RunDir, address: Optional[str]) -> Any:
-    from expand.search.runners import make_runner
-
     from expand.search.nodes import Requirements
+    from expand.search.runners import make_runner
 
     return make_runner(
         exp.search.runner, exp.trial.function, run.path,
@@ -234,7 +232,7 @@ def start_calibration(experiment: str, multipliers: Sequence[float] = (1.0, 2.0,
         raise InputError("--schedules: give at least two different multipliers (e.g. 1 2 4)")
     exp = apply_overrides(load_experiment(experiment), overrides)
     validate(exp, ComplexityCounter())
-    origin = RunOrigin(resolve_experiment_path(experiment), overrides, address)
+    origin = RunOrigin(exp.source, overrides, address)
     extra = {**_origin_dict(origin), "multipliers": sorted(set(float(m) for m in multipliers)), "seeds": seeds,
              "min_tau": min_tau}
     run = new_run(exp, out or default_out(exp, "-calibration"), origin, kind="calibration", extra=extra)
@@ -258,7 +256,7 @@ def start_search(experiment: str, out: Optional[str] = None, address: Optional[s
 
     exp = apply_overrides(load_experiment(experiment), overrides)
     plan = validate(exp, ComplexityCounter())
-    origin = RunOrigin(resolve_experiment_path(experiment), overrides, address)
+    origin = RunOrigin(exp.source, overrides, address)
     run = new_run(exp, out or default_out(exp), origin)
     if not quiet:
         print(f"run folder: {run.path}")
@@ -276,7 +274,7 @@ def start_baseline(experiment: str, method: str, trials: int, max_gflops: Option
 
     exp = apply_overrides(load_experiment(experiment), overrides)
     validate(exp, ComplexityCounter(), max_gflops)
-    origin = RunOrigin(resolve_experiment_path(experiment), overrides, address)
+    origin = RunOrigin(exp.source, overrides, address)
     extra = {**_origin_dict(origin), "method": method, "trial_budget": trials, "max_gflops_arg": max_gflops}
     run = new_run(exp, out or default_out(exp, f"-{method}"), origin, kind=method, extra=extra)
     if not quiet:

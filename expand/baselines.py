@@ -99,7 +99,8 @@ class Baseline:
     def _write_state(self, status: str, pending: list[str] | None = None) -> None:
         s = self.state
         self.run_dir.write_state({
-            **s.extra, "name": self.exp.name, "kind": s.method, "method": s.method, "status": status, "stop_reason": s.stop_reason,
+            **s.extra, "name": self.exp.name, "kind": s.method, "method": s.method, "status": status,
+            "stop_reason": s.stop_reason,
             "trial_budget": s.budget, "trained": s.trained, "over_cap": s.over_cap, "repeats": s.repeats,
             "samples": s.samples, "max_gflops": self.cap, "best": s.best, "pending": pending or [],
             "selection_rule": f"{s.method} baseline: best top-1 of {s.budget} trained trials",

@@ -27,22 +27,18 @@ def search(experiment: str, out: Optional[str] = None, address: Optional[str] = 
     ``targets=[0.5]``, ``runner="serial"``, ``seed=1``), as the CLI's flags.
     """
     from expand import api
-    from expand.run_view import Run
 
     run, _ = api.start_search(experiment, out=out, address=address, quiet=quiet, **overrides)
-    api.finish(run, quiet)
-    return Run(run.path)
+    return _finished(run, quiet)
 
 
 def resume(path: str, force: bool = False, runner: Optional[str] = None, address: Optional[str] = None,
            quiet: bool = False) -> "Run":
     """Continue a run (finished trials of the same model are never retrained)."""
     from expand import api
-    from expand.run_view import Run
 
     run, _ = api.resume(path, force=force, runner=runner, address=address, quiet=quiet)
-    api.finish(run, quiet)
-    return Run(run.path)
+    return _finished(run, quiet)
 
 
 def baseline(experiment: str, method: str, trials: int, max_gflops: Optional[float] = None,
@@ -50,10 +46,17 @@ def baseline(experiment: str, method: str, trials: int, max_gflops: Optional[flo
              **overrides: Any) -> "Run":
     """A baseline search (``expand.baselines.METHODS``: random, tpe, compound, or one you registered)."""
     from expand import api
-    from expand.run_view import Run
 
     run, _ = api.start_baseline(experiment, method, trials, max_gflops, out=out, address=address, quiet=quiet,
                                 **overrides)
+    return _finished(run, quiet)
+
+
+def _finished(run: Any, quiet: bool) -> "Run":
+    """The run's tables and plots written, as the CLI does when a command ends; the folder as a Run."""
+    from expand import api
+    from expand.run_view import Run
+
     api.finish(run, quiet)
     return Run(run.path)
 

@@ -141,7 +141,7 @@ class Run:
         """The path contracted to ``gflops`` (computed, not saved); ``train=True`` trains and saves it."""
         from expand import api
         from expand.complexity import ComplexityCounter
-        from expand.search.coordinator import contract_path
+        from expand.search.coordinator import contract_path, load_contractions
 
         path = self.state.path
         if not path:
@@ -149,11 +149,10 @@ class Run:
         api.check_contract_targets(path, [gflops])
         if train:
             _, items = api.contract(self.folder, [gflops], train=True, runner=runner)
-            item = next(c for c in items if c["target_gflops"] == gflops)
         else:
-            saved = {c.target_gflops: c for c in self.contractions}
-            if gflops in saved:
-                return saved[gflops]
+            items = load_contractions(self._dir)
+        item = next((c for c in items if c["target_gflops"] == gflops), None)
+        if item is None:  # not saved: computed now
             item = contract_path(path, [gflops], self.experiment.search_space, ComplexityCounter())[0]
         return Contraction.from_dict(item, self._trained_top1())
 
@@ -173,11 +172,9 @@ class Run:
         if sum(x is not None for x in (step, budget, trial)) > 1:
             raise InputError("model: give at most one of step, budget and trial")
         if trial is not None:
-            t = self.trials
-            row = t[t.trial_id == trial]
-            if row.empty:
+            rec = next((r for r in self._dir.read_trials().records if r.trial.trial_id == trial), None)
+            if rec is None:
                 raise InputError(f"trial {trial!r}: no such trial in {self.folder}")
-            rec = next(r for r in self._dir.read_trials().records if r.trial.trial_id == trial)
             return rec.trial.spec, trial
         if budget is not None:
             c = self.contract(budget)

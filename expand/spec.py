@@ -26,7 +26,6 @@ from expand.rounding import (
 )
 
 
-
 @dataclass(frozen=True)
 class Factor:
     """One of the six X3D factors: the ArchSpec field that holds it and what it means.
@@ -243,4 +242,5 @@ def constants_of(spec: ArchSpec) -> dict[str, Any]:
     return {k: d[k] for k in CONSTANTS}
 
 
-__all__ = ["ArchSpec", "Factor", "FACTOR_TABLE", "FACTORS", "MULTIPLIERS", "CONSTANTS", "CEILINGS", "MIN_CROP", "constants_of"]
+__all__ = ["ArchSpec", "Factor", "FACTOR_TABLE", "FACTORS", "MULTIPLIERS", "CONSTANTS", "CEILINGS", "MIN_CROP",
+           "constants_of"]

@@ -25,12 +25,7 @@ from expand.models.x3d import build_x3d
 from expand.search.confidence import encode_per_video, video_ids_digest
 from expand.search.nodes import node_data_root
 from expand.search.trial import TrialResult, TrialSpec
-from expand.weights import WEIGHTS_FILE, load_weights, save_weights
-
-
-# where a trial's weights go and how they load back (expand/weights.py owns both)
-CHECKPOINT = WEIGHTS_FILE
-load_checkpoint = load_weights
+from expand.weights import WEIGHTS_FILE, save_weights
 
 
 def _device(name: str) -> torch.device:

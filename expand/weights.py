@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from expand.spec import ArchSpec
 
 WEIGHTS_FILE = "model.pt"
-POLICIES = ("path", "all", "none")
 
 
 def weights_file(run_path: str, trial_id: str) -> str:
@@ -67,7 +66,7 @@ def kept(run_path: str) -> list[str]:
 
 
 def prune(run_path: str, keep: Iterable[str]) -> list[str]:
-    """Delete the weights of every trial not in ``keep`` (and trials' temp files); returns those deleted.
+    """Delete the weights of every trial not in ``keep`` (and its folder, if then empty); returns those deleted.
 
     Called once a step is decided (so every trial so far is either on the
     path or lost); a contraction's trained model is always kept.
@@ -91,5 +90,5 @@ def apply_policy(run_path: str, policy: Any, keep: Iterable[str]) -> list[str]:
     return prune(run_path, keep) if policy == "path" else []
 
 
-__all__ = ["WEIGHTS_FILE", "POLICIES", "weights_file", "save_weights", "load_weights", "kept", "prune",
+__all__ = ["WEIGHTS_FILE", "weights_file", "save_weights", "load_weights", "kept", "prune",
            "apply_policy"]

@@ -74,7 +74,8 @@ def test_checkpoint_loads_back_with_weights_only(tiny_exp, tmp_path):
 
     import torch
 
-    from expand.train import CHECKPOINT, evaluate, load_checkpoint
+    from expand.train import evaluate
+    from expand.weights import WEIGHTS_FILE, load_weights
 
     exp = tiny_exp()
     d = exp.to_dict()
@@ -83,8 +84,8 @@ def test_checkpoint_loads_back_with_weights_only(tiny_exp, tmp_path):
                       out_dir=str(tmp_path / "t1"))
     r = run_trial(trial)
     assert r.status == "ok", r.error
-    path = os.path.join(trial.out_dir, CHECKPOINT)
-    model = load_checkpoint(path)
+    path = os.path.join(trial.out_dir, WEIGHTS_FILE)
+    model = load_weights(path)
     assert not model.training
     from expand.data.dataset import ClipDataset, make_loader, prepare_split
 
@@ -103,7 +104,7 @@ def test_checkpoint_loads_back_with_weights_only(tiny_exp, tmp_path):
     # weights_only: a pickle that would run code is refused
     torch.save({"spec": {}, "state_dict": {}, "evil": os.system}, tmp_path / "bad.pt")
     with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
-        load_checkpoint(str(tmp_path / "bad.pt"))
+        load_weights(str(tmp_path / "bad.pt"))
 
 
 def test_precise_bn_replaces_running_averages_with_the_true_average():

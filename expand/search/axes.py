@@ -98,7 +98,7 @@ class MultiplierAxis(Axis):
             return None
 
 
-class CropAxis(MultiplierAxis):
+class CropAxis(Axis):
     """X-Spatial: crop = level x the grid's crop step (FLOPs grow with its square)."""
 
     def spec_at(self, parent: ArchSpec, level: int, space: "SearchSpace") -> Optional[ArchSpec]:
@@ -175,10 +175,6 @@ for _axis in (
     MultiplierAxis("depth", "X-Depth", "depth", "more blocks per stage", "tab:red"),
 ):
     AXES.register(_axis.name, _axis)
-
-# name -> the paper's name / the factor moved (views of AXES, for tables)
-PAPER_NAMES = {name: a.paper_name for name, a in AXES.items()}
-AXIS_FACTOR = {name: a.factor for name, a in AXES.items()}
 
 
 def axes_table() -> list[dict[str, str]]:

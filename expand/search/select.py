@@ -81,7 +81,7 @@ def _paper(cands: Sequence[Scored], parent_top1: float, parent_gflops: float) ->
     return lambda c: gain_per_gflop(c, parent_top1, parent_gflops)
 
 
-# Registration order is the listing order of `x3d-expand rules` and of config errors.
+# Registration order is the listing order of config errors and of expand.RULES.
 RULES: Registry[SelectionRule] = Registry("rule")
 for _rule in (
     SelectionRule(
