@@ -369,7 +369,7 @@ def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, a
     executor = TrialExecutor(run, runner, exp.retries, ConsoleProgress())
     trials = {}
     for c in items:
-        if not c.get("spec"):
+        if not c.get("spec") or c.get("top1") is not None:  # impossible, or a trained path model reused
             continue
         spec = ArchSpec.from_dict(c["spec"])
         tid = f"contract-{c['target_gflops']:g}"

@@ -1,4 +1,4 @@
-"""A chosen model as a SlowFast X3D config, so it can be trained at full length there.
+"""A chosen model as a config another code base trains at full length: SlowFast, mmaction2, pytorchvideo.
 
 SlowFast's X3D builder reads the six factors from X3D.* and DATA.* keys; the
 stage layout (1, 2, 5, 3 blocks), the SE ratio (1/16) and the stem's temporal
@@ -21,6 +21,12 @@ from expand.presets import test_crop_for
 from expand.spec import ArchSpec
 
 SLOWFAST_FIXED = {"base_blocks": (1, 2, 5, 3), "se_ratio": 0.0625, "stem_kernel_t": 5}
+FORMATS = ("slowfast", "mmaction2", "pytorchvideo")
+# Keys a user must set before training; the YAML holds placeholders that fail loudly (a path that
+# does not exist) or the X3D recipe's values for one 8-GPU machine, and the printed command sets them.
+REQUIRED_PATH = "REQUIRED/set/DATA.PATH_TO_DATA_DIR"
+REQUIRED_OUTPUT = "REQUIRED/set/OUTPUT_DIR"
+RECIPE_GPUS, RECIPE_BATCH = 8, 128  # SlowFast's configs/Kinetics/X3D_M.yaml
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,8 @@ class ExportedModel:
     gflops: float
     params: int
     source: str
+    format: str = "slowfast"
+    command: str = ""  # how to train it there
 
 
 def check_expressible(spec: ArchSpec) -> None:
@@ -56,61 +64,128 @@ def slowfast_config(spec: ArchSpec, fps: float = 30.0,
                  "TARGET_FPS": int(round(fps)), "TRAIN_CROP_SIZE": int(spec.crop),
                  "TEST_CROP_SIZE": int(test_crop),
                  "TRAIN_JITTER_SCALES": [int(round(spec.crop * jitter[0])), int(round(spec.crop * jitter[1]))],
-                 "INPUT_CHANNEL_NUM": [3]},
+                 "INPUT_CHANNEL_NUM": [3], "PATH_TO_DATA_DIR": REQUIRED_PATH, "PATH_PREFIX": ""},
         "RESNET": {"ZERO_INIT_FINAL_BN": True, "TRANS_FUNC": "x3d_transform", "STRIDE_1X1": False},
         "BN": {"USE_PRECISE_STATS": True, "NUM_BATCHES_PRECISE": 200, "WEIGHT_DECAY": 0.0},
         "SOLVER": {"BASE_LR": 0.1, "LR_POLICY": "cosine", "MAX_EPOCH": 300, "WEIGHT_DECAY": 5e-5,
                    "WARMUP_EPOCHS": 35.0, "WARMUP_START_LR": 0.01, "OPTIMIZING_METHOD": "sgd",
                    "MOMENTUM": 0.9},
-        "TEST": {"NUM_ENSEMBLE_VIEWS": 10, "NUM_SPATIAL_CROPS": 3},
+        "TRAIN": {"ENABLE": True, "DATASET": "kinetics", "BATCH_SIZE": RECIPE_BATCH, "EVAL_PERIOD": 10,
+                  "CHECKPOINT_PERIOD": 10, "AUTO_RESUME": True},
+        "TEST": {"ENABLE": True, "DATASET": "kinetics", "BATCH_SIZE": 64, "NUM_ENSEMBLE_VIEWS": 10,
+                 "NUM_SPATIAL_CROPS": 3},
+        "DATA_LOADER": {"NUM_WORKERS": 8, "PIN_MEMORY": True},
+        "NUM_GPUS": RECIPE_GPUS,
+        "RNG_SEED": 0,
+        "OUTPUT_DIR": REQUIRED_OUTPUT,
     }
 
 
 def spec_from_slowfast(cfg: dict[str, Any]) -> ArchSpec:
     """The ArchSpec a SlowFast X3D config builds (the inverse of slowfast_config)."""
+    # A key the file leaves out takes SlowFast's default (slowfast/config/defaults.py), as there.
+    if not isinstance(cfg, dict):
+        raise SpecError("not a SlowFast config: expected a YAML mapping")
     try:
-        x3d, data = cfg["X3D"], cfg["DATA"]
-        if str(cfg["MODEL"]["ARCH"]).lower() != "x3d":
-            raise SpecError(f"MODEL.ARCH is {cfg['MODEL']['ARCH']!r}, not x3d")
+        model, x3d, data = cfg.get("MODEL") or {}, cfg.get("X3D") or {}, cfg.get("DATA") or {}
+        if str(model.get("ARCH", "")).lower() != "x3d":
+            raise SpecError(f"MODEL.ARCH is {model.get('ARCH')!r}, not x3d: not an X3D config")
+        if x3d.get("SCALE_RES2") or x3d.get("BN_LIN5") or x3d.get("CHANNELWISE_3x3x3") is False:
+            raise SpecError("X3D.SCALE_RES2/BN_LIN5/CHANNELWISE_3x3x3 differ from X3D's; this builder has "
+                            "no such variant")
         return ArchSpec(
-            frames=int(data["NUM_FRAMES"]), stride=int(data["SAMPLING_RATE"]),
-            crop=int(data["TRAIN_CROP_SIZE"]), width=float(x3d["WIDTH_FACTOR"]),
-            bottleneck=float(x3d["BOTTLENECK_FACTOR"]), depth=float(x3d["DEPTH_FACTOR"]),
-            num_classes=int(cfg["MODEL"]["NUM_CLASSES"]), dim_c1=int(x3d.get("DIM_C1", 12)),
+            frames=int(data.get("NUM_FRAMES", 8)), stride=int(data.get("SAMPLING_RATE", 8)),
+            crop=int(data.get("TRAIN_CROP_SIZE", 224)), width=float(x3d.get("WIDTH_FACTOR", 1.0)),
+            bottleneck=float(x3d.get("BOTTLENECK_FACTOR", 1.0)), depth=float(x3d.get("DEPTH_FACTOR", 1.0)),
+            num_classes=int(model.get("NUM_CLASSES", 400)), dim_c1=int(x3d.get("DIM_C1", 12)),
             dim_c5=int(x3d.get("DIM_C5", 2048)),
         )
-    except (KeyError, TypeError) as exc:
-        raise SpecError(f"not a SlowFast X3D config: missing {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise SpecError(f"not a SlowFast X3D config: {exc}") from None
 
 
-def file_name(gflops: float, step: Optional[int] = None) -> str:
+def read_slowfast_config(path: str) -> ArchSpec:
+    """The spec of a SlowFast X3D config file (``flops --slowfast-config``); problems are one-line errors."""
+    from expand.errors import ConfigError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            cfg = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not a readable YAML file ({type(exc).__name__})") from None
+    if isinstance(cfg, dict) and cfg.get("_BASE_"):
+        raise ConfigError(f"{path}: _BASE_ inheritance is not followed; pass the config that sets "
+                          "MODEL, X3D and DATA itself")
+    try:
+        return spec_from_slowfast(cfg)
+    except SpecError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def slowfast_command(config_path: str, data_dir: Optional[str] = None, prefix: str = "") -> str:
+    """The ``tools/run_net.py`` line that trains an exported config (SlowFast needs ``--opts``)."""
+    opts = [("DATA.PATH_TO_DATA_DIR", data_dir or "/path/to/folder/with/train.csv,val.csv,test.csv")]
+    if prefix:
+        opts.append(("DATA.PATH_PREFIX", prefix))
+    opts += [("NUM_GPUS", str(RECIPE_GPUS)), ("TRAIN.BATCH_SIZE", str(RECIPE_BATCH)),
+             ("OUTPUT_DIR", "/path/to/output")]
+    return f"python tools/run_net.py --cfg {config_path} --opts " + " ".join(f"{k} {v}" for k, v in opts)
+
+
+def file_name(gflops: float, step: Optional[int] = None, fmt: str = "slowfast") -> str:
     prefix = f"x3d_step{step}_" if step is not None else "x3d_"
-    return f"{prefix}gflops@{gflops:.3g}.yaml"
+    suffix = {"slowfast": ".yaml", "mmaction2": "_mmaction2.py", "pytorchvideo": "_pytorchvideo.json"}[fmt]
+    return f"{prefix}gflops@{gflops:.3g}{suffix}"
 
 
-def _header(lines: list[str]) -> str:
-    return "".join(f"# {line}\n" for line in lines)
+def _header(lines: list[str], comment: str = "# ") -> str:
+    return "".join(f"{comment}{line}\n" for line in lines)
 
 
-def write_export(out_dir: str, name: str, spec: ArchSpec, fps: float,
-                 jitter: tuple[float, float], notes: list[str]) -> str:
-    from expand.fileio import atomic_write
-
-    cfg = slowfast_config(spec, fps, jitter)
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, name)
-    text = _header(["SlowFast X3D config written by x3d-expand; train it with",
-                    "  python tools/run_net.py --cfg THIS_FILE DATA.PATH_TO_DATA_DIR YOUR_DATA",
-                    *notes])
-    atomic_write(path, text + yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False))
-    return path
+def slowfast_data_dir(exp: Any) -> tuple[Optional[str], str]:
+    """The run's dataset as SlowFast reads it (a folder with train/val/test.csv), when it is one."""
+    data = exp.data
+    if data.format != "csv" or (data.train, data.val) != ("train.csv", "val.csv"):
+        return None, ""
+    root = os.path.abspath(data.root)
+    if not os.path.isfile(os.path.join(root, "test.csv")):
+        return None, ""
+    return root, root if not data.path_prefix else data.path_prefix
 
 
-def export_run(run_dir: str, step: Optional[int] = None, target_gflops: Optional[float] = None) -> ExportedModel:
-    """Write RUN_DIR/export/<name>.yaml for a path step or a contracted budget."""
+def render_export(fmt: str, spec: ArchSpec, fps: float, jitter: tuple[float, float], notes: list[str],
+                  command: str) -> str:
+    """The file's text in ``fmt``; ``notes`` say where the model came from."""
+    import json
+
+    from expand import interop
+
+    if fmt == "slowfast":
+        cfg = slowfast_config(spec, fps, jitter)
+        head = _header(["SlowFast X3D config written by x3d-expand; train it with", f"  {command}",
+                        "REQUIRED before training: DATA.PATH_TO_DATA_DIR (train.csv, val.csv, test.csv), "
+                        "OUTPUT_DIR;", f"check NUM_GPUS ({RECIPE_GPUS}) and TRAIN.BATCH_SIZE ({RECIPE_BATCH}, "
+                        "all GPUs together) for your machine.", *notes])
+        return head + yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)
+    if fmt == "mmaction2":
+        return interop.mmaction2_config(spec, fps, jitter) + "\n" + _header(notes)
+    if fmt == "pytorchvideo":
+        return json.dumps({**interop.pytorchvideo_export(spec, fps), "notes": notes,
+                           "usage": "from pytorchvideo.models.x3d import create_x3d; "
+                                    "model = create_x3d(**export['create_x3d'])"}, indent=1) + "\n"
+    raise InputError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+
+
+def export_run(run_dir: str, step: Optional[int] = None, target_gflops: Optional[float] = None,
+               fmt: str = "slowfast") -> ExportedModel:
+    """Write RUN_DIR/export/<name> for a path step or a contracted budget, in ``fmt``."""
     from expand.api import load_run
     from expand.complexity import COUNTER_SHORT, ComplexityCounter
-    from expand.search.coordinator import PathEntry, contract_path, load_contractions
+    from expand.fileio import atomic_write
+    from expand.results import contraction_source, saved_contractions
+    from expand.search.coordinator import PathEntry, contract_path
 
     run, state, exp = load_run(run_dir)
     path = [PathEntry.from_dict(p) for p in state.get("path", [])]
@@ -121,20 +196,26 @@ def export_run(run_dir: str, step: Optional[int] = None, target_gflops: Optional
         entry = next((p for p in path if p.step == step), None)
         if entry is None:
             raise InputError(f"--step {step}: the path has steps {path[0].step}..{path[-1].step}")
-        spec, name = entry.spec, file_name(entry.gflops, step)
-        source = f"step {step} ({entry.axis}), trial {entry.trial_id}, val top-1 {entry.top1:.4f}"
+        spec, name = entry.spec, file_name(entry.gflops, step, fmt)
+        source = f"step {step} ({entry.axis}), trial {entry.trial_id}, val top-1 {100 * entry.top1:.1f}%"
     else:
         assert target_gflops is not None
-        saved = {c["target_gflops"]: c for c in load_contractions(run)}
+        saved = {c["target_gflops"]: c for c in saved_contractions(run, state.get("path", []))}
         item = saved.get(target_gflops) or contract_path(path, [target_gflops], exp.search_space, counter)[0]
         if not item.get("spec"):
             raise InputError(f"--target-gflops {target_gflops:g}: {item.get('note')}")
-        spec, name = ArchSpec.from_dict(item["spec"]), file_name(target_gflops)
-        trained = f", val top-1 {item['top1']:.4f}" if item.get("top1") is not None else ", not trained"
-        source = f"budget {target_gflops:g} GFLOPs: step {item['step']} ({item['axis']}) contracted{trained}"
+        spec, name = ArchSpec.from_dict(item["spec"]), file_name(target_gflops, None, fmt)
+        top1 = f", val top-1 {100 * item['top1']:.1f}%" if item.get("top1") is not None else ""
+        source = f"budget {target_gflops:g} GFLOPs: {contraction_source(item)}{top1}"
     gflops, params = counter.gflops(spec), counter.params(spec)
     notes = [f"run: {os.path.abspath(run.path)}", f"model: {spec.name}; {source}",
              f"{gflops:.4g} GFLOPs ({COUNTER_SHORT}, {spec.frames}x{spec.crop}^2), {params:,} params"]
-    out = write_export(run.file("export"), name, spec, exp.data.fps,
-                       tuple(exp.data.jitter), notes)
-    return ExportedModel(out, spec, gflops, params, source)
+    out = os.path.join(run.file("export"), name)
+    data_dir, prefix = slowfast_data_dir(exp)
+    command = {"slowfast": slowfast_command(out, data_dir, prefix),
+               "mmaction2": f"python tools/train.py {out}",
+               "pytorchvideo": f"create_x3d(**json.load(open('{out}'))['create_x3d'])"}[fmt]
+    text = render_export(fmt, spec, exp.data.fps, tuple(exp.data.jitter), notes, command)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    atomic_write(out, text)
+    return ExportedModel(out, spec, gflops, params, source, fmt, command)

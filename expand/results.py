@@ -158,19 +158,37 @@ def cost(run_dir: str) -> dict[str, Any]:
             "unit": "GPU-hours" if gpu else "trial-hours (one worker each)"}
 
 
+def contraction_source(c: dict[str, Any]) -> str:
+    """Where a contracted model's accuracy comes from: a reused path model, its own trial, or nowhere yet."""
+    if c.get("reused_step") is not None:
+        return f"= step {c['reused_step']} ({c.get('reused_axis')}), trained"
+    if c.get("top1") is not None:
+        return f"trained ({c.get('trial_id')})"
+    return "not trained (contract --train)" if c.get("spec") else ""
+
+
 def render_contractions(items: list[dict[str, Any]], fmt: str) -> str:
     rows = [{
         "target": c["target_gflops"], "step": c.get("step"), "axis": c.get("axis"),
         "model": c.get("name") or "-", "gflops": c.get("gflops"),
         "error": f"{100 * c['error']:+.1f}%" if c.get("error") is not None else "",
-        "top1": c.get("top1"), "note": c.get("note") or "",
+        "top1": _pct(c.get("top1")), "source": contraction_source(c), "note": c.get("note") or "",
     } for c in items]
-    return render(rows, ["target", "step", "axis", "model", "gflops", "error", "top1", "note"], fmt, digits=4)
+    return render(rows, ["target", "step", "axis", "model", "gflops", "error", "top1", "source", "note"], fmt,
+                  headers=["target GFLOPs", "step", "axis", "model", "GFLOPs", "error", "top1 %", "source", "note"],
+                  digits=4)
+
+
+def saved_contractions(run: RunDir, path: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """contractions.json with reused path models filled in (older runs did not record them)."""
+    from expand.run import PathEntry
+    from expand.search.coordinator import load_contractions, reuse_trained
+
+    entries = [PathEntry.from_dict(p) for p in path]
+    return [reuse_trained(c, entries) for c in load_contractions(run)]
 
 
 def render_run(run_dir: str, fmt: str = "table") -> str:
-    from expand.search.coordinator import load_contractions
-
     state, _, partial = _read(run_dir)
     if state.get("kind") == "calibration":
         from expand.search.calibrate import render_calibration
@@ -179,7 +197,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
             return json_line(clean_nans({"run": os.path.abspath(run_dir), **state, "cost": cost(run_dir)}))
         return render_calibration(state, fmt)
     rows = step_rows(run_dir)
-    contractions = load_contractions(RunDir(run_dir))
+    contractions = saved_contractions(RunDir(run_dir), state.get("path", []))
     spend = cost(run_dir)
     if fmt == "json":
         return json_line(clean_nans({

@@ -68,3 +68,91 @@ def test_console_script_runs():
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["spec"]["frames"] == 4
+
+
+def _walk(parser, prefix=()):
+    import argparse
+
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _walk(sub, prefix + (name,))
+
+
+def test_every_option_and_positional_has_help():
+    from expand.cli import build_parser
+
+    missing = []
+    for prefix, parser in _walk(build_parser()):
+        for action in parser._actions:
+            if action.help in (None, "") and action.dest != "help":
+                missing.append(f"{' '.join(prefix) or '(top)'} {action.option_strings or action.dest}")
+    assert missing == []
+
+
+RESULT_COMMANDS = {("presets",), ("flops",), ("data", "synth"), ("data", "check"), ("data", "cache"),
+                   ("train",), ("search",), ("resume",), ("calibrate",), ("contract",), ("show",), ("plot",),
+                   ("baseline",), ("compare",), ("export",)}
+
+
+def test_every_command_that_prints_a_result_takes_json():
+    from expand.cli import build_parser
+
+    commands = {prefix: parser for prefix, parser in _walk(build_parser()) if prefix and prefix != ("data",)}
+    assert set(commands) == RESULT_COMMANDS
+    for prefix, parser in commands.items():
+        assert "--json" in parser._option_string_actions, prefix
+
+
+def test_version(capsys):
+    from expand import __version__
+
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == f"x3d-expand {__version__}"
+
+
+@pytest.mark.parametrize("argv, dest, numbers, positional", [
+    (["contract", "--target-gflops", "0.003", "RUN"], "target_gflops", [0.003], ("run_dir", "RUN")),
+    (["contract", "--target-gflops", "0.003", "0.01", "RUN"], "target_gflops", [0.003, 0.01], ("run_dir", "RUN")),
+    (["contract", "RUN", "--target-gflops", "0.003"], "target_gflops", [0.003], ("run_dir", "RUN")),
+    (["compare", "--budgets", "1", "2", "a", "b"], "budgets", [1.0, 2.0], ("run_dirs", ["a", "b"])),
+    (["search", "--targets", "0.5", "exp.yaml"], "targets", [0.5], ("experiment", "exp.yaml")),
+    (["search", "exp.yaml", "--targets"], "targets", [], ("experiment", "exp.yaml")),
+    (["calibrate", "--schedules", "1", "2", "exp.yaml"], "schedules", [1.0, 2.0], ("experiment", "exp.yaml")),
+])
+def test_a_number_list_before_the_positional_does_not_swallow_it(argv, dest, numbers, positional):
+    from expand.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert getattr(args, dest) == numbers
+    assert getattr(args, positional[0]) == positional[1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["contract", "--target-gflops", "0.003"], "required: RUN_DIR"),
+    (["contract", "--target-gflops", "x", "RUN"], "expected a number, got 'x'"),
+    (["contract", "--target-gflops", "0.003", "-1", "RUN"], "must be a finite number > 0"),
+    (["contract", "--target-gflops", "0.003", "A", "B"], "unrecognized arguments: A B"),
+    (["compare", "--budgets", "1"], "required: RUN_DIRS"),
+])
+def test_number_lists_reject_what_is_not_a_number_or_a_place(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_show_json_and_format_json_are_the_same(oracle_run, capsys):
+    code, a, _ = run(capsys, "show", str(oracle_run), "--json")
+    code2, b, _ = run(capsys, "show", str(oracle_run), "--format", "json")
+    assert code == code2 == 0 and json.loads(a) == json.loads(b)
+
+
+def test_search_json_prints_one_object_and_sends_progress_to_stderr(tmp_path, capsys, _isolated_cache):
+    from tests.search.helpers import oracle_experiment
+
+    exp = oracle_experiment(tmp_path, search={"max_steps": 1, "targets": []})
+    code, out, err = run(capsys, "search", exp, "--out", str(tmp_path / "run"), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert out.count("\n") == 1 and data["status"] == "finished"
+    assert "run folder:" in err and "step 1" in err

@@ -68,3 +68,140 @@ def test_export_bad_inputs_exit_2(oracle_run, tmp_path, capsys):
     assert main(["export", str(oracle_run)]) == 2  # neither --step nor --target-gflops
     assert main(["export", str(oracle_run), "--target-gflops", "0.0001"]) == 2
     assert "impossible" in capsys.readouterr().err
+
+
+def _slowfast_parser():
+    """SlowFast's tools/run_net.py arguments (slowfast/utils/parser.py): --cfg files, --opts the rest."""
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--cfg", dest="cfg_files", nargs="+")
+    p.add_argument("--opts", default=None, nargs=argparse.REMAINDER)
+    return p
+
+
+def _has_key(cfg, dotted):
+    node = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def test_slowfast_export_prints_a_command_slowfasts_parser_reads(oracle_run, capsys):
+    import shlex
+
+    assert main(["export", str(oracle_run), "--step", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    argv = shlex.split(out["train_command"])
+    assert argv[:2] == ["python", "tools/run_net.py"]
+    args = _slowfast_parser().parse_args(argv[2:])
+    assert args.cfg_files == [out["path"]]
+    cfg = yaml.safe_load(open(out["path"]))
+    keys = args.opts[0::2]
+    assert {"DATA.PATH_TO_DATA_DIR", "NUM_GPUS", "TRAIN.BATCH_SIZE", "OUTPUT_DIR"} <= set(keys)
+    # yacs' merge_from_list only sets keys that exist: every override must be a key the file has
+    assert all(_has_key(cfg, k) for k in keys)
+    # the required keys are in the file with placeholders that fail loudly until set
+    assert cfg["DATA"]["PATH_TO_DATA_DIR"].startswith("REQUIRED") and cfg["OUTPUT_DIR"].startswith("REQUIRED")
+    assert cfg["NUM_GPUS"] == 8 and cfg["TRAIN"]["BATCH_SIZE"] == 128
+    assert "REQUIRED before training" in open(out["path"]).read()
+
+
+def test_slowfast_export_names_a_synth_dataset_as_its_data_dir(tmp_path):
+    from expand.config import DataConfig
+    from expand.data.synth import SynthConfig, write_dataset
+    from expand.export import slowfast_data_dir
+
+    write_dataset(SynthConfig(str(tmp_path / "d"), classes=2, videos_per_class=1, val_per_class=1, frames=4,
+                              size=32))
+
+    class Exp:
+        data = DataConfig(root=str(tmp_path / "d"), num_classes=2)
+
+    assert slowfast_data_dir(Exp) == (str(tmp_path / "d"), str(tmp_path / "d"))
+    (tmp_path / "d" / "test.csv").unlink()  # SlowFast's test phase needs it: no data dir then
+    assert slowfast_data_dir(Exp) == (None, "")
+
+
+def test_flops_reads_a_slowfast_config_and_an_export_round_trips(oracle_run, tmp_path, capsys):
+    cfg = {"MODEL": {"ARCH": "x3d", "NUM_CLASSES": 400}, "X3D": {"WIDTH_FACTOR": 2.0, "DEPTH_FACTOR": 2.2,
+           "BOTTLENECK_FACTOR": 2.25}, "DATA": {"NUM_FRAMES": 16, "SAMPLING_RATE": 5, "TRAIN_CROP_SIZE": 224}}
+    (tmp_path / "X3D_M.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["flops", "--slowfast-config", str(tmp_path / "X3D_M.yaml"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["params"] == 3794322 and abs(out["gflops"] - 4.8987) < 1e-3  # X3D-M
+    assert main(["export", str(oracle_run), "--step", "2", "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert main(["flops", "--slowfast-config", exported["path"], "--json"]) == 0
+    back = json.loads(capsys.readouterr().out)
+    assert back["spec"] == exported["spec"] and back["params"] == exported["params"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("MODEL: {ARCH: slowfast}\n", "not an X3D config"),
+    ("[1, 2]\n", "expected a YAML mapping"),
+    ("_BASE_: X3D_S.yaml\n", "_BASE_ inheritance"),
+    ("MODEL: {ARCH: x3d}\nDATA: {NUM_FRAMES: many}\n", "not a SlowFast X3D config"),
+])
+def test_flops_bad_slowfast_configs_exit_2(tmp_path, capsys, text, message):
+    (tmp_path / "c.yaml").write_text(text)
+    assert main(["flops", "--slowfast-config", str(tmp_path / "c.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_mmaction2_export_converts_gamma_w_and_round_trips():
+    from expand.interop import mmaction2_config, read_mmaction2_config, spec_from_mmaction2
+
+    spec = get_preset("X3D-M").spec
+    cfg = read_mmaction2_config(mmaction2_config(spec))
+    backbone = cfg["model"]["backbone"]
+    # mmaction2's own X3D-M config: gamma_w=1, gamma_b=2.25, gamma_d=2.2, X3DHead in_channels=432
+    assert (backbone["gamma_w"], backbone["gamma_b"], backbone["gamma_d"]) == (1.0, 2.25, 2.2)
+    assert cfg["model"]["cls_head"]["in_channels"] == 432
+    assert cfg["train_dataloader"]["dataset"]["ann_file"].startswith("REQUIRED")
+    assert spec_from_mmaction2(cfg) == spec
+    for name in ("X3D-XS", "X3D-S", "X3D-L"):
+        s = get_preset(name).spec
+        assert spec_from_mmaction2(read_mmaction2_config(mmaction2_config(s))) == s
+
+
+def test_pytorchvideo_export_matches_create_x3d_arguments_and_round_trips(oracle_run, capsys):
+    from expand.interop import pytorchvideo_export, spec_from_pytorchvideo
+
+    spec = get_preset("X3D-M").spec
+    exported = pytorchvideo_export(spec)
+    kw = exported["create_x3d"]
+    # pytorchvideo's hub x3d_m: input_clip_length=16, input_crop_size=224, depth_factor=2.2 (width 2.0, b 2.25)
+    assert (kw["input_clip_length"], kw["input_crop_size"], kw["depth_factor"]) == (16, 224, 2.2)
+    assert (kw["width_factor"], kw["bottleneck_factor"], kw["stem_dim_in"], kw["head_dim_out"]) == (2.0, 2.25, 12, 2048)
+    assert exported["clip"]["sampling_rate"] == 5
+    assert spec_from_pytorchvideo(exported) == spec
+    assert main(["export", str(oracle_run), "--step", "1", "--format", "pytorchvideo", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert spec_from_pytorchvideo(json.load(open(out["path"]))).to_dict() == out["spec"]
+
+
+def test_mmaction2_refuses_a_model_it_cannot_build(oracle_run, capsys):
+    # the oracle's space has dim_c5=512; mmaction2's X3DHead hard-codes 2048
+    assert main(["export", str(oracle_run), "--step", "1", "--format", "mmaction2"]) == 2
+    assert "dim_c5" in capsys.readouterr().err
+
+
+def test_a_contraction_that_lands_on_a_trained_path_model_reuses_it(oracle_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(oracle_run, run)
+    basis = _path(run)[0]
+    target = basis["gflops"] * 1.3  # under step 1's model: contracts back to the basis
+    assert main(["contract", str(run), "--target-gflops", f"{target:.6g}", "--json"]) == 0
+    item = json.loads(capsys.readouterr().out)["contractions"][0]
+    assert item["reused_step"] == 0 and item["top1"] == basis["top1"] and item["trial_id"] == basis["trial_id"]
+    assert main(["show", str(run)]) == 0
+    shown = capsys.readouterr().out
+    assert "= step 0 (basis), trained" in shown and f"{100 * basis['top1']:.1f}" in shown
+    assert main(["export", str(run), "--target-gflops", f"{target:.6g}"]) == 0
+    assert "not trained" not in capsys.readouterr().out

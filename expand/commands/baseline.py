@@ -12,11 +12,11 @@ from expand.errors import InputError
 
 def baseline_cmd(args: argparse.Namespace) -> int:
     from expand import api
-    from expand.commands.search import report_run
+    from expand.commands.search import run_and_report
 
-    run, state = api.start_baseline(args.experiment, args.method, args.trials, args.max_gflops, out=args.out,
-                                    address=args.address, quiet=args.quiet, seed=args.seed, runner=args.runner)
-    return report_run(run, state, args.quiet)
+    return run_and_report(args, lambda: api.start_baseline(
+        args.experiment, args.method, args.trials, args.max_gflops, out=args.out, address=args.address,
+        quiet=args.quiet, seed=args.seed, runner=args.runner))
 
 
 def _default_budgets(runs: list[tuple[str, dict, list]]) -> list[float]:
@@ -54,11 +54,12 @@ def compare_cmd(args: argparse.Namespace) -> int:
     columns = ["run", "trials", "device_hours", *[f"best@{b:.4g}" for b in budgets]]
     plot = args.plot or os.path.join(os.path.dirname(os.path.abspath(runs[0][0])), "compare.png")
     plot_compare(curves, budgets, plot)
-    if args.format == "json":
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
         print(json_line(clean_nans({"budgets": budgets, "runs": rows, "plot": plot})))
         return 0
-    print(render(rows, columns, args.format, digits=4))
-    if args.format == "table":
+    print(render(rows, columns, fmt, digits=4))
+    if fmt == "table":
         print(f"\nbest@X: best val top-1 of a trained model at or under X GFLOPs (contracted models included); "
               f"trials count every attempt. plot: {plot}")
     return 0

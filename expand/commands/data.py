@@ -26,53 +26,48 @@ def synth_cmd(args: argparse.Namespace) -> int:
 
 
 def check_cmd(args: argparse.Namespace) -> int:
-    from expand.data.manifest import Item, class_counts, read_csv_manifest, read_folder_dataset
+    from expand.console import CountProgress
+    from expand.data.checks import check_all, check_splits, save_record
+    from expand.data.manifest import Item, class_counts
 
-    target = args.manifest_or_dir
-    if os.path.isdir(target):
-        items, _ = read_folder_dataset(target)
-    elif os.path.isfile(target):
-        items = read_csv_manifest(target, num_classes=args.num_classes)
-    else:
-        raise DataError(f"{target}: no such manifest or folder")
-    from expand.data.checks import check_all, save_record
-
-    root = target if os.path.isdir(target) else os.path.dirname(os.path.abspath(target))
-    results = check_all(root, [i.path for i in items], workers=max(1, os.cpu_count() or 1),
-                        on_done=None if args.json else _check_progress)
-    files = [{"path": i.path, "label": i.label, **results[i.path]} for i in items]
-    recorded = save_record(root, results)  # trials with the cache off read this instead of decoding
-    readable = sum(f["ok"] for f in files)
-    per_class = class_counts([Item(f["path"], f["label"]) for f in files if f["ok"]])
-    classes = {"classes": len(per_class), "videos_per_class_min": min(per_class.values(), default=0),
-               "videos_per_class_max": max(per_class.values(), default=0)}
-    reasons: dict[str, int] = {}
-    for f in files:
-        if not f["ok"]:
-            reasons[f["reason"].split(":")[0]] = reasons.get(f["reason"].split(":")[0], 0) + 1
-    if args.json:
-        print(json_line({"readable": readable, "skipped": len(files) - readable, "reasons": reasons,
-                         **classes, "files": files}))
-    else:
-        print(f"{readable} readable, {len(files) - readable} skipped; {classes['classes']} classes, "
-              f"{classes['videos_per_class_min']}-{classes['videos_per_class_max']} readable videos per class"
-              + (f"; recorded in {recorded}" if recorded else "; not recorded (the folder is not writable)"))
+    splits = check_splits(args.target, args.num_classes)
+    unique = list(dict.fromkeys(i.path for s in splits for i in s.items))  # val and test may share videos
+    progress = CountProgress(len(unique), "checking videos", enabled=not args.json)
+    results = check_all(splits[0].root, unique, workers=args.workers or max(1, os.cpu_count() or 1),
+                        on_done=progress)
+    recorded = {r for s in splits for r in [save_record(s.root, {i.path: results[i.path] for i in s.items})]}
+    report, bad = {}, {}
+    for s in splits:
+        files = [{"path": i.path, "label": i.label, **results[i.path]} for i in s.items]
+        ok = [f for f in files if f["ok"]]
+        per_class = class_counts([Item(f["path"], f["label"]) for f in ok])
+        reasons: dict[str, int] = {}
         for f in files:
             if not f["ok"]:
-                print(f"  skip {f['path']}: {f['reason']}")
+                key = f["reason"].split(":")[0]
+                reasons[key] = reasons.get(key, 0) + 1
+                bad[f["path"]] = f["reason"]
+        report[s.name] = {"videos": len(files), "readable": len(ok), "skipped": len(files) - len(ok),
+                          "reasons": reasons, "classes": len(per_class),
+                          "videos_per_class_min": min(per_class.values(), default=0),
+                          "videos_per_class_max": max(per_class.values(), default=0), "files": files}
+    readable = sum(r["readable"] for r in report.values())
+    if args.json:
+        print(json_line({"target": args.target, "splits": report, "recorded": sorted(p for p in recorded if p)}))
+    else:
+        for name, r in report.items():
+            print(f"{name}: {r['readable']} readable, {r['skipped']} skipped; {r['classes']} classes, "
+                  f"{r['videos_per_class_min']}-{r['videos_per_class_max']} readable videos per class")
+        for path, reason in bad.items():
+            print(f"  skip {path}: {reason}")
+        where = ", ".join(sorted(p for p in recorded if p))
+        print(f"recorded in {where}" if where else "not recorded (the dataset folder is not writable)")
     if readable == 0:
-        raise DataError(f"{target}: no readable video")
+        raise DataError(f"{args.target}: no readable video")
     return 0
 
 
 CACHE_HEADROOM = 1.1  # the estimate is refused unless this much of it fits (it is a sample's estimate)
-
-
-def _check_progress(done: int, total: int) -> None:
-    import sys
-
-    if done == total or done % max(1, total // 20) == 0:
-        print(f"\r  checking {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
 
 def cache_cmd(args: argparse.Namespace) -> int:

@@ -72,7 +72,15 @@ def presets_cmd(args: argparse.Namespace) -> int:
 
 
 def flops_cmd(args: argparse.Namespace) -> int:
-    spec = spec_from_args(args).replace(num_classes=args.classes)
+    if args.slowfast_config:
+        from expand.export import read_slowfast_config
+
+        if args.preset or any(getattr(args, f, None) is not None for f in FACTORS):
+            raise InputError("--slowfast-config cannot be combined with --preset or factor flags")
+        spec = read_slowfast_config(args.slowfast_config)
+    else:
+        spec = spec_from_args(args)
+    spec = spec.replace(num_classes=args.classes or (spec.num_classes if args.slowfast_config else 400))
     c = ComplexityCounter().count(spec)
     if args.json:
         print(

@@ -8,14 +8,16 @@ from expand import results
 
 
 def show_cmd(args: argparse.Namespace) -> int:
-    print(results.render_run(args.run_dir, args.format))
+    print(results.render_run(args.run_dir, "json" if args.json else args.format))
     return 0
 
 
 def plot_cmd(args: argparse.Namespace) -> int:
+    from expand.tables import json_line
+
     results._read(args.run_dir)  # a bad folder is exit 2 before matplotlib loads
-    for path in results.write_plots(args.run_dir):
-        print(path)
+    paths = results.write_plots(args.run_dir)
+    print(json_line({"figures": paths}) if args.json else "\n".join(paths))
     return 0
 
 
@@ -23,10 +25,12 @@ def export_cmd(args: argparse.Namespace) -> int:
     from expand.export import export_run
     from expand.tables import json_line
 
-    model = export_run(args.run_dir, step=args.step, target_gflops=args.target_gflops)
+    model = export_run(args.run_dir, step=args.step, target_gflops=args.target_gflops, fmt=args.format)
     if args.json:
-        print(json_line({"path": model.path, "spec": model.spec.to_dict(), "gflops": model.gflops,
-                         "params": model.params, "source": model.source}))
+        print(json_line({"path": model.path, "format": model.format, "spec": model.spec.to_dict(),
+                         "gflops": model.gflops, "params": model.params, "source": model.source,
+                         "train_command": model.command}))
     else:
         print(f"{model.path}: {model.spec.name}, {model.gflops:.4g} GFLOPs, {model.params:,} params ({model.source})")
+        print(f"train it with:\n  {model.command}")
     return 0

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+from typing import Any, Callable
 
 from expand import api
 from expand.tables import json_line
 
 
-def report_run(run, outcome, quiet: bool) -> int:
-    print()
-    print(api.finish(run, quiet))
+def run_and_report(args: argparse.Namespace, start: Callable[[], tuple[Any, Any]]) -> int:
+    """Run ``start`` and print the run's table, or with ``--json`` the run as one JSON object.
+
+    With ``--json`` everything the search prints while it runs goes to stderr,
+    so stdout holds the one object a script reads.
+    """
+    from expand import results
+
+    quiet = getattr(args, "quiet", False)
+    if args.json:
+        with contextlib.redirect_stdout(sys.stderr):
+            run, outcome = start()
+            api.finish(run, quiet)
+        print(results.render_run(run.path, "json"))
+    else:
+        run, outcome = start()
+        print()
+        print(api.finish(run, quiet))
     if isinstance(outcome, dict):  # a calibration's state
         return 0 if outcome.get("status") == "finished" else 1
     ok = outcome.path if hasattr(outcome, "path") else outcome.trained
@@ -18,23 +36,20 @@ def report_run(run, outcome, quiet: bool) -> int:
 
 
 def search_cmd(args: argparse.Namespace) -> int:
-    run, outcome = api.start_search(args.experiment, out=args.out, address=args.address, quiet=args.quiet,
-                                    max_steps=args.max_steps, targets=args.targets, seed=args.seed,
-                                    runner=args.runner)
-    return report_run(run, outcome, args.quiet)
+    return run_and_report(args, lambda: api.start_search(
+        args.experiment, out=args.out, address=args.address, quiet=args.quiet, max_steps=args.max_steps,
+        targets=args.targets, seed=args.seed, runner=args.runner))
 
 
 def resume_cmd(args: argparse.Namespace) -> int:
-    run, outcome = api.resume(args.run_dir, force=args.force, runner=args.runner, address=args.address,
-                              quiet=args.quiet)
-    return report_run(run, outcome, args.quiet)
+    return run_and_report(args, lambda: api.resume(args.run_dir, force=args.force, runner=args.runner,
+                                                   address=args.address, quiet=args.quiet))
 
 
 def calibrate_cmd(args: argparse.Namespace) -> int:
-    run, state = api.start_calibration(args.experiment, args.schedules, args.seeds, args.min_tau, out=args.out,
-                                       address=args.address, quiet=args.quiet, seed=args.seed,
-                                       runner=args.runner)
-    return report_run(run, state, args.quiet)
+    return run_and_report(args, lambda: api.start_calibration(
+        args.experiment, args.schedules, args.seeds, args.min_tau, out=args.out, address=args.address,
+        quiet=args.quiet, seed=args.seed, runner=args.runner))
 
 
 def contract_cmd(args: argparse.Namespace) -> int:

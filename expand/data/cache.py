@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -94,6 +93,9 @@ class FrameCache:
         todo = [p for p in paths if not self.cached(p)]
         errors: dict[str, str] = {}
         done = 0
+        from expand.console import CountProgress
+
+        _progress = CountProgress(len(todo), "decoding into the frame cache", enabled=progress)
         if todo and workers > 1:
             args = [(self.directory, self.fps, self.short_side, self.format, self.quality, p) for p in todo]
             with ProcessPoolExecutor(workers) as pool:
@@ -101,14 +103,14 @@ class FrameCache:
                     done += 1
                     if error:
                         errors[p] = error
-                    _progress(progress, done, len(todo))
+                    _progress(done)
         else:
             for p in todo:
                 entry = self.build_one(p)
                 done += 1
                 if entry.error:
                     errors[p] = entry.error
-                _progress(progress, done, len(todo))
+                _progress(done)
         for p in paths:
             if p not in errors:
                 error = self.error(p)
@@ -184,14 +186,6 @@ def _write_npy(path: str, frames: Iterable[np.ndarray]) -> None:
 def _build_worker(args: tuple) -> str:
     directory, fps, short_side, fmt, quality, path = args
     return FrameCache(directory, fps, short_side, fmt, quality).build_one(path).error
-
-
-def _progress(enabled: bool, done: int, total: int) -> None:
-    if enabled and (done == total or done % max(1, total // 20) == 0):
-        width = 30
-        filled = int(width * done / max(total, 1))
-        print(f"\r  decoding [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
-              end="\n" if done == total else "", file=sys.stderr, flush=True)
 
 
 def default_cache_dir(data_root: str) -> str:

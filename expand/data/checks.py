@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 from expand.data.video import VideoError, check_video, probe
@@ -87,3 +88,51 @@ def readable(root: str, paths: Iterable[str]) -> dict[str, str]:
         except VideoError as exc:
             errors[path] = str(exc)
     return errors
+
+
+MANIFEST_NAMES = ("train.csv", "val.csv", "test.csv")
+EXPERIMENT_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class CheckSplit:
+    """One list of videos that ``data check`` looks at: a manifest, a class-folder tree or an experiment split."""
+
+    name: str
+    root: str  # the dataset root the record is written in
+    items: list  # manifest Items
+
+
+def check_splits(target: str, num_classes: Optional[int] = None) -> list[CheckSplit]:
+    """What ``target`` names: an experiment (its splits as trials read them), a manifest, or a dataset folder.
+
+    A folder is read as SlowFast's layout when it holds ``train.csv``,
+    ``val.csv`` or ``test.csv`` (the layout ``data synth`` writes), as
+    ``train/`` and ``val/`` class-folder trees when it has those, and as one
+    class-folder tree otherwise.
+    """
+    from expand.data.manifest import read_csv_manifest, read_folder_dataset
+    from expand.errors import DataError
+
+    if os.path.isfile(target) and target.lower().endswith(EXPERIMENT_SUFFIXES):
+        from expand.config import load_experiment
+        from expand.data.manifest import split_items
+
+        data = load_experiment(target).data
+        names = ("train", "val", "minival") if data.minival else ("train", "val")
+        return [CheckSplit(n, data.root, split_items(data, n)) for n in names]
+    if os.path.isfile(target):
+        root = os.path.dirname(os.path.abspath(target))
+        return [CheckSplit(os.path.basename(target), root, read_csv_manifest(target, num_classes=num_classes))]
+    if not os.path.isdir(target):
+        raise DataError(f"{target}: no such dataset folder, manifest or experiment")
+    manifests = [n for n in MANIFEST_NAMES if os.path.isfile(os.path.join(target, n))]
+    if manifests:
+        return [CheckSplit(n, target, read_csv_manifest(os.path.join(target, n), num_classes=num_classes))
+                for n in manifests]
+    trees = [n for n in ("train", "val", "test") if os.path.isdir(os.path.join(target, n))]
+    if "train" in trees:
+        train, classes = read_folder_dataset(os.path.join(target, "train"))
+        return [CheckSplit("train", target, train)] + [
+            CheckSplit(n, target, read_folder_dataset(os.path.join(target, n), classes)[0]) for n in trees[1:]]
+    return [CheckSplit(os.path.basename(os.path.normpath(target)), target, read_folder_dataset(target)[0])]

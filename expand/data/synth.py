@@ -206,7 +206,10 @@ def _write_one(job: tuple) -> None:
 
 
 def write_dataset(cfg: SynthConfig, workers: int = 1) -> dict:
-    """Videos under OUT/videos/<class>/ and SlowFast manifests OUT/{train,val}.csv.
+    """Videos under OUT/videos/<class>/ and SlowFast manifests OUT/{train,val,test}.csv.
+
+    ``test.csv`` lists the validation videos again: SlowFast's ``TEST`` phase
+    reads it after training, and the synthetic set has no third split.
 
     Each video is seeded by (seed, class, index), so the files are the same
     whatever the number of worker processes; an existing dataset written with
@@ -227,7 +230,9 @@ def write_dataset(cfg: SynthConfig, workers: int = 1) -> dict:
             "train": len(rows["train"]), "val": len(rows["val"]), "frames": cfg.frames,
             "size": cfg.size, "fps": cfg.fps, "seed": cfg.seed, "version": DATASET_VERSION}
     meta_path = os.path.join(cfg.out_dir, "dataset.json")
+    rows["test"] = rows["val"]
     if _up_to_date(meta_path, meta, [j[0] for j in jobs]):
+        _write_manifests(cfg.out_dir, rows)  # a dataset written before test.csv existed gains it
         return dict(meta, up_to_date=True)
     for name in names:
         os.makedirs(os.path.join(cfg.out_dir, "videos", name), exist_ok=True)
@@ -241,12 +246,23 @@ def write_dataset(cfg: SynthConfig, workers: int = 1) -> dict:
     else:
         for job in jobs:
             _write_one(job)
-    for split, lines in rows.items():
-        with open(os.path.join(cfg.out_dir, f"{split}.csv"), "w", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
+    _write_manifests(cfg.out_dir, rows)
     with open(meta_path, "w", encoding="utf-8") as fh:
         json.dump(meta, fh, indent=1)
     return meta
+
+
+def _write_manifests(out_dir: str, rows: dict[str, list[str]]) -> None:
+    for split, lines in rows.items():
+        path, text = os.path.join(out_dir, f"{split}.csv"), "\n".join(lines) + "\n"
+        try:
+            with open(path, encoding="utf-8") as fh:
+                if fh.read() == text:
+                    continue
+        except OSError:
+            pass
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
 
 
 def _up_to_date(meta_path: str, meta: dict, paths: list[str]) -> bool:

@@ -296,7 +296,22 @@ def contract_path(path: list[PathEntry], targets: list[float], space: Any, count
                          parent.trial_id if c.spec == parent.spec else None)
         entry["name"] = ArchSpec.from_dict(entry["spec"]).name if entry.get("spec") else None
         entry["error"] = entry["gflops"] / target - 1 if entry.get("spec") else None
-        out.append(entry)
+        out.append(reuse_trained(entry, path))
+    return out
+
+
+def reuse_trained(item: dict[str, Any], path: list[PathEntry]) -> dict[str, Any]:
+    """A contraction that lands on a path model *is* that trained model: its accuracy, trial and step.
+
+    Also fills contractions saved before this was recorded, so ``show`` and
+    ``export`` of an old run see the reused model too.
+    """
+    entry = next((p for p in path if p.trial_id and p.trial_id == item.get("from_trial")), None)
+    if entry is None or not item.get("spec") or ArchSpec.from_dict(item["spec"]) != entry.spec:
+        return item
+    out = dict(item, reused_step=entry.step, reused_axis=entry.axis)
+    if out.get("top1") is None:
+        out.update(top1=entry.top1, top5=entry.top5, trial_id=entry.trial_id)
     return out
 
 

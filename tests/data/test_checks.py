@@ -1,6 +1,8 @@
 import json
 import os
 
+import pytest
+
 from expand.data import checks
 
 
@@ -50,3 +52,52 @@ def test_with_the_cache_off_a_trial_never_decodes_whole_videos(tmp_path, make_vi
     ds = ClipDataset(train, None, data, 4, 2, 32, "train", 0)
     x, _ = ds[1]
     assert x.shape == (3, 4, 32, 32)
+
+
+def _dataset(tmp_path, make_video):
+    os.makedirs(tmp_path / "videos")
+    for i in range(3):
+        make_video(f"videos/v{i}.mp4", n=12)
+    (tmp_path / "videos" / "bad.mp4").write_bytes(b"nope" * 40)
+    (tmp_path / "train.csv").write_text("videos/v0.mp4 0\nvideos/v1.mp4 1\n")
+    (tmp_path / "val.csv").write_text("videos/v2.mp4 0\nvideos/bad.mp4 1\n")
+    (tmp_path / "test.csv").write_text("videos/v2.mp4 0\nvideos/bad.mp4 1\n")
+
+
+def test_data_check_reads_a_dataset_folders_manifests(tmp_path, make_video, capsys):
+    """The layout 'data synth' writes (train/val/test.csv beside the videos) is a dataset, not 'no videos'."""
+    from expand.cli import main
+
+    _dataset(tmp_path, make_video)
+    assert main(["data", "check", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    splits = out["splits"]
+    assert list(splits) == ["train.csv", "val.csv", "test.csv"]
+    assert (splits["train.csv"]["readable"], splits["val.csv"]["readable"], splits["val.csv"]["skipped"]) == (2, 1, 1)
+    assert splits["val.csv"]["reasons"] and out["recorded"] == [str(tmp_path / checks.RECORD)]
+
+
+def test_data_check_reads_an_experiments_splits_and_reports_progress_lines(tmp_path, make_video, capsys):
+    from expand.cli import main
+
+    _dataset(tmp_path, make_video)
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"name: t\nsearch_space: tiny_cpu\ndata:\n  root: {tmp_path}\n  num_classes: 2\n")
+    assert main(["data", "check", str(exp)]) == 0
+    out, err = capsys.readouterr()
+    assert "train: 2 readable, 0 skipped" in out and "val: 1 readable, 1 skipped" in out
+    assert "skip " in out and "bad.mp4" in out
+    # not a terminal: plain progress lines on stderr, the last one the total
+    assert err.strip().splitlines()[-1].startswith("  checking videos 4/4")  # v0..v2 and bad.mp4
+
+
+@pytest.mark.parametrize("what, message", [("missing", "no such dataset folder, manifest or experiment"),
+                                           ("empty", "no class folders")])
+def test_data_check_bad_targets_exit_2(tmp_path, capsys, what, message):
+    from expand.cli import main
+
+    if what == "empty":
+        os.makedirs(tmp_path / "empty")
+    assert main(["data", "check", str(tmp_path / what)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -108,3 +108,13 @@ def test_synth_into_a_file_is_an_input_error(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(InputError, match="not a folder"):
         SynthConfig(str(tmp_path / "f"))
+
+
+def test_synth_writes_a_test_manifest_slowfast_reads_after_training(tmp_path):
+    cfg = SynthConfig(str(tmp_path / "d"), classes=2, videos_per_class=2, val_per_class=1, frames=6, size=48)
+    write_dataset(cfg)
+    val = (tmp_path / "d" / "val.csv").read_text()
+    assert (tmp_path / "d" / "test.csv").read_text() == val and len(val.splitlines()) == 2
+    (tmp_path / "d" / "test.csv").unlink()  # a dataset written before test.csv existed gains it
+    assert write_dataset(cfg).get("up_to_date") is True
+    assert (tmp_path / "d" / "test.csv").read_text() == val

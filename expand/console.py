@@ -1,0 +1,107 @@
+"""What the user sees while something slow runs: counted progress and named phases.
+
+Two modes, picked from the stream: on a terminal a live bar (tqdm) that
+redraws in place; anywhere else (a log file, CI, ``| tee``) plain lines, a
+few per task, because carriage returns make logs unreadable. A phase that
+runs longer than ``HEARTBEAT_S`` says it is still running at that interval,
+so no step of a long search is silent for long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from typing import Callable, Iterator, Optional, TextIO
+
+HEARTBEAT_S = float(os.environ.get("X3D_EXPAND_HEARTBEAT_S", "15"))
+PHASE_QUIET_S = 1.0  # a phase shorter than this prints its start line only
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """True when ``stream`` is an interactive terminal (and the user did not ask for plain lines)."""
+    if os.environ.get("X3D_EXPAND_PLAIN") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def format_seconds(s: float) -> str:
+    s = int(round(s))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+class CountProgress:
+    """``done`` out of ``total`` items: a tqdm bar on a terminal, a line per ~10 % elsewhere."""
+
+    def __init__(self, total: int, label: str, stream: Optional[TextIO] = None, enabled: bool = True) -> None:
+        self.total, self.label, self.enabled = total, label, enabled and total > 0
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+        self._bar = None
+        self._next_line = 0
+        if self.enabled and is_terminal(self.stream):
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=f"  {label}", file=self.stream, leave=True, dynamic_ncols=True)
+
+    def __call__(self, done: int, total: Optional[int] = None) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+            if done >= self.total:
+                self._bar.close()
+            return
+        if done < self._next_line and done < self.total:
+            return
+        self._next_line = done + max(1, self.total // 10)
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / done * (self.total - done) if done else float("nan")
+        left = f", ~{format_seconds(eta)} left" if 0 < done < self.total else ""
+        print(f"  {self.label} {done}/{self.total} [{format_seconds(elapsed)}{left}]", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@contextlib.contextmanager
+def phase(label: str, say: Optional[Callable[[str], None]] = None,
+          heartbeat_s: Optional[float] = None) -> Iterator[None]:
+    """Say ``label`` now, ``still label`` every ``heartbeat_s`` while it runs, and how long it took.
+
+    ``say`` prints one line (default: stderr). The end line is left out for a
+    phase under a second, so quick phases cost one line.
+    """
+    say = say or (lambda text: print(text, file=sys.stderr, flush=True))
+    every = HEARTBEAT_S if heartbeat_s is None else heartbeat_s
+    start = time.perf_counter()
+    done = threading.Event()
+    say(f"  ... {label}")
+
+    def beat() -> None:
+        while not done.wait(every):
+            say(f"  ... still {label} ({format_seconds(time.perf_counter() - start)})")
+
+    ticker = threading.Thread(target=beat, name="x3d-expand-phase", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
+        took = time.perf_counter() - start
+        if took >= PHASE_QUIET_S:
+            say(f"  ... {label}: done in {took:.1f}s")
+
+
+__all__ = ["CountProgress", "phase", "is_terminal", "format_seconds", "HEARTBEAT_S"]
