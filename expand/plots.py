@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import Any, Optional
 
 def axis_color(axis: str) -> str:
     """The axis's colour from the axis table (the basis black; anything else grey)."""
@@ -13,114 +13,158 @@ def axis_color(axis: str) -> str:
     return "black" if axis == "basis" else AXES.get(axis).color if axis in AXES else "tab:gray"
 
 
-def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
+# Sized for one column of a two-column paper (3.5 in) at 7 pt, so the figure is readable as printed;
+# written as PNG (300 dpi) for screens and as PDF (vector) for LaTeX.
+COLUMN_WIDTH_IN = 3.5
+FONT_PT = 7
+PNG_DPI = 300
+MUTED = "#b8b8b8"
+
+
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from expand.search.coordinator import load_contractions
+    plt.rcParams.update({"font.size": FONT_PT, "axes.titlesize": FONT_PT + 1, "legend.fontsize": FONT_PT - 1,
+                         "xtick.labelsize": FONT_PT - 1, "ytick.labelsize": FONT_PT - 1, "pdf.fonttype": 42})
+    return plt
+
+
+def paper_axis_name(axis: str) -> str:
+    """The paper's name of an axis (X-Fast, X-Temporal, ...), for labels; 'basis' for the basis."""
+    from expand.search.axes import AXES
+
+    return "basis" if axis == "basis" else AXES.get(axis).paper_name if axis in AXES else axis
+
+
+def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
+    """The expansion as in the paper's Fig. 2, and each axis's gain per GFLOP per step; PNG and PDF each."""
     from expand.run import RunDir
 
+    plt = _pyplot()
     out_dir = os.path.join(run_dir, "plots")
     os.makedirs(out_dir, exist_ok=True)
     ok = [r for r in rows if r["status"] in ("ok", "duplicate") and not math.isnan(r["top1"])]
-    written = []
-
-    kind = RunDir(run_dir).read_state().get("kind", "expansion")
+    state = RunDir(run_dir).read_state()
+    kind = state.get("kind", "expansion")
     if kind != "expansion":
-        return [_plot_baseline(plt, ok, kind, out_dir)]
-
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for axis in dict.fromkeys(["basis", *(r["axis"] for r in ok)]):
-        pts = [r for r in ok if r["axis"] == axis and not r["chosen"]]
-        color = axis_color(axis)
-        if pts:
-            ax.errorbar([r["gflops"] for r in pts], [100 * r["top1"] for r in pts], yerr=_error_bars(pts),
-                        fmt="o", color=color, alpha=0.55, ms=5, capsize=2, label=axis)
-    path = [r for r in ok if r["chosen"]]
-    ax.errorbar([r["gflops"] for r in path], [100 * r["top1"] for r in path], yerr=_error_bars(path),
-                fmt="-o", color="black", lw=2, ms=7, capsize=3, label="expansion path (bars: ±1 std)",
-                zorder=3)
-    for r in path:
-        ax.annotate(f"{r['step']}:{r['axis']}", (r["gflops"], 100 * r["top1"]),
-                    textcoords="offset points", xytext=(5, -12), fontsize=8)
-    contracted = [c for c in load_contractions(RunDir(run_dir)) if c.get("spec")]
-    for c in contracted:
-        y = c.get("top1")
-        ax.axvline(c["target_gflops"], color="gray", ls=":", lw=1)
-        if y is not None:
-            ax.scatter([c["gflops"]], [100 * y], marker="*", s=160, color="gold", edgecolor="black",
-                       zorder=4, label=f"contracted @ {c['target_gflops']:g}")
-    path_png = _save_gflops_figure(plt, fig, ax, "top-1 accuracy (%)",
-                                   "Expansion: every candidate, the chosen path, contracted budgets",
-                                   os.path.join(out_dir, "expansion.png"), legend_loc="best")
-    written.append(path_png)
-
+        return _plot_baseline(plt, ok, kind, out_dir)
+    written = _plot_expansion(plt, ok, _contractions(run_dir, state), os.path.join(out_dir, "expansion.png"))
     steps = sorted({r["step"] for r in ok if r["step"] > 0})
     if steps:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        axes = [a for a in dict.fromkeys(r["axis"] for r in ok) if a != "basis"]
-        width = 0.8 / len(axes)
-        for i, axis in enumerate(axes):
-            xs, ys = [], []
-            for s in steps:
-                r = next((r for r in ok if r["step"] == s and r["axis"] == axis), None)
-                if r is not None and not math.isnan(r["gain_per_gflop"]):
-                    xs.append(s + (i - len(axes) / 2) * width)
-                    ys.append(100 * r["gain_per_gflop"])
-            ax.bar(xs, ys, width=width, color=axis_color(axis), label=axis)
-        ax.axhline(0, color="black", lw=0.8)
-        ax.set_xticks(steps)
-        ax.set_xlabel("step")
-        ax.set_ylabel("top-1 gain per added GFLOP (points/GFLOP)")
-        ax.set_title("Gain per added GFLOP of each axis, per step")
-        ax.legend(fontsize=8, ncol=3)
-        fig.tight_layout()
-        gains_png = os.path.join(out_dir, "gains.png")
-        fig.savefig(gains_png, dpi=110)
-        plt.close(fig)
-        written.append(gains_png)
+        written += _plot_gains(plt, ok, steps, os.path.join(out_dir, "gains.png"))
     return written
 
 
-def _error_bars(rows: list[dict[str, Any]]) -> list[float]:
-    """One std of each top-1 (in points) as the step's confidence estimated it; 0 where unknown."""
-    return [100 * r["top1_se"] if isinstance(r.get("top1_se"), float) and math.isfinite(r["top1_se"]) else 0.0
+def _contractions(run_dir: str, state: dict[str, Any]) -> list[dict[str, Any]]:
+    from expand.results import saved_contractions
+    from expand.run import RunDir
+
+    return [c for c in saved_contractions(RunDir(run_dir), state.get("path", [])) if c.get("spec")]
+
+
+def _plot_expansion(plt: Any, ok: list[dict[str, Any]], contracted: list[dict[str, Any]], path_png: str) -> list[str]:
+    """Fig. 2: every candidate muted, the path in black labelled with each step's axis, budgets as lines."""
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.8))
+    others = [r for r in ok if not r["chosen"]]
+    # hollow markers: candidates with equal GFLOPs and top-1 stay visible on top of each other
+    ax.errorbar([r["gflops"] for r in others], [100 * r["top1"] for r in others], yerr=_error_bars(others),
+                fmt="o", mfc="none", mec=MUTED, ecolor=MUTED, ms=3.5, mew=0.8, capsize=1.5, lw=0.8,
+                label="candidates", zorder=2)
+    path = sorted((r for r in ok if r["chosen"]), key=lambda r: r["step"])
+    ax.errorbar([r["gflops"] for r in path], [100 * r["top1"] for r in path], yerr=_error_bars(path),
+                fmt="-o", color="black", lw=1.2, ms=3.5, capsize=2, label="expansion path", zorder=3)
+    for i, r in enumerate(path):
+        label = "basis" if r["step"] == 0 else f"{r['step']}: {paper_axis_name(r['axis'])}"
+        ax.annotate(label, (r["gflops"], 100 * r["top1"]), textcoords="offset points",
+                    xytext=(4, -9 if i % 2 else 4), fontsize=FONT_PT - 1, zorder=5)
+    ax.margins(x=0.08, y=0.12)  # room for the labels of the first and last path models
+    top = ax.get_ylim()[1]
+    for c in contracted:
+        ax.axvline(c["target_gflops"], color="tab:blue", ls=":", lw=0.9, zorder=1)
+        ax.annotate(f"{c['target_gflops']:g} GF", (c["target_gflops"], top), textcoords="offset points",
+                    xytext=(2, -8), fontsize=FONT_PT - 2, color="tab:blue", rotation=90, va="top")
+        if c.get("top1") is not None:
+            ax.plot([c["gflops"]], [100 * c["top1"]], marker="*", ms=7, color="gold", mec="black", mew=0.5,
+                    ls="none", zorder=4, label="contracted to a budget" if c is contracted[0] else None)
+    if any(r.get("seeds", 1) > 1 for r in ok):
+        ax.plot([], [], " ", label="bars: ±1 std over seeds")
+    return _save_gflops_figure(plt, fig, ax, "top-1 accuracy (%)", "Expansion path", path_png, legend_loc="best")
+
+
+def _plot_gains(plt: Any, ok: list[dict[str, Any]], steps: list[int], gains_png: str) -> list[str]:
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4))
+    axes = [a for a in dict.fromkeys(r["axis"] for r in ok) if a != "basis"]
+    width = 0.8 / max(len(axes), 1)
+    for i, axis in enumerate(axes):
+        xs, ys = [], []
+        for s in steps:
+            r = next((r for r in ok if r["step"] == s and r["axis"] == axis), None)
+            if r is not None and not math.isnan(r["gain_per_gflop"]):
+                xs.append(s + (i - (len(axes) - 1) / 2) * width)
+                ys.append(100 * r["gain_per_gflop"])
+        ax.bar(xs, ys, width=width, color=axis_color(axis), label=paper_axis_name(axis))
+    for r in ok:  # the chosen axis of each step, marked above its bar
+        if r["chosen"] and r["step"] > 0 and r["axis"] in axes and not math.isnan(r["gain_per_gflop"]):
+            x = r["step"] + (axes.index(r["axis"]) - (len(axes) - 1) / 2) * width
+            ax.annotate("▼", (x, 100 * r["gain_per_gflop"]), ha="center", va="bottom", fontsize=FONT_PT - 1)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xticks(steps)
+    ax.set_xlabel("step (▼: the chosen axis)")
+    ax.set_ylabel("top-1 gain per added GFLOP\n(points / GFLOP)")
+    ax.set_title("Gain per added GFLOP, per axis and step")
+    ax.legend(ncol=3, frameon=False)
+    fig.tight_layout()
+    return _save(plt, fig, gains_png)
+
+
+def _save(plt: Any, fig: Any, png: str) -> list[str]:
+    """Write ``png`` and a PDF beside it; returns both paths."""
+    pdf = os.path.splitext(png)[0] + ".pdf"
+    fig.savefig(png, dpi=PNG_DPI)
+    fig.savefig(pdf)
+    plt.close(fig)
+    return [png, pdf]
+
+
+def _error_bars(rows: list[dict[str, Any]]) -> Optional[list[float]]:
+    """One std of each top-1 (in points) where several seeds measured it; None when none did (no bars)."""
+    bars = [100 * r["top1_se"] if isinstance(r.get("top1_se"), float) and math.isfinite(r["top1_se"]) else 0.0
             for r in rows]
+    return bars if any(bars) else None
 
 
-def _plot_baseline(plt: Any, ok: list[dict[str, Any]], kind: str, out_dir: str) -> str:
+def _plot_baseline(plt: Any, ok: list[dict[str, Any]], kind: str, out_dir: str) -> list[str]:
     """A baseline run: every trained model, and the best top-1 reached at or under each GFLOPs."""
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    ax.scatter([r["gflops"] for r in ok], [100 * r["top1"] for r in ok], color="tab:purple", alpha=0.6,
-               s=30, label=f"{kind} trials")
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.8))
+    ax.scatter([r["gflops"] for r in ok], [100 * r["top1"] for r in ok], facecolors="none",
+               edgecolors="tab:purple", s=12, lw=0.8, label=f"{kind} trials")
     frontier = _frontier([(r["gflops"], r["top1"]) for r in ok])
     if frontier:
-        ax.step([g for g, _ in frontier], [a for _, a in frontier], where="post", color="black",
+        ax.step([g for g, _ in frontier], [a for _, a in frontier], where="post", color="black", lw=1,
                 label="best at or under GFLOPs")
     return _save_gflops_figure(plt, fig, ax, "top-1 accuracy (%)", f"{kind} baseline: every trained model",
                                os.path.join(out_dir, f"{kind}.png"))
 
 
-def plot_compare(curves: dict[str, list[tuple[float, float]]], budgets: list[float], out_path: str) -> str:
-    """Best top-1 at or under each GFLOPs, one line per run, budgets marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+def plot_compare(curves: dict[str, list[tuple[float, float]]], budgets: list[float], out_path: str) -> list[str]:
+    """Best top-1 at or under each GFLOPs, one line per run, budgets as labelled lines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.8))
     for label, points in curves.items():
         frontier = _frontier(points)
         if frontier:
-            ax.step([g for g, _ in frontier], [a for _, a in frontier], where="post", marker="o", ms=4,
+            ax.step([g for g, _ in frontier], [a for _, a in frontier], where="post", marker="o", ms=2.5, lw=1,
                     label=label)
+    top = ax.get_ylim()[1]
     for b in budgets:
-        ax.axvline(b, color="gray", ls=":", lw=1)
+        ax.axvline(b, color="gray", ls=":", lw=0.8)
+        ax.annotate(f"{b:.3g} GF", (b, top), textcoords="offset points", xytext=(2, -8),
+                    fontsize=FONT_PT - 2, color="gray", rotation=90, va="top")
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    return _save_gflops_figure(plt, fig, ax, "best top-1 at or under the GFLOPs (%)",
-                               "Best accuracy under a FLOP budget, per run (dotted: the compared budgets)",
+    return _save_gflops_figure(plt, fig, ax, "best top-1 at or under (%)", "Best accuracy under a FLOP budget",
                                out_path)
 
 
@@ -134,7 +178,7 @@ def _frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def _save_gflops_figure(plt: Any, fig: Any, ax: Any, ylabel: str, title: str, path: str,
-                        legend_loc: str = "lower right") -> str:
+                        legend_loc: str = "lower right") -> list[str]:
     """The shared look of every accuracy-vs-GFLOPs figure: log x labelled with the counter."""
     from expand.complexity import COUNTER_SHORT
 
@@ -142,29 +186,23 @@ def _save_gflops_figure(plt: Any, fig: Any, ax: Any, ylabel: str, title: str, pa
     ax.set_xlabel(f"GFLOPs ({COUNTER_SHORT}, log scale)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc=legend_loc)
+    ax.grid(True, which="both", alpha=0.25, lw=0.5)
+    ax.legend(loc=legend_loc, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
-def plot_calibration(rows: list[dict[str, Any]], summary: dict[str, Any], out_path: str) -> str:
-    """Each candidate's top-1 against the schedule's length (one line per axis), tau in the legend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.8))
+def plot_calibration(rows: list[dict[str, Any]], summary: dict[str, Any], out_path: str) -> list[str]:
+    """Each candidate's top-1 against the schedule's length (one line per axis), tau in the title."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.8))
     for axis in dict.fromkeys(r["axis"] for r in rows):
         pts = sorted((r for r in rows if r["axis"] == axis and not math.isnan(r["top1"])),
                      key=lambda r: r["multiplier"])
         if pts:
             std = [100 * r["top1_std"] if not math.isnan(r["top1_std"]) else 0.0 for r in pts]
             ax.errorbar([r["multiplier"] for r in pts], [100 * r["top1"] for r in pts], yerr=std, fmt="-o",
-                        capsize=2, color=axis_color(axis), label=axis)
+                        capsize=2, ms=3, lw=1, color=axis_color(axis), label=paper_axis_name(axis))
     taus = ", ".join(f"{p['multiplier']:g}x: {p['kendall_tau']:.2f}" for p in summary["per_schedule"]
                      if not math.isnan(p["kendall_tau"]))
     ax.set_xscale("log", base=2)
@@ -172,11 +210,9 @@ def plot_calibration(rows: list[dict[str, Any]], summary: dict[str, Any], out_pa
     ax.set_xticklabels([f"{p['multiplier']:g}x" for p in summary["per_schedule"]])
     ax.set_xlabel("schedule length (x the experiment's)")
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"Calibration: step-1 candidates by schedule (Kendall tau vs longest: {taus})", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.set_title(f"Step-1 candidates by schedule\n(Kendall tau vs longest: {taus})")
+    ax.grid(True, alpha=0.25, lw=0.5)
+    ax.legend(frameon=False, ncol=2)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
-    return out_path
+    return _save(plt, fig, out_path)

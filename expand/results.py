@@ -17,18 +17,23 @@ from expand.complexity import COUNTER
 from expand.rounding import format_factor
 from expand.run import RunDir, latest_by_trial
 from expand.spec import FACTORS, MULTIPLIERS
-from expand.tables import clean_nans, json_line, render
+from expand.tables import clean_nans, json_line, machine_key, render
 
-STEP_COLUMNS = [
+ROW_COLUMNS = [
     "step", "axis", *FACTORS,
     "gflops", "params", "ratio", "top1", "top5", "gain", "added_gflops", "gain_per_gflop",
     "status", "seconds", "infer_clips_s", "chosen", "trial_id", "reason", "val_top1",
     "confidence", "seeds", "top1_se",
 ]
+# steps.csv, show --format csv/json and Run.steps: the same columns, fractions named *_frac
+STEP_COLUMNS = [machine_key(c) for c in ROW_COLUMNS]
 TABLE_COLUMNS = [
     "step", "axis", *FACTORS, "gflops",
     "params_m", "top1", "gain", "gain_per_gflop", "confidence", "status", "seconds", "infer_clips_s", "chosen",
 ]
+TABLE_HEADERS = {"gflops": "GFLOPs", "params_m": "params (M)", "top1": "top1 %", "gain": "gain (pts)",
+                 "gain_per_gflop": "gain/GFLOP (pts)", "val_top1": "val top1 % (reports)", "confidence": "conf %",
+                 "infer_clips_s": "infer clips/s"}
 DEFAULT_CONFIDENCE_LEVEL = 0.9
 FLOPS_NOTE = f"GFLOPs: {COUNTER}."
 
@@ -127,7 +132,7 @@ def _factors(spec: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def step_frame(run_dir: str) -> pd.DataFrame:
-    return pd.DataFrame(step_rows(run_dir), columns=STEP_COLUMNS)
+    return pd.DataFrame(step_rows(run_dir), columns=ROW_COLUMNS).rename(columns=machine_key)
 
 
 def write_steps_csv(run_dir: str) -> str:
@@ -203,7 +208,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
         return json_line(clean_nans({
             "run": os.path.abspath(run_dir), "status": state.get("status"),
             "stop_reason": state.get("stop_reason"), "selection": state.get("selection_rule"),
-            "counter": COUNTER, "candidates": [{c: r.get(c) for c in STEP_COLUMNS} for r in rows],
+            "counter": COUNTER, "candidates": [{c: r.get(c) for c in ROW_COLUMNS} for r in rows],
             "path": state.get("path", []), "contractions": contractions, "cost": spend,
             "incomplete_lines": partial,
         }))
@@ -212,7 +217,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     level = float(state.get("confidence_level") or DEFAULT_CONFIDENCE_LEVEL)
     unsure = uncertain_steps(rows, level)
     shown = [dict(r, chosen=("*?" if r["step"] in unsure else "*") if r["chosen"] else "",
-                  top1=_pct(r["top1"]), gain=_pct(r["gain"], True),
+                  top1=_pct(r["top1"]), gain=_pct(r["gain"], True), gain_per_gflop=_pct(r["gain_per_gflop"]),
                   val_top1=_pct(r.get("val_top1", math.nan)), confidence=_pct(r.get("confidence", math.nan)),
                   **{k: format_factor(r[k]) for k in MULTIPLIERS if r.get(k)})
              for r in rows]
@@ -223,11 +228,9 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
         columns.insert(columns.index("top1") + 1, "seeds")
     if state.get("kind", "expansion") != "expansion":
         columns.remove("confidence")
-    headers = [h.replace("params_m", "params (M)").replace("infer_clips_s", "infer clips/s")
-               .replace("gain_per_gflop", "gain/GFLOP").replace("gflops", "GFLOPs")
-               .replace("val_top1", "val top1 (reports)").replace("confidence", "conf %") for h in columns]
+    headers = [TABLE_HEADERS.get(h, h) for h in columns]
     if minival:
-        headers[columns.index("top1")] = "top1 (minival, selects)"
+        headers[columns.index("top1")] = "top1 % (minival, selects)"
     parts = [f"run: {os.path.abspath(run_dir)}  status: {state.get('status')}  "
              f"({state.get('stop_reason') or 'in progress'})",
              f"selection: {state.get('selection_rule', '')}", "",
@@ -239,17 +242,17 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
                       f"trials trained, {state.get('over_cap', 0)} samples over the cap "
                       f"{state.get('max_gflops')} GFLOPs (not trained), {state.get('repeats', 0)} repeats"]
         if best:
-            parts.append(f"best: {best['name']} ({best['gflops']:.4g} GF, {_pct(best['top1'])})")
+            parts.append(f"best: {best['name']} ({best['gflops']:.4g} GF, top1 {_pct(best['top1'])}%)")
     if path:
-        chain = " -> ".join(f"{p['axis']}({p['gflops']:.4g} GF, {_pct(p['top1'])})" for p in path)
+        chain = " -> ".join(f"{p['axis']}({p['gflops']:.4g} GF, {_pct(p['top1'])}%)" for p in path)
         parts += ["", f"path: {chain}"]
     if contractions:
         parts += ["", "contracted models:", render_contractions(contractions, fmt)]
     t = spend["total"]
     parts += ["", f"cost: {int(t['trials'])} trials, {t['trial_seconds']:.0f} trial-seconds, "
                   f"{t['device_hours']:.3f} {spend['unit']}",
-              f"{FLOPS_NOTE} top1/gain in % (gain: top-1 points over the step's parent); "
-              "gain/GFLOP: top-1 fraction per added GFLOP."]
+              f"{FLOPS_NOTE} top1 in %; gain: top-1 points over the step's parent; gain/GFLOP: top-1 "
+              "points per added GFLOP. (csv/json: fractions, in *_frac columns.)"]
     if state.get("kind", "expansion") == "expansion" and len(rows) > 1:
         parts.append("conf %: the chance that the selection rule would pick this candidate again on other "
                      "validation videos and seeds (paired bootstrap + seed noise; a step's add up to 100)."
@@ -276,6 +279,6 @@ def write_plots(run_dir: str) -> list[str]:
         if not state.get("summary"):
             return []
         rows = pd.read_csv(os.path.join(run_dir, "calibration.csv")).to_dict("records")
-        return [plot_calibration(rows, state["summary"], os.path.join(run_dir, "plots", "calibration.png"))]
+        return plot_calibration(rows, state["summary"], os.path.join(run_dir, "plots", "calibration.png"))
 
     return plot_run(run_dir, step_rows(run_dir))

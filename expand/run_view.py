@@ -6,7 +6,7 @@ ask it to train (``contract(..., train=True)``). Reading never takes the run's
 lock, so a Run can watch a search that is still going: each property reads
 the folder again.
 
-Units: DataFrames keep fractions (``top1`` 0.37 is 37 %), as steps.csv does.
+Units: DataFrames keep fractions and say so (``top1_frac`` 0.37 is 37 %), as steps.csv does.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Contraction:
 
     ``trial_id`` names the trial that trained exactly this model: the
     contraction's own (``contract-<gflops>``) or a path model it reuses
-    (when the budget lands on one), so ``top1`` and weights come from there.
+    (when the budget lands on one), so ``top1_frac`` and weights come from there.
     """
 
     target_gflops: float
@@ -46,7 +46,7 @@ class Contraction:
     axis: str
     within_tolerance: bool
     note: str
-    top1: float = math.nan
+    top1_frac: float = math.nan
     trial_id: Optional[str] = None
 
     @classmethod
@@ -105,10 +105,10 @@ class Run:
             tid = p["trial_id"]
             file = weights_file(self.folder, tid)
             rows.append({"step": p["step"], "axis": p["axis"], **{f: p["spec"][f] for f in FACTORS},
-                         "gflops": p["gflops"], "params": p["params"], "top1": p["top1"], "top5": p["top5"],
+                         "gflops": p["gflops"], "params": p["params"], "top1_frac": p["top1"], "top5_frac": p["top5"],
                          "trial_id": tid, "weights": file if os.path.isfile(file) else None})
-        return pd.DataFrame(rows, columns=["step", "axis", *FACTORS, "gflops", "params", "top1", "top5",
-                                           "trial_id", "weights"])
+        return pd.DataFrame(rows, columns=["step", "axis", *FACTORS, "gflops", "params", "top1_frac",
+                                           "top5_frac", "trial_id", "weights"])
 
     @property
     def trials(self) -> pd.DataFrame:
@@ -121,11 +121,11 @@ class Run:
             file = weights_file(self.folder, tid)
             rows.append({"trial_id": tid, "step": t.step, "axis": t.axis, **t.spec.factors(),
                          "gflops": t.gflops, "params": t.params, "seed": t.seed, "status": r.status,
-                         "top1": _num(r.top1), "top5": _num(r.top5), "seconds": sum(x.result.seconds for x in recs),
+                         "top1_frac": _num(r.top1), "top5_frac": _num(r.top5), "seconds": sum(x.result.seconds for x in recs),
                          "attempts": len(recs), "device": r.device, "error": r.error or "",
                          "weights": file if os.path.isfile(file) else None})
         return pd.DataFrame(rows, columns=["trial_id", "step", "axis", *FACTORS, "gflops", "params", "seed",
-                                           "status", "top1", "top5", "seconds", "attempts", "device", "error",
+                                           "status", "top1_frac", "top5_frac", "seconds", "attempts", "device", "error",
                                            "weights"])
 
     @property
@@ -159,12 +159,12 @@ class Run:
     def best(self, budget_gflops: Optional[float] = None) -> Optional[pd.Series]:
         """The most accurate trained model at or under the budget (any trial, contracted included)."""
         t = self.trials
-        t = t[(t.status == "ok") & t.top1.notna()]
+        t = t[(t.status == "ok") & t.top1_frac.notna()]
         if budget_gflops is not None:
             t = t[t.gflops <= budget_gflops * (1 + 1e-9)]
         if t.empty:
             return None
-        return t.sort_values(["top1", "gflops"], ascending=[False, True]).iloc[0]
+        return t.sort_values(["top1_frac", "gflops"], ascending=[False, True]).iloc[0]
 
     def spec(self, step: Optional[int] = None, budget: Optional[float] = None,
              trial: Optional[str] = None) -> tuple[ArchSpec, Optional[str]]:
@@ -232,7 +232,7 @@ class Run:
 
     def _trained_top1(self) -> dict[str, float]:
         t = self.trials
-        return {r.trial_id: r.top1 for r in t.itertuples() if r.status == "ok"}
+        return {r.trial_id: r.top1_frac for r in t.itertuples() if r.status == "ok"}
 
 
 def _num(x: Any) -> float:

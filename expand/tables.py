@@ -1,4 +1,10 @@
-"""Rendering rows of dicts as terminal, markdown, CSV or JSON text."""
+"""Rendering rows of dicts as terminal, markdown, CSV or JSON text, in one set of units.
+
+Units (DESIGN.md, issue 19): what a person reads shows top-1 in percent, gains
+in points and gain per GFLOP in points per GFLOP; what a program reads (JSON,
+CSV, DataFrames) keeps fractions and says so in the key: ``top1_frac`` 0.376
+is 37.6 %. :func:`machine_keys` is the one place those keys are renamed.
+"""
 
 from __future__ import annotations
 
@@ -31,11 +37,11 @@ def render(
     """Rows as ``table`` (plain terminal), ``markdown``, ``csv`` or ``json`` (a list)."""
     headers = list(headers or columns)
     if fmt == "json":
-        return json.dumps([{c: r.get(c) for c in columns} for r in rows], default=str)
+        return json_line(clean_nans([{c: r.get(c) for c in columns} for r in rows]))
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
+        writer.writerow([machine_key(c) for c in columns])
         for r in rows:
             writer.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
         return buf.getvalue()
@@ -44,9 +50,28 @@ def render(
     return tabulate(body, headers=headers, tablefmt=style, disable_numparse=True)
 
 
+FRACTION_KEYS = ("top1", "top5", "gain", "confidence", "val_top1", "val_top5", "top1_se", "parent_top1",
+                 "chance", "one_frame_ceiling", "error", "confidence_level")
+_RENAMED = {**{k: f"{k}_frac" for k in FRACTION_KEYS}, "gain_per_gflop": "gain_frac_per_gflop"}
+
+
+def machine_key(key: str) -> str:
+    """The name a fraction-valued field has in JSON, CSV and DataFrames (``top1`` -> ``top1_frac``)."""
+    return _RENAMED.get(key, key)
+
+
+def machine_keys(obj: Any) -> Any:
+    """``obj`` with every fraction-valued key renamed, recursively (see the module doc)."""
+    if isinstance(obj, dict):
+        return {machine_key(k) if isinstance(k, str) else k: machine_keys(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [machine_keys(v) for v in obj]
+    return obj
+
+
 def json_line(obj: Any) -> str:
-    """One JSON object on one line (the CLI's --json contract)."""
-    return json.dumps(obj, default=_json_default, allow_nan=False)
+    """One JSON object on one line (the CLI's --json contract), fractions named as such."""
+    return json.dumps(machine_keys(obj), default=_json_default, allow_nan=False)
 
 
 def _json_default(obj: Any) -> Any:

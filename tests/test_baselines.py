@@ -135,16 +135,18 @@ def test_compare_table_and_plot(tmp_path, oracle_run, capsys):
     assert main(["compare", str(oracle_run), str(tmp_path / "random"), "--budgets", "0.004", "0.008",
                  "--format", "json", "--plot", str(plot)]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["budgets"] == [0.004, 0.008] and len(out["runs"]) == 2
+    assert out["budgets_gflops"] == [0.004, 0.008] and len(out["runs"]) == 2
     expansion, random = out["runs"]
     points = run_points(str(oracle_run))
-    assert expansion["best@0.004"] == pytest.approx(best_under(points, 0.004))
+    assert expansion["best_top1_frac"][0] == pytest.approx(best_under(points, 0.004))
     assert expansion["trials"] == len(RunDir(str(oracle_run)).read_trials().records)
     assert random["trials"] == 4
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20_000
     assert main(["compare", str(oracle_run), str(tmp_path / "random"), "--plot", str(plot)]) == 0
     table = capsys.readouterr().out
-    assert "expansion: run" in table and "random: random" in table and "best@" in table
+    assert "expansion: run" in table and "random: random" in table and "best top1 % @" in table
+    assert f"{100 * best_under(points, 0.004):.1f}" in table  # percent for people, fractions in JSON
+    assert plot.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
 
 
 def test_best_under():

@@ -59,7 +59,7 @@ def test_presets_json_lists_the_family(capsys):
     names = [p["name"] for p in data["presets"]]
     assert names == ["X2D", "X3D-XS", "X3D-S", "X3D-M", "X3D-L", "X3D-XL"]
     m = data["presets"][names.index("X3D-M")]
-    assert m["test crop"] == 256 and abs(m["GFLOPs"] - 4.8987) < 1e-3
+    assert m["test_crop"] == 256 and abs(m["gflops"] - 4.8987) < 1e-3 and m["blocks"] == [3, 5, 11, 7]
     assert "derived" in data["presets"][-1]["source"]
 
 

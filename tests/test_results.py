@@ -1,3 +1,4 @@
+import os
 import csv
 import io
 import json
@@ -5,7 +6,7 @@ import json
 import pytest
 
 from expand.cli import main
-from expand.results import STEP_COLUMNS, cost, step_rows
+from expand.results import ROW_COLUMNS, STEP_COLUMNS, cost, step_rows
 
 
 @pytest.fixture()
@@ -21,6 +22,7 @@ def test_show_formats(run_dir, capsys):
     assert main(["show", str(run_dir), "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert list(rows[0].keys()) == STEP_COLUMNS and len(rows) == 13
+    assert "top1_frac" in STEP_COLUMNS and "top1" not in STEP_COLUMNS and len(STEP_COLUMNS) == len(ROW_COLUMNS)
     assert main(["show", str(run_dir), "--format", "markdown"]) == 0
     md = capsys.readouterr().out
     assert "| step" in md and "|--" in md and "contracted models" in md
@@ -59,11 +61,48 @@ def test_gain_columns(run_dir):
         assert r["gain_per_gflop"] == pytest.approx(r["gain"] / (r["gflops"] - basis["gflops"]))
 
 
-def test_plots_are_valid_pngs(run_dir, capsys):
-    assert main(["plot", str(run_dir)]) == 0
-    for name in ("expansion.png", "gains.png"):
-        data = (run_dir / "plots" / name).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+def test_plots_are_column_width_pngs_and_pdfs(run_dir, capsys):
+    import struct
+
+    assert main(["plot", str(run_dir), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)["figures"]
+    assert sorted(os.path.basename(f) for f in figures) == ["expansion.pdf", "expansion.png", "gains.pdf",
+                                                           "gains.png"]
+    for name in ("expansion", "gains"):
+        png = (run_dir / "plots" / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+        width_px = struct.unpack(">I", png[16:20])[0]
+        assert width_px == 3.5 * 300  # one paper column at 300 dpi
+        pdf = (run_dir / "plots" / f"{name}.pdf").read_bytes()
+        assert pdf[:5] == b"%PDF-" and len(pdf) > 5_000
+
+
+def test_the_expansion_figure_labels_the_path_with_axis_names_and_the_budgets(run_dir):
+    from expand.plots import _pyplot, paper_axis_name
+    from expand.results import step_rows
+
+    assert paper_axis_name("fast") == "X-Fast" and paper_axis_name("basis") == "basis"
+    rows = step_rows(str(run_dir))
+    plt = _pyplot()
+    captured = {}
+    real_save = plt.Figure.savefig
+
+    def keep(fig, *a, **k):
+        captured.setdefault("texts", [t.get_text() for ax in fig.axes for t in ax.texts])
+        return real_save(fig, *a, **k)
+
+    plt.Figure.savefig = keep
+    try:
+        from expand.plots import plot_run
+
+        plot_run(str(run_dir), rows)
+    finally:
+        plt.Figure.savefig = real_save
+    path = [r for r in rows if r["chosen"]]
+    labels = captured["texts"]
+    for r in path[1:]:
+        assert f"{r['step']}: {paper_axis_name(r['axis'])}" in labels
+    assert "basis" in labels and any(t.endswith(" GF") for t in labels)  # budgets are labelled lines
 
 
 def test_show_on_a_non_run_is_exit_2(tmp_path, capsys):
@@ -80,11 +119,11 @@ def test_a_minival_run_shows_what_selected_and_what_reports(tmp_path, capsys):
     capsys.readouterr()
     assert main(["show", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "top1 (minival, selects)" in out and "val top1 (reports)" in out
+    assert "top1 % (minival, selects)" in out and "val top1 % (reports)" in out
     import pandas as pd
 
     csv = pd.read_csv(tmp_path / "run" / "steps.csv")
-    assert (csv["top1"] - csv["val_top1"]).round(9).eq(0.05).all()
+    assert (csv["top1_frac"] - csv["val_top1_frac"]).round(9).eq(0.05).all()
 
 
 def test_show_gives_every_step_a_confidence_and_marks_the_close_calls(tmp_path, capsys):
@@ -100,9 +139,9 @@ def test_show_gives_every_step_a_confidence_and_marks_the_close_calls(tmp_path, 
 
     csv = pd.read_csv(tmp_path / "run" / "steps.csv")
     step1 = csv[csv["step"] == 1]
-    assert step1["confidence"].sum() == pytest.approx(1.0)
+    assert step1["confidence_frac"].sum() == pytest.approx(1.0)
     chosen = step1[step1["chosen"]].iloc[0]
-    assert chosen["confidence"] < 0.95 and chosen["seeds"] == 2 and chosen["top1_se"] > 0
+    assert chosen["confidence_frac"] < 0.95 and chosen["seeds"] == 2 and chosen["top1_se_frac"] > 0
     assert set(step1[step1["seeds"] == 2]["axis"]) == {"spatial", "depth"}
     assert "conf %" in table and "*?" in table and "below the 95% confidence level (1)" in table
     header = next(line for line in table.splitlines() if line.startswith("step "))

@@ -43,7 +43,7 @@ def test_steps_are_steps_csv_and_the_path_has_its_weights(trained_run):
     assert list(steps.columns) == STEP_COLUMNS and len(steps) == 3  # basis + two axes
     on_disk = pd.read_csv(os.path.join(run.folder, "steps.csv"))
     assert list(on_disk.trial_id) == list(steps.trial_id)
-    assert on_disk.top1.tolist() == pytest.approx(steps.top1.tolist())
+    assert on_disk.top1_frac.tolist() == pytest.approx(steps.top1_frac.tolist())
     path = run.path
     assert list(path.step) == [0, 1] and path.weights.notna().all()
     # trial.checkpoint "path": the step's loser kept no weights, the path's models did
@@ -67,7 +67,7 @@ def test_model_loads_the_trained_weights_that_scored_the_paths_top1(trained_run)
                      int(run.trials.set_index("trial_id").loc[last.trial_id, "seed"]))
     ev = evaluate(model, make_loader(ds, 4, False, 0, torch.device("cpu")), torch.device("cpu"),
                   torch.contiguous_format, None)
-    assert ev.top1 == pytest.approx(last.top1)
+    assert ev.top1 == pytest.approx(last.top1_frac)
     fresh = run.model(weights=False)
     trained_sd, fresh_sd = model.state_dict(), fresh.state_dict()
     assert trained_sd.keys() == fresh_sd.keys()
@@ -113,7 +113,7 @@ def test_oracle_run_contracts_and_builds_fresh_networks(tmp_path):
     assert c.spec is not None and c.gflops <= 0.006 and c.step == 2
     assert run.contractions == []  # computed, not saved
     best = run.best(0.005)
-    assert best.gflops <= 0.005 and best.top1 == run.trials[run.trials.gflops <= 0.005].top1.max()
+    assert best.gflops <= 0.005 and best.top1_frac == run.trials[run.trials.gflops <= 0.005].top1_frac.max()
     assert run.best(0.0001) is None
     model = run.model(budget=0.006, weights=False)
     out = model(torch.randn(1, 3, c.spec.frames, c.spec.crop, c.spec.crop))
@@ -125,8 +125,8 @@ def test_oracle_run_contracts_and_builds_fresh_networks(tmp_path):
 def test_a_baseline_run_reads_the_same_way(tmp_path):
     run = expand.baseline(oracle_experiment(tmp_path), "random", 3, out=str(tmp_path / "b"), quiet=True)
     assert run.kind == "random" and len(run.trials) == 3
-    assert len(run.path) == 1 and run.path.top1.iloc[0] == run.trials.top1.max()
-    assert run.steps.chosen.sum() == 1 and not math.isnan(run.steps.top1.max())
+    assert len(run.path) == 1 and run.path.top1_frac.iloc[0] == run.trials.top1_frac.max()
+    assert run.steps.chosen.sum() == 1 and not math.isnan(run.steps.top1_frac.max())
 
 
 def test_resume_from_python_continues_a_run_and_returns_it(tmp_path):

@@ -46,20 +46,29 @@ def compare_cmd(args: argparse.Namespace) -> int:
     for path, state, points in runs:
         spend = results.cost(path)["total"]
         label = f"{state.get('kind', 'expansion')}: {os.path.basename(os.path.normpath(path))}"
-        row = {"run": label, "trials": int(spend["trials"]), "device_hours": spend["device_hours"]}
-        for b in budgets:
-            row[f"best@{b:.4g}"] = best_under(points, b)
-        rows.append(row)
+        rows.append({"run": label, "path": path, "trials": int(spend["trials"]),
+                     "device_hours": spend["device_hours"], "best": [best_under(points, b) for b in budgets]})
         curves[label] = points
-    columns = ["run", "trials", "device_hours", *[f"best@{b:.4g}" for b in budgets]]
     plot = args.plot or os.path.join(os.path.dirname(os.path.abspath(runs[0][0])), "compare.png")
     plot_compare(curves, budgets, plot)
     fmt = "json" if args.json else args.format
-    if fmt == "json":
-        print(json_line(clean_nans({"budgets": budgets, "runs": rows, "plot": plot})))
+    if fmt == "json":  # fractions, named so: best_top1_frac[i] is the best at budgets_gflops[i]
+        print(json_line(clean_nans({"budgets_gflops": budgets, "plot": plot, "runs": [
+            {"run": r["run"], "path": r["path"], "trials": r["trials"], "device_hours": r["device_hours"],
+             "best_top1_frac": r["best"]} for r in rows]})))
         return 0
-    print(render(rows, columns, fmt, digits=4))
+    if fmt == "csv":
+        columns = ["run", "trials", "device_hours", *[f"best_top1_frac_at_{b:.4g}" for b in budgets]]
+        flat = [{"run": r["run"], "trials": r["trials"], "device_hours": r["device_hours"],
+                 **dict(zip(columns[3:], r["best"]))} for r in rows]
+        print(render(flat, columns, "csv"), end="")
+        return 0
+    headers = ["run", "trials", "device-hours", *[f"best top1 % @ {b:.4g} GF" for b in budgets]]
+    shown = [{"run": r["run"], "trials": r["trials"], "device_hours": r["device_hours"],
+              **{h: "" if math.isnan(v) else f"{100 * v:.1f}" for h, v in zip(headers[3:], r["best"])}}
+             for r in rows]
+    print(render(shown, ["run", "trials", "device_hours", *headers[3:]], fmt, headers=headers, digits=4))
     if fmt == "table":
-        print(f"\nbest@X: best val top-1 of a trained model at or under X GFLOPs (contracted models included); "
-              f"trials count every attempt. plot: {plot}")
+        print(f"\nbest top1 % @ X: best val top-1 (in %) of a trained model at or under X GFLOPs (contracted "
+              f"models included); trials count every attempt. plot: {plot} (and .pdf)")
     return 0

@@ -42,30 +42,23 @@ def presets_cmd(args: argparse.Namespace) -> int:
         s = preset.spec
         c = counter.count(s)
         paper = to_paper(s)
-        rows.append(
-            {
-                "name": preset.name,
-                "frames x stride": f"{s.frames}x{s.stride}",
-                "crop": s.crop,
-                "test crop": preset.test_crop,
-                "γs": format_factor(round(paper["gamma_s"], 3)),
-                "γw": format_factor(paper["gamma_w"]),
-                "WIDTH_FACTOR": format_factor(s.width),
-                "bottleneck": format_factor(s.bottleneck),
-                "depth": format_factor(s.depth),
-                "blocks": ",".join(map(str, s.stage_blocks)),
-                "GFLOPs": c.gflops,
-                "params (M)": c.params / 1e6,
-                "source": preset.source,
-                "paper": paper,
-                "spec": s.to_dict(),
-            }
-        )
+        rows.append({
+            "name": preset.name, "frames": s.frames, "stride": s.stride, "crop": s.crop,
+            "test_crop": preset.test_crop, "gamma_s": round(paper["gamma_s"], 4), "gamma_w": paper["gamma_w"],
+            "width_factor": s.width, "bottleneck": s.bottleneck, "depth": s.depth, "blocks": list(s.stage_blocks),
+            "gflops": c.gflops, "params": c.params, "source": preset.source, "paper": paper, "spec": s.to_dict(),
+        })
     if args.json:
         print(json_line({"counter": COUNTER, "classes": 400, "presets": rows}))
         return 0
-    columns = [k for k in rows[0] if k not in ("spec", "paper")]
-    print(render(rows, columns))
+    shown = [dict(r, frames=f"{r['frames']}x{r['stride']}", gamma_s=format_factor(r["gamma_s"]),
+                  gamma_w=format_factor(r["gamma_w"]), width_factor=format_factor(r["width_factor"]),
+                  bottleneck=format_factor(r["bottleneck"]), depth=format_factor(r["depth"]),
+                  blocks=",".join(map(str, r["blocks"])), params=r["params"] / 1e6) for r in rows]
+    columns = ["name", "frames", "crop", "test_crop", "gamma_s", "gamma_w", "width_factor", "bottleneck", "depth",
+               "blocks", "gflops", "params", "source"]
+    print(render(shown, columns, headers=["name", "frames x stride", "crop", "test crop", "γs", "γw", "WIDTH_FACTOR",
+                                          "bottleneck", "depth", "blocks", "GFLOPs", "params (M)", "source"]))
     print(f"\nGFLOPs: {COUNTER}; 400 classes. γs, γw: the paper's units (γs = crop / 112, "
           "γw = WIDTH_FACTOR / 2); γt = frames, γτ = stride, γb = bottleneck, γd = depth in both.")
     return 0

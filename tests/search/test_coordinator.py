@@ -154,7 +154,7 @@ def test_kill_9_then_resume_reruns_no_finished_trial(tmp_path):
     import pandas as pd
 
     cols = ["step", "axis", "frames", "stride", "crop", "width", "bottleneck", "depth", "gflops",
-            "top1", "status", "chosen"]
+            "top1_frac", "status", "chosen"]
     pd.testing.assert_frame_equal(pd.read_csv(run_dir / "steps.csv")[cols],
                                   pd.read_csv(ref_dir / "steps.csv")[cols])
     assert json.loads((run_dir / "contractions.json").read_text()) == \
