@@ -176,50 +176,65 @@ def finish(run: RunDir, quiet: bool = False) -> str:
     return results.render_run(run.path, "table")
 
 
+def _start_runner(exp: Experiment, run: RunDir, address: Optional[str], progress: Any) -> Any:
+    where = f"joining the Ray cluster at {address}" if address else "starting Ray and the first trial worker"
+    with progress.phase(where if exp.search.runner == "ray" else "preparing the trial runner"):
+        return runner_for(exp, run, address)
+
+
 def execute_search(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool,
                    origin: RunOrigin) -> Any:
     """Run (or replay) the expansion in a locked run folder; returns the SearchOutcome."""
     from expand.complexity import ComplexityCounter
     from expand.search.coordinator import Coordinator
-    from expand.search.progress import ConsoleProgress, SilentProgress
+    from expand.search.progress import make_progress
 
-    runner = runner_for(exp, run, address)
+    progress = make_progress(quiet)
     try:
-        coordinator = Coordinator(exp, run, runner, ComplexityCounter(),
-                                  SilentProgress() if quiet else ConsoleProgress(),
-                                  extra_state=_origin_dict(origin))
-        return coordinator.run()
+        runner = _start_runner(exp, run, address, progress)
+        try:
+            return Coordinator(exp, run, runner, ComplexityCounter(), progress,
+                               extra_state=_origin_dict(origin)).run()
+        finally:
+            runner.close()
     finally:
-        runner.close()
+        progress.close()
 
 
 def execute_baseline(exp: Experiment, run: RunDir, method: str, budget: int, max_gflops: Optional[float],
                      address: Optional[str], quiet: bool, extra: dict[str, Any]) -> Any:
     from expand.baselines import Baseline
     from expand.complexity import ComplexityCounter
-    from expand.search.progress import ConsoleProgress, SilentProgress
+    from expand.search.progress import make_progress
 
-    runner = runner_for(exp, run, address)
+    progress = make_progress(quiet)
     try:
-        return Baseline(exp, run, runner, ComplexityCounter(), method, budget, max_gflops,
-                        SilentProgress() if quiet else ConsoleProgress(), extra_state=extra).run()
+        runner = _start_runner(exp, run, address, progress)
+        try:
+            return Baseline(exp, run, runner, ComplexityCounter(), method, budget, max_gflops, progress,
+                            extra_state=extra).run()
+        finally:
+            runner.close()
     finally:
-        runner.close()
+        progress.close()
 
 
 def execute_calibration(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool,
                         extra: dict[str, Any]) -> dict[str, Any]:
     from expand.complexity import ComplexityCounter
     from expand.search.calibrate import Calibration
-    from expand.search.progress import ConsoleProgress, SilentProgress
+    from expand.search.progress import make_progress
 
-    runner = runner_for(exp, run, address)
+    progress = make_progress(quiet)
     try:
-        return Calibration(exp, run, runner, ComplexityCounter(), extra["multipliers"], extra["seeds"],
-                           extra["min_tau"], SilentProgress() if quiet else ConsoleProgress(),
-                           extra_state=extra).run()
+        runner = _start_runner(exp, run, address, progress)
+        try:
+            return Calibration(exp, run, runner, ComplexityCounter(), extra["multipliers"], extra["seeds"],
+                               extra["min_tau"], progress, extra_state=extra).run()
+        finally:
+            runner.close()
     finally:
-        runner.close()
+        progress.close()
 
 
 def start_calibration(experiment: str, multipliers: Sequence[float] = (1.0, 2.0, 4.0), seeds: int = 1,
@@ -349,8 +364,11 @@ def contract(run_dir: str, targets: list[float], train: bool = False, runner: Op
     check_contract_targets(path, targets)
     run.acquire("contract")
     try:
+        from expand.console import phase
+
         counter = ComplexityCounter()
-        items = contract_path(path, sorted(targets), exp.search_space, counter)
+        with phase(f"contracting the path to {len(targets)} budget(s) (fvcore counts)"):
+            items = contract_path(path, sorted(targets), exp.search_space, counter)
         if train:
             items = _train_contracted(run, apply_overrides(exp, {"runner": runner}), items, counter, address)
         return run, save_contractions(run, items)
@@ -360,13 +378,14 @@ def contract(run_dir: str, targets: list[float], train: bool = False, runner: Op
 
 def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, address: Optional[str]) -> list:
     from expand.search.executor import TrialExecutor
-    from expand.search.progress import ConsoleProgress
+    from expand.search.progress import make_progress
     from expand.search.trial import TrialSpec, derive_seed
     from expand.spec import ArchSpec
 
-    runner = runner_for(exp, run, address)
+    progress = make_progress()
+    runner = _start_runner(exp, run, address, progress)
     # an executor, not a Coordinator: training contracted models must not rewrite state.json
-    executor = TrialExecutor(run, runner, exp.retries, ConsoleProgress())
+    executor = TrialExecutor(run, runner, exp.retries, progress)
     trials = {}
     for c in items:
         if not c.get("spec") or c.get("top1") is not None:  # impossible, or a trained path model reused
@@ -381,6 +400,7 @@ def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, a
         results = executor.train(list(trials.values()))
     finally:
         runner.close()
+        progress.close()
     for c in items:
         r = results.get(c.get("trial_id"))
         if r is not None:

@@ -287,6 +287,12 @@ class TrialConfig:
     # chosen path's models and trained contractions, all every trial, none no file at all
     checkpoint: Literal["path", "all", "none"] = "path"
     throughput_batches: int = check_field(non_negative, 3)
+    # TensorBoard event files per trial (RUN/trials/<id>/tb): train loss, lr, clips/s per epoch, val
+    # top-1/top-5, and an hparams summary (the six factors, GFLOPs, top-1); `tensorboard --logdir RUN`
+    tensorboard: bool = True
+    # evaluate every N epochs during training as well (a running top-1 in the progress table and
+    # TensorBoard); 0: only at the end, as the search's decisions need (each costs an evaluation)
+    eval_every: int = check_field(non_negative, 0)
     # Precise BN (SlowFast's BN.USE_PRECISE_STATS / NUM_BATCHES_PRECISE, 200 there): before the
     # evaluation, recompute BN statistics as the true average over this many training batches
     # (fvcore's update_bn_stats). 0: off, the running averages of training are used.

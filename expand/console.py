@@ -17,7 +17,7 @@ import time
 from typing import Callable, Iterator, Optional, TextIO
 
 HEARTBEAT_S = float(os.environ.get("X3D_EXPAND_HEARTBEAT_S", "15"))
-PHASE_QUIET_S = 1.0  # a phase shorter than this prints its start line only
+PHASE_QUIET_S = 1.0  # a phase shorter than this prints nothing
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -75,20 +75,27 @@ class CountProgress:
 
 
 @contextlib.contextmanager
-def phase(label: str, say: Optional[Callable[[str], None]] = None,
-          heartbeat_s: Optional[float] = None) -> Iterator[None]:
-    """Say ``label`` now, ``still label`` every ``heartbeat_s`` while it runs, and how long it took.
+def phase(label: str, say: Optional[Callable[[str], None]] = None, heartbeat_s: Optional[float] = None,
+          quiet_s: Optional[float] = None) -> Iterator[None]:
+    """Say ``label`` once it has run ``quiet_s`` (1 s), then ``still label`` every ``heartbeat_s``, then its time.
 
-    ``say`` prints one line (default: stderr). The end line is left out for a
-    phase under a second, so quick phases cost one line.
+    A phase that ends within ``quiet_s`` prints nothing, so the many quick
+    phases of a search (FLOPs already counted, a warm cache) add no noise;
+    one that takes longer is never silent for more than ``heartbeat_s``.
+    ``say`` prints one line (default: stderr).
     """
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     every = HEARTBEAT_S if heartbeat_s is None else heartbeat_s
+    first = PHASE_QUIET_S if quiet_s is None else quiet_s
     start = time.perf_counter()
     done = threading.Event()
-    say(f"  ... {label}")
+    spoke = threading.Event()
 
     def beat() -> None:
+        if done.wait(first):
+            return
+        spoke.set()
+        say(f"  ... {label}")
         while not done.wait(every):
             say(f"  ... still {label} ({format_seconds(time.perf_counter() - start)})")
 
@@ -99,9 +106,8 @@ def phase(label: str, say: Optional[Callable[[str], None]] = None,
     finally:
         done.set()
         ticker.join()
-        took = time.perf_counter() - start
-        if took >= PHASE_QUIET_S:
-            say(f"  ... {label}: done in {took:.1f}s")
+        if spoke.is_set():
+            say(f"  ... {label}: done in {time.perf_counter() - start:.1f}s")
 
 
 __all__ = ["CountProgress", "phase", "is_terminal", "format_seconds", "HEARTBEAT_S"]

@@ -24,7 +24,9 @@ from expand.data.prefetch import Prefetcher
 from expand.models.x3d import build_x3d
 from expand.search.confidence import encode_per_video, video_ids_digest
 from expand.search.nodes import node_data_root
+from expand.search import live
 from expand.search.trial import TrialResult, TrialSpec
+from expand.tboard import TrialBoard
 from expand.weights import WEIGHTS_FILE, save_weights
 
 
@@ -103,7 +105,9 @@ def run_trial(trial: TrialSpec) -> TrialResult:
     torch.manual_seed(trial.seed)
     start = time.perf_counter()
     spec = trial.spec
+    board = TrialBoard.open(trial.out_dir if cfg.tensorboard else "", trial)
     try:
+        live.report(trial.trial_id, phase="reading the data (decoding videos the frame cache lacks)")
         train_items, _, cache = prepare_split(data, exp.search_space, "train")
         val_items, _, _ = prepare_split(data, exp.search_space, "val")
         select_items = prepare_split(data, exp.search_space, "minival")[0] if data.minival else None
@@ -125,6 +129,8 @@ def run_trial(trial: TrialSpec) -> TrialResult:
         opt = torch.optim.SGD(_param_groups(model, sched.weight_decay), lr=lr, momentum=sched.momentum)
         steps_per_epoch = max(1, len(train_dl))
         total = sched.iterations or max(1, int(round(sched.epochs * steps_per_epoch)))
+        epochs = math.ceil(total / steps_per_epoch)
+        live.report(trial.trial_id, phase="training", epoch=0, epochs=epochs)
         step, epoch, losses, clips, data_wait, compute = 0, 0, [], 0, 0.0, 0.0
         while step < total:
             train_ds.set_epoch(epoch)
@@ -170,7 +176,16 @@ def run_trial(trial: TrialSpec) -> TrialResult:
                                    seconds=time.perf_counter() - start)
             losses.append(mean)
             epoch += 1
+            epoch_s = time.perf_counter() - epoch_start
+            update = {"epoch": epoch, "epochs": epochs, "loss": mean, "lr": opt.param_groups[0]["lr"],
+                      "clips_per_s": n / max(epoch_s, 1e-9), "data_wait_frac": epoch_wait / max(epoch_s, 1e-9)}
+            if cfg.eval_every and epoch % cfg.eval_every == 0 and step < total:  # a running top-1, if asked
+                mid = evaluate(model, val_dl, device, memory_format, amp_dtype)
+                update.update(top1=mid.top1, top5=mid.top5, val_loss=mid.loss)
+            board.epoch(step, update)
+            live.report(trial.trial_id, **update)
         t_eval = time.perf_counter()
+        live.report(trial.trial_id, phase="evaluating")
         if cfg.precise_bn_batches:
             train_ds.set_epoch(epoch)  # fresh clips, as SlowFast draws them from the train loader
             precise_bn(model, (x for x, _ in train_dl), min(cfg.precise_bn_batches, len(train_dl)), device,
@@ -192,6 +207,8 @@ def run_trial(trial: TrialSpec) -> TrialResult:
             save_weights(os.path.join(trial.out_dir, WEIGHTS_FILE), spec, model, sched.dropout)
         seconds = time.perf_counter() - start
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else math.nan
+        board.finish(step, {"top1": top1, "top5": top5, "val_loss": val_loss, "infer_clips_per_s": infer,
+                            **({"val_top1": reported["val_top1"]} if reported else {})})
         train_time = data_wait + compute
         return TrialResult(
             trial.trial_id, "ok", top1=top1, top5=top5, val_loss=val_loss, train_loss=losses,
@@ -215,6 +232,8 @@ def run_trial(trial: TrialSpec) -> TrialResult:
             torch.cuda.empty_cache()
         return TrialResult(trial.trial_id, "oom", error=error, seconds=time.perf_counter() - start,
                            extra={"batch_size": max(1, int(exp.schedule.batch_size * trial.batch_scale))})
+    finally:
+        board.close()
 
 
 def precise_bn(model: torch.nn.Module, inputs: Iterable[torch.Tensor], batches: int, device: torch.device,

@@ -220,3 +220,41 @@ def test_auto_device_is_cuda_0_of_the_visible_set_or_the_cpu_and_says_which(monk
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     assert _device("auto") == torch.device("cuda:0")  # the first GPU Ray gave this worker
     assert describe_device(torch.device("cuda:0")) == "cuda:0 (NVIDIA H100, CUDA_VISIBLE_DEVICES=3)"
+
+
+def test_a_trial_logs_tensorboard_curves_and_hparams_and_reports_live(tiny_exp, tmp_path):
+    """Event files readable with tensorboard's own reader; the live reports carry epochs and a running top-1."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from expand.search import live
+
+    d = tiny_exp(epochs=2).to_dict()
+    d["trial"]["eval_every"] = 1
+    trial = TrialSpec("t1", 1, "fast", ArchSpec(2, 2, 32, num_classes=2, dim_c5=64), 3, 0.001, 10, d,
+                      out_dir=str(tmp_path / "t1"))
+    updates = []
+    with live.reporting(updates.append):
+        r = run_trial(trial)
+    assert r.status == "ok", r.error
+    epochs = [u for u in updates if "epoch" in u and "loss" in u]
+    assert [u["epoch"] for u in epochs] == [1, 2] and all(u["epochs"] == 2 for u in epochs)
+    assert "top1" in epochs[0] and 0 <= epochs[0]["top1"] <= 1  # eval_every 1: a running top-1 mid-training
+    assert [u["phase"] for u in updates if "phase" in u][-1] == "evaluating"
+
+    acc = EventAccumulator(str(tmp_path / "t1" / "tb"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"train/loss", "train/lr", "train/clips_per_s", "val/top1_frac", "val/top5_frac"} <= set(tags)
+    losses = [e.value for e in acc.Scalars("train/loss")]
+    assert losses == pytest.approx(r.train_loss, rel=1e-5)
+    assert acc.Scalars("val/top1_frac")[-1].value == pytest.approx(r.top1)
+    assert "hparams" in acc.PluginTagToContent("hparams") or acc.PluginTagToContent("hparams")
+
+
+def test_tensorboard_off_writes_no_event_files(tiny_exp, tmp_path):
+    d = tiny_exp().to_dict()
+    d["trial"]["tensorboard"] = False
+    trial = TrialSpec("t1", 1, "fast", ArchSpec(2, 2, 32, num_classes=2, dim_c5=64), 3, 0.001, 10, d,
+                      out_dir=str(tmp_path / "t1"))
+    assert run_trial(trial).status == "ok"
+    assert not (tmp_path / "t1" / "tb").exists()

@@ -201,7 +201,8 @@ class Coordinator:
     def _run(self) -> SearchOutcome:
         basis = self.space.basis
         self.progress.search_started(self.exp, len(self.space.axes))
-        basis_trial = self._trial(0, "basis", basis, "s00-basis", None)
+        with self.progress.phase("counting the basis's FLOPs (fvcore)"):
+            basis_trial = self._trial(0, "basis", basis, "s00-basis", None)
         # step 1's candidates are the basis's expansions: counted while the basis trains
         step1_parent = [basis] if self.exp.search.max_steps >= 1 else []
         result = self._train_counting_ahead([basis_trial], step1_parent)[basis_trial.trial_id]
@@ -219,7 +220,8 @@ class Coordinator:
                 self.stop_reason = f"the path passed the largest target ({targets[-1]:g} GFLOPs)"
                 break
             misses = getattr(self.counter, "misses", 0)
-            cands = self._candidates(step, parent)
+            with self.progress.phase(f"step {step}: counting the candidates' FLOPs (fvcore)"):
+                cands = self._candidates(step, parent)
             self.counted_between_steps.append(getattr(self.counter, "misses", 0) - misses)
             runnable = [c for c in cands if c.status == "pending"]
             if not runnable:
@@ -262,7 +264,8 @@ class Coordinator:
             self.stop_reason = f"reached max_steps ({self.exp.search.max_steps})"
         contractions = []
         if targets:
-            contractions = contract_path(self.path, targets, self.space, self.counter)
+            with self.progress.phase(f"contracting the path to {len(targets)} budget(s)"):
+                contractions = contract_path(self.path, targets, self.space, self.counter)
             save_contractions(self.run_dir, contractions)
         self._write_state(status="finished")
         self.progress.search_finished(self.path, self.stop_reason)

@@ -17,6 +17,15 @@ from expand.run import RunDir, TrialRecord, latest_by_trial
 from expand.search.trial import TrialResult, TrialSpec
 
 
+def _takes_progress(runner: Runner) -> bool:
+    import inspect
+
+    try:
+        return "on_progress" in inspect.signature(runner.run).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class TrialExecutor:
     def __init__(self, run: RunDir, runner: Runner, retries: RetriesConfig, progress: Progress,
                  on_pending: Optional[Callable[[list[str]], None]] = None) -> None:
@@ -71,7 +80,10 @@ class TrialExecutor:
                 if on_result is not None:
                     on_result(trial, result)
 
-            self.runner.run(todo, record)
+            if _takes_progress(self.runner):
+                self.runner.run(todo, record, on_progress=self.progress.trial_progress)
+            else:  # a registered runner written before live progress existed
+                self.runner.run(todo, record)
             final.update(batch)
             todo = [dataclasses.replace(t, attempt=t.attempt + 1,
                                         batch_scale=t.batch_scale * self._batch_scale([batch[t.trial_id]]))

@@ -37,9 +37,11 @@ import queue
 import threading
 from typing import Any, Optional, Sequence
 
+from expand.search import live
 from expand.search.trial import TrialSpec, call_safely, failed_result, load_trial_function
 
 RESULT_KEY = "trial_result_json"  # one string: Tune flattens nested result dicts
+PROGRESS_KEY = "trial_progress_json"  # a running trial's live.report(), for the display
 _STOP = "__stop__"
 
 
@@ -173,7 +175,8 @@ def _ray_worker(config: dict[str, Any]) -> None:
             scratch = tempfile.mkdtemp(prefix=f"x3d-expand-{trial.trial_id}-") if remote and trial.out_dir else ""
             if scratch:
                 trial = dataclasses.replace(trial, out_dir=scratch)
-            result = call_safely(func, trial)
+            with live.reporting(lambda update: tune.report({PROGRESS_KEY: json.dumps(update, default=str)})):
+                result = call_safely(func, trial)
             result.extra["node"] = node
             if scratch:
                 files = _read_files(scratch)
@@ -214,6 +217,8 @@ def _channel_callback(key: str) -> Any:
                 channel = _CHANNELS.get(self.key)
                 if channel is not None and RESULT_KEY in result:
                     channel.put(("result", json.loads(result[RESULT_KEY])))
+                elif channel is not None and PROGRESS_KEY in result:
+                    channel.put(("progress", json.loads(result[PROGRESS_KEY])))
 
             def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
                 # A worker is up: start the rest of the pool (they load while it runs).
@@ -341,7 +346,8 @@ class WorkerPool:
 
     Events come back in the order trials finish, from :meth:`next_event`:
     ``("result", dict)`` a trial's TrialResult as a dict (its files already
-    in its ``out_dir``); ``("stopped", why)`` Tune itself stopped, nothing
+    in its ``out_dir``); ``("progress", dict)`` a running trial's
+    :func:`expand.search.live.report`; ``("stopped", why)`` Tune itself stopped, nothing
     more will run. A worker that dies is restarted by Tune where resources
     allow, and the trial it held is rerun by any worker, up to
     ``crash_retries`` times, then reported as a failed result.
@@ -420,6 +426,8 @@ class WorkerPool:
         what, item = self._events.get()
         if what == "stopped":
             return "stopped", self.error or "all workers stopped"
+        if what == "progress":
+            return what, item
         if (item.get("extra") or {}).get("files"):  # written off this node: into the run folder now
             files = ray.get(self._dispatcher.collect.remote(item["trial_id"]))
             self._materialize(item["trial_id"], files)

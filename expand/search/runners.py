@@ -21,19 +21,21 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from expand.registry import Registry
-from expand.search import nodes, ray_session
+from expand.search import live, nodes, ray_session
 from expand.search.nodes import Requirements
 from expand.search.pool import WorkerPool
 from expand.search.trial import TrialResult, TrialSpec, call_safely, failed_result, load_trial_function
 
 OnResult = Callable[[TrialSpec, TrialResult], None]
+OnProgress = Callable[[dict[str, Any]], None]  # a running trial's expand.search.live.report()
 
 
 class Runner(Protocol):
     # True when trials run in the caller's process (and compete with it for CPU).
     trials_in_process: bool
 
-    def run(self, trials: Sequence[TrialSpec], on_result: OnResult) -> None: ...
+    def run(self, trials: Sequence[TrialSpec], on_result: OnResult,
+            on_progress: Optional[OnProgress] = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -53,9 +55,12 @@ class SerialRunner:
     def parallelism(self) -> int:
         return 1
 
-    def run(self, trials: Sequence[TrialSpec], on_result: OnResult) -> None:
+    def run(self, trials: Sequence[TrialSpec], on_result: OnResult,
+            on_progress: Optional[OnProgress] = None) -> None:
         for trial in trials:
-            on_result(trial, call_safely(self.function, trial))
+            with live.reporting(on_progress):
+                result = call_safely(self.function, trial)
+            on_result(trial, result)
 
     def close(self) -> None:
         pass
@@ -168,21 +173,26 @@ class RayRunner:
         self._pool.start()
         return self._pool
 
-    def run(self, trials: Sequence[TrialSpec], on_result: OnResult) -> None:
+    def run(self, trials: Sequence[TrialSpec], on_result: OnResult,
+            on_progress: Optional[OnProgress] = None) -> None:
         if not trials:
             return
         pool = self._pool if self._pool is not None and self._pool.running else self._start()
         pool.submit(trials)
         try:
-            self._collect(pool, {t.trial_id: t for t in trials}, on_result)
+            self._collect(pool, {t.trial_id: t for t in trials}, on_result, on_progress)
         except BaseException:
             self._abandoned = True  # Ctrl-C or an error in on_result: close() does not wait for trials
             raise
 
-    def _collect(self, pool: WorkerPool, by_id: dict[str, TrialSpec], on_result: OnResult) -> None:
+    def _collect(self, pool: WorkerPool, by_id: dict[str, TrialSpec], on_result: OnResult,
+                 on_progress: Optional[OnProgress] = None) -> None:
         while by_id:
             what, item = pool.next_event()
-            if what == "result":
+            if what == "progress":
+                if on_progress is not None and item.get("trial_id") in by_id:
+                    on_progress(item)
+            elif what == "result":
                 t = by_id.get(item.get("trial_id"))
                 if t is not None and item.get("attempt", t.attempt) == t.attempt:
                     del by_id[t.trial_id]  # (else a stale report: a rerun after a crash, an earlier attempt)

@@ -1,0 +1,72 @@
+"""A trial's TensorBoard log: per-epoch curves and an hparams summary, in the trial's own folder.
+
+The files go to ``RUN/trials/<id>/tb/``, so ``tensorboard --logdir RUN``
+shows a whole search (one run per trial) and the hparams tab compares trials
+by their six factors. The folder is the trial's, so a trial on another Ray
+node ships its event files back with its weights (pool.py). Fractions are
+logged as fractions, as everywhere a program reads (``top1_frac``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from expand.search.trial import TrialSpec
+
+BOARD_DIR = "tb"
+
+
+class TrialBoard:
+    """Wraps ``torch.utils.tensorboard.SummaryWriter``; a closed no-op when the trial has no folder."""
+
+    def __init__(self, writer: Any, trial: Optional[TrialSpec]) -> None:
+        self.writer, self.trial = writer, trial
+
+    @classmethod
+    def open(cls, out_dir: str, trial: TrialSpec) -> "TrialBoard":
+        if not out_dir:
+            return cls(None, None)
+        from torch.utils.tensorboard import SummaryWriter
+
+        return cls(SummaryWriter(log_dir=os.path.join(out_dir, BOARD_DIR), flush_secs=30), trial)
+
+    def epoch(self, step: int, update: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        names = {"loss": "train/loss", "lr": "train/lr", "clips_per_s": "train/clips_per_s",
+                 "data_wait_frac": "train/data_wait_frac", "top1": "val/top1_frac", "top5": "val/top5_frac",
+                 "val_loss": "val/loss"}
+        for key, tag in names.items():
+            if key in update:
+                self.writer.add_scalar(tag, float(update[key]), step)
+
+    def finish(self, step: int, metrics: dict[str, float]) -> None:
+        """The final evaluation as the last point of the curves, and the trial's hparams row."""
+        if self.writer is None or self.trial is None:
+            return
+        from torch.utils.tensorboard.summary import hparams
+
+        t = self.trial
+        for key, tag in (("top1", "val/top1_frac"), ("top5", "val/top5_frac"), ("val_loss", "val/loss"),
+                         ("val_top1", "val/reported_top1_frac"), ("infer_clips_per_s", "infer/clips_per_s")):
+            if key in metrics:
+                self.writer.add_scalar(tag, float(metrics[key]), step)
+        params = {**t.spec.factors(), "gflops": float(t.gflops), "params": int(t.params), "step": t.step,
+                  "axis": t.axis, "seed": t.seed, "trial_id": t.trial_id}
+        final = {f"hparams/{k}_frac" if k in ("top1", "top5") else f"hparams/{k}": float(metrics[k])
+                 for k in ("top1", "top5", "val_loss") if k in metrics}
+        exp, ssi, sei = hparams(params, final)
+        file_writer = self.writer._get_file_writer()
+        for summary in (exp, ssi, sei):
+            file_writer.add_summary(summary)
+        for k, v in final.items():
+            self.writer.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+__all__ = ["TrialBoard", "BOARD_DIR"]

@@ -1,0 +1,78 @@
+"""expand/search/progress.py: plain lines with ETAs, live updates from trials, the terminal table."""
+
+import io
+import math
+
+from expand.search import live
+from expand.search.progress import ConsoleProgress, Eta, LiveProgress, _Running, make_progress
+from expand.search.runners import SerialRunner
+from expand.search.trial import TrialResult, TrialSpec
+from expand.spec import ArchSpec
+
+
+def _trial(tid, gflops=1.0):
+    return TrialSpec(tid, 1, tid.split("-")[-1], ArchSpec(2, 2, 32), 0, gflops, 10)
+
+
+def _epochs(trial):
+    for e in range(1, 4):
+        live.report(trial.trial_id, epoch=e, epochs=3, loss=1.0 / e)
+    return TrialResult(trial.trial_id, "ok", top1=0.5, seconds=2.0)
+
+
+def test_a_serial_search_shows_each_epoch_of_a_running_trial():
+    out = io.StringIO()
+    progress = ConsoleProgress(out, heartbeat_s=0)
+    trials = [_trial("s01-fast"), _trial("s01-depth", 2.0)]
+    progress.batch_started(trials, 1)
+    SerialRunner(_epochs).run(trials, progress.trial_finished, on_progress=progress.trial_progress)
+    text = out.getvalue()
+    assert "epoch  s01-fast               1/3 loss 1.000" in text and "3/3 loss 0.333" in text
+    assert text.count("  finish ") == 2
+    # after the first finished trial (2 s for 1 GFLOP), the second (2 GFLOPs) is estimated from its epochs
+    first_finish = next(line for line in text.splitlines() if line.startswith("  finish s01-fast"))
+    assert "step ~" in first_finish
+
+
+def test_eta_uses_a_trials_own_epochs_then_seconds_per_gflop():
+    eta = Eta()
+    r = _Running(_trial("a", 2.0), first_report=100.0, epoch=2, epochs=10)
+    assert eta.remaining(r, now=120.0) == 80.0  # 10 s an epoch, 8 to go
+    unknown = _Running(_trial("b", 2.0))
+    assert math.isnan(eta.remaining(unknown, now=0.0))
+    eta.finished.append((1.0, 30.0))
+    assert eta.remaining(unknown, now=0.0) == 60.0  # 30 s per GFLOP measured
+    assert eta.batch([r, unknown], parallelism=2, now=120.0) == 70.0
+    assert eta.later_steps(2, 6, [10.0, 10.0], 3) == (6 * 10 * 2 + 6 * 10 * 4) / 3
+
+
+def test_the_live_table_shows_state_epoch_loss_and_top1():
+    out = io.StringIO()
+    progress = LiveProgress(out)
+    try:
+        progress.batch_started([_trial("s01-fast"), _trial("s01-depth")], 2)
+        progress.trial_progress({"trial_id": "s01-fast", "phase": "training", "epoch": 2, "epochs": 5,
+                                 "loss": 0.75, "top1": 0.4})
+        from rich.console import Console
+
+        render = io.StringIO()
+        Console(file=render, width=120).print(progress._table())
+    finally:
+        progress.close()
+    table = render.getvalue()
+    assert "s01-fast" in table and "training" in table and "2/5" in table and "0.750" in table and "40.0" in table
+    assert "s01-depth" in table and "queued" in table
+
+
+def test_make_progress_picks_plain_lines_off_a_terminal_and_silence_when_quiet():
+    assert type(make_progress(stream=io.StringIO())) is ConsoleProgress
+    assert type(make_progress(quiet=True)).__name__ == "SilentProgress"
+
+
+def test_a_failing_display_never_fails_a_trial():
+    def broken(update):
+        raise RuntimeError("display gone")
+
+    with live.reporting(broken):
+        live.report("t", epoch=1)  # swallowed
+    live.report("t", epoch=1)  # no sink: a no-op

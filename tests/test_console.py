@@ -1,0 +1,50 @@
+"""expand/console.py: named phases that are never silent for long, counted progress as plain lines."""
+
+import io
+import time
+
+from expand.console import CountProgress, format_seconds, phase
+
+
+def test_a_slow_phase_says_it_started_is_still_running_and_how_long_it_took():
+    lines = []
+    with phase("counting FLOPs", say=lines.append, heartbeat_s=0.1, quiet_s=0.05):
+        time.sleep(0.45)
+    assert lines[0] == "  ... counting FLOPs"
+    still = [line for line in lines if line.startswith("  ... still counting FLOPs")]
+    assert len(still) >= 2  # a heartbeat every 0.1 s: no gap longer than that
+    assert lines[-1].startswith("  ... counting FLOPs: done in 0.")
+
+
+def test_a_quick_phase_prints_nothing():
+    lines = []
+    with phase("cached", say=lines.append, heartbeat_s=0.1, quiet_s=0.5):
+        pass
+    assert lines == []
+
+
+def test_a_phase_that_raises_still_ends_its_heartbeat():
+    lines = []
+    try:
+        with phase("failing", say=lines.append, heartbeat_s=0.05, quiet_s=0.01):
+            time.sleep(0.1)
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    n = len(lines)
+    time.sleep(0.15)
+    assert len(lines) == n and lines[-1].startswith("  ... failing: done in")
+
+
+def test_counted_progress_is_a_few_plain_lines_off_a_terminal():
+    out = io.StringIO()
+    progress = CountProgress(100, "checking videos", stream=out)
+    for i in range(1, 101):
+        progress(i)
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue() and 10 <= len(lines) <= 12
+    assert lines[-1].startswith("  checking videos 100/100")
+
+
+def test_format_seconds():
+    assert (format_seconds(5), format_seconds(65), format_seconds(3700)) == ("5s", "1m05s", "1h01m")
