@@ -278,7 +278,9 @@ def write_plots(run_dir: str) -> list[str]:
 
         if not state.get("summary"):
             return []
-        rows = pd.read_csv(os.path.join(run_dir, "calibration.csv")).to_dict("records")
+        from expand.tables import human_key
+
+        rows = pd.read_csv(os.path.join(run_dir, "calibration.csv")).rename(columns=human_key).to_dict("records")
         return plot_calibration(rows, state["summary"], os.path.join(run_dir, "plots", "calibration.png"))
 
     return plot_run(run_dir, step_rows(run_dir))

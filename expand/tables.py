@@ -51,13 +51,18 @@ def render(
 
 
 FRACTION_KEYS = ("top1", "top5", "gain", "confidence", "val_top1", "val_top5", "top1_se", "parent_top1",
-                 "chance", "one_frame_ceiling", "error", "confidence_level")
+                 "chance", "one_frame_ceiling", "error", "confidence_level", "top1_std", "mean_top1", "seed_std")
 _RENAMED = {**{k: f"{k}_frac" for k in FRACTION_KEYS}, "gain_per_gflop": "gain_frac_per_gflop"}
 
 
 def machine_key(key: str) -> str:
     """The name a fraction-valued field has in JSON, CSV and DataFrames (``top1`` -> ``top1_frac``)."""
     return _RENAMED.get(key, key)
+
+
+def human_key(key: str) -> str:
+    """The inverse of :func:`machine_key` (reading a CSV back into the names the code uses)."""
+    return {v: k for k, v in _RENAMED.items()}.get(key, key)
 
 
 def machine_keys(obj: Any) -> Any:

@@ -130,7 +130,10 @@ class Calibration:
         apply_policy(self.run_dir.path, self.exp.trial.checkpoint, ())
         rows = candidate_rows(trials, results)
         summary = summarize(rows, self.exp.selection, self.min_tau)
-        self.run_dir.write_text("calibration.csv", pd.DataFrame(rows).to_csv(index=False))
+        from expand.tables import machine_key
+
+        # fractions, named so (top1_frac), as in every CSV; write_plots reads them back
+        self.run_dir.write_text("calibration.csv", pd.DataFrame(rows).rename(columns=machine_key).to_csv(index=False))
         state = self._write_state("finished", rows, summary)
         from expand.plots import plot_calibration
 
@@ -210,13 +213,15 @@ def render_calibration(state: dict[str, Any], fmt: str = "table") -> str:
     summary = state.get("summary")
     if not summary:
         return f"calibration {state.get('name')}: {state.get('status')} (no summary yet; resume it)"
+    columns = ["multiplier", "kendall_tau", "pick", "same_pick", "mean_top1", "seed_std", "trial_seconds"]
+    if fmt in ("csv", "json"):  # fractions, in *_frac columns
+        return render(summary["per_schedule"], columns, fmt)
     rows = [{**p, "kendall_tau": _r(p["kendall_tau"]), "seed_std": _pct(p["seed_std"]),
              "mean_top1": _pct(p["mean_top1"]), "trial_seconds": round(p["trial_seconds"])}
             for p in summary["per_schedule"]]
-    columns = ["multiplier", "kendall_tau", "pick", "same_pick", "mean_top1", "seed_std", "trial_seconds"]
-    table = render(rows, columns, fmt, digits=3)
-    if fmt != "table":
-        return table
+    table = render(rows, columns, fmt, digits=3,
+                   headers=["schedule", "kendall_tau", "pick", "same_pick", "mean top1 %", "seed std (pts)",
+                            "trial-seconds"])
     sched = state.get("schedule") or {}
     length = f"{sched.get('iterations')} iterations" if sched.get("iterations") else f"{sched.get('epochs')} epochs"
     return "\n".join([
@@ -224,8 +229,8 @@ def render_calibration(state: dict[str, Any], fmt: str = "table") -> str:
         f"the schedule ({length}), {state.get('seeds')} seed(s) each", "", table, "",
         f"recommended: {summary['recommended_multiplier']:g}x the schedule: {summary['why']}.",
         "kendall_tau: rank agreement of the candidates' mean top-1 with the longest schedule (1: same order); "
-        "seed_std: top-1 points between seeds (search.confirm.seed_std wants it as a fraction); "
-        "mean_top1 in %."])
+        "seed std: top-1 points between seeds (search.confirm.seed_std wants it as a fraction); "
+        "mean top1 in %."])
 
 
 def _pct(x: float) -> str:

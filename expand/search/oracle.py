@@ -36,6 +36,7 @@ import random
 import time
 from typing import Any
 
+from expand.search import live
 from expand.search.trial import TrialResult, TrialSpec
 
 DEFAULT_WEIGHTS = {
@@ -108,6 +109,8 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
     if noise:
         rng = random.Random(f"{trial.seed}|{trial.spec.key()}")
         acc = min(1.0, max(0.0, acc + rng.gauss(0.0, noise)))
+    # one "epoch" of progress, as the trainer reports each of its own (the display and its tests)
+    live.report(trial.trial_id, phase="training", epoch=1, epochs=1, loss=1.0 - acc)
     per_video: dict[str, Any] = {}
     if options.get("save_weights") and trial.out_dir:
         _save_untrained_weights(trial)

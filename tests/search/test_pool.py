@@ -20,8 +20,13 @@ def test_a_pool_runs_submitted_trials_on_its_workers_and_stops(tmp_path, ray_clu
     try:
         assert pool.running
         pool.submit(trials)
-        events = [pool.next_event() for _ in trials]
-        assert [what for what, _ in events] == ["result"] * 3
+        events, progress = [], []
+        while len(events) < len(trials):  # a running trial's reports come through Tune before its result
+            what, item = pool.next_event()
+            (events if what == "result" else progress).append((what, item))
+        assert {what for what, _ in progress} == {"progress"}
+        assert sorted(item["trial_id"] for _, item in progress) == ["t0", "t1", "t2"]
+        assert all(item["epoch"] == 1 and item["epochs"] == 1 for _, item in progress)
         assert sorted(item["trial_id"] for _, item in events) == ["t0", "t1", "t2"]
         assert all(item["status"] == "ok" for _, item in events)
         # the oracle scores more frames higher: the results belong to the trials they name
