@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DATA ?= data/synthetic
 DEMO_OUT  ?= results/demo
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/model_throughput.py
+
+# the configuration reference is generated from the schema (a test checks it is current)
+docs: $(STAMP)
+	$(PY) -m expand.config_reference > docs/configuration.md
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -28,3 +28,15 @@ def test_the_python_api_section_runs(tmp_path, monkeypatch):
     assert os.path.isfile(tmp_path / "results" / "api-demo" / "steps.csv")
     assert os.path.isfile(tmp_path / "results" / "api-priciest" / "state.json")
 
+
+
+def test_the_readme_is_a_guide_with_its_sections_and_links():
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    for section in ("Install", "Quick start", "Your own data", "Watching a search", "Reading a run", "Python API",
+                    "Recipes", "Configuration reference", "Troubleshooting", "Benchmarks"):
+        assert section in headings, section
+    for target in re.findall(r"\]\(((?:docs|experiments|benchmarks)/[^)#]+)\)", text):
+        assert os.path.exists(os.path.join(ROOT, target)), target
+    assert "## Benchmarks" in text and len(text.splitlines()) < 900
+    assert "[docs/configuration.md](docs/configuration.md)" in text

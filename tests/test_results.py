@@ -148,3 +148,11 @@ def test_show_gives_every_step_a_confidence_and_marks_the_close_calls(tmp_path, 
     assert "seeds" in header  # the column appears once a candidate averages seeds
     # and an expansion picture with error bars was drawn
     assert (tmp_path / "run" / "plots" / "expansion.png").stat().st_size > 10_000
+
+
+def test_candidates_on_the_same_point_are_nudged_apart():
+    from expand.plots import _dodged
+
+    rows = [{"gflops": 1.0, "top1": 0.5}, {"gflops": 1.0, "top1": 0.5}, {"gflops": 2.0, "top1": 0.5}]
+    xs = _dodged(rows)
+    assert xs[0] == 1.0 and xs[1] > 1.0 and xs[2] == 2.0
