@@ -85,6 +85,7 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
         if calls <= crash_n:
             os._exit(1)
     started = time.time()
+    live.report(trial.trial_id, phase="training", epoch=0, epochs=1)
     if options.get("sleep"):
         time.sleep(float(options["sleep"]))
     if options.get("env_file"):  # where the trial ran: the GPUs Ray gave it, and when

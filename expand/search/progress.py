@@ -64,6 +64,7 @@ class _Running:
     top1: float = math.nan
     first_report: float = 0.0
     last_line: float = 0.0
+    seconds: float = math.nan  # the finished trial's own time
 
 
 class Eta:
@@ -193,7 +194,7 @@ class ConsoleProgress(SilentProgress):
         self.step_seconds.append(result.seconds)
         r = self.running.get(trial.trial_id)
         if r is not None:
-            r.state, r.top1 = "done" if result.ok else result.status, result.top1
+            r.state, r.top1, r.seconds = "done" if result.ok else result.status, result.top1, result.seconds
         status = f"top1 {_pct(result.top1)}" if result.ok else f"{result.status.upper()}: {result.error[:80]}"
         where = f"  on {result.device}" if result.device else ""
         self._print(f"  finish {trial.trial_id:22s} {trial.axis:10s} {trial.gflops:8.4f} GF  "
@@ -258,13 +259,16 @@ class LiveProgress(ConsoleProgress):
         now = time.time()
         title = f"step {self.step}" if self.step else "basis"
         eta = self._eta_text().lstrip(", ")
-        table = Table(title=f"{title}  [elapsed {self._elapsed()}{'; ' + eta if eta else ''}]",
-                      title_justify="left", expand=False, pad_edge=False)
+        from rich.text import Text
+
+        heading = Text(f"{title}  [elapsed {self._elapsed()}{'; ' + eta if eta else ''}]")  # not markup
+        table = Table(title=heading, title_justify="left", expand=False, pad_edge=False)
         for name in ("trial", "axis", "GFLOPs", "state", "elapsed", "epoch", "loss", "top1 %"):
             table.add_column(name, justify="right" if name in ("GFLOPs", "elapsed", "loss", "top1 %") else "left")
         for r in list(self.running.values()):
             started = r.first_report or now
-            elapsed = format_seconds(now - started) if r.first_report and r.state != "done" else ""
+            elapsed = (format_seconds(r.seconds) if not math.isnan(r.seconds) else
+                       format_seconds(now - started) if r.first_report else "")
             table.add_row(r.trial.trial_id, r.trial.axis, f"{r.trial.gflops:.4g}", r.state, elapsed,
                           f"{r.epoch}/{r.epochs}" if r.epochs else "",
                           "" if math.isnan(r.loss) else f"{r.loss:.3f}",

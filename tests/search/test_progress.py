@@ -62,6 +62,7 @@ def test_the_live_table_shows_state_epoch_loss_and_top1():
     table = render.getvalue()
     assert "s01-fast" in table and "training" in table and "2/5" in table and "0.750" in table and "40.0" in table
     assert "s01-depth" in table and "queued" in table
+    assert "[elapsed " in table  # the title is text, not rich markup (which would swallow the brackets)
 
 
 def test_make_progress_picks_plain_lines_off_a_terminal_and_silence_when_quiet():
