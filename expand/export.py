@@ -184,8 +184,8 @@ def export_run(run_dir: str, step: Optional[int] = None, target_gflops: Optional
     from expand.api import load_run
     from expand.complexity import COUNTER_SHORT, ComplexityCounter
     from expand.fileio import atomic_write
-    from expand.results import contraction_source, saved_contractions
-    from expand.search.coordinator import PathEntry, contract_path
+    from expand.results import contraction_source
+    from expand.search.coordinator import PathEntry, contract_path, saved_contractions
 
     run, state, exp = load_run(run_dir)
     path = [PathEntry.from_dict(p) for p in state.get("path", [])]

@@ -59,7 +59,7 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _contractions(run_dir: str, state: dict[str, Any]) -> list[dict[str, Any]]:
-    from expand.results import saved_contractions
+    from expand.search.coordinator import saved_contractions
     from expand.run import RunDir
 
     return [c for c in saved_contractions(RunDir(run_dir), state.get("path", [])) if c.get("spec")]

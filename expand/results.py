@@ -184,16 +184,9 @@ def render_contractions(items: list[dict[str, Any]], fmt: str) -> str:
                   digits=4)
 
 
-def saved_contractions(run: RunDir, path: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """contractions.json with reused path models filled in (older runs did not record them)."""
-    from expand.run import PathEntry
-    from expand.search.coordinator import load_contractions, reuse_trained
-
-    entries = [PathEntry.from_dict(p) for p in path]
-    return [reuse_trained(c, entries) for c in load_contractions(run)]
-
-
 def render_run(run_dir: str, fmt: str = "table") -> str:
+    from expand.search.coordinator import saved_contractions
+
     state, _, partial = _read(run_dir)
     if state.get("kind") == "calibration":
         from expand.search.calibrate import render_calibration

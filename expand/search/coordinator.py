@@ -332,6 +332,12 @@ def load_contractions(run: RunDir) -> list[dict[str, Any]]:
         return []
 
 
+def saved_contractions(run: RunDir, path: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """contractions.json with reused path models filled in (older runs did not record them)."""
+    entries = [PathEntry.from_dict(p) for p in path]
+    return [reuse_trained(c, entries) for c in load_contractions(run)]
+
+
 def save_contractions(run: RunDir, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge by target (a later contraction of the same budget replaces the earlier)."""
     import json
