@@ -199,7 +199,7 @@ def test_a_contraction_that_lands_on_a_trained_path_model_reuses_it(oracle_run, 
     target = basis["gflops"] * 1.3  # under step 1's model: contracts back to the basis
     assert main(["contract", str(run), "--target-gflops", f"{target:.6g}", "--json"]) == 0
     item = json.loads(capsys.readouterr().out)["contractions"][0]
-    assert item["reused_step"] == 0 and item["top1"] == basis["top1"] and item["trial_id"] == basis["trial_id"]
+    assert item["reused_step"] == 0 and item["top1_frac"] == basis["top1"] and item["trial_id"] == basis["trial_id"]
     assert main(["show", str(run)]) == 0
     shown = capsys.readouterr().out
     assert "= step 0 (basis), trained" in shown and f"{100 * basis['top1']:.1f}" in shown
