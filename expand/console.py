@@ -40,7 +40,8 @@ def format_seconds(s: float) -> str:
 
 
 class CountProgress:
-    """``done`` out of ``total`` items: a tqdm bar on a terminal, a line per ~10 % elsewhere."""
+    """``done`` out of ``total`` items: a tqdm bar on a terminal; elsewhere a line per ~10 %, or sooner
+    when ``HEARTBEAT_S`` passed since the last line (a slow item never leaves a log silent for long)."""
 
     def __init__(self, total: int, label: str, stream: Optional[TextIO] = None, enabled: bool = True) -> None:
         self.total, self.label, self.enabled = total, label, enabled and total > 0
@@ -48,6 +49,7 @@ class CountProgress:
         self.start = time.perf_counter()
         self._bar = None
         self._next_line = 0
+        self._last_line = 0.0
         if self.enabled and is_terminal(self.stream):
             from tqdm import tqdm
 
@@ -61,10 +63,11 @@ class CountProgress:
             if done >= self.total:
                 self._bar.close()
             return
-        if done < self._next_line and done < self.total:
+        elapsed = time.perf_counter() - self.start
+        if done < self._next_line and done < self.total and elapsed - self._last_line < HEARTBEAT_S:
             return
         self._next_line = done + max(1, self.total // 10)
-        elapsed = time.perf_counter() - self.start
+        self._last_line = elapsed
         eta = elapsed / done * (self.total - done) if done else float("nan")
         left = f", ~{format_seconds(eta)} left" if 0 < done < self.total else ""
         print(f"  {self.label} {done}/{self.total} [{format_seconds(elapsed)}{left}]", file=self.stream, flush=True)

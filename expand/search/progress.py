@@ -64,7 +64,11 @@ class _Running:
     top1: float = math.nan
     first_report: float = 0.0
     last_line: float = 0.0
+    last_update: float = 0.0
     seconds: float = math.nan  # the finished trial's own time
+
+
+_ENDED = ("done", "failed", "oom", "diverged")
 
 
 class Eta:
@@ -116,6 +120,8 @@ class ConsoleProgress(SilentProgress):
         self.step = 0
         self.parallelism = 1
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: Optional[threading.Thread] = None
 
     def _print(self, text: str) -> None:
         with self._lock:
@@ -126,7 +132,7 @@ class ConsoleProgress(SilentProgress):
 
     def _eta_text(self) -> str:
         now = time.time()
-        left = [r for r in self.running.values() if r.state not in ("done", "failed", "oom", "diverged")]
+        left = [r for r in self.running.values() if r.state not in _ENDED]
         if not left:
             return ""
         batch = self.eta.batch(left, self.parallelism, now)
@@ -153,6 +159,32 @@ class ConsoleProgress(SilentProgress):
             self.running[t.trial_id] = _Running(t)
             retry = f" (attempt {t.attempt})" if t.attempt > 1 else ""
             self._print(f"  start  {t.trial_id:22s} {t.spec.name:36s} {t.gflops:8.4f} GF{retry}")
+        self._start_ticker()
+
+    def _start_ticker(self) -> None:
+        """A line for each running trial that has said nothing for ``heartbeat_s`` (a long epoch, a cache build)."""
+        if self._ticker is not None or self.heartbeat_s <= 0:
+            return
+        self._stop.clear()
+
+        def tick() -> None:
+            while not self._stop.wait(self.heartbeat_s):
+                now = time.time()
+                for r in list(self.running.values()):
+                    if r.first_report and r.state not in _ENDED and now - max(r.last_line, r.last_update) >= \
+                            self.heartbeat_s:
+                        r.last_line = now
+                        self._print(f"  ...    {r.trial.trial_id:22s} still {r.state} "
+                                    f"({format_seconds(now - r.first_report)})")
+
+        self._ticker = threading.Thread(target=tick, name="x3d-expand-progress", daemon=True)
+        self._ticker.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
 
     def trial_cached(self, trial: TrialSpec, result: TrialResult) -> None:
         self._print(f"  done   {trial.trial_id:22s} (finished before resume) top1 {_pct(result.top1)}")
@@ -164,6 +196,7 @@ class ConsoleProgress(SilentProgress):
         now = time.time()
         if not r.first_report:
             r.first_report = now
+        r.last_update = now
         if "phase" in update:
             r.state = str(update["phase"]).split(" (")[0]
         for key in ("epoch", "epochs"):
@@ -274,6 +307,9 @@ class LiveProgress(ConsoleProgress):
                           "" if math.isnan(r.loss) else f"{r.loss:.3f}",
                           "" if math.isnan(r.top1) else f"{100 * r.top1:.1f}")
         return table
+
+    def _start_ticker(self) -> None:
+        """The live table shows every trial's elapsed time: no heartbeat lines needed."""
 
     def close(self) -> None:
         self.live.stop()

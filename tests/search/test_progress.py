@@ -77,3 +77,21 @@ def test_a_failing_display_never_fails_a_trial():
     with live.reporting(broken):
         live.report("t", epoch=1)  # swallowed
     live.report("t", epoch=1)  # no sink: a no-op
+
+
+def test_a_running_trial_that_says_nothing_for_a_while_gets_still_lines():
+    import time
+
+    out = io.StringIO()
+    progress = ConsoleProgress(out, heartbeat_s=0.1)
+    try:
+        progress.batch_started([_trial("s01-fast")], 1)
+        progress.trial_progress({"trial_id": "s01-fast", "phase": "reading the data (decoding ...)"})
+        time.sleep(0.35)  # a cache build: no report for longer than the heartbeat
+    finally:
+        progress.close()
+    still = [line for line in out.getvalue().splitlines() if "still reading the data" in line]
+    assert len(still) >= 2
+    n = len(out.getvalue().splitlines())
+    time.sleep(0.2)
+    assert len(out.getvalue().splitlines()) == n  # closed: no more lines
