@@ -145,7 +145,9 @@ def test_compare_table_and_plot(tmp_path, oracle_run, capsys):
     assert main(["compare", str(oracle_run), str(tmp_path / "random"), "--plot", str(plot)]) == 0
     table = capsys.readouterr().out
     assert "expansion: run" in table and "random: random" in table and "best top1 % @" in table
-    assert f"{100 * best_under(points, 0.004):.1f}" in table  # percent for people, fractions in JSON
+    assert main(["compare", str(oracle_run), "--budgets", "0.008", "--plot", str(plot)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("expansion"))
+    assert row.split()[-1] == f"{100 * best_under(points, 0.008):.1f}"  # percent for people, fractions in JSON
     assert plot.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
 
 
