@@ -18,8 +18,22 @@ from expand.errors import InputError
 PROG = "x3d-expand"
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Shows a positional a number list may fill (see :class:`_Numbers`) as required, which it is."""
+
+    def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
+        if getattr(action, "required_after_spill", False):
+            name = self._metavar_formatter(action, default_metavar)(1)[0]
+            return f"{name} [{name} ...]" if action.nargs == "*" else name
+        return super()._format_args(action, default_metavar)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line and exit code 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")

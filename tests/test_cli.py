@@ -156,3 +156,10 @@ def test_search_json_prints_one_object_and_sends_progress_to_stderr(tmp_path, ca
     data = json.loads(out)
     assert out.count("\n") == 1 and data["status"] == "finished"
     assert "run folder:" in err and "step 1" in err
+
+
+def test_help_shows_a_positional_after_a_number_list_as_required(capsys):
+    code, out, _ = run(capsys, "contract", "--help")
+    assert code == 0
+    usage = " ".join(out.split("\n\n")[0].split())
+    assert usage.endswith("RUN_DIR") and "[RUN_DIR]" not in usage
