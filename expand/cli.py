@@ -88,7 +88,8 @@ class _Numbers(argparse.Action):
             except argparse.ArgumentTypeError as exc:
                 if not numbers or not self.spill_to or _looks_numeric(text):
                     parser.error(f"argument {'/'.join(self.option_strings)}: {exc}")
-                getattr(namespace, _SPILL, None) or setattr(namespace, _SPILL, [])
+                if getattr(namespace, _SPILL, None) is None:
+                    setattr(namespace, _SPILL, [])
                 getattr(namespace, _SPILL).append((self.spill_to, list(values[i:])))
                 break
         setattr(namespace, self.dest, numbers)
