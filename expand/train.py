@@ -107,7 +107,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
     spec = trial.spec
     board = TrialBoard.open(trial.out_dir if cfg.tensorboard else "", trial)
     try:
-        live.report(trial.trial_id, phase="reading the data (decoding videos the frame cache lacks)")
+        live.report(trial.trial_id, phase="opening the data (caching any videos the frame cache lacks)")
         train_items, _, cache = prepare_split(data, exp.search_space, "train")
         val_items, _, _ = prepare_split(data, exp.search_space, "val")
         select_items = prepare_split(data, exp.search_space, "minival")[0] if data.minival else None

@@ -133,13 +133,11 @@ class ConsoleProgress(SilentProgress):
     def _eta_text(self) -> str:
         now = time.time()
         left = [r for r in self.running.values() if r.state not in _ENDED]
-        if not left:
-            return ""
-        batch = self.eta.batch(left, self.parallelism, now)
+        batch = self.eta.batch(left, self.parallelism, now) if left else 0.0
         if math.isnan(batch):
             return ""
         later = self.eta.later_steps(self.max_steps - self.step, self.n_axes, self.step_seconds, self.parallelism)
-        text = f", step ~{format_seconds(batch)} left"
+        text = f", step ~{format_seconds(batch)} left" if left else ""
         if later:
             text += f", search ~{format_seconds(batch + later)} left if every step runs"
         return text

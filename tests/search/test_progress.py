@@ -95,3 +95,21 @@ def test_a_running_trial_that_says_nothing_for_a_while_gets_still_lines():
     n = len(out.getvalue().splitlines())
     time.sleep(0.2)
     assert len(out.getvalue().splitlines()) == n  # closed: no more lines
+
+
+def test_after_the_basis_the_finish_line_estimates_the_whole_search():
+    class Exp:
+        name, selection = "t", "paper"
+
+        class search:
+            max_steps = 2
+
+    out = io.StringIO()
+    progress = ConsoleProgress(out, heartbeat_s=0)
+    progress.search_started(Exp, 6)
+    basis = _trial("s00-basis")
+    progress.batch_started([basis], 2)
+    progress.trial_finished(basis, TrialResult("s00-basis", "ok", top1=0.1, seconds=10.0))
+    line = out.getvalue().splitlines()[-1]
+    # two later steps of six trials on two workers: 6*10*2/2 + 6*10*4/2 = 180 s
+    assert "step ~" not in line and "search ~3m00s left" in line
