@@ -122,6 +122,8 @@ def _plot_gains(plt: Any, ok: list[dict[str, Any]], steps: list[int], gains_png:
             x = r["step"] + (axes.index(r["axis"]) - (len(axes) - 1) / 2) * width
             ax.annotate("▼", (x, 100 * r["gain_per_gflop"]), ha="center", va="bottom", fontsize=FONT_PT - 1)
     ax.axhline(0, color="black", lw=0.6)
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high + 0.45 * (high - low))  # room for the legend above the bars
     ax.set_xticks(steps)
     ax.set_xlabel("step (▼: the chosen axis)")
     ax.set_ylabel("top-1 gain per added GFLOP\n(points / GFLOP)")
@@ -141,9 +143,12 @@ def _save(plt: Any, fig: Any, png: str) -> list[str]:
 
 
 def _error_bars(rows: list[dict[str, Any]]) -> Optional[list[float]]:
-    """One std of each top-1 (in points) where several seeds measured it; None when none did (no bars)."""
-    bars = [100 * r["top1_se"] if isinstance(r.get("top1_se"), float) and math.isfinite(r["top1_se"]) else 0.0
-            for r in rows]
+    """±1 std of top-1 (points) for models averaged over several seeds; None when no model was (no bars).
+
+    A one-seed model's uncertainty is in the table's confidence column, not drawn.
+    """
+    bars = [100 * r["top1_se"] if r.get("seeds", 1) > 1 and isinstance(r.get("top1_se"), float)
+            and math.isfinite(r["top1_se"]) else 0.0 for r in rows]
     return bars if any(bars) else None
 
 

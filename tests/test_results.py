@@ -156,3 +156,11 @@ def test_candidates_on_the_same_point_are_nudged_apart():
     rows = [{"gflops": 1.0, "top1": 0.5}, {"gflops": 1.0, "top1": 0.5}, {"gflops": 2.0, "top1": 0.5}]
     xs = _dodged(rows)
     assert xs[0] == 1.0 and xs[1] > 1.0 and xs[2] == 2.0
+
+
+def test_error_bars_only_for_models_averaged_over_seeds():
+    from expand.plots import _error_bars
+
+    one_seed = [{"top1_se": 0.03, "seeds": 1}, {"top1_se": 0.02, "seeds": 1}]
+    assert _error_bars(one_seed) is None  # its uncertainty is the table's confidence column
+    assert _error_bars([{"top1_se": 0.03, "seeds": 2}, {"top1_se": 0.02, "seeds": 1}]) == [3.0, 0.0]
