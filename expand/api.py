@@ -8,11 +8,12 @@ coordinator (or baseline) -> runner -> trials -> the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict, load_experiment
 from expand.errors import ConfigError, InputError
@@ -176,10 +177,22 @@ def finish(run: RunDir, quiet: bool = False) -> str:
     return results.render_run(run.path, "table")
 
 
-def _start_runner(exp: Experiment, run: RunDir, address: Optional[str], progress: Any) -> Any:
-    where = f"joining the Ray cluster at {address}" if address else "starting Ray and the first trial worker"
-    with progress.phase(where if exp.search.runner == "ray" else "preparing the trial runner"):
-        return runner_for(exp, run, address)
+@contextlib.contextmanager
+def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool = False) -> Iterator[Any]:
+    """The progress display and the started runner of one command, both closed however it ends."""
+    from expand.search.progress import make_progress
+
+    progress = make_progress(quiet)
+    try:
+        where = f"joining the Ray cluster at {address}" if address else "starting Ray and the first trial worker"
+        with progress.phase(where if exp.search.runner == "ray" else "preparing the trial runner"):
+            runner = runner_for(exp, run, address)
+        try:
+            yield runner, progress
+        finally:
+            runner.close()
+    finally:
+        progress.close()
 
 
 def execute_search(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool,
@@ -187,54 +200,30 @@ def execute_search(exp: Experiment, run: RunDir, address: Optional[str], quiet: 
     """Run (or replay) the expansion in a locked run folder; returns the SearchOutcome."""
     from expand.complexity import ComplexityCounter
     from expand.search.coordinator import Coordinator
-    from expand.search.progress import make_progress
 
-    progress = make_progress(quiet)
-    try:
-        runner = _start_runner(exp, run, address, progress)
-        try:
-            return Coordinator(exp, run, runner, ComplexityCounter(), progress,
-                               extra_state=_origin_dict(origin)).run()
-        finally:
-            runner.close()
-    finally:
-        progress.close()
+    with _trial_session(exp, run, address, quiet) as (runner, progress):
+        return Coordinator(exp, run, runner, ComplexityCounter(), progress,
+                           extra_state=_origin_dict(origin)).run()
 
 
 def execute_baseline(exp: Experiment, run: RunDir, method: str, budget: int, max_gflops: Optional[float],
                      address: Optional[str], quiet: bool, extra: dict[str, Any]) -> Any:
     from expand.baselines import Baseline
     from expand.complexity import ComplexityCounter
-    from expand.search.progress import make_progress
 
-    progress = make_progress(quiet)
-    try:
-        runner = _start_runner(exp, run, address, progress)
-        try:
-            return Baseline(exp, run, runner, ComplexityCounter(), method, budget, max_gflops, progress,
-                            extra_state=extra).run()
-        finally:
-            runner.close()
-    finally:
-        progress.close()
+    with _trial_session(exp, run, address, quiet) as (runner, progress):
+        return Baseline(exp, run, runner, ComplexityCounter(), method, budget, max_gflops, progress,
+                        extra_state=extra).run()
 
 
 def execute_calibration(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool,
                         extra: dict[str, Any]) -> dict[str, Any]:
     from expand.complexity import ComplexityCounter
     from expand.search.calibrate import Calibration
-    from expand.search.progress import make_progress
 
-    progress = make_progress(quiet)
-    try:
-        runner = _start_runner(exp, run, address, progress)
-        try:
-            return Calibration(exp, run, runner, ComplexityCounter(), extra["multipliers"], extra["seeds"],
-                               extra["min_tau"], progress, extra_state=extra).run()
-        finally:
-            runner.close()
-    finally:
-        progress.close()
+    with _trial_session(exp, run, address, quiet) as (runner, progress):
+        return Calibration(exp, run, runner, ComplexityCounter(), extra["multipliers"], extra["seeds"],
+                           extra["min_tau"], progress, extra_state=extra).run()
 
 
 def start_calibration(experiment: str, multipliers: Sequence[float] = (1.0, 2.0, 4.0), seeds: int = 1,
@@ -378,14 +367,9 @@ def contract(run_dir: str, targets: list[float], train: bool = False, runner: Op
 
 def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, address: Optional[str]) -> list:
     from expand.search.executor import TrialExecutor
-    from expand.search.progress import make_progress
     from expand.search.trial import TrialSpec, derive_seed
     from expand.spec import ArchSpec
 
-    progress = make_progress()
-    runner = _start_runner(exp, run, address, progress)
-    # an executor, not a Coordinator: training contracted models must not rewrite state.json
-    executor = TrialExecutor(run, runner, exp.retries, progress)
     trials = {}
     for c in items:
         if not c.get("spec") or c.get("top1") is not None:  # impossible, or a trained path model reused
@@ -396,11 +380,11 @@ def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, a
                                 derive_seed(exp.search.seed, c["step"]), counter.gflops(spec),
                                 counter.params(spec), exp.to_dict(), run.file("trials", tid))
         c["trial_id"] = tid
-    try:
-        results = executor.train(list(trials.values()))
-    finally:
-        runner.close()
-        progress.close()
+    if not trials:  # every budget is impossible or reuses a trained path model: nothing to start
+        return items
+    with _trial_session(exp, run, address) as (runner, progress):
+        # an executor, not a Coordinator: training contracted models must not rewrite state.json
+        results = TrialExecutor(run, runner, exp.retries, progress).train(list(trials.values()))
     for c in items:
         r = results.get(c.get("trial_id"))
         if r is not None:
