@@ -57,6 +57,8 @@ class TrialBoard:
         final = {f"hparams/{k}_frac" if k in ("top1", "top5") else f"hparams/{k}": float(metrics[k])
                  for k in ("top1", "top5", "val_loss") if k in metrics}
         exp, ssi, sei = hparams(params, final)
+        # SummaryWriter.add_hparams would open a new timestamped subfolder: the hparams row belongs
+        # in the trial's own event file, beside its curves, so write the three summaries there
         file_writer = self.writer._get_file_writer()
         for summary in (exp, ssi, sei):
             file_writer.add_summary(summary)
