@@ -56,6 +56,7 @@ class CountProgress:
             self._bar = tqdm(total=total, desc=f"  {label}", file=self.stream, leave=True, dynamic_ncols=True)
 
     def __call__(self, done: int, total: Optional[int] = None) -> None:
+        """``done`` items so far (``total`` is accepted as check_all's ``on_done(done, total)`` passes it)."""
         if not self.enabled:
             return
         if self._bar is not None:
@@ -71,10 +72,6 @@ class CountProgress:
         eta = elapsed / done * (self.total - done) if done else float("nan")
         left = f", ~{format_seconds(eta)} left" if 0 < done < self.total else ""
         print(f"  {self.label} {done}/{self.total} [{format_seconds(elapsed)}{left}]", file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ import math
 import os
 from typing import Any, Optional
 
+
 def axis_color(axis: str) -> str:
     """The axis's colour from the axis table (the basis black; anything else grey)."""
     from expand.search.axes import AXES
@@ -109,18 +110,18 @@ def _plot_gains(plt: Any, ok: list[dict[str, Any]], steps: list[int], gains_png:
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4))
     axes = [a for a in dict.fromkeys(r["axis"] for r in ok) if a != "basis"]
     width = 0.8 / max(len(axes), 1)
-    for i, axis in enumerate(axes):
-        xs, ys = [], []
-        for s in steps:
-            r = next((r for r in ok if r["step"] == s and r["axis"] == axis), None)
-            if r is not None and not math.isnan(r["gain_per_gflop"]):
-                xs.append(s + (i - (len(axes) - 1) / 2) * width)
-                ys.append(100 * r["gain_per_gflop"])
-        ax.bar(xs, ys, width=width, color=axis_color(axis), label=paper_axis_name(axis))
-    for r in ok:  # the chosen axis of each step, marked above its bar
-        if r["chosen"] and r["step"] > 0 and r["axis"] in axes and not math.isnan(r["gain_per_gflop"]):
-            x = r["step"] + (axes.index(r["axis"]) - (len(axes) - 1) / 2) * width
-            ax.annotate("▼", (x, 100 * r["gain_per_gflop"]), ha="center", va="bottom", fontsize=FONT_PT - 1)
+
+    def bar_x(r: dict[str, Any]) -> float:  # the axes of a step side by side around its tick
+        return r["step"] + (axes.index(r["axis"]) - (len(axes) - 1) / 2) * width
+
+    bars = [r for r in ok if r["axis"] in axes and r["step"] in steps and not math.isnan(r["gain_per_gflop"])]
+    for axis in axes:
+        mine = [r for r in bars if r["axis"] == axis]
+        ax.bar([bar_x(r) for r in mine], [100 * r["gain_per_gflop"] for r in mine], width=width,
+               color=axis_color(axis), label=paper_axis_name(axis))
+    for r in bars:  # the chosen axis of each step, marked above its bar
+        if r["chosen"]:
+            ax.annotate("▼", (bar_x(r), 100 * r["gain_per_gflop"]), ha="center", va="bottom", fontsize=FONT_PT - 1)
     ax.axhline(0, color="black", lw=0.6)
     low, high = ax.get_ylim()
     ax.set_ylim(low, high + 0.45 * (high - low))  # room for the legend above the bars

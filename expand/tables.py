@@ -53,6 +53,7 @@ def render(
 FRACTION_KEYS = ("top1", "top5", "gain", "confidence", "val_top1", "val_top5", "top1_se", "parent_top1",
                  "chance", "one_frame_ceiling", "error", "confidence_level", "top1_std", "mean_top1", "seed_std")
 _RENAMED = {**{k: f"{k}_frac" for k in FRACTION_KEYS}, "gain_per_gflop": "gain_frac_per_gflop"}
+_UNRENAMED = {v: k for k, v in _RENAMED.items()}
 
 
 def machine_key(key: str) -> str:
@@ -62,7 +63,7 @@ def machine_key(key: str) -> str:
 
 def human_key(key: str) -> str:
     """The inverse of :func:`machine_key` (reading a CSV back into the names the code uses)."""
-    return {v: k for k, v in _RENAMED.items()}.get(key, key)
+    return _UNRENAMED.get(key, key)
 
 
 def machine_keys(obj: Any) -> Any:

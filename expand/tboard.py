@@ -15,6 +15,10 @@ from typing import Any, Optional
 from expand.search.trial import TrialSpec
 
 BOARD_DIR = "tb"
+# a trial's reported values and the TensorBoard tags they are logged under (fractions as *_frac)
+TAGS = {"loss": "train/loss", "lr": "train/lr", "clips_per_s": "train/clips_per_s",
+        "data_wait_frac": "train/data_wait_frac", "top1": "val/top1_frac", "top5": "val/top5_frac",
+        "val_loss": "val/loss", "val_top1": "val/reported_top1_frac", "infer_clips_per_s": "infer/clips_per_s"}
 
 
 class TrialBoard:
@@ -34,10 +38,7 @@ class TrialBoard:
     def epoch(self, step: int, update: dict[str, Any]) -> None:
         if self.writer is None:
             return
-        names = {"loss": "train/loss", "lr": "train/lr", "clips_per_s": "train/clips_per_s",
-                 "data_wait_frac": "train/data_wait_frac", "top1": "val/top1_frac", "top5": "val/top5_frac",
-                 "val_loss": "val/loss"}
-        for key, tag in names.items():
+        for key, tag in TAGS.items():
             if key in update:
                 self.writer.add_scalar(tag, float(update[key]), step)
 
@@ -48,10 +49,7 @@ class TrialBoard:
         from torch.utils.tensorboard.summary import hparams
 
         t = self.trial
-        for key, tag in (("top1", "val/top1_frac"), ("top5", "val/top5_frac"), ("val_loss", "val/loss"),
-                         ("val_top1", "val/reported_top1_frac"), ("infer_clips_per_s", "infer/clips_per_s")):
-            if key in metrics:
-                self.writer.add_scalar(tag, float(metrics[key]), step)
+        self.epoch(step, metrics)
         params = {**t.spec.factors(), "gflops": float(t.gflops), "params": int(t.params), "step": t.step,
                   "axis": t.axis, "seed": t.seed, "trial_id": t.trial_id}
         final = {f"hparams/{k}_frac" if k in ("top1", "top5") else f"hparams/{k}": float(metrics[k])

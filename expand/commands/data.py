@@ -35,7 +35,10 @@ def check_cmd(args: argparse.Namespace) -> int:
     progress = CountProgress(len(unique), "checking videos", enabled=not args.json)
     results = check_all(splits[0].root, unique, workers=args.workers or max(1, os.cpu_count() or 1),
                         on_done=progress)
-    recorded = {r for s in splits for r in [save_record(s.root, {i.path: results[i.path] for i in s.items})]}
+    by_root: dict[str, dict[str, dict]] = {}  # train/val/test of one folder share its record: write it once
+    for s in splits:
+        by_root.setdefault(s.root, {}).update({i.path: results[i.path] for i in s.items})
+    recorded = sorted(p for p in (save_record(root, found) for root, found in by_root.items()) if p)
     report, bad = {}, {}
     for s in splits:
         files = [{"path": i.path, "label": i.label, **results[i.path]} for i in s.items]
@@ -53,15 +56,14 @@ def check_cmd(args: argparse.Namespace) -> int:
                           "videos_per_class_max": max(per_class.values(), default=0), "files": files}
     readable = sum(r["readable"] for r in report.values())
     if args.json:
-        print(json_line({"target": args.target, "splits": report, "recorded": sorted(p for p in recorded if p)}))
+        print(json_line({"target": args.target, "splits": report, "recorded": recorded}))
     else:
         for name, r in report.items():
             print(f"{name}: {r['readable']} readable, {r['skipped']} skipped; {r['classes']} classes, "
                   f"{r['videos_per_class_min']}-{r['videos_per_class_max']} readable videos per class")
         for path, reason in bad.items():
             print(f"  skip {path}: {reason}")
-        where = ", ".join(sorted(p for p in recorded if p))
-        print(f"recorded in {where}" if where else "not recorded (the dataset folder is not writable)")
+        print(f"recorded in {', '.join(recorded)}" if recorded else "not recorded (the dataset folder is not writable)")
     if readable == 0:
         raise DataError(f"{args.target}: no readable video")
     return 0

@@ -19,7 +19,7 @@ import math
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ContextManager, Optional, TextIO
 
 from expand.console import HEARTBEAT_S, format_seconds, is_terminal, phase
@@ -56,7 +56,6 @@ def _pct(x: float) -> str:
 @dataclass
 class _Running:
     trial: TrialSpec
-    started: float = field(default_factory=time.time)
     state: str = "queued"
     epoch: int = 0
     epochs: int = 0
@@ -286,12 +285,11 @@ class LiveProgress(ConsoleProgress):
 
     def _table(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         now = time.time()
         title = f"step {self.step}" if self.step else "basis"
         eta = self._eta_text().lstrip(", ")
-        from rich.text import Text
-
         heading = Text(f"{title}  [elapsed {self._elapsed()}{'; ' + eta if eta else ''}]")  # not markup
         table = Table(title=heading, title_justify="left", expand=False, pad_edge=False)
         for name in ("trial", "axis", "GFLOPs", "state", "elapsed", "epoch", "loss", "top1 %"):
