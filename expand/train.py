@@ -82,6 +82,22 @@ def amp_dtype_for(device: torch.device, amp: str) -> Optional[torch.dtype]:
     return torch.float16
 
 
+def memory_format_for(device: torch.device, channels_last: bool,
+                      amp_dtype: Optional[torch.dtype]) -> torch.memory_format:
+    """``channels_last_3d`` when asked, except for bf16 autocast on the CPU.
+
+    There (torch 2.13, a CPU with AVX512-BF16), the weight gradient of a
+    channel-wise 3D convolution in bf16 and channels-last reads memory it does
+    not own: the stem's temporal conv and the 3x3x3 convs came out NaN in 2 of
+    15 trials when freed memory held NaNs, so a sound trial was recorded as
+    ``diverged``. The contiguous layout gave finite gradients every time, and
+    CUDA runs cuDNN's kernels, not these.
+    """
+    if not channels_last or (device.type == "cpu" and amp_dtype == torch.bfloat16):
+        return torch.contiguous_format
+    return torch.channels_last_3d
+
+
 def lr_at(step: int, total: int, base: float, warmup_fraction: float, start_factor: float) -> float:
     """Linear warm-up from start_factor x base, then cosine to zero."""
     warm = int(total * warmup_fraction)
@@ -118,11 +134,11 @@ def run_trial(trial: TrialSpec) -> TrialResult:
         train_dl = make_loader(train_ds, batch, True, workers, device, trial.seed, drop_last=True)
         val_dl = make_loader(val_ds, batch, False, workers, device, trial.seed)
         model = build_x3d(spec, num_classes=data.num_classes, dropout=sched.dropout).to(device)
-        memory_format = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+        amp_dtype = amp_dtype_for(device, cfg.amp)
+        memory_format = memory_format_for(device, cfg.channels_last, amp_dtype)
         model = model.to(memory_format=memory_format)
         if cfg.compile:
             model = torch.compile(model)
-        amp_dtype = amp_dtype_for(device, cfg.amp)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -217,6 +233,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
             data_wait_fraction=data_wait / max(seconds, 1e-9),
             extra={"data_wait_s": data_wait, "compute_s": compute, "eval_s": eval_s, "steps": step,
                    "batch_size": batch, "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
+                   "channels_last": memory_format == torch.channels_last_3d,
                    "selected_on": "minival" if select_items is not None else "val", **reported},
             per_video=per_video,
         )

@@ -159,7 +159,41 @@ def test_amp_runs_on_cpu_and_trains(tiny_exp, amp, dtype):
     assert r.status == "ok", r.error
     assert r.extra["amp"] == dtype
     assert all(math.isfinite(x) for x in r.train_loss) and math.isfinite(r.val_loss)
+    assert r.extra["channels_last"] is (amp != "bf16")  # see memory_format_for
     assert run_trial(trial_for(exp)).extra["amp"] == "off"  # auto: AMP on CUDA only
+
+
+def test_bf16_on_the_cpu_gives_finite_gradients_when_freed_memory_holds_nans():
+    """CI found a bf16 trial 'diverged' on an AVX512-BF16 CPU: a channels-last kernel read stale memory.
+
+    Freed tensors full of NaN leave NaNs where an uninitialised buffer is
+    allocated next; in the layout the trainer picks, no gradient may be NaN.
+    With channels-last there, 2 to 21 of 30 passes had a NaN gradient (on a
+    CPU without AVX512-BF16 both layouts pass).
+    """
+    import torch
+
+    from expand.models.x3d import build_x3d
+    from expand.train import memory_format_for
+
+    cpu, bf16 = torch.device("cpu"), torch.bfloat16
+    assert memory_format_for(cpu, True, None) == torch.channels_last_3d
+    assert memory_format_for(cpu, False, None) == torch.contiguous_format
+    assert memory_format_for(torch.device("cuda"), True, bf16) == torch.channels_last_3d
+    fmt = memory_format_for(cpu, True, bf16)
+    torch.manual_seed(0)
+    model = build_x3d(ArchSpec(2, 2, 32, num_classes=2, dim_c5=64), num_classes=2, dropout=0.0)
+    model = model.to(memory_format=fmt)
+    x = torch.randn(4, 3, 2, 32, 32).contiguous(memory_format=fmt)
+    nan_grads = []
+    for _ in range(30):
+        junk = [torch.full((int(n),), math.nan) for n in torch.randint(1000, 2_000_000, (40,))]
+        del junk
+        with torch.autocast("cpu", dtype=bf16):
+            model(x).float().sum().backward()
+        nan_grads += [n for n, p in model.named_parameters() if not torch.isfinite(p.grad).all()]
+        model.zero_grad(set_to_none=True)
+    assert nan_grads == []
 
 
 def test_the_training_loop_does_not_sync_every_step(tiny_exp, monkeypatch):

@@ -37,7 +37,7 @@ SPEEDS = {"slow": 2.0, "fast": 4.0}
 PATTERNS = ("stripes", "checker")
 OBJECT = 24
 MIN_SIZE = 32  # room for the 24 px square to sit anywhere
-DATASET_VERSION = 4  # bump when the rendering changes: an old dataset is rewritten
+DATASET_VERSION = 5  # bump when the rendering changes: an old dataset is rewritten
 PERIOD = 4
 CLUTTER_BLOBS = 3
 NOISE_STD = 6.0
@@ -152,6 +152,13 @@ def write_video(path: str, frames: np.ndarray, fps: float, codec: str = "libx264
     cores), and FFmpeg's CPU-dependent colour conversion. Frames now carry
     pts 0, 1, 2, ... in a 1/fps time base, the encoder runs one thread, and
     the conversion is :func:`rgb_to_yuv420p`. H and W must be even (4:2:0).
+
+    A fourth (2026-12-05): x264's hand-written assembly is picked per CPU, its
+    AVX-512 routines gave different bytes from one call to the next in one
+    process (they read memory they do not own), and its SIMD cost estimates
+    are not bit-exact with its C code, so two CPUs could encode differently.
+    x264 runs its C code (``asm=0``): the same bytes on every x86-64 machine,
+    at about twice the encoding time (0.11 s for a 48-frame 128 px clip).
     """
     write_video_stream(path, iter(frames), fps, codec=codec, gop=gop, crf=crf)
 
@@ -183,9 +190,9 @@ def write_video_stream(path: str, frames: Iterator[np.ndarray], fps: float, code
                 if gop is not None:  # keyframe every ``gop`` frames (x264's default: 250)
                     stream.codec_context.gop_size = gop
                 if codec == "libx264":
+                    params = ["asm=0"] + ([f"keyint={gop}:min-keyint={gop}:scenecut=0"] if gop else [])
                     stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1",
-                                      **({"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
-                                         if gop else {})}
+                                      "x264-params": ":".join(params)}
             frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(np.ascontiguousarray(img[:h, :w])), format="yuv420p")
             frame.pts = n
             frame.time_base = stream.codec_context.time_base
