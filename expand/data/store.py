@@ -135,10 +135,15 @@ class JpegFrames:
 
 # ---------------------------------------------------------------- h264
 def write_h264(path: str, frames: Iterator[np.ndarray], fps: float, gop: int = 16, crf: int = 23) -> int:
-    """Re-encode frames (x264, a keyframe every ``gop`` frames) at their size; returns the frames written."""
+    """Re-encode frames (x264, a keyframe every ``gop`` frames) at their size; returns the frames written.
+
+    A cache is built once per dataset and may be terabytes: x264's assembly
+    (half the encoding time of its C code) is worth bytes that can differ
+    between two builds on some CPUs (each build is a valid encode at the same CRF).
+    """
     from expand.data.synth import write_video_stream
 
-    return write_video_stream(path, frames, fps, gop=gop, crf=crf)
+    return write_video_stream(path, frames, fps, gop=gop, crf=crf, exact=False)
 
 
 class VideoFrames:
