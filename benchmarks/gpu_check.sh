@@ -7,19 +7,34 @@
 # Under 8 minutes on one H100-class GPU, after `make install` and nothing else.
 # --dry-run: the same steps on the CPU at toy sizes (CI runs it), so the script cannot rot
 # between the sessions that have a GPU.
+# --wheels DIR: a machine that cannot reach PyPI but has a CUDA torch (an offline node):
+#   the wheels benchmarks/wheelhouse.py wrote are installed into a folder under /tmp and put
+#   on PYTHONPATH first (the project itself runs from this checkout). Without Ray there the
+#   search runs on the serial runner, and the summary says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${OUT:-gpu_check_out}"
 DRY=0
+WHEELS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT_DIR="$2"; shift 2 ;;
     --dry-run) DRY=1; shift ;;
-    *) echo "gpu_check.sh: unknown option $1 (use --out DIR, --dry-run)" >&2; exit 2 ;;
+    --wheels) WHEELS="$2"; shift 2 ;;
+    *) echo "gpu_check.sh: unknown option $1 (use --out DIR, --dry-run, --wheels DIR)" >&2; exit 2 ;;
   esac
 done
 PY="${PY:-.venv/bin/python}"
 [ -x "$PY" ] || PY=python3
+if [ -n "$WHEELS" ]; then
+  ls "$WHEELS"/*.whl > /dev/null 2>&1 || { echo "gpu_check.sh: no wheels in --wheels $WHEELS" >&2; exit 2; }
+  SITE="${TMPDIR:-/tmp}/x3d-expand-site"
+  rm -rf "$SITE"
+  # --no-deps: the folder holds exactly what the machine lacks (wheelhouse.py --have)
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" \
+    $(ls "$WHEELS"/*.whl | grep -v '/x3d_expand-')
+  export PYTHONPATH="$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}"
+fi
 mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 SUMMARY="$OUT_DIR/summary.txt"
@@ -56,7 +71,7 @@ done
 log "2/3 one-step search of experiments/synthetic_gpu.yaml"
 "$PY" -m expand.cli data synth "$DATA" $SYNTH --workers 2 >> "$SUMMARY"
 EXP="$OUT_DIR/experiment.yaml"
-"$PY" - "$DATA" "$EXP" "$DRY" <<'PYEOF'
+"$PY" - "$DATA" "$EXP" "$DRY" >> "$SUMMARY" <<'PYEOF'
 import os, sys, yaml
 data, out, dry = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
 exp = yaml.safe_load(open("experiments/synthetic_gpu.yaml"))
@@ -68,6 +83,10 @@ if dry:  # the same search on the CPU, serial, 2 steps per trial, the cheap-to-c
     exp["resources"].update(gpus_per_trial=0, cpus_per_trial=1)
     exp["schedule"].update(iterations=2, batch_size=2)
     exp["search"]["runner"] = "serial"
+import importlib.util
+if exp["search"].get("runner", "ray") == "ray" and importlib.util.find_spec("ray") is None:
+    exp["search"]["runner"] = "serial"  # an offline machine given no Ray (wheelhouse.py --no-ray)
+    print("ray is not installed: the search runs on the serial runner (one trial at a time)")
 open(out, "w").write(yaml.safe_dump(exp))
 PYEOF
 "$PY" -m expand.cli search "$EXP" --out "$OUT_DIR/search" --targets | tee "$OUT_DIR/search.txt" | tail -n 20 >> "$SUMMARY"
