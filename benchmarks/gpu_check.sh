@@ -34,6 +34,7 @@ if [ -n "$WHEELS" ]; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" \
     $(ls "$WHEELS"/*.whl | grep -v '/x3d_expand-')
   export PYTHONPATH="$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}"
+  export X3D_CHECK_SITE="$SITE"
 fi
 mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
@@ -42,11 +43,26 @@ SUMMARY="$OUT_DIR/summary.txt"
 log() { echo "[$(date +%T)] $*" | tee -a "$SUMMARY"; }
 
 "$PY" - > "$OUT_DIR/env.txt" <<'PYEOF'
-import platform, torch
+import os, platform, torch
+from importlib import metadata
 print("torch", torch.__version__, "python", platform.python_version())
 print("cuda available", torch.cuda.is_available())
 if torch.cuda.is_available():
     print("device", torch.cuda.get_device_name(0), "bf16", torch.cuda.is_bf16_supported())
+site = os.environ.get("X3D_CHECK_SITE")
+versions = []
+for name in ("av", "fvcore", "ray", "numpy", "pandas"):
+    try:
+        dist = metadata.distribution(name)
+        where = " (--wheels)" if site and str(dist.locate_file("")).startswith(site) else ""
+        versions.append(f"{name} {dist.version}{where}")
+    except metadata.PackageNotFoundError:
+        versions.append(f"{name} not installed")
+print("packages:", ", ".join(versions))
+if site:  # what this Python finds there: the folder must be on its path, not just written
+    found = {f"{d.metadata['Name']}-{d.version}" for d in metadata.distributions()
+             if str(d.locate_file("")).startswith(site)}
+    print("installed from --wheels:", " ".join(sorted(found)) or "nothing importable")
 PYEOF
 cat "$OUT_DIR/env.txt" >> "$SUMMARY"
 
