@@ -67,7 +67,8 @@ MEANINGS: dict[str, str] = {
     "trial.threads": "torch threads per trial (0: torch's default).",
     "trial.amp": "Mixed precision: `auto` (on CUDA: bf16 where the GPU supports it, else fp16; off on CPU), "
                  "`bf16`, `fp16` (with a grad scaler) or `off`.",
-    "trial.channels_last": "Use `channels_last_3d` (about halves an X3D step on CPU; off under bf16 autocast on the CPU, where a torch kernel gave NaN gradients).",
+    "trial.channels_last": "Use `channels_last_3d` (about halves an X3D step on CPU; off under bf16 autocast "
+                           "on the CPU, where a torch kernel gave NaN gradients).",
     "trial.compile": "`torch.compile` the model (slower on CPU: 44 s to compile).",
     "trial.checkpoint": "Which trials keep weights (`RUN/trials/<id>/model.pt`): `path` (the chosen path and "
                         "trained contractions), `all`, or `none`.",
