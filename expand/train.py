@@ -108,10 +108,8 @@ def lr_at(step: int, total: int, base: float, warmup_fraction: float, start_fact
 
 
 def run_trial(trial: TrialSpec) -> TrialResult:
-    from expand.data.dataset import ClipDataset, make_loader, prepare_split
-
     exp = experiment_from_dict(trial.experiment)
-    sched, data, cfg = exp.schedule, exp.data, exp.trial
+    data, cfg = exp.data, exp.trial
     if data.root:  # a cluster node may mount the dataset elsewhere (X3D_EXPAND_DATA_ROOT)
         data = dataclasses.replace(data, root=node_data_root(data.root))
     workers = loader_workers(cfg.workers, exp.resources.cpus_per_trial)
@@ -120,137 +118,147 @@ def run_trial(trial: TrialSpec) -> TrialResult:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(trial.seed)
     start = time.perf_counter()
-    spec = trial.spec
     board = TrialBoard.open(trial.out_dir if cfg.tensorboard else "", trial)
+    if device.type == "cuda":  # a Ray worker runs trial after trial: the peak must be this trial's
+        torch.cuda.reset_peak_memory_stats(device)
+    oom = ""
     try:
-        live.report(trial.trial_id, phase="opening the data (caching any videos the frame cache lacks)")
-        train_items, _, cache = prepare_split(data, exp.search_space, "train")
-        val_items, _, _ = prepare_split(data, exp.search_space, "val")
-        select_items = prepare_split(data, exp.search_space, "minival")[0] if data.minival else None
-        train_ds = ClipDataset(train_items, cache, data, spec.frames, spec.stride, spec.crop, "train", trial.seed)
-        val_ds = ClipDataset(val_items, cache, data, spec.frames, spec.stride, spec.crop, "val", trial.seed)
-        batch = max(1, int(sched.batch_size * trial.batch_scale))  # halved after an OOM, if asked
-        lr = sched.base_lr * batch / sched.base_batch_size  # the linear scaling rule
-        train_dl = make_loader(train_ds, batch, True, workers, device, trial.seed, drop_last=True)
-        val_dl = make_loader(val_ds, batch, False, workers, device, trial.seed)
-        model = build_x3d(spec, num_classes=data.num_classes, dropout=sched.dropout).to(device)
-        amp_dtype = amp_dtype_for(device, cfg.amp)
-        memory_format = memory_format_for(device, cfg.channels_last, amp_dtype)
-        model = model.to(memory_format=memory_format)
-        if cfg.compile:
-            model = torch.compile(model)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-        opt = torch.optim.SGD(_param_groups(model, sched.weight_decay), lr=lr, momentum=sched.momentum)
-        steps_per_epoch = max(1, len(train_dl))
-        total = sched.iterations or max(1, int(round(sched.epochs * steps_per_epoch)))
-        epochs = math.ceil(total / steps_per_epoch)
-        live.report(trial.trial_id, phase="training", epoch=0, epochs=epochs)
-        step, epoch, losses, clips, data_wait, compute = 0, 0, [], 0, 0.0, 0.0
-        while step < total:
-            train_ds.set_epoch(epoch)
-            model.train()
-            # The loss is summed on the device and looked at only every FINITE_CHECK_EVERY steps and
-            # at the epoch's end: a .item() or an `if` on a device tensor each step would make the
-            # CPU wait for the GPU, and X3D's small channel-wise kernels need the CPU to run ahead.
-            epoch_loss, n = torch.zeros((), dtype=torch.float64, device=device), 0
-            epoch_start, epoch_wait = time.perf_counter(), 0.0
-            t_wait = time.perf_counter()
-            with _batches(train_dl, cfg.prefetch if workers == 0 else 0) as batches:
-                for x, y in batches:
-                    t0 = time.perf_counter()
-                    epoch_wait += t0 - t_wait
-                    x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-                    y = y.to(device, non_blocking=True)
-                    for g in opt.param_groups:
-                        g["lr"] = lr_at(step, total, lr, sched.warmup_fraction, sched.warmup_start_factor)
-                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                        loss = F.cross_entropy(model(x), y, label_smoothing=sched.label_smoothing)
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    if sched.grad_clip:
-                        scaler.unscale_(opt)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), sched.grad_clip)
-                    scaler.step(opt)
-                    scaler.update()
-                    epoch_loss += loss.detach().double() * len(y)
-                    n += len(y)
-                    clips += len(y)
-                    step += 1
-                    t_wait = time.perf_counter()
-                    if step % FINITE_CHECK_EVERY == 0 and not torch.isfinite(epoch_loss):
-                        break
-                    if step >= total:
-                        break
-            mean = float(epoch_loss) / max(n, 1)  # one sync per epoch: the loss and the timing
-            compute += time.perf_counter() - epoch_start - epoch_wait
-            data_wait += epoch_wait
-            if not math.isfinite(mean):  # a diverged trial is still caught, within the epoch
-                return TrialResult(trial.trial_id, "diverged", train_loss=losses,
-                                   error=f"non-finite loss by step {step}",
-                                   seconds=time.perf_counter() - start)
-            losses.append(mean)
-            epoch += 1
-            epoch_s = time.perf_counter() - epoch_start
-            update = {"epoch": epoch, "epochs": epochs, "loss": mean, "lr": opt.param_groups[0]["lr"],
-                      "clips_per_s": n / max(epoch_s, 1e-9), "data_wait_frac": epoch_wait / max(epoch_s, 1e-9)}
-            if cfg.eval_every and epoch % cfg.eval_every == 0 and step < total:  # a running top-1, if asked
-                mid = evaluate(model, val_dl, device, memory_format, amp_dtype)
-                update.update(top1=mid.top1, top5=mid.top5, val_loss=mid.loss)
-            board.epoch(step, update)
-            live.report(trial.trial_id, **update)
-        t_eval = time.perf_counter()
-        live.report(trial.trial_id, phase="evaluating")
-        if cfg.precise_bn_batches:
-            train_ds.set_epoch(epoch)  # fresh clips, as SlowFast draws them from the train loader
-            precise_bn(model, (x for x, _ in train_dl), min(cfg.precise_bn_batches, len(train_dl)), device,
-                       memory_format, amp_dtype)
-        ev = evaluate(model, val_dl, device, memory_format, amp_dtype)
-        reported, selected_items = {}, val_items
-        if select_items is not None:  # the minival selects (top1); the validation split only reports
-            reported = {"val_top1": ev.top1, "val_top5": ev.top5, "val_loss": ev.loss}
-            sel_ds = ClipDataset(select_items, cache, data, spec.frames, spec.stride, spec.crop, "val", trial.seed)
-            sel_dl = make_loader(sel_ds, batch, False, workers, device, trial.seed)
-            ev, selected_items = evaluate(model, sel_dl, device, memory_format, amp_dtype), select_items
-        top1, top5, val_loss = ev.top1, ev.top5, ev.loss
-        per_video = encode_per_video(ev.correct1, ev.correct5,
-                                     video_ids_digest(os.path.relpath(i.path, data.root or os.curdir) for i in selected_items))
-        eval_s = time.perf_counter() - t_eval
-        infer = inference_throughput(model, spec, device, memory_format, amp_dtype,
-                                     batch, cfg.throughput_batches)
-        if cfg.checkpoint != "none" and trial.out_dir:  # under "path" the search prunes the losers'
-            save_weights(os.path.join(trial.out_dir, WEIGHTS_FILE), spec, model, sched.dropout)
-        seconds = time.perf_counter() - start
-        peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else math.nan
-        board.finish(step, {"top1": top1, "top5": top5, "val_loss": val_loss, "infer_clips_per_s": infer,
-                            **({"val_top1": reported["val_top1"]} if reported else {})})
-        train_time = data_wait + compute
-        return TrialResult(
-            trial.trial_id, "ok", top1=top1, top5=top5, val_loss=val_loss, train_loss=losses,
-            seconds=seconds, train_clips_per_s=clips / max(train_time, 1e-9), infer_clips_per_s=infer,
-            peak_mem_gib=peak, device=describe_device(device), gpus=exp.resources.gpus_per_trial,
-            data_wait_fraction=data_wait / max(seconds, 1e-9),
-            extra={"data_wait_s": data_wait, "compute_s": compute, "eval_s": eval_s, "steps": step,
-                   "batch_size": batch, "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
-                   "channels_last": memory_format == torch.channels_last_3d,
-                   "selected_on": "minival" if select_items is not None else "val", **reported},
-            per_video=per_video,
-        )
+        return _train(trial, exp, data, workers, device, board, start)
     except torch.cuda.OutOfMemoryError as exc:
-        # Free what the trial holds before the next one runs in this worker: the frames of
-        # this function (model, optimizer, batches) are dropped with the traceback.
-        error = (str(exc).splitlines() or ["CUDA out of memory"])[0]
-        del exc
-        import gc
-
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        return TrialResult(trial.trial_id, "oom", error=error, seconds=time.perf_counter() - start,
-                           extra={"batch_size": max(1, int(exp.schedule.batch_size * trial.batch_scale))})
+        oom = (str(exc).splitlines() or ["CUDA out of memory"])[0]
     finally:
         board.close()
+    # Out of the except block, the exception, its traceback and _train's frame (model, optimizer,
+    # batches) are unreferenced: collect them, then hand the cached blocks back to the driver,
+    # so a trial sharing this GPU (gpus_per_trial < 1) or the next one here can have them.
+    import gc
+
+    gc.collect()
+    torch.cuda.empty_cache()  # a no-op where CUDA was never initialised
+    return TrialResult(trial.trial_id, "oom", error=oom, seconds=time.perf_counter() - start,
+                       extra={"batch_size": max(1, int(exp.schedule.batch_size * trial.batch_scale))})
+
+
+def _train(trial: TrialSpec, exp, data, workers: int, device: torch.device, board: TrialBoard,
+           start: float) -> TrialResult:
+    """The trial's training, evaluation and measurements (run_trial turns a CUDA OOM into a result)."""
+    from expand.data.dataset import ClipDataset, make_loader, prepare_split
+
+    sched, cfg, spec = exp.schedule, exp.trial, trial.spec
+    live.report(trial.trial_id, phase="opening the data (caching any videos the frame cache lacks)")
+    train_items, _, cache = prepare_split(data, exp.search_space, "train")
+    val_items, _, _ = prepare_split(data, exp.search_space, "val")
+    select_items = prepare_split(data, exp.search_space, "minival")[0] if data.minival else None
+    train_ds = ClipDataset(train_items, cache, data, spec.frames, spec.stride, spec.crop, "train", trial.seed)
+    val_ds = ClipDataset(val_items, cache, data, spec.frames, spec.stride, spec.crop, "val", trial.seed)
+    batch = max(1, int(sched.batch_size * trial.batch_scale))  # halved after an OOM, if asked
+    lr = sched.base_lr * batch / sched.base_batch_size  # the linear scaling rule
+    train_dl = make_loader(train_ds, batch, True, workers, device, trial.seed, drop_last=True)
+    val_dl = make_loader(val_ds, batch, False, workers, device, trial.seed)
+    model = build_x3d(spec, num_classes=data.num_classes, dropout=sched.dropout).to(device)
+    amp_dtype = amp_dtype_for(device, cfg.amp)
+    memory_format = memory_format_for(device, cfg.channels_last, amp_dtype)
+    model = model.to(memory_format=memory_format)
+    if cfg.compile:
+        model = torch.compile(model)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    opt = torch.optim.SGD(_param_groups(model, sched.weight_decay), lr=lr, momentum=sched.momentum)
+    steps_per_epoch = max(1, len(train_dl))
+    total = sched.iterations or max(1, int(round(sched.epochs * steps_per_epoch)))
+    epochs = math.ceil(total / steps_per_epoch)
+    live.report(trial.trial_id, phase="training", epoch=0, epochs=epochs)
+    step, epoch, losses, clips, data_wait, compute = 0, 0, [], 0, 0.0, 0.0
+    while step < total:
+        train_ds.set_epoch(epoch)
+        model.train()
+        # The loss is summed on the device and looked at only every FINITE_CHECK_EVERY steps and
+        # at the epoch's end: a .item() or an `if` on a device tensor each step would make the
+        # CPU wait for the GPU, and X3D's small channel-wise kernels need the CPU to run ahead.
+        epoch_loss, n = torch.zeros((), dtype=torch.float64, device=device), 0
+        epoch_start, epoch_wait = time.perf_counter(), 0.0
+        t_wait = time.perf_counter()
+        with _batches(train_dl, cfg.prefetch if workers == 0 else 0) as batches:
+            for x, y in batches:
+                t0 = time.perf_counter()
+                epoch_wait += t0 - t_wait
+                x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+                y = y.to(device, non_blocking=True)
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step, total, lr, sched.warmup_fraction, sched.warmup_start_factor)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    loss = F.cross_entropy(model(x), y, label_smoothing=sched.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if sched.grad_clip:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), sched.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                epoch_loss += loss.detach().double() * len(y)
+                n += len(y)
+                clips += len(y)
+                step += 1
+                t_wait = time.perf_counter()
+                if step % FINITE_CHECK_EVERY == 0 and not torch.isfinite(epoch_loss):
+                    break
+                if step >= total:
+                    break
+        mean = float(epoch_loss) / max(n, 1)  # one sync per epoch: the loss and the timing
+        compute += time.perf_counter() - epoch_start - epoch_wait
+        data_wait += epoch_wait
+        if not math.isfinite(mean):  # a diverged trial is still caught, within the epoch
+            return TrialResult(trial.trial_id, "diverged", train_loss=losses,
+                               error=f"non-finite loss by step {step}",
+                               seconds=time.perf_counter() - start)
+        losses.append(mean)
+        epoch += 1
+        epoch_s = time.perf_counter() - epoch_start
+        update = {"epoch": epoch, "epochs": epochs, "loss": mean, "lr": opt.param_groups[0]["lr"],
+                  "clips_per_s": n / max(epoch_s, 1e-9), "data_wait_frac": epoch_wait / max(epoch_s, 1e-9)}
+        if cfg.eval_every and epoch % cfg.eval_every == 0 and step < total:  # a running top-1, if asked
+            mid = evaluate(model, val_dl, device, memory_format, amp_dtype)
+            update.update(top1=mid.top1, top5=mid.top5, val_loss=mid.loss)
+        board.epoch(step, update)
+        live.report(trial.trial_id, **update)
+    t_eval = time.perf_counter()
+    live.report(trial.trial_id, phase="evaluating")
+    if cfg.precise_bn_batches:
+        train_ds.set_epoch(epoch)  # fresh clips, as SlowFast draws them from the train loader
+        precise_bn(model, (x for x, _ in train_dl), min(cfg.precise_bn_batches, len(train_dl)), device,
+                   memory_format, amp_dtype)
+    ev = evaluate(model, val_dl, device, memory_format, amp_dtype)
+    reported, selected_items = {}, val_items
+    if select_items is not None:  # the minival selects (top1); the validation split only reports
+        reported = {"val_top1": ev.top1, "val_top5": ev.top5, "val_loss": ev.loss}
+        sel_ds = ClipDataset(select_items, cache, data, spec.frames, spec.stride, spec.crop, "val", trial.seed)
+        sel_dl = make_loader(sel_ds, batch, False, workers, device, trial.seed)
+        ev, selected_items = evaluate(model, sel_dl, device, memory_format, amp_dtype), select_items
+    top1, top5, val_loss = ev.top1, ev.top5, ev.loss
+    per_video = encode_per_video(ev.correct1, ev.correct5,
+                                 video_ids_digest(os.path.relpath(i.path, data.root or os.curdir) for i in selected_items))
+    eval_s = time.perf_counter() - t_eval
+    infer = inference_throughput(model, spec, device, memory_format, amp_dtype,
+                                 batch, cfg.throughput_batches)
+    if cfg.checkpoint != "none" and trial.out_dir:  # under "path" the search prunes the losers'
+        save_weights(os.path.join(trial.out_dir, WEIGHTS_FILE), spec, model, sched.dropout)
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else math.nan
+    board.finish(step, {"top1": top1, "top5": top5, "val_loss": val_loss, "infer_clips_per_s": infer,
+                        **({"val_top1": reported["val_top1"]} if reported else {})})
+    train_time = data_wait + compute
+    return TrialResult(
+        trial.trial_id, "ok", top1=top1, top5=top5, val_loss=val_loss, train_loss=losses,
+        seconds=seconds, train_clips_per_s=clips / max(train_time, 1e-9), infer_clips_per_s=infer,
+        peak_mem_gib=peak, device=describe_device(device), gpus=exp.resources.gpus_per_trial,
+        data_wait_fraction=data_wait / max(seconds, 1e-9),
+        extra={"data_wait_s": data_wait, "compute_s": compute, "eval_s": eval_s, "steps": step,
+               "batch_size": batch, "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
+               "channels_last": memory_format == torch.channels_last_3d,
+               "selected_on": "minival" if select_items is not None else "val", **reported},
+        per_video=per_video,
+    )
 
 
 def precise_bn(model: torch.nn.Module, inputs: Iterable[torch.Tensor], batches: int, device: torch.device,

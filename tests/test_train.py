@@ -237,9 +237,23 @@ def test_a_cuda_oom_is_an_oom_result_not_a_crash(tiny_exp, monkeypatch):
         def forward(self, x):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(train, "build_x3d", lambda *a, **k: Boom())
+    import weakref
+
+    built, freed_at_empty_cache = [], []
+
+    def build(*a, **k):
+        model = Boom()
+        built.append(weakref.ref(model))
+        return model
+
+    # The cached blocks go back to the driver only once the model, its gradients and the
+    # optimizer are unreferenced: emptying the cache while the trial's frame still held them
+    # would free nothing for a trial sharing the GPU.
+    monkeypatch.setattr(train, "build_x3d", build)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: freed_at_empty_cache.append(built[0]() is None))
     r = call_safely(run_trial, trial_for(tiny_exp()))
     assert r.status == "oom" and "out of memory" in r.error and r.extra["batch_size"] == 4
+    assert freed_at_empty_cache == [True]
 
 
 def test_auto_device_is_cuda_0_of_the_visible_set_or_the_cpu_and_says_which(monkeypatch):
