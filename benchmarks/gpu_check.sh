@@ -85,7 +85,7 @@ for cl in "" $LAYOUTS; do
 done
 
 log "2/3 one-step search of experiments/synthetic_gpu.yaml"
-"$PY" -m expand.cli data synth "$DATA" $SYNTH --workers 2 >> "$SUMMARY"
+"$PY" -m expand.cli data synth "$DATA" $SYNTH >> "$SUMMARY"  # one encoding process per core
 EXP="$OUT_DIR/experiment.yaml"
 "$PY" - "$DATA" "$EXP" "$DRY" >> "$SUMMARY" <<'PYEOF'
 import os, sys, yaml
@@ -105,6 +105,7 @@ if exp["search"].get("runner", "ray") == "ray" and importlib.util.find_spec("ray
     print("ray is not installed: the search runs on the serial runner (one trial at a time)")
 open(out, "w").write(yaml.safe_dump(exp))
 PYEOF
+"$PY" -m expand.cli data cache "$EXP" >> "$SUMMARY"  # all cores, before the trials: they time steady state
 "$PY" -m expand.cli search "$EXP" --out "$OUT_DIR/search" --targets | tee "$OUT_DIR/search.txt" | tail -n 20 >> "$SUMMARY"
 
 log "3/3 data wait of one trial on $DEVICE"

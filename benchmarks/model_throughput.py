@@ -78,8 +78,23 @@ def dense_conv_gflops(device: torch.device, amp: bool, min_seconds: float) -> fl
     return macs / time_loop(step, device, 2, min_seconds) / 1e9
 
 
+def bench_fitting(spec: ArchSpec, device, amp, channels_last, batch, min_seconds) -> dict:
+    """:func:`bench_spec` at ``batch``, halved after each CUDA OOM (a large preset at batch 16
+    may not fit a smaller card): the check goes on, and the row says which batch ran."""
+    while True:
+        try:
+            return dict(bench_spec(spec, device, amp, channels_last, batch, min_seconds), batch=batch)
+        except torch.cuda.OutOfMemoryError:
+            if batch == 1:
+                raise
+        torch.cuda.empty_cache()  # outside the except block: the failed attempt's tensors are gone
+        batch //= 2
+
+
 def bench_spec(spec: ArchSpec, device, amp, channels_last, batch, min_seconds) -> dict:
     gflops = ComplexityCounter().gflops(spec)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)  # this model's peak, not the largest so far
     model = build_x3d(spec).to(device)
     x = torch.randn(batch, 3, spec.frames, spec.crop, spec.crop, device=device)
     y = torch.randint(0, spec.num_classes, (batch,), device=device)
@@ -146,8 +161,8 @@ def main() -> None:
     for label, spec in specs.items():
         tiny = label in TINY
         batch = args.batch or (16 if tiny or device.type == "cuda" else 4)
-        r = bench_spec(spec, device, args.amp, not args.no_channels_last, batch, args.seconds)
-        print(f"{label:18s} {r['gflops']:8.4f} {batch:5d} {r['train_clips_s']:13.1f} "
+        r = bench_fitting(spec, device, args.amp, not args.no_channels_last, batch, args.seconds)
+        print(f"{label:18s} {r['gflops']:8.4f} {r['batch']:5d} {r['train_clips_s']:13.1f} "
               f"{r['infer_clips_s']:13.1f} {r['train_gflop_s']:13.2f} "
               f"{r['train_gflop_s'] / peak:8.3f} {r['peak_gib']:8.2f}")
     print("\nGFLOPs: fvcore MACs, 1 view at the train crop; train GFLOP/s = 3 x forward x clips/s.")

@@ -96,3 +96,29 @@ def test_wheelhouse_bad_input_exits_2(tmp_path):
         proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "wheelhouse.py"), str(tmp_path / "w"),
                                *args], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_model_throughput_halves_the_batch_after_an_oom_and_says_which_ran(monkeypatch):
+    """The GPU check must not die on one preset that does not fit the card at batch 16."""
+    import pytest
+    import torch
+
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import model_throughput as mt
+    finally:
+        sys.path.pop(0)
+    tried = []
+
+    def bench(spec, device, amp, channels_last, batch, min_seconds):
+        tried.append(batch)
+        if batch > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return {"train_clips_s": 1.0}
+
+    monkeypatch.setattr(mt, "bench_spec", bench)
+    assert mt.bench_fitting(None, torch.device("cpu"), False, True, 16, 0.1) == {"train_clips_s": 1.0, "batch": 4}
+    assert tried == [16, 8, 4]
+    monkeypatch.setattr(mt, "bench_spec", lambda *a: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("oom")))
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        mt.bench_fitting(None, torch.device("cpu"), False, True, 2, 0.1)
