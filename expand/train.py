@@ -14,7 +14,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,9 @@ from expand.search import live
 from expand.search.trial import TrialResult, TrialSpec
 from expand.tboard import TrialBoard
 from expand.weights import WEIGHTS_FILE, save_weights
+
+if TYPE_CHECKING:
+    from expand.config import DataConfig, Experiment
 
 
 def _device(name: str) -> torch.device:
@@ -139,8 +142,8 @@ def run_trial(trial: TrialSpec) -> TrialResult:
                        extra={"batch_size": max(1, int(exp.schedule.batch_size * trial.batch_scale))})
 
 
-def _train(trial: TrialSpec, exp, data, workers: int, device: torch.device, board: TrialBoard,
-           start: float) -> TrialResult:
+def _train(trial: TrialSpec, exp: "Experiment", data: "DataConfig", workers: int, device: torch.device,
+           board: TrialBoard, start: float) -> TrialResult:
     """The trial's training, evaluation and measurements (run_trial turns a CUDA OOM into a result)."""
     from expand.data.dataset import ClipDataset, make_loader, prepare_split
 
