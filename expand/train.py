@@ -14,12 +14,12 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
 
-from expand.config import experiment_from_dict, loader_workers
+from expand.config import DataConfig, Experiment, experiment_from_dict, loader_workers
 from expand.data.prefetch import Prefetcher
 from expand.models.x3d import build_x3d
 from expand.search.confidence import encode_per_video, video_ids_digest
@@ -28,9 +28,6 @@ from expand.search import live
 from expand.search.trial import TrialResult, TrialSpec
 from expand.tboard import TrialBoard
 from expand.weights import WEIGHTS_FILE, save_weights
-
-if TYPE_CHECKING:
-    from expand.config import DataConfig, Experiment
 
 
 def _device(name: str) -> torch.device:
@@ -142,7 +139,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
                        extra={"batch_size": max(1, int(exp.schedule.batch_size * trial.batch_scale))})
 
 
-def _train(trial: TrialSpec, exp: "Experiment", data: "DataConfig", workers: int, device: torch.device,
+def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, device: torch.device,
            board: TrialBoard, start: float) -> TrialResult:
     """The trial's training, evaluation and measurements (run_trial turns a CUDA OOM into a result)."""
     from expand.data.dataset import ClipDataset, make_loader, prepare_split
