@@ -79,8 +79,13 @@ def _plot_expansion(plt: Any, ok: list[dict[str, Any]], contracted: list[dict[st
                 fmt="-o", color="black", lw=1.2, ms=3.5, capsize=2, label="expansion path", zorder=3)
     for i, r in enumerate(path):
         label = "basis" if r["step"] == 0 else f"{r['step']}: {paper_axis_name(r['axis'])}"
+        # A path mostly rises: below-right of a point lies under the segment leaving it, above-left
+        # over the segment arriving. Alternate the two so neighbours' labels do not collide; the
+        # last (rightmost) always goes above-left, inside the frame.
+        left = i % 2 == 1 or (i == len(path) - 1 and i > 0)
         ax.annotate(label, (r["gflops"], 100 * r["top1"]), textcoords="offset points",
-                    xytext=(4, -9 if i % 2 else 4), fontsize=FONT_PT - 1, zorder=5)
+                    xytext=(-4, 4) if left else (4, -9), ha="right" if left else "left",
+                    fontsize=FONT_PT - 1, zorder=5)
     ax.margins(x=0.08, y=0.12)  # room for the labels of the first and last path models
     top = ax.get_ylim()[1]
     for c in contracted:
