@@ -199,12 +199,31 @@ def _frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return out
 
 
+def _plain_log_formatter() -> Any:
+    """matplotlib's choice of which log ticks to label, written 0.003 rather than 3×10⁻³.
+
+    Within a decade matplotlib labels the 2, 3, 4 ... ticks; in scientific
+    notation neighbours ran into each other at a column's width.
+    """
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class PlainLogFormatter(LogFormatterSciNotation):
+        def __call__(self, x: float, pos: Any = None) -> str:
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    return PlainLogFormatter
+
+
 def _save_gflops_figure(plt: Any, fig: Any, ax: Any, ylabel: str, title: str, path: str,
                         legend_loc: str = "lower right") -> list[str]:
     """The shared look of every accuracy-vs-GFLOPs figure: log x labelled with the counter."""
     from expand.complexity import COUNTER_SHORT
 
     ax.set_xscale("log")
+    plain = _plain_log_formatter()
+    ax.xaxis.set_major_formatter(plain())
+    ax.xaxis.set_minor_formatter(plain(labelOnlyBase=False))
+    ax.tick_params(axis="x", which="both", length=3)  # labelled minor ticks in line with the major ones
     ax.set_xlabel(f"GFLOPs ({COUNTER_SHORT}, log scale)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -111,6 +111,27 @@ def test_the_expansion_figure_labels_the_path_with_axis_names_and_the_budgets(ru
     assert captured["outside"] == []
 
 
+@pytest.mark.parametrize("low, high", [(0.00205, 0.0042), (0.002, 0.014), (0.02, 20.0)])
+def test_gflops_tick_labels_do_not_run_into_each_other(tmp_path, monkeypatch, low, high):
+    """Plain decimals (0.003: narrower than 3×10⁻³, which touched 4×10⁻³ in a 5-step figure), apart."""
+    import expand.plots as plots
+
+    plt, figs, real_save = plots._pyplot(), [], plots._save
+    monkeypatch.setattr(plots, "_save", lambda p, fig, png: (figs.append(fig), real_save(p, fig, png))[1])
+    fig, ax = plt.subplots(figsize=(plots.COLUMN_WIDTH_IN, 2.8))
+    ax.plot([low, high], [10, 90], "-o", label="path")
+    plots._save_gflops_figure(plt, fig, ax, "top-1 accuracy (%)", "t", str(tmp_path / "f.png"))
+    figs[0].canvas.draw()
+    frame = ax.get_window_extent()
+    shown = [t for t in ax.get_xticklabels() + ax.get_xticklabels(minor=True)
+             if t.get_text() and frame.x0 - 1 <= t.get_window_extent().x0 + t.get_window_extent().width / 2
+             <= frame.x1 + 1]
+    assert len(shown) >= 2  # a figure within one decade still has numbers on its axis
+    assert all(float(t.get_text()) > 0 for t in shown)
+    boxes = sorted((t.get_window_extent() for t in shown), key=lambda b: b.x0)
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:]))
+
+
 def test_show_on_a_non_run_is_exit_2(tmp_path, capsys):
     assert main(["show", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
