@@ -87,8 +87,8 @@ def memory_format_for(device: torch.device, channels_last: bool,
     """``channels_last_3d`` when asked, except for bf16 autocast on the CPU.
 
     There (torch 2.13, a CPU with AVX512-BF16), the weight gradient of a
-    channel-wise 3D convolution in bf16 and channels-last reads memory it does
-    not own: the stem's temporal conv and the 3x3x3 convs came out NaN in 2 of
+    channel-wise 3D convolution in bf16 and channels-last reads memory it never
+    wrote: the stem's temporal conv and the 3x3x3 convs came out NaN in 2 of
     15 trials when freed memory held NaNs, so a sound trial was recorded as
     ``diverged``. The contiguous layout gave finite gradients every time, and
     CUDA runs cuDNN's kernels, not these.

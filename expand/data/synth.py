@@ -153,10 +153,11 @@ def write_video(path: str, frames: np.ndarray, fps: float, codec: str = "libx264
     pts 0, 1, 2, ... in a 1/fps time base, the encoder runs one thread, and
     the conversion is :func:`rgb_to_yuv420p`. H and W must be even (4:2:0).
 
-    A fourth (2026-12-05): x264's hand-written assembly is picked per CPU, its
+    A fourth (2026-12-05): x264's hand-written assembly is picked per CPU; its
     AVX-512 routines gave different bytes from one call to the next in one
-    process (they read memory they do not own), and its SIMD cost estimates
-    are not bit-exact with its C code, so two CPUs could encode differently.
+    process (their output depended on what memory held before: uninitialised
+    reads), and its SIMD cost estimates are not bit-exact with its C code, so
+    two CPUs could encode differently.
     x264 runs its C code (``asm=0``): the same bytes on every x86-64 machine
     with the same PyAV wheel, at about twice the encoding time (0.11 s for a
     48-frame 128 px clip).
