@@ -42,12 +42,18 @@ def wheel_name(path: str) -> str:
     return normalize(os.path.basename(path).split("-")[0])
 
 
+def requirement_name(requirement: str) -> str:
+    from packaging.requirements import Requirement
+
+    return normalize(Requirement(requirement).name)
+
+
 def requirements() -> list[str]:
     """setup.cfg's install_requires, torch left out."""
     cfg = configparser.ConfigParser()
     cfg.read(os.path.join(ROOT, "setup.cfg"))
     reqs = [r.strip() for r in cfg["options"]["install_requires"].splitlines() if r.strip()]
-    return [r for r in reqs if normalize(re.split(r"[\[<>=!~ ]", r)[0]) != "torch"]
+    return [r for r in reqs if requirement_name(r) != "torch"]
 
 
 def have_names(path: str) -> set[str]:
@@ -139,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     drop.add("torch")
     if args.no_ray:
         drop.add("ray")
-    reqs = [r for r in requirements() if normalize(re.split(r"[\[<>=!~ ]", r)[0]) not in drop]
-    needed = closure(reqs)
+    needed = closure([r for r in requirements() if requirement_name(r) not in drop])
     for name, (version, pure) in sorted(needed.items()):
         if name not in drop:
             fetch(name, version, pure, out, args.python)

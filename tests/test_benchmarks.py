@@ -52,20 +52,22 @@ def test_gpu_check_refuses_a_wheels_folder_without_wheels(tmp_path):
     assert proc.returncode == 2 and "no wheels in --wheels" in proc.stderr
 
 
-def _wheelhouse():
+def _benchmark(name: str):
+    """A script of benchmarks/ as a module (they are not a package)."""
+    import importlib
+
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     try:
-        import wheelhouse
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
-    return wheelhouse
 
 
 def test_wheelhouse_plans_the_tested_versions_without_torch_and_drops_what_the_machine_has(tmp_path):
     """benchmarks/wheelhouse.py offline: what it would fetch, read from the installed metadata."""
     from importlib import metadata
 
-    wh = _wheelhouse()
+    wh = _benchmark("wheelhouse")
     reqs = wh.requirements()
     assert not any(r.startswith("torch") for r in reqs) and any(r.startswith("ray") for r in reqs)
     needed = wh.closure(reqs)
@@ -79,7 +81,7 @@ def test_wheelhouse_plans_the_tested_versions_without_torch_and_drops_what_the_m
 
 
 def test_wheelhouse_slims_ray_to_what_tune_needs(tmp_path):
-    wh = _wheelhouse()
+    wh = _benchmark("wheelhouse")
     path = tmp_path / "ray-9-cp312-cp312-manylinux2014_x86_64.whl"
     with zipfile.ZipFile(path, "w") as whl:
         for name in ("ray/__init__.py", "ray/jars/ray_dist.jar", "ray/dashboard/client/build/main.js",
@@ -103,11 +105,7 @@ def test_model_throughput_halves_the_batch_after_an_oom_and_says_which_ran(monke
     import pytest
     import torch
 
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    try:
-        import model_throughput as mt
-    finally:
-        sys.path.pop(0)
+    mt = _benchmark("model_throughput")
     tried = []
 
     def bench(spec, device, amp, channels_last, batch, min_seconds):
