@@ -162,6 +162,7 @@ def runner_for(exp: Experiment, run: RunDir, address: Optional[str]) -> Any:
         address=address, max_concurrent=exp.resources.max_concurrent,
         worker_crash_retries=exp.retries.worker_crash,
         requirements=Requirements.of(exp), ship_package=exp.resources.ship_package,
+        time_limit_s=exp.trial.time_limit_s,
     )
 
 
@@ -384,7 +385,8 @@ def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, a
         return items
     with _trial_session(exp, run, address) as (runner, progress):
         # an executor, not a Coordinator: training contracted models must not rewrite state.json
-        results = TrialExecutor(run, runner, exp.retries, progress).train(list(trials.values()))
+        executor = TrialExecutor(run, runner, exp.retries, progress, time_limit_s=exp.trial.time_limit_s)
+        results = executor.train(list(trials.values()))
     for c in items:
         r = results.get(c.get("trial_id"))
         if r is not None:

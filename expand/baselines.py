@@ -70,7 +70,8 @@ class Baseline:
         self.progress = progress or SilentProgress()
         self.state = BaselineState(method, budget, extra=dict(extra_state or {}))
         self.executor = TrialExecutor(run, runner, exp.retries, self.progress,
-                                      on_pending=lambda ids: self._write_state("running", ids))
+                                      on_pending=lambda ids: self._write_state("running", ids),
+                                      time_limit_s=exp.trial.time_limit_s)
         self.resolved = exp.to_dict()
         self.seed = derive_seed(exp.search.seed, 1)  # every trial the same schedule and seed
         self.results: dict[ArchSpec, tuple[str, TrialResult]] = {}

@@ -297,6 +297,11 @@ class TrialConfig:
     # evaluation, recompute BN statistics as the true average over this many training batches
     # (fvcore's update_bn_stats). 0: off, the running averages of training are used.
     precise_bn_batches: int = check_field(non_negative, 0)
+    # wall-clock seconds one attempt may run (opening the data, training, evaluating) before it is
+    # stopped and recorded `timeout`: a hung trial (a deadlocked loader, a wedged GPU) must not stall a
+    # week-long search. On Ray its worker process is killed (and restarted); the serial runner
+    # interrupts the trial at its next Python instruction. null: no limit
+    time_limit_s: Optional[float] = check_field(positive, None)
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -323,6 +328,7 @@ class RetriesConfig:
     oom: int = check_field(non_negative, 0)
     diverged: int = check_field(non_negative, 0)
     worker_crash: int = check_field(non_negative, 1)
+    timeout: int = check_field(non_negative, 0)  # retries of an attempt stopped at trial.time_limit_s
     # an OOM retry runs with half the batch (and the linearly scaled learning rate)
     oom_halve_batch: bool = False
 

@@ -79,6 +79,9 @@ MEANINGS: dict[str, str] = {
                         "and TensorBoard); 0: only at the end.",
     "trial.precise_bn_batches": "Recompute BN statistics over this many training batches before evaluating "
                                 "(SlowFast's precise BN; 0: off).",
+    "trial.time_limit_s": "Seconds one attempt may run before it is stopped and recorded `timeout` (Ray: its "
+                          "worker is killed and restarted); null: no limit. Raise it and `resume --force` to "
+                          "retrain the trials it stopped.",
     "trial.options": "Free-form options passed to the trial function (the oracle's `noise`, `sleep`, ...).",
     "resources.cpus_per_trial": "CPUs Ray reserves per trial (fractions allowed).",
     "resources.gpus_per_trial": "GPUs Ray reserves per trial (0.5: two trials share a GPU). More than the "
@@ -105,6 +108,7 @@ MEANINGS: dict[str, str] = {
     "retries.oom": "Retries of a trial that ran out of GPU memory.",
     "retries.diverged": "Retries of a trial whose loss became non-finite.",
     "retries.worker_crash": "Reruns of a trial whose Ray worker (or node) died.",
+    "retries.timeout": "Retries of a trial stopped at `trial.time_limit_s`.",
     "retries.oom_halve_batch": "An OOM retry runs with half the batch (and the linearly scaled lr).",
     # ---------------------------------------------------------------- search space file
     "space.name": "The search space's name.",

@@ -158,7 +158,7 @@ class Candidate:
     params: int = 0
     ratio: float = math.nan
     trial_id: Optional[str] = None
-    status: str = "pending"  # pending | ok | failed | diverged | oom | skipped | duplicate
+    status: str = "pending"  # pending | ok | failed | diverged | oom | timeout | skipped | duplicate
     reason: str = ""
     top1: float = math.nan  # the mean over ``seeds`` trained seeds
     top5: float = math.nan

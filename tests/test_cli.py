@@ -163,3 +163,16 @@ def test_help_shows_a_positional_after_a_number_list_as_required(capsys):
     assert code == 0
     usage = " ".join(out.split("\n\n")[0].split())
     assert usage.endswith("RUN_DIR") and "[RUN_DIR]" not in usage
+
+
+def test_search_stops_a_hung_trial_at_the_experiments_time_limit_and_shows_it(tmp_path, capsys, _isolated_cache):
+    from tests.search.helpers import oracle_experiment
+
+    exp = oracle_experiment(tmp_path, options={"hang_axes": {"depth": 9}, "hang_s": 60}, trial={"time_limit_s": 0.5},
+                            search={"max_steps": 1, "targets": []})
+    code, out, err = run(capsys, "search", exp, "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    assert "TIMEOUT: stopped after" in out + err  # the progress line says what happened
+    code, out, _ = run(capsys, "show", str(tmp_path / "run"), "--json")
+    (depth,) = [c for c in json.loads(out)["candidates"] if c["axis"] == "depth"]
+    assert depth["status"] == "timeout" and not depth["chosen"]

@@ -100,3 +100,17 @@ def test_a_run_folder_from_before_checkpoint_policies_reads_as_the_new_default(t
     old["trial"]["checkpoint"] = "some"
     with pytest.raises(ConfigError, match="trial.checkpoint: must be one of 'path', 'all', 'none'"):
         experiment_from_dict(old)
+
+
+@pytest.mark.parametrize("value, message", [(0, "must be > 0"), (-5, "must be > 0"), ("1h", "number")])
+def test_a_time_limit_is_a_positive_number_of_seconds_or_null(value, message):
+    from expand.config import experiment_from_dict, load_experiment
+
+    exp = load_experiment(os.path.join(ROOT, "experiments", "oracle.yaml"))
+    assert exp.trial.time_limit_s is None and exp.retries.timeout == 0  # off unless asked for
+    d = exp.to_dict()
+    d["trial"]["time_limit_s"] = 5400
+    assert experiment_from_dict(d).trial.time_limit_s == 5400
+    d["trial"]["time_limit_s"] = value
+    with pytest.raises(ConfigError, match=f"trial.time_limit_s: .*{message}"):
+        experiment_from_dict(d)

@@ -89,7 +89,8 @@ class Calibration:
         self.seeds, self.min_tau = seeds, min_tau
         self.progress = progress or SilentProgress()
         self.extra_state = dict(extra_state or {})
-        self.executor = TrialExecutor(run, runner, exp.retries, self.progress)
+        self.executor = TrialExecutor(run, runner, exp.retries, self.progress,
+                                      time_limit_s=exp.trial.time_limit_s)
 
     def models(self) -> list[Model]:
         """The basis and its distinct expansions: the first step of a search."""

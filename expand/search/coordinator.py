@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from expand.config import Experiment
 from expand.search.axes import AxisExhausted, contract, expand
@@ -60,7 +59,8 @@ class Coordinator:
         self.progress = progress or SilentProgress()
         self.extra_state = dict(extra_state or {})
         self.executor = TrialExecutor(run, runner, experiment.retries, self.progress,
-                                      on_pending=lambda ids: self._write_state(pending=ids))
+                                      on_pending=lambda ids: self._write_state(pending=ids),
+                                      time_limit_s=experiment.trial.time_limit_s)
         self.resolved = experiment.to_dict()
         self.path: list[PathEntry] = []
         self.steps: list[dict[str, Any]] = []

@@ -27,10 +27,15 @@ def _takes_progress(runner: Runner) -> bool:
 
 
 class TrialExecutor:
+    """``time_limit_s`` is the experiment's ``trial.time_limit_s`` (the runner enforces it): an
+    attempt stopped under a smaller limit than it is not final, so raising the limit and resuming
+    retrains what the old limit cut short."""
+
     def __init__(self, run: RunDir, runner: Runner, retries: RetriesConfig, progress: Progress,
-                 on_pending: Optional[Callable[[list[str]], None]] = None) -> None:
+                 on_pending: Optional[Callable[[list[str]], None]] = None,
+                 time_limit_s: Optional[float] = None) -> None:
         self.run_dir, self.runner, self.retries, self.progress = run, runner, retries, progress
-        self.on_pending = on_pending
+        self.on_pending, self.time_limit_s = on_pending, time_limit_s
         self.attempts: dict[str, list[TrialRecord]] = latest_by_trial(run.read_trials().records)
 
     def retry_allowed(self, result: TrialResult, attempts: int) -> bool:
@@ -45,9 +50,16 @@ class TrialExecutor:
     def finished(self, trial: TrialSpec) -> Optional[TrialResult]:
         """The final result of a trial already recorded, if no retry is owed."""
         done = self.attempts_of(trial)
-        if done and not self.retry_allowed(done[-1].result, len(done)):
+        if done and not self.retry_allowed(done[-1].result, len(done)) and not self._cut_short(done[-1].result):
             return done[-1].result
         return None
+
+    def _cut_short(self, result: TrialResult) -> bool:
+        """A timeout under a smaller limit than this run's (or when it now has none)."""
+        if result.status != "timeout":
+            return False
+        limit = (result.extra or {}).get("time_limit_s")
+        return self.time_limit_s is None or (limit is not None and limit < self.time_limit_s)
 
     def train(self, trials: list[TrialSpec],
               on_result: Optional[Callable[[TrialSpec, TrialResult], None]] = None) -> dict[str, TrialResult]:

@@ -17,6 +17,8 @@ Options (experiment ``trial.options``):
         worker process (os._exit), as a segfault or the OOM killer would; needs count_file
     basis: the basis factors the log-ratios are taken against (default: search space's)
     oom_axes: {axis: n}  the first n attempts of each trial on that axis report 'oom'
+    hang_axes: {axis: n}  the first n attempts of each trial on that axis hang (sleep ``hang_s``, default
+        an hour, as a deadlocked loader would), after appending {trial_id, attempt, pid, hung} to env_file
     env_file: a path; each trial appends a JSON line: pid, start/end time, CUDA_VISIBLE_DEVICES
     minival_gap: report a validation top-1 this much below top-1, as a trial with a minival does
     videos: n  report per-video results on n simulated validation videos (and top-1 = their mean):
@@ -86,6 +88,12 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
             os._exit(1)
     started = time.time()
     live.report(trial.trial_id, phase="training", epoch=0, epochs=1)
+    if trial.attempt <= int((options.get("hang_axes") or {}).get(axis, 0)):
+        if options.get("env_file"):
+            with open(options["env_file"], "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"trial_id": trial.trial_id, "attempt": trial.attempt, "pid": os.getpid(),
+                                     "hung": True}) + "\n")
+        time.sleep(float(options.get("hang_s", 3600)))
     if options.get("sleep"):
         time.sleep(float(options["sleep"]))
     if options.get("env_file"):  # where the trial ran: the GPUs Ray gave it, and when

@@ -6,7 +6,7 @@ start-up per batch and ~2 s of CPU per fresh worker (importing Ray, torch and
 the package): 66 % overhead on 10 s trials, measured. A pool is one Tune
 experiment (run in a background thread) whose trials are ``size`` long-lived
 workers (``_ray_worker``); each takes search trials from a named dispatcher
-actor and reports each result through ``tune.report``; a Tune callback
+actor (``dispatcher.py``) and reports each result through ``tune.report``; a Tune callback
 forwards those reports to the pool's event queue in the driver; a Tune
 searcher paces how many workers start (one first, the rest once it is up or
 a batch needs them: six loading at once on 2 cores took 7 s before the first
@@ -22,6 +22,14 @@ the trial it held put back in the queue for any live worker, up to
 ``crash_retries`` times; Tune restarts the worker itself where resources
 allow.
 
+A trial past its time limit (``time_limit_s``) may be hung where no code of
+ours runs (a deadlocked loader, a wedged GPU call): the worker cannot be
+trusted to stop itself. The driver asks the dispatcher, every few seconds,
+for trials held longer than the limit; the dispatcher kills the worker
+process that holds each (``ray.kill`` of its Tune actor) and hands the trial
+back to the driver, which records it ``timeout``. Tune restarts the worker
+like any other that died.
+
 Tune pickles its callback, searcher and stopper, so they find their pool
 through module-level tables keyed by the pool's key; classes that subclass
 Ray's are made on first use (importing Ray costs seconds) and published as
@@ -35,99 +43,24 @@ import json
 import os
 import queue
 import threading
+import time
 from typing import Any, Optional, Sequence
 
 from expand.search import live
-from expand.search.trial import TrialSpec, call_safely, failed_result, load_trial_function
+from expand.search.dispatcher import dispatcher_class, publish
+from expand.search.trial import TrialSpec, call_safely, failed_result, load_trial_function, timeout_result
 
 RESULT_KEY = "trial_result_json"  # one string: Tune flattens nested result dicts
 PROGRESS_KEY = "trial_progress_json"  # a running trial's live.report(), for the display
-_STOP = "__stop__"
+# Restarts Tune allows each worker beyond its crash budget when trials have a time limit: each
+# trial stopped at the limit costs its worker one (a worker stopped more often than this is not
+# restarted; the others carry on, and a batch that finds none left starts a new pool).
+_TIMEOUT_RESTARTS = 10
 
 
 def _publish(name: str, cls: Any) -> Any:
     """Make a class built inside a function picklable by reference, as this module's ``name``."""
-    cls.__qualname__ = name
-    cls.__module__ = __name__
-    globals()[name] = cls
-    return cls
-
-
-def _dispatcher_class() -> Any:
-    """The dispatcher actor class, made on first use (importing Ray costs seconds)."""
-    cls = globals().get("_Dispatcher")
-    if cls is not None:
-        return cls
-    import asyncio
-
-    import ray
-
-    @ray.remote(num_cpus=0)
-    class _Dispatcher:
-        """Trials waiting for a worker, which trial each worker holds, and files on their way back.
-
-        Each start of a worker (a Tune trial index) is an *incarnation*,
-        numbered in the order they first ask for work. A held trial is put
-        back in the queue when its incarnation is known dead: Tune reported
-        the worker failed (``worker_failed``, from the driver's callback), or
-        a later incarnation of the same worker asks for work. Either may come
-        first; the numbering makes the second a no-op, so a trial is requeued
-        once per death. Past ``retries`` requeues it is handed out as crashed,
-        for the next worker to report as failed.
-        """
-
-        def __init__(self, retries: int) -> None:
-            self.queue: asyncio.Queue = asyncio.Queue()
-            self.holding: dict[int, tuple[int, dict]] = {}
-            self.incarnations: dict[int, dict[str, int]] = {}
-            self.failures: dict[int, int] = {}
-            self.crashes: dict[str, int] = {}
-            self.files: dict[str, dict[str, bytes]] = {}
-            self.retries = retries
-
-        def _requeue_dead(self, worker: int, alive_from: int) -> None:
-            held = self.holding.get(worker)
-            if held is None or held[0] >= alive_from:
-                return
-            del self.holding[worker]
-            trial = held[1]
-            n = self.crashes[trial["trial_id"]] = self.crashes.get(trial["trial_id"], 0) + 1
-            self.queue.put_nowait({"__crashed__": n, "trial": trial} if n > self.retries else trial)
-
-        async def put(self, trials: list[dict]) -> None:
-            for t in trials:
-                self.queue.put_nowait(t)
-
-        async def stop(self, workers: int) -> None:
-            for _ in range(workers):
-                self.queue.put_nowait(_STOP)
-
-        async def take(self, worker: int, token: str) -> tuple[str, Any]:
-            seen = self.incarnations.setdefault(worker, {})
-            me = seen.setdefault(token, len(seen))
-            self._requeue_dead(worker, me)
-            item = await self.queue.get()
-            if item == _STOP:
-                return "stop", None
-            if "__crashed__" in item:
-                return "crashed", (item["trial"], item["__crashed__"])
-            self.holding[worker] = (me, item)
-            return "run", item
-
-        async def worker_failed(self, worker: int) -> None:
-            self.failures[worker] = self.failures.get(worker, 0) + 1
-            self._requeue_dead(worker, self.failures[worker])
-
-        async def done(self, worker: int) -> None:
-            self.holding.pop(worker, None)
-
-        async def deliver(self, trial_id: str, files: dict[str, bytes]) -> None:
-            self.files[trial_id] = files
-
-        async def collect(self, trial_id: str) -> dict[str, bytes]:
-            return self.files.pop(trial_id, {})
-
-    return _publish("_Dispatcher", _Dispatcher)
+    return publish(cls, name, globals())
 
 
 def _read_files(folder: str) -> dict[str, bytes]:
@@ -160,11 +93,12 @@ def _ray_worker(config: dict[str, Any]) -> None:
 
     dispatcher = ray.get_actor(config["dispatcher"])
     worker, token = config["worker"], uuid.uuid4().hex
+    me = ray.get_runtime_context().current_actor  # for the dispatcher to kill at a trial's time limit
     func = load_trial_function(config["function"])
     node = ray.get_runtime_context().get_node_id()
     remote = node != config.get("driver_node", node)
     while True:
-        what, item = ray.get(dispatcher.take.remote(worker, token))
+        what, item = ray.get(dispatcher.take.remote(worker, token, me))
         if what == "stop":
             return
         if what == "crashed":
@@ -350,13 +284,18 @@ class WorkerPool:
     :func:`expand.search.live.report`; ``("stopped", why)`` Tune itself stopped, nothing
     more will run. A worker that dies is restarted by Tune where resources
     allow, and the trial it held is rerun by any worker, up to
-    ``crash_retries`` times, then reported as a failed result.
+    ``crash_retries`` times, then reported as a failed result. A trial still
+    held ``time_limit_s`` after a worker took it comes back as a ``timeout``
+    result, its worker killed (see the module doc).
     """
 
     def __init__(self, function: str, storage_dir: str, resources: dict[str, float], size: int,
-                 crash_retries: int = 1, name: str = "workers") -> None:
+                 crash_retries: int = 1, name: str = "workers", time_limit_s: Optional[float] = None) -> None:
         self.function, self.storage_dir, self.resources = function, storage_dir, resources
         self.size, self.crash_retries, self.name = size, crash_retries, name
+        self.time_limit_s = time_limit_s
+        self._overdue: list[dict] = []  # timeout results reaped but not yet handed out
+        self._next_reap = 0.0  # time.monotonic() of the next look for overdue trials
         self.key = f"{os.getpid()}-{id(self)}"
         self.error = ""  # why Tune stopped, when it raised
         self._thread: Optional[threading.Thread] = None
@@ -379,7 +318,7 @@ class WorkerPool:
         name = _dispatcher_name(self.key)
         driver_node = ray.get_runtime_context().get_node_id()
         # on the driver's node: it holds queued trials and files in flight, and must outlive any worker node
-        self._dispatcher = _dispatcher_class().options(
+        self._dispatcher = dispatcher_class().options(
             name=name, scheduling_strategy=NodeAffinitySchedulingStrategy(driver_node, soft=False),
         ).remote(self.crash_retries)
         _open_pool(self.key, self.size)
@@ -392,7 +331,8 @@ class WorkerPool:
                 name=f"{self.name}-{os.getpid()}",
                 storage_path=self.storage_dir,
                 # A restart per crash each trial may cause, and a few to spare.
-                failure_config=tune.FailureConfig(max_failures=3 + 2 * self.crash_retries),
+                failure_config=tune.FailureConfig(max_failures=3 + 2 * self.crash_retries
+                                                  + (_TIMEOUT_RESTARTS if self.time_limit_s else 0)),
                 verbose=0,
                 stop=_closing_stopper(self.key),
                 callbacks=[_channel_callback(self.key)],
@@ -423,7 +363,7 @@ class WorkerPool:
         import ray
 
         assert self._events is not None, "the pool is not running"
-        what, item = self._events.get()
+        what, item = self._next()
         if what == "stopped":
             return "stopped", self.error or "all workers stopped"
         if what == "progress":
@@ -432,6 +372,27 @@ class WorkerPool:
             files = ray.get(self._dispatcher.collect.remote(item["trial_id"]))
             self._materialize(item["trial_id"], files)
         return what, item
+
+    def _next(self) -> tuple[str, Any]:
+        """The next event; with a time limit, overdue trials are reaped while waiting for one."""
+        import ray
+
+        assert self._events is not None
+        if not self.time_limit_s:
+            return self._events.get()
+        while not self._overdue:
+            wait = self._next_reap - time.monotonic()
+            if wait > 0:  # (a steady stream of progress events must not put the reaping off)
+                try:
+                    return self._events.get(timeout=wait)
+                except queue.Empty:
+                    pass
+            self._next_reap = time.monotonic() + min(5.0, max(0.2, self.time_limit_s / 10))
+            for trial, seconds in ray.get(self._dispatcher.reap.remote(self.time_limit_s)):
+                result = timeout_result(TrialSpec.from_dict(trial), seconds, self.time_limit_s,
+                                        "its Ray worker was killed")
+                self._overdue.append(result.to_dict())
+        return "result", self._overdue.pop(0)
 
     def _materialize(self, trial_id: str, files: dict[str, bytes]) -> None:
         from expand.fileio import atomic_write

@@ -67,7 +67,7 @@ class _Running:
     seconds: float = math.nan  # the finished trial's own time
 
 
-_ENDED = ("done", "failed", "oom", "diverged")
+_ENDED = ("done", "failed", "oom", "diverged", "timeout")
 
 
 class Eta:

@@ -44,12 +44,22 @@ class Runner(Protocol):
 
 
 class SerialRunner:
-    """Trials in this process, in order. ``function`` is a callable or 'module:function'."""
+    """Trials in this process, in order. ``function`` is a callable or 'module:function'.
+
+    ``time_limit_s`` interrupts an attempt at its next Python instruction (a
+    signal: main thread only; a C call that never returns is beyond it, and
+    beyond any in-process limit — the Ray runner kills the worker instead).
+    """
 
     trials_in_process = True
 
-    def __init__(self, function: str | Callable[[TrialSpec], TrialResult]) -> None:
+    def __init__(self, function: str | Callable[[TrialSpec], TrialResult],
+                 time_limit_s: Optional[float] = None) -> None:
         self.function = load_trial_function(function) if isinstance(function, str) else function
+        self.time_limit_s = time_limit_s
+        if time_limit_s and threading.current_thread() is not threading.main_thread():
+            print(f"note: trial.time_limit_s ({time_limit_s:g} s) is not enforced: the serial runner "
+                  "runs off the main thread here (the Ray runner enforces it anywhere)", flush=True)
 
     @property
     def parallelism(self) -> int:
@@ -59,7 +69,7 @@ class SerialRunner:
             on_progress: Optional[OnProgress] = None) -> None:
         for trial in trials:
             with live.reporting(on_progress):
-                result = call_safely(self.function, trial)
+                result = call_safely(self.function, trial, self.time_limit_s)
             on_result(trial, result)
 
     def close(self) -> None:
@@ -93,6 +103,7 @@ class RayRunner:
         name_prefix: str = "workers",
         requirements: Optional[Requirements] = None,
         ship_package: bool = False,
+        time_limit_s: Optional[float] = None,
     ) -> None:
         import ray
 
@@ -102,6 +113,7 @@ class RayRunner:
         self.resources = {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
         self.max_concurrent = max_concurrent
         self.worker_crash_retries = worker_crash_retries
+        self.time_limit_s = time_limit_s
         self.name_prefix = name_prefix
         self._pool: Optional[WorkerPool] = None
         self._abandoned = False
@@ -169,7 +181,7 @@ class RayRunner:
 
     def _start(self) -> WorkerPool:
         self._pool = WorkerPool(self.function, self.storage_dir, self.resources, self.parallelism,
-                                self.worker_crash_retries, self.name_prefix)
+                                self.worker_crash_retries, self.name_prefix, time_limit_s=self.time_limit_s)
         self._pool.start()
         return self._pool
 
@@ -269,6 +281,7 @@ class RunnerOptions:
     worker_crash_retries: int = 1
     requirements: Optional[Requirements] = None  # checked on every node before the first trial
     ship_package: bool = False  # upload this expand to the cluster (Ray runtime_env py_modules)
+    time_limit_s: Optional[float] = None  # per attempt (trial.time_limit_s); None: none
 
 
 RUNNERS: Registry[RunnerKind] = Registry("runner")
@@ -277,10 +290,10 @@ RUNNERS.register("ray", RunnerKind(
         function, storage_dir=os.path.join(o.run_dir, "ray"), cpus_per_trial=o.cpus_per_trial,
         gpus_per_trial=o.gpus_per_trial, address=o.address, max_concurrent=o.max_concurrent,
         worker_crash_retries=o.worker_crash_retries, requirements=o.requirements,
-        ship_package=o.ship_package),
+        ship_package=o.ship_package, time_limit_s=o.time_limit_s),
     "parallel trials on a Ray cluster (local by default, --address for an existing one)"))
 RUNNERS.register("serial", RunnerKind(
-    "serial", lambda function, o: SerialRunner(function),
+    "serial", lambda function, o: SerialRunner(function, time_limit_s=o.time_limit_s),
     "one trial after another in this process (debugging, tests)"))
 
 
@@ -295,7 +308,8 @@ def make_runner(
     worker_crash_retries: int = 1,
     requirements: Optional[Requirements] = None,
     ship_package: bool = False,
+    time_limit_s: Optional[float] = None,
 ) -> Runner:
     options = RunnerOptions(run_dir, cpus_per_trial, gpus_per_trial, address, max_concurrent, worker_crash_retries,
-                            requirements, ship_package)
+                            requirements, ship_package, time_limit_s)
     return RUNNERS.get(kind).make(function, options)

@@ -9,20 +9,23 @@ result here: failures are results, never exceptions that stop a search.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
 import json
 import math
+import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from expand.errors import ConfigError
 from expand.spec import ArchSpec
 
-STATUSES = ("ok", "failed", "diverged", "oom")
+STATUSES = ("ok", "failed", "diverged", "oom", "timeout")
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,51 @@ def failed_result(trial: TrialSpec, error: str) -> TrialResult:
     return TrialResult(trial.trial_id, "failed", error=error, seed=trial.seed, attempt=trial.attempt)
 
 
+def timeout_result(trial: TrialSpec, seconds: float, limit_s: float, how: str) -> TrialResult:
+    """A ``timeout`` result: the attempt ran past ``trial.time_limit_s`` and was stopped ``how``.
+
+    The limit goes in ``extra`` so a resume under a larger limit knows the
+    attempt was cut short, not finished (see TrialExecutor.retry_allowed).
+    """
+    return TrialResult(trial.trial_id, "timeout", seconds=seconds, seed=trial.seed, attempt=trial.attempt,
+                       error=f"stopped after {seconds:.0f} s: trial.time_limit_s is {limit_s:g} ({how})",
+                       extra={"time_limit_s": limit_s})
+
+
+class TrialTimeout(BaseException):
+    """Raised into an in-process trial at its time limit.
+
+    A BaseException, like KeyboardInterrupt, so a trial function's own
+    ``except Exception`` (the trainer's OOM handling) does not swallow it.
+    """
+
+
+@contextlib.contextmanager
+def time_limit(seconds: Optional[float]) -> Iterator[bool]:
+    """Raise :class:`TrialTimeout` in this thread after ``seconds`` (None: no limit).
+
+    Yields whether the limit is enforced: it takes SIGALRM, so only the main
+    thread of a process can have one; elsewhere the block runs unlimited.
+    Why a signal: it interrupts a blocking wait (a loader's queue, a sleep),
+    which a watchdog thread could not; a C call that never returns is out of
+    its reach, which only a separate process (the Ray runner) can stop.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TrialTimeout()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def derive_seed(run_seed: int, *parts: Any) -> int:
     """A reproducible 31-bit seed from the run seed and a position (e.g. the step)."""
     text = "|".join(str(p) for p in (run_seed, *parts))
@@ -151,13 +199,21 @@ def load_trial_function(path: str) -> Callable[[TrialSpec], TrialResult]:
     return func
 
 
-def call_safely(func: Callable[[TrialSpec], TrialResult], trial: TrialSpec) -> TrialResult:
-    """Run a trial function; an exception becomes a ``failed`` result with its message."""
+def call_safely(func: Callable[[TrialSpec], TrialResult], trial: TrialSpec,
+                time_limit_s: Optional[float] = None) -> TrialResult:
+    """Run a trial function; an exception becomes a ``failed`` result with its message.
+
+    With ``time_limit_s`` (in the main thread: see :func:`time_limit`), an
+    attempt still running then is interrupted and becomes a ``timeout`` result.
+    """
     start = time.perf_counter()
     try:
-        result = func(trial)
+        with time_limit(time_limit_s):
+            result = func(trial)
         if not isinstance(result, TrialResult):
             raise TypeError(f"trial function returned {type(result).__name__}, not TrialResult")
+    except TrialTimeout:
+        result = timeout_result(trial, time.perf_counter() - start, time_limit_s or 0.0, "interrupted in process")
     except Exception as exc:  # noqa: BLE001 - any trial error is data, not a crash
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         result = TrialResult(trial.trial_id, "failed", error=tb)

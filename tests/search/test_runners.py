@@ -68,6 +68,47 @@ def test_a_trial_that_kills_its_worker_is_rerun_then_recorded_failed(tmp_path, r
     assert got["c"].status == "ok" and again["c"].status == "ok"
 
 
+def _alive(pid):
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.ray
+def test_a_hung_trial_has_its_worker_killed_at_the_time_limit_and_the_pool_goes_on(tmp_path, ray_cluster):
+    import json
+    import time
+
+    env = tmp_path / "env.jsonl"
+    options = {"hang_axes": {"depth": 1}, "hang_s": 60, "env_file": str(env)}
+    exp = load_experiment(oracle_experiment(tmp_path, options=options))
+    runner = RayRunner(exp.trial.function, str(tmp_path / "ray"), cpus_per_trial=1, time_limit_s=3)
+    d = exp.to_dict()
+    hung = TrialSpec("h", 1, "depth", ArchSpec(1, 8, 64, depth=2.0), 0, 0.003, 10, d)
+    fine = TrialSpec("c", 1, "crop", ArchSpec(1, 8, 80), 0, 0.003, 10, d)
+    got = {}
+    try:
+        runner.run([hung, fine], lambda t, r: got.__setitem__(t.trial_id, r))
+        assert got["c"].status == "ok"  # its neighbour on the other worker was not disturbed
+        assert got["h"].status == "timeout" and "Ray worker was killed" in got["h"].error
+        assert 3 <= got["h"].seconds < 30 and got["h"].extra["time_limit_s"] == 3
+        (line,) = [json.loads(x) for x in env.read_text().splitlines() if '"hung"' in x]
+        deadline = time.time() + 30
+        while _alive(line["pid"]) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _alive(line["pid"])  # the process that hung is gone (and its GPU memory with it)
+        again = {}
+        retry = TrialSpec("h", 1, "depth", ArchSpec(1, 8, 64, depth=2.0), 0, 0.003, 10, d, attempt=2)
+        runner.run([retry], lambda t, r: again.__setitem__(t.trial_id, r))
+        assert again["h"].status == "ok"  # Tune restarted the worker; the next attempt ran
+    finally:
+        runner.close()
+
+
 @pytest.mark.ray
 def test_kill_9_in_the_ray_start_up_window_then_resume_cleans_up_and_retrains_nothing(tmp_path):
     """Issue 14: the coordinator killed while Ray starts; its cluster lingers until the next resume."""

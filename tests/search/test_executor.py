@@ -1,0 +1,76 @@
+"""TrialExecutor: the retry policy and the time limit, on the oracle with the serial runner."""
+
+import time
+
+from expand.config import load_experiment
+from expand.search.coordinator import Coordinator
+from expand.search.runners import SerialRunner
+from expand.search.trial import TrialResult, TrialSpec, call_safely
+from expand.spec import ArchSpec
+from expand.run import RunDir
+from tests.search.helpers import oracle_experiment
+
+
+def _search(exp_path, out, counter):
+    exp = load_experiment(exp_path)
+    run = RunDir(str(out))
+    if not run.exists():
+        run.create()
+        run.write_config(exp.to_dict())
+    try:
+        Coordinator(exp, run, SerialRunner(exp.trial.function, time_limit_s=exp.trial.time_limit_s), counter).run()
+    finally:
+        run.release()  # as the CLI does: the next call resumes the run
+    by = {}
+    for r in run.read_trials().records:
+        by.setdefault(r.trial.trial_id, []).append(r.result)
+    return by
+
+
+def test_a_hung_trial_is_stopped_at_its_time_limit_retried_per_policy_and_the_search_goes_on(tmp_path, counter):
+    exp_path = oracle_experiment(tmp_path, options={"hang_axes": {"depth": 1, "width": 5}, "hang_s": 60},
+                                 search={"max_steps": 2}, retries={"timeout": 1}, trial={"time_limit_s": 0.5})
+    started = time.perf_counter()
+    by = _search(exp_path, tmp_path / "run", counter)
+    assert time.perf_counter() - started < 60  # four one-hour hangs, each stopped at 0.5 s
+    assert [r.status for r in by["s01-depth"]] == ["timeout", "ok"]  # retried once, then fine
+    assert [r.status for r in by["s01-width"]] == ["timeout", "timeout"]  # out of retries: recorded
+    stopped = by["s01-width"][-1]
+    assert "trial.time_limit_s is 0.5" in stopped.error and 0.5 <= stopped.seconds < 30
+    assert stopped.extra["time_limit_s"] == 0.5
+    assert all(r.status == "ok" for tid, rs in by.items() if "width" not in tid and "depth" not in tid
+               for r in rs)
+    assert any(tid.startswith("s02-") for tid in by)  # the search went on to step 2
+
+
+def test_raising_the_time_limit_and_resuming_retrains_only_what_the_old_limit_cut_short(tmp_path, counter):
+    count = tmp_path / "calls.txt"
+    options = {"hang_axes": {"depth": 1}, "hang_s": 60, "count_file": str(count)}
+    limited = oracle_experiment(tmp_path, "a.yaml", options=options, search={"max_steps": 1},
+                                trial={"time_limit_s": 0.5})
+    by = _search(limited, tmp_path / "run", counter)
+    assert [r.status for r in by["s01-depth"]] == ["timeout"]  # retries.timeout: 0
+    calls = len(count.read_text().splitlines())
+    _search(limited, tmp_path / "run", counter)  # the same limit: nothing owed, nothing trained
+    assert len(count.read_text().splitlines()) == calls
+    raised = oracle_experiment(tmp_path, "b.yaml", options=options, search={"max_steps": 1},
+                               trial={"time_limit_s": 0.8})
+    by = _search(raised, tmp_path / "run", counter)
+    assert [r.status for r in by["s01-depth"]] == ["timeout", "ok"]
+    assert [line.split()[0] for line in count.read_text().splitlines()[calls:]] == ["s01-depth"]
+
+
+def _swallows_everything(trial):
+    try:
+        time.sleep(3600)
+    except Exception:  # noqa: BLE001 - what a careless trial function does
+        pass
+    return TrialResult(trial.trial_id, "ok", top1=0.5)
+
+
+def test_the_in_process_limit_gets_past_a_trial_functions_own_except_exception():
+    trial = TrialSpec("t", 1, "fast", ArchSpec(1, 8, 32), 3, 0.001, 10)
+    result = call_safely(_swallows_everything, trial, time_limit_s=0.3)
+    assert result.status == "timeout" and result.seed == 3 and result.seconds >= 0.3
+    assert call_safely(lambda t: TrialResult(t.trial_id, "ok", top1=0.5), trial, time_limit_s=0.3).ok
+    time.sleep(0.5)  # the alarm was cancelled with the trial: nothing goes off later
