@@ -48,6 +48,8 @@ def plot_run(run_dir: str, rows: list[dict[str, Any]]) -> list[str]:
     out_dir = os.path.join(run_dir, "plots")
     os.makedirs(out_dir, exist_ok=True)
     ok = [r for r in rows if r["status"] in ("ok", "duplicate") and not math.isnan(r["top1"])]
+    if not ok:
+        return []  # no trained trial yet (or the basis failed): nothing to draw on log axes
     state = RunDir(run_dir).read_state()
     kind = state.get("kind", "expansion")
     if kind != "expansion":

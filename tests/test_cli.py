@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -176,3 +177,15 @@ def test_search_stops_a_hung_trial_at_the_experiments_time_limit_and_shows_it(tm
     code, out, _ = run(capsys, "show", str(tmp_path / "run"), "--json")
     (depth,) = [c for c in json.loads(out)["candidates"] if c["axis"] == "depth"]
     assert depth["status"] == "timeout" and not depth["chosen"]
+
+
+def test_a_search_whose_basis_failed_draws_no_figure_and_says_so(tmp_path, capsys, _isolated_cache):
+    from tests.search.helpers import oracle_experiment
+
+    exp = oracle_experiment(tmp_path, options={"fail_axes": {"basis": 9}}, search={"max_steps": 1, "targets": []})
+    code, out, err = run(capsys, "search", exp, "--out", str(tmp_path / "run"))
+    assert code == 1 and "status: failed" in out + err
+    assert "could not write tables/plots" not in out + err  # nothing to draw is not an error
+    code, out, _ = run(capsys, "plot", str(tmp_path / "run"))
+    assert code == 0 and out.strip() == "no figures: the run has no finished trial with an accuracy yet"
+    assert not os.listdir(tmp_path / "run" / "plots")

@@ -17,7 +17,10 @@ def plot_cmd(args: argparse.Namespace) -> int:
 
     results._read(args.run_dir)  # a bad folder is exit 2 before matplotlib loads
     paths = results.write_plots(args.run_dir)
-    print(json_line({"figures": paths}) if args.json else "\n".join(paths))
+    if args.json:
+        print(json_line({"figures": paths}))
+    else:
+        print("\n".join(paths) if paths else "no figures: the run has no finished trial with an accuracy yet")
     return 0
 
 

@@ -48,6 +48,7 @@ from typing import Any, Optional, Sequence
 
 from expand.search import live
 from expand.search.dispatcher import dispatcher_class, publish
+from expand.search.tune_output import quiet_our_kills, silent_progress_callback
 from expand.search.trial import TrialSpec, call_safely, failed_result, load_trial_function, timeout_result
 
 RESULT_KEY = "trial_result_json"  # one string: Tune flattens nested result dicts
@@ -322,6 +323,8 @@ class WorkerPool:
             name=name, scheduling_strategy=NodeAffinitySchedulingStrategy(driver_node, soft=False),
         ).remote(self.crash_retries)
         _open_pool(self.key, self.size)
+        if self.time_limit_s:
+            quiet_our_kills()
         tuner = tune.Tuner(
             tune.with_resources(_ray_worker, self.resources),
             param_space={"dispatcher": name, "function": self.function, "driver_node": driver_node},
@@ -335,7 +338,7 @@ class WorkerPool:
                                                   + (_TIMEOUT_RESTARTS if self.time_limit_s else 0)),
                 verbose=0,
                 stop=_closing_stopper(self.key),
-                callbacks=[_channel_callback(self.key)],
+                callbacks=[_channel_callback(self.key), silent_progress_callback()],
             ),
         )
 

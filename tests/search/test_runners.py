@@ -80,6 +80,8 @@ def _alive(pid):
 
 @pytest.mark.ray
 def test_a_hung_trial_has_its_worker_killed_at_the_time_limit_and_the_pool_goes_on(tmp_path, ray_cluster):
+    import logging
+
     import json
     import time
 
@@ -91,6 +93,10 @@ def test_a_hung_trial_has_its_worker_killed_at_the_time_limit_and_the_pool_goes_
     hung = TrialSpec("h", 1, "depth", ArchSpec(1, 8, 64, depth=2.0), 0, 0.003, 10, d)
     fine = TrialSpec("c", 1, "crop", ArchSpec(1, 8, 80), 0, 0.003, 10, d)
     got = {}
+    tune_log, seen = logging.getLogger("ray.tune.execution.tune_controller"), []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    tune_log.addHandler(handler)
     try:
         runner.run([hung, fine], lambda t, r: got.__setitem__(t.trial_id, r))
         assert got["c"].status == "ok"  # its neighbour on the other worker was not disturbed
@@ -107,6 +113,9 @@ def test_a_hung_trial_has_its_worker_killed_at_the_time_limit_and_the_pool_goes_
         assert again["h"].status == "ok"  # Tune restarted the worker; the next attempt ran
     finally:
         runner.close()
+        tune_log.removeHandler(handler)
+    # the search's own TIMEOUT line says it: no Tune traceback for the worker we killed, no worker names
+    assert not [r for r in seen if "Trial task failed" in r.getMessage()]
 
 
 @pytest.mark.ray
