@@ -17,8 +17,8 @@ any worker node. A worker on another node runs its trial in a node-local
 scratch folder and hands the files the trial wrote (weights, events) to the
 dispatcher with its result; the pool writes them into the trial's folder in
 the run folder on the driver's disk, so the run folder never depends on a
-shared filesystem. A worker that dies (its process, or its whole node) has
-the trial it held put back in the queue for any live worker, up to
+shared filesystem (``scratch.py``). A worker that dies (its process, or its
+whole node) has the trial it held put back in the queue for any live worker, up to
 ``crash_retries`` times; Tune restarts the worker itself where resources
 allow.
 
@@ -48,6 +48,7 @@ from typing import Any, Optional, Sequence
 
 from expand.search import live
 from expand.search.dispatcher import dispatcher_class, publish
+from expand.search.scratch import make_scratch, read_files, remove_scratch, sweep_dead_scratch
 from expand.search.tune_output import quiet_our_kills, silent_progress_callback
 from expand.search.trial import TrialSpec, call_safely, failed_result, load_trial_function, timeout_result
 
@@ -64,17 +65,6 @@ def _publish(name: str, cls: Any) -> Any:
     return publish(cls, name, globals())
 
 
-def _read_files(folder: str) -> dict[str, bytes]:
-    """Every file a trial wrote under ``folder`` (relative path -> bytes)."""
-    out = {}
-    for base, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(base, name)
-            with open(path, "rb") as fh:
-                out[os.path.relpath(path, folder)] = fh.read()
-    return out
-
-
 def _ray_worker(config: dict[str, Any]) -> None:
     """One Tune trial = one worker for the whole search: take a trial, run it, report, repeat.
 
@@ -85,8 +75,6 @@ def _ray_worker(config: dict[str, Any]) -> None:
     folder whose files go back through the dispatcher (see the module doc).
     """
     import dataclasses
-    import shutil
-    import tempfile
     import uuid
 
     import ray
@@ -107,19 +95,21 @@ def _ray_worker(config: dict[str, Any]) -> None:
             result = failed_result(TrialSpec.from_dict(spec), f"worker crashed running it ({n} time(s))")
         else:
             trial = TrialSpec.from_dict(item)
-            scratch = tempfile.mkdtemp(prefix=f"x3d-expand-{trial.trial_id}-") if remote and trial.out_dir else ""
+            if remote:
+                sweep_dead_scratch()  # what workers killed mid-trial (a time limit, a crash) on this node left
+            scratch = make_scratch(trial.trial_id) if remote and trial.out_dir else ""
             if scratch:
                 trial = dataclasses.replace(trial, out_dir=scratch)
             with live.reporting(lambda update: tune.report({PROGRESS_KEY: json.dumps(update, default=str)})):
                 result = call_safely(func, trial)
             result.extra["node"] = node
             if scratch:
-                files = _read_files(scratch)
+                files = read_files(scratch)
                 result.extra["wrote_in"] = scratch
                 result.extra["files"] = sorted(files)
                 if files:
                     ray.get(dispatcher.deliver.remote(trial.trial_id, files))
-                shutil.rmtree(scratch, ignore_errors=True)
+                remove_scratch(scratch)
             _free_accelerator_memory()
         tune.report({RESULT_KEY: json.dumps(result.to_dict())})
         ray.get(dispatcher.done.remote(worker))
