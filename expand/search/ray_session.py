@@ -38,7 +38,8 @@ def forget(run_path: str) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (a zombie does not; someone else's does)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -110,17 +111,17 @@ def session_processes(session_dir: str) -> list[int]:
 
 def stop_processes(pids: list[int], grace: float = 5.0) -> int:
     """SIGTERM, then SIGKILL what is left after ``grace`` seconds; returns how many were running."""
-    running = [p for p in pids if _alive(p)]
+    running = [p for p in pids if pid_alive(p)]
     for p in running:
         try:
             os.kill(p, signal.SIGTERM)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(p) for p in running):
+    while time.monotonic() < deadline and any(pid_alive(p) for p in running):
         time.sleep(0.1)
     for p in running:
-        if _alive(p):
+        if pid_alive(p):
             try:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
@@ -139,7 +140,7 @@ def clean_stale(run_path: str) -> Optional[str]:
         return None
     if host != socket.gethostname():
         return f"a Ray session of this run on {host} may still be running ({session}); stop it there"
-    if pid != os.getpid() and _alive(pid):
+    if pid != os.getpid() and pid_alive(pid):
         return None  # not ours to stop (the lock says it is not writing this run: a reused pid)
     n = stop_processes(session_processes(session))
     forget(run_path)

@@ -13,6 +13,8 @@ import os
 import shutil
 import tempfile
 
+from expand.search.ray_session import pid_alive
+
 SCRATCH_PREFIX = "x3d-expand-scratch-"  # + the worker's pid, "-", the trial id, "-", a random tail
 
 
@@ -49,18 +51,8 @@ def sweep_dead_scratch(root: str = "") -> list[str]:
     removed = []
     for name in os.listdir(root):
         pid = name[len(SCRATCH_PREFIX):].split("-", 1)[0] if name.startswith(SCRATCH_PREFIX) else ""
-        if not pid.isdigit() or _pid_alive(int(pid)):
+        if not pid.isdigit() or pid_alive(int(pid)):
             continue
         shutil.rmtree(os.path.join(root, name), ignore_errors=True)
         removed.append(name)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
