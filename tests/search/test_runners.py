@@ -80,9 +80,8 @@ def _alive(pid):
 
 @pytest.mark.ray
 def test_a_hung_trial_has_its_worker_killed_at_the_time_limit_and_the_pool_goes_on(tmp_path, ray_cluster):
-    import logging
-
     import json
+    import logging
     import time
 
     env = tmp_path / "env.jsonl"
