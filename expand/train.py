@@ -164,7 +164,10 @@ def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, de
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    opt = torch.optim.SGD(_param_groups(model, sched.weight_decay), lr=lr, momentum=sched.momentum)
+    # With fp16's scaler, the fused SGD kernel reads the scaler's inf flag on the device and skips
+    # the update itself; a plain SGD makes GradScaler.step call .item() on it: a sync every step.
+    opt = torch.optim.SGD(_param_groups(model, sched.weight_decay), lr=lr, momentum=sched.momentum,
+                          fused=scaler.is_enabled() or None)
     steps_per_epoch = max(1, len(train_dl))
     total = sched.iterations or max(1, int(round(sched.epochs * steps_per_epoch)))
     epochs = math.ceil(total / steps_per_epoch)

@@ -196,8 +196,12 @@ def test_bf16_on_the_cpu_gives_finite_gradients_when_freed_memory_holds_nans():
     assert nan_grads == []
 
 
-def test_the_training_loop_does_not_sync_every_step(tiny_exp, monkeypatch):
-    """Issue 21: .item(), float() or an `if` on a tensor each step would make the CPU wait for a GPU."""
+@pytest.mark.parametrize("amp", ["off", "fp16"])
+def test_the_training_loop_does_not_sync_every_step(tiny_exp, monkeypatch, amp):
+    """Issue 21: .item(), float() or an `if` on a tensor each step would make the CPU wait for a GPU.
+
+    fp16 adds the grad scaler, whose step with a plain SGD asks .item() of its inf flag.
+    """
     import torch
 
     calls = {"n": 0}
@@ -212,8 +216,12 @@ def test_the_training_loop_does_not_sync_every_step(tiny_exp, monkeypatch):
 
     def syncs(epochs):
         calls["n"] = 0
-        r = run_trial(trial_for(tiny_exp(epochs=epochs)))
+        exp = tiny_exp(epochs=epochs)
+        d = exp.to_dict()
+        d["trial"]["amp"] = amp
+        r = run_trial(TrialSpec("t1", 1, "fast", trial_for(exp).spec, 3, 0.001, 1000, d))
         assert r.status == "ok", r.error
+        assert r.extra["amp"] == {"off": "off", "fp16": "float16"}[amp]
         return calls["n"], r.extra["steps"]
 
     few, few_steps = syncs(1)
