@@ -176,11 +176,12 @@ def render_contractions(items: list[dict[str, Any]], fmt: str) -> str:
     rows = [{
         "target": c["target_gflops"], "step": c.get("step"), "axis": c.get("axis"),
         "model": c.get("name") or "-", "gflops": c.get("gflops"),
-        "error": f"{100 * c['error']:+.1f}%" if c.get("error") is not None else "",
+        "flop_error": f"{100 * c['flop_error']:+.1f}%" if c.get("flop_error") is not None else "",
         "top1": _pct(c.get("top1")), "source": contraction_source(c), "note": c.get("note") or "",
     } for c in items]
-    return render(rows, ["target", "step", "axis", "model", "gflops", "error", "top1", "source", "note"], fmt,
-                  headers=["target GFLOPs", "step", "axis", "model", "GFLOPs", "error", "top1 %", "source", "note"],
+    return render(rows, ["target", "step", "axis", "model", "gflops", "flop_error", "top1", "source", "note"], fmt,
+                  headers=["target GFLOPs", "step", "axis", "model", "GFLOPs", "FLOP error", "top1 %", "source",
+                           "note"],
                   digits=4)
 
 

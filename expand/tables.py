@@ -51,7 +51,7 @@ def render(
 
 
 FRACTION_KEYS = ("top1", "top5", "gain", "confidence", "val_top1", "val_top5", "top1_se", "parent_top1",
-                 "chance", "one_frame_ceiling", "error", "confidence_level", "top1_std", "mean_top1", "seed_std")
+                 "chance", "one_frame_ceiling", "flop_error", "confidence_level", "top1_std", "mean_top1", "seed_std")
 _RENAMED = {**{k: f"{k}_frac" for k in FRACTION_KEYS}, "gain_per_gflop": "gain_frac_per_gflop"}
 _UNRENAMED = {v: k for k, v in _RENAMED.items()}
 

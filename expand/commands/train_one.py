@@ -20,9 +20,12 @@ def train_one(args: argparse.Namespace, spec_from_args) -> int:
     out = args.out or tempfile.mkdtemp(prefix="x3d-train-")
     trial = TrialSpec("manual", 0, "manual", spec, args.seed if args.seed is not None else exp.search.seed,
                       c.gflops, c.params, exp.to_dict(), os.path.abspath(out))
-    result = call_safely(func, trial)
+    result = call_safely(func, trial, exp.trial.time_limit_s)  # by hand as in a search: a hang ends
     if args.json:
         print(json_line(clean_nans({"spec": spec.to_dict(), "name": spec.name, **result.to_dict()})))
+    elif not result.ok:  # no accuracy to print, only what went wrong
+        print(f"{spec.name}: {result.status} after {result.seconds:.1f}s  {c.gflops:.4f} GFLOPs\n"
+              f"  error: {result.error}")
     else:
         print(f"{spec.name}: {result.status}  top1 {100 * result.top1:.1f}%  top5 {100 * result.top5:.1f}%  "
               f"val loss {result.val_loss:.3f}  {result.seconds:.1f}s  {c.gflops:.4f} GFLOPs  "

@@ -298,7 +298,7 @@ def contract_path(path: list[PathEntry], targets: list[float], space: Any, count
                          from_trial=child.trial_id if c.spec == child.spec else
                          parent.trial_id if c.spec == parent.spec else None)
         entry["name"] = ArchSpec.from_dict(entry["spec"]).name if entry.get("spec") else None
-        entry["error"] = entry["gflops"] / target - 1 if entry.get("spec") else None
+        entry["flop_error"] = entry["gflops"] / target - 1 if entry.get("spec") else None
         out.append(reuse_trained(entry, path))
     return out
 
@@ -327,9 +327,12 @@ def load_contractions(run: RunDir) -> list[dict[str, Any]]:
 
     try:
         with open(contractions_path(run), encoding="utf-8") as fh:
-            return json.load(fh)
+            items = json.load(fh)
     except (FileNotFoundError, ValueError):
         return []
+    # Runs written before 2026-12 called the FLOP error "error", the name a trial's message has.
+    return [{**{k: v for k, v in c.items() if k != "error"}, "flop_error": c["error"]}
+            if "error" in c and "flop_error" not in c else c for c in items]
 
 
 def saved_contractions(run: RunDir, path: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -141,8 +141,9 @@ def timeout_result(trial: TrialSpec, seconds: float, limit_s: float, how: str) -
     The limit goes in ``extra`` so a resume under a larger limit knows the
     attempt was cut short, not finished (see TrialExecutor.retry_allowed).
     """
+    took = f"{seconds:.1f}" if seconds < 10 else f"{seconds:.0f}"
     return TrialResult(trial.trial_id, "timeout", seconds=seconds, seed=trial.seed, attempt=trial.attempt,
-                       error=f"stopped after {seconds:.0f} s: trial.time_limit_s is {limit_s:g} ({how})",
+                       error=f"stopped after {took} s: trial.time_limit_s is {limit_s:g} ({how})",
                        extra={"time_limit_s": limit_s})
 
 

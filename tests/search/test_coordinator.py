@@ -80,6 +80,13 @@ def test_targets_in_the_experiment_stop_and_contract(tmp_path, counter):
     saved = json.loads((tmp_path / "run" / "contractions.json").read_text())
     assert [c["target_gflops"] for c in saved] == [0.003, 0.006]
     assert all(c["gflops"] <= c["target_gflops"] for c in saved)
+    assert all(c["flop_error"] == pytest.approx(c["gflops"] / c["target_gflops"] - 1) for c in saved)
+    # a run written before 2026-12 called it "error", the name of a trial's message: read as flop_error
+    from expand.search.coordinator import load_contractions
+
+    old = [{("error" if k == "flop_error" else k): v for k, v in c.items()} for c in saved]
+    (tmp_path / "run" / "contractions.json").write_text(json.dumps(old))
+    assert load_contractions(RunDir(str(tmp_path / "run"))) == saved
 
 
 def test_over_cap_candidates_are_skipped_with_the_reason(tmp_path, counter):
@@ -208,6 +215,8 @@ def test_contract_train_trains_the_contracted_models_and_records_them(oracle_run
     out = json.loads(capsys.readouterr().out)  # progress went to stderr: stdout is the one object
     reused, item = out["contractions"]
     assert item["status"] == "ok" and 0 < item["top1_frac"] <= 1 and item["gflops"] <= 0.0061 * 1.02
+    assert item["flop_error_frac"] == pytest.approx(item["gflops"] / 0.0061 - 1)
+    assert "error_frac" not in item  # "error" is a trial's message, never the FLOP error
     assert reused["reused_step"] == 1 and "status" not in reused
     records = RunDir(str(run_dir)).read_trials().records
     assert len(records) == before + 1 and records[-1].trial.trial_id == "contract-0.0061"
