@@ -103,8 +103,7 @@ def bench_spec(spec: ArchSpec, device, amp, channels_last, batch, min_seconds) -
         x = x.contiguous(memory_format=torch.channels_last_3d)
     scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda"
                                   and not torch.cuda.is_bf16_supported())
-    # as the trainer: fused SGD takes fp16's inf flag on the device, with no sync per step
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, fused=scaler.is_enabled() or None)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)  # plain, as the trainer's (train.make_optimizer)
 
     def train_step() -> None:
         opt.zero_grad(set_to_none=True)
