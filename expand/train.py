@@ -188,6 +188,7 @@ def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, de
     step, epoch, losses, clips, data_wait, compute = 0, 0, [], 0, 0.0, 0.0
     while step < total:
         train_ds.set_epoch(epoch)
+        train_dl.sampler.set_epoch(epoch)
         model.train()
         # The loss is summed on the device and looked at only every FINITE_CHECK_EVERY steps and
         # at the epoch's end: a .item() or an `if` on a device tensor each step would make the
@@ -242,6 +243,7 @@ def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, de
     live.report(trial.trial_id, phase="evaluating")
     if cfg.precise_bn_batches:
         train_ds.set_epoch(epoch)  # fresh clips, as SlowFast draws them from the train loader
+        train_dl.sampler.set_epoch(epoch)
         precise_bn(model, (x for x, _ in train_dl), min(cfg.precise_bn_batches, len(train_dl)), device,
                    memory_format, amp_dtype)
     ev = evaluate(model, val_dl, device, memory_format, amp_dtype)

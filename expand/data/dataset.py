@@ -10,7 +10,7 @@ from collections import OrderedDict
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from expand.config import DataConfig, SearchSpace
 from expand.data.cache import FrameCache, default_cache_dir
@@ -19,6 +19,13 @@ from expand.data.manifest import Item, split_items
 from expand.errors import DataError
 
 OPEN_ENTRIES = 512
+# A forked DataLoader worker's copies of the entries its parent had open. Used, they hung the
+# worker: an open video's decoder and scaler thread pools are the parent's threads, which a
+# forked child does not have (FFmpeg waited on them in swscale). Freed, closing them would wait
+# on the same threads. So a worker sets them aside, unused and never freed (it exits with
+# os._exit), and opens its own. A parent that reads its dataset before the loader forks
+# (a clip checked by hand, a precise-BN pass) is then safe.
+_INHERITED: list = []
 
 
 def cache_short_side(data: DataConfig, space: SearchSpace) -> int:
@@ -70,8 +77,10 @@ class ClipDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self._open: OrderedDict[str, Any] = OrderedDict()  # path -> memory-mapped frames, most recent last
+        self._pid = os.getpid()  # the process whose entries _open holds
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch of a plain integer index; a loader's :class:`EpochSampler` sends its own."""
         self.epoch = epoch
 
     def __getstate__(self) -> dict[str, Any]:
@@ -84,6 +93,9 @@ class ClipDataset(Dataset):
         return len(self.items) * repeats
 
     def _frames(self, item: Item) -> Any:
+        if self._pid != os.getpid():  # a forked loader worker: see _INHERITED
+            _INHERITED.append(self._open)
+            self._open, self._pid = OrderedDict(), os.getpid()
         # Opening an entry or a video (stat, hash, index or container parse) costs more than
         # reading a small clip; the last OPEN_ENTRIES stay open. Bounded: each holds a descriptor.
         frames = self._open.pop(item.path, None)
@@ -102,9 +114,10 @@ class ClipDataset(Dataset):
 
         return StreamFrames(path, self.data.fps)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: "int | tuple[int, int]") -> tuple[torch.Tensor, int]:
+        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
         item = self.items[index % len(self.items)]
-        rng = random.Random(hash((self.seed, self.epoch, index)))
+        rng = random.Random(hash((self.seed, epoch, index)))
         views = self.data.val_clips if self.mode != "train" else 1
         crops = self.data.val_crops if self.mode != "train" else 1
         clips = sample_clips(
@@ -116,13 +129,49 @@ class ClipDataset(Dataset):
         return x, item.label
 
 
+class EpochSampler(Sampler):
+    """A training epoch's order: a permutation drawn from (seed, epoch) alone, as ``(epoch, index)``.
+
+    Why not ``shuffle=True``: its order comes from a generator that every
+    epoch (and every new loader iterator) advances, so epoch 5 of a trial
+    resumed from a snapshot would see other clips than epoch 5 of the trial
+    that ran through. And why the epoch travels with each index: a loader's
+    persistent worker processes hold their own copy of the dataset, which a
+    ``dataset.set_epoch`` in the training process never reaches, so every
+    epoch used to get epoch 0's crops and flips. ``start`` skips the first
+    indices of the epoch, where a resumed trial left off mid-epoch.
+    """
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size, self.seed = size, seed
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def order(self, epoch: int) -> list[int]:
+        generator = torch.Generator().manual_seed(hash((self.seed, epoch)) & 0x7FFFFFFFFFFFFFFF)
+        return torch.randperm(self.size, generator=generator).tolist()
+
+    def __iter__(self):
+        return ((self.epoch, i) for i in self.order(self.epoch)[self.start:])
+
+    def __len__(self) -> int:
+        return max(0, self.size - self.start)
+
+
 def make_loader(dataset: ClipDataset, batch_size: int, shuffle: bool, workers: int,
                 device: torch.device, seed: int = 0, drop_last: bool = False) -> DataLoader:
-    """Worker processes that persist across epochs; pinned memory on CUDA."""
-    generator = torch.Generator().manual_seed(seed)
+    """Worker processes that persist across epochs; pinned memory on CUDA.
+
+    ``shuffle``: the loader's ``sampler`` is an :class:`EpochSampler`; call its
+    ``set_epoch`` before each epoch (the dataset's own ``set_epoch`` does not
+    reach worker processes).
+    """
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+        dataset, batch_size=batch_size, num_workers=workers,
+        sampler=EpochSampler(len(dataset), seed) if shuffle else None,
         persistent_workers=workers > 0, pin_memory=device.type == "cuda",
-        drop_last=drop_last and len(dataset) > batch_size, generator=generator,
+        drop_last=drop_last and len(dataset) > batch_size,
         prefetch_factor=4 if workers > 0 else None,
     )

@@ -33,3 +33,49 @@ def test_a_pickled_dataset_carries_no_mapped_frames(tmp_path, make_video):
     copy = pickle.loads(pickle.dumps(ds))
     assert len(ds._open) == 1 and len(copy._open) == 0
     assert torch.equal(copy[0][0], ds[0][0])
+
+
+def _train_dataset(tmp_path, make_video, n_videos):
+    items = [Item(make_video(f"t{i}.mp4", n=24), i % 2) for i in range(n_videos)]
+    cache = FrameCache(str(tmp_path / "cache"), 30.0, 64)
+    cache.build([i.path for i in items])
+    data = DataConfig(root=str(tmp_path), num_classes=2, hflip=True, jitter=[1.0, 1.5])
+    return ClipDataset(items, cache, data, 4, 2, 32, "train", seed=7)
+
+
+def test_every_epoch_gets_its_own_crops_in_worker_processes_too(tmp_path, make_video):
+    """A persistent worker's copy of the dataset never saw dataset.set_epoch: every epoch got
+    epoch 0's crops and flips. The sampler now sends the epoch with each index."""
+    import torch
+
+    from expand.data.dataset import make_loader
+
+    ds = _train_dataset(tmp_path, make_video, 4)
+    for workers in (0, 1):
+        loader = make_loader(ds, 4, True, workers, torch.device("cpu"), seed=7)
+        clips = {}
+        for epoch in (0, 1, 2):
+            loader.sampler.set_epoch(epoch)
+            (x, _), = list(loader)
+            order = loader.sampler.order(epoch)
+            clips[epoch] = x
+            expected = torch.stack([ds[(epoch, i)][0] for i in order])
+            assert torch.equal(x, expected), (workers, epoch)
+        assert not torch.equal(clips[0], clips[1]) and not torch.equal(clips[1], clips[2])
+        del loader
+
+
+def test_an_epochs_order_depends_on_the_seed_and_epoch_alone_and_can_start_part_way():
+    from expand.data.dataset import EpochSampler
+
+    a, b = EpochSampler(10, seed=3), EpochSampler(10, seed=3)
+    list(a), list(a)  # drawing epochs does not advance anything
+    a.set_epoch(4)
+    b.set_epoch(4)
+    assert list(a) == list(b) and sorted(i for _, i in a) == list(range(10))
+    assert all(e == 4 for e, _ in a)
+    a.set_epoch(5)
+    assert [i for _, i in a] != [i for _, i in b]  # another epoch, another order
+    b.set_epoch(5, start=6)
+    assert list(b) == list(a)[6:] and len(b) == 4
+    assert [i for _, i in EpochSampler(10, seed=4)] != [i for _, i in EpochSampler(10, seed=3)]
