@@ -302,6 +302,11 @@ class TrialConfig:
     # week-long search. On Ray its worker process is killed (and restarted); the serial runner
     # interrupts the trial at its next Python instruction. null: no limit
     time_limit_s: Optional[float] = check_field(positive, None)
+    # save a snapshot of the training (weights, optimizer, grad scaler, RNGs, place in the data order)
+    # to RUN/trials/<id>/snapshot.pt at most this often, at a step's end; the trial's next attempt
+    # (after Ctrl-C and resume, a worker crash, a time limit) carries on from it and ends with the
+    # model the uninterrupted trial would have. Removed when the trial finishes. null: no snapshots
+    snapshot_every_s: Optional[float] = check_field(positive, 600.0)
     options: dict[str, Any] = field(default_factory=dict)
 
 

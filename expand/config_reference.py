@@ -82,6 +82,11 @@ MEANINGS: dict[str, str] = {
     "trial.time_limit_s": "Seconds one attempt may run before it is stopped and recorded `timeout` (Ray: its "
                           "worker is killed and restarted); null: no limit. Raise it and `resume --force` to "
                           "retrain the trials it stopped.",
+    "trial.snapshot_every_s": "Save the training's state (weights, optimizer, grad scaler, RNGs, place in the "
+                              "data order) to `trials/<id>/snapshot.pt` at most this often; the trial's next "
+                              "attempt (resume after Ctrl-C, a worker crash, a time limit) carries on from it and "
+                              "ends with the model the uninterrupted trial would have. Removed when the trial "
+                              "finishes; null: off.",
     "trial.options": "Free-form options passed to the trial function (the oracle's `noise`, `sleep`, ...).",
     "resources.cpus_per_trial": "CPUs Ray reserves per trial (fractions allowed).",
     "resources.gpus_per_trial": "GPUs Ray reserves per trial (0.5: two trials share a GPU). More than the "

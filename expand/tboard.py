@@ -35,6 +35,26 @@ class TrialBoard:
 
         return cls(SummaryWriter(log_dir=os.path.join(out_dir, BOARD_DIR), flush_secs=30), trial)
 
+    def restart_at(self, step: int) -> None:
+        """Continue the curves of a trial resumed at ``step`` from a snapshot.
+
+        A stopped attempt may have logged points at or past ``step`` (the end
+        of the epoch it was in) that the resumed attempt logs again; a purge
+        marker at ``step`` makes TensorBoard drop those, so each step has one point.
+        """
+        if self.writer is None:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        log_dir = self.writer.log_dir
+        self.writer.close()
+        self.writer = SummaryWriter(log_dir=log_dir, flush_secs=30, purge_step=step)
+
+    def flush(self) -> None:
+        """On disk now, with the snapshot it goes with (the writer flushes every 30 s otherwise)."""
+        if self.writer is not None:
+            self.writer.flush()
+
     def epoch(self, step: int, update: dict[str, Any]) -> None:
         if self.writer is None:
             return

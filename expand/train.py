@@ -26,6 +26,8 @@ from expand.search.confidence import encode_per_video, video_ids_digest
 from expand.search.nodes import node_data_root
 from expand.search import live
 from expand.search.trial import TrialResult, TrialSpec
+from expand.snapshot import (SNAPSHOT_FILE, TrainState, load_snapshot, remove_snapshot, save_snapshot,
+                             snapshot_key)
 from expand.tboard import TrialBoard
 from expand.weights import WEIGHTS_FILE, save_weights
 
@@ -184,17 +186,28 @@ def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, de
     steps_per_epoch = max(1, len(train_dl))
     total = sched.iterations or max(1, int(round(sched.epochs * steps_per_epoch)))
     epochs = math.ceil(total / steps_per_epoch)
-    live.report(trial.trial_id, phase="training", epoch=0, epochs=epochs)
-    step, epoch, losses, clips, data_wait, compute = 0, 0, [], 0, 0.0, 0.0
-    while step < total:
-        train_ds.set_epoch(epoch)
-        train_dl.sampler.set_epoch(epoch)
+    snap_path = os.path.join(trial.out_dir, SNAPSHOT_FILE) if trial.out_dir and cfg.snapshot_every_s else ""
+    key = snapshot_key(trial.fingerprint(), batch, total, steps_per_epoch, amp_dtype)
+    st, passed_over = load_snapshot(snap_path, key, model, opt, scaler, device) if snap_path else (None, "")
+    resumed_from = st.step if st else 0
+    st = st or TrainState()
+    earlier_s = st.data_wait + st.compute + st.epoch_seconds  # training time the stopped attempts kept
+    if resumed_from:
+        board.restart_at(resumed_from)  # drop what the stopped attempt logged after its snapshot
+    live.report(trial.trial_id, phase=f"training (resumed at step {resumed_from})" if resumed_from else "training",
+                epoch=st.epoch, epochs=epochs)
+    last_snapshot = time.perf_counter()
+    while st.step < total:
+        train_ds.set_epoch(st.epoch)
+        train_dl.sampler.set_epoch(st.epoch, start=st.epoch_batches * batch)
         model.train()
         # The loss is summed on the device and looked at only every FINITE_CHECK_EVERY steps and
         # at the epoch's end: a .item() or an `if` on a device tensor each step would make the
         # CPU wait for the GPU, and X3D's small channel-wise kernels need the CPU to run ahead.
-        epoch_loss, n = torch.zeros((), dtype=torch.float64, device=device), 0
-        epoch_start, epoch_wait = time.perf_counter(), 0.0
+        epoch_loss = torch.tensor(st.epoch_loss, dtype=torch.float64, device=device)
+        n, epoch_wait = st.epoch_clips, st.epoch_wait
+        epoch_start = time.perf_counter() - st.epoch_seconds
+        step, done_in_epoch = st.step, st.epoch_batches
         t_wait = time.perf_counter()
         with _batches(train_dl, cfg.prefetch if workers == 0 else 0) as batches:
             for x, y in batches:
@@ -215,30 +228,43 @@ def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, de
                 scaler.update()
                 epoch_loss += loss.detach().double() * len(y)
                 n += len(y)
-                clips += len(y)
+                st.clips += len(y)
                 step += 1
+                done_in_epoch += 1
+                if snap_path and step < total and time.perf_counter() - last_snapshot >= cfg.snapshot_every_s:
+                    summed = float(epoch_loss)  # a sync, once a snapshot is due
+                    if math.isfinite(summed):  # a diverging trial gets no snapshot to resume
+                        st.step, st.epoch_batches, st.epoch_loss, st.epoch_clips = step, done_in_epoch, summed, n
+                        st.epoch_wait, st.epoch_seconds = epoch_wait, time.perf_counter() - epoch_start
+                        save_snapshot(snap_path, key, st, model, opt, scaler, device)
+                        board.flush()
+                    last_snapshot = time.perf_counter()
                 t_wait = time.perf_counter()
                 if step % FINITE_CHECK_EVERY == 0 and not torch.isfinite(epoch_loss):
                     break
                 if step >= total:
                     break
+        st.step, st.epoch_batches = step, 0
+        st.epoch_loss, st.epoch_clips, st.epoch_wait, st.epoch_seconds = 0.0, 0, 0.0, 0.0
         mean = float(epoch_loss) / max(n, 1)  # one sync per epoch: the loss and the timing
-        compute += time.perf_counter() - epoch_start - epoch_wait
-        data_wait += epoch_wait
+        st.compute += time.perf_counter() - epoch_start - epoch_wait
+        st.data_wait += epoch_wait
         if not math.isfinite(mean):  # a diverged trial is still caught, within the epoch
-            return TrialResult(trial.trial_id, "diverged", train_loss=losses,
+            remove_snapshot(snap_path)
+            return TrialResult(trial.trial_id, "diverged", train_loss=st.losses,
                                error=f"non-finite loss by step {step}",
                                seconds=time.perf_counter() - start)
-        losses.append(mean)
-        epoch += 1
+        st.losses.append(mean)
+        st.epoch += 1
         epoch_s = time.perf_counter() - epoch_start
-        update = {"epoch": epoch, "epochs": epochs, "loss": mean, "lr": opt.param_groups[0]["lr"],
+        update = {"epoch": st.epoch, "epochs": epochs, "loss": mean, "lr": opt.param_groups[0]["lr"],
                   "clips_per_s": n / max(epoch_s, 1e-9), "data_wait_frac": epoch_wait / max(epoch_s, 1e-9)}
-        if cfg.eval_every and epoch % cfg.eval_every == 0 and step < total:  # a running top-1, if asked
+        if cfg.eval_every and st.epoch % cfg.eval_every == 0 and step < total:  # a running top-1, if asked
             mid = evaluate(model, val_dl, device, memory_format, amp_dtype)
             update.update(top1=mid.top1, top5=mid.top5, val_loss=mid.loss)
         board.epoch(step, update)
         live.report(trial.trial_id, **update)
+    step, epoch, losses, clips, data_wait, compute = st.step, st.epoch, st.losses, st.clips, st.data_wait, st.compute
     t_eval = time.perf_counter()
     live.report(trial.trial_id, phase="evaluating")
     if cfg.precise_bn_batches:
@@ -261,6 +287,7 @@ def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, de
                                  batch, cfg.throughput_batches)
     if cfg.checkpoint != "none" and trial.out_dir:  # under "path" the search prunes the losers'
         save_weights(os.path.join(trial.out_dir, WEIGHTS_FILE), spec, model, sched.dropout)
+    remove_snapshot(snap_path)
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else math.nan
     board.finish(step, {"top1": top1, "top5": top5, "val_loss": val_loss, "infer_clips_per_s": infer,
@@ -270,8 +297,9 @@ def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, de
         trial.trial_id, "ok", top1=top1, top5=top5, val_loss=val_loss, train_loss=losses,
         seconds=seconds, train_clips_per_s=clips / max(train_time, 1e-9), infer_clips_per_s=infer,
         peak_mem_gib=peak, device=describe_device(device), gpus=exp.resources.gpus_per_trial,
-        data_wait_fraction=data_wait / max(seconds, 1e-9),
-        extra={"data_wait_s": data_wait, "compute_s": compute, "eval_s": eval_s, "steps": step,
+        data_wait_fraction=data_wait / max(seconds + earlier_s, 1e-9),
+        extra={"resumed_from_step": resumed_from, **({"snapshot_passed_over": passed_over} if passed_over else {}),
+               "data_wait_s": data_wait, "compute_s": compute, "eval_s": eval_s, "steps": step,
                "batch_size": batch, "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
                "channels_last": memory_format == torch.channels_last_3d,
                "selected_on": "minival" if select_items is not None else "val", **reported},

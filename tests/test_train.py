@@ -343,3 +343,97 @@ def test_tensorboard_off_writes_no_event_files(tiny_exp, tmp_path):
                       out_dir=str(tmp_path / "t1"))
     assert run_trial(trial).status == "ok"
     assert not (tmp_path / "t1" / "tb").exists()
+
+
+def _snapshot_trial(exp, out_dir, every_s, batch_scale=1.0):
+    d = exp.to_dict()
+    d["trial"]["snapshot_every_s"] = every_s
+    return TrialSpec("t1", 1, "fast", ArchSpec(2, 2, 32, num_classes=2, dim_c5=64), 3, 0.001, 1000, d,
+                     out_dir=str(out_dir), batch_scale=batch_scale)
+
+
+def _curve(out_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out_dir / "tb"))
+    acc.Reload()
+    return [(e.step, round(e.value, 6)) for e in acc.Scalars("train/loss")]
+
+
+@pytest.mark.parametrize("stop", ["mid-epoch", "after an epoch's end"])
+def test_a_stopped_trial_resumes_from_its_snapshot_and_ends_as_if_never_stopped(tiny_exp, tmp_path,
+                                                                                  monkeypatch, stop):
+    """8 videos, batch 4: 2 steps an epoch, 6 in all. Stopped (as Ctrl-C stops it) after its
+    3rd snapshot (step 3, one batch into epoch 2), or after epoch 1's end was logged (snapshot at
+    step 2), the next attempt carries on and trains the very model of the uninterrupted trial."""
+    import os
+
+    from expand import train
+    from expand.search import live
+    from expand.snapshot import SNAPSHOT_FILE
+
+    exp = tiny_exp(epochs=3)
+    whole = run_trial(_snapshot_trial(exp, tmp_path / "whole", None))
+    assert whole.status == "ok" and whole.extra["resumed_from_step"] == 0
+    assert not os.path.exists(tmp_path / "whole" / SNAPSHOT_FILE)
+
+    saves = []
+    real_save = train.save_snapshot
+
+    def save_then_maybe_stop(path, key, state, *a):
+        real_save(path, key, state, *a)
+        saves.append(state.step)
+        if stop == "mid-epoch" and len(saves) == 3:
+            raise KeyboardInterrupt
+
+    def sink(update):
+        if stop != "mid-epoch" and update.get("epoch") == 1 and "loss" in update:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "save_snapshot", save_then_maybe_stop)
+    trial = _snapshot_trial(exp, tmp_path / "stopped", 1e-9)  # a snapshot after every step
+    with pytest.raises(KeyboardInterrupt), live.reporting(sink):
+        run_trial(trial)
+    assert os.path.exists(tmp_path / "stopped" / SNAPSHOT_FILE)
+    assert saves == ([1, 2, 3] if stop == "mid-epoch" else [1, 2])
+
+    monkeypatch.setattr(train, "save_snapshot", real_save)
+    resumed = run_trial(trial)
+    assert resumed.status == "ok", resumed.error
+    assert resumed.extra["resumed_from_step"] == saves[-1] and resumed.extra["steps"] == 6
+    assert resumed.train_loss == pytest.approx(whole.train_loss, rel=1e-12, abs=0)
+    assert (resumed.top1, resumed.per_video) == (whole.top1, whole.per_video)
+    assert resumed.val_loss == pytest.approx(whole.val_loss, rel=1e-9)
+    assert not os.path.exists(tmp_path / "stopped" / SNAPSHOT_FILE)  # final: removed
+    # TensorBoard: one point per epoch, as the uninterrupted trial's (the stopped attempt's point
+    # at the snapshot's step is purged, not doubled)
+    assert _curve(tmp_path / "stopped") == _curve(tmp_path / "whole")
+
+
+def test_a_snapshot_of_other_training_is_passed_over_and_replaced(tiny_exp, tmp_path, monkeypatch):
+    """After an OOM the batch is halved: the full-batch snapshot does not fit that training."""
+    import os
+
+    from expand import train
+    from expand.snapshot import SNAPSHOT_FILE
+
+    exp = tiny_exp(epochs=2)
+    trial = _snapshot_trial(exp, tmp_path / "t", 1e-9)
+    real_save = train.save_snapshot
+
+    def stop_after_first(*a):
+        real_save(*a)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "save_snapshot", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(trial)
+    monkeypatch.setattr(train, "save_snapshot", real_save)
+    halved = run_trial(_snapshot_trial(exp, tmp_path / "t", 1e-9, batch_scale=0.5))
+    assert halved.status == "ok" and halved.extra["batch_size"] == 2
+    assert halved.extra["resumed_from_step"] == 0
+    assert "other training" in halved.extra["snapshot_passed_over"]
+    assert not os.path.exists(tmp_path / "t" / SNAPSHOT_FILE)
+    # snapshots off: none written, none read
+    off = run_trial(_snapshot_trial(exp, tmp_path / "off", None))
+    assert off.status == "ok" and not os.path.exists(tmp_path / "off" / SNAPSHOT_FILE)

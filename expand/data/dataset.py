@@ -173,5 +173,8 @@ def make_loader(dataset: ClipDataset, batch_size: int, shuffle: bool, workers: i
         sampler=EpochSampler(len(dataset), seed) if shuffle else None,
         persistent_workers=workers > 0, pin_memory=device.type == "cuda",
         drop_last=drop_last and len(dataset) > batch_size,
+        # its own generator: each new iterator draws its workers' base seed from it, and from the
+        # global RNG without one, which would shift dropout's draws in a trial resumed mid-epoch
+        generator=torch.Generator().manual_seed(seed),
         prefetch_factor=4 if workers > 0 else None,
     )
