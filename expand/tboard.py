@@ -21,6 +21,12 @@ TAGS = {"loss": "train/loss", "lr": "train/lr", "clips_per_s": "train/clips_per_
         "val_loss": "val/loss", "val_top1": "val/reported_top1_frac", "infer_clips_per_s": "infer/clips_per_s"}
 
 
+def _writer(log_dir: str, purge_step: Optional[int] = None) -> Any:
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=log_dir, flush_secs=30, purge_step=purge_step)
+
+
 class TrialBoard:
     """Wraps ``torch.utils.tensorboard.SummaryWriter``; a closed no-op when the trial has no folder."""
 
@@ -31,9 +37,7 @@ class TrialBoard:
     def open(cls, out_dir: str, trial: TrialSpec) -> "TrialBoard":
         if not out_dir:
             return cls(None, None)
-        from torch.utils.tensorboard import SummaryWriter
-
-        return cls(SummaryWriter(log_dir=os.path.join(out_dir, BOARD_DIR), flush_secs=30), trial)
+        return cls(_writer(os.path.join(out_dir, BOARD_DIR)), trial)
 
     def restart_at(self, step: int) -> None:
         """Continue the curves of a trial resumed at ``step`` from a snapshot.
@@ -44,11 +48,9 @@ class TrialBoard:
         """
         if self.writer is None:
             return
-        from torch.utils.tensorboard import SummaryWriter
-
         log_dir = self.writer.log_dir
         self.writer.close()
-        self.writer = SummaryWriter(log_dir=log_dir, flush_secs=30, purge_step=step)
+        self.writer = _writer(log_dir, purge_step=step)
 
     def flush(self) -> None:
         """On disk now, with the snapshot it goes with (the writer flushes every 30 s otherwise)."""

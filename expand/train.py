@@ -198,8 +198,7 @@ def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, de
                 epoch=st.epoch, epochs=epochs)
     last_snapshot = time.perf_counter()
     while st.step < total:
-        train_ds.set_epoch(st.epoch)
-        train_dl.sampler.set_epoch(st.epoch, start=st.epoch_batches * batch)
+        train_dl.sampler.set_epoch(st.epoch, start=st.epoch_batches * batch)  # each index carries the epoch
         model.train()
         # The loss is summed on the device and looked at only every FINITE_CHECK_EVERY steps and
         # at the epoch's end: a .item() or an `if` on a device tensor each step would make the
@@ -268,8 +267,7 @@ def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, de
     t_eval = time.perf_counter()
     live.report(trial.trial_id, phase="evaluating")
     if cfg.precise_bn_batches:
-        train_ds.set_epoch(epoch)  # fresh clips, as SlowFast draws them from the train loader
-        train_dl.sampler.set_epoch(epoch)
+        train_dl.sampler.set_epoch(epoch)  # fresh clips, as SlowFast draws them from the train loader
         precise_bn(model, (x for x, _ in train_dl), min(cfg.precise_bn_batches, len(train_dl)), device,
                    memory_format, amp_dtype)
     ev = evaluate(model, val_dl, device, memory_format, amp_dtype)
