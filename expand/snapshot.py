@@ -14,6 +14,12 @@ the schedule's length, AMP): an attempt with a halved batch after an OOM, or
 a trial whose schedule changed, starts over instead of loading it. The file
 is ``<trial folder>/snapshot.pt``, written atomically; it is removed once the
 trial's result is final (ok or diverged).
+
+A trial on another Ray node writes into that node's scratch folder, which a
+killed worker or a lost node takes with it; the worker there passes each
+written or removed snapshot to a *keeper* (:func:`kept_by`) that mirrors it
+into the run folder on the head, where the retry, on any node, finds it
+(``expand/search/pool.py``).
 """
 
 from __future__ import annotations
@@ -21,14 +27,42 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Optional
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from expand.fileio import atomic_writer
 
+if TYPE_CHECKING:
+    import torch
+
 SNAPSHOT_FILE = "snapshot.pt"
+
+# Told the path of each snapshot this thread writes or removes (it reads the file, or its absence).
+Keeper = Callable[[str], None]
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def kept_by(keeper: Optional[Keeper]) -> Iterator[None]:
+    """Pass each snapshot this thread saves or removes to ``keeper`` while the block runs."""
+    previous = getattr(_local, "keeper", None)
+    _local.keeper = keeper
+    try:
+        yield
+    finally:
+        _local.keeper = previous
+
+
+def _keep(path: str) -> None:
+    keeper: Optional[Keeper] = getattr(_local, "keeper", None)
+    if keeper is None:
+        return
+    try:
+        keeper(path)
+    except Exception as exc:  # noqa: BLE001 - a keeper that fails costs the mirror, never the trial
+        print(f"x3d-expand: the snapshot {path} was not mirrored to the head: {exc}", file=sys.stderr)
 
 
 @dataclass
@@ -62,6 +96,8 @@ def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
 def save_snapshot(path: str, key: dict[str, Any], state: TrainState, model: torch.nn.Module,
                   optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, device: torch.device) -> None:
     """Write the snapshot in one rename: a process killed while writing leaves the previous one."""
+    import torch  # here, not at the top: a Ray worker imports this module for kept_by alone
+
     payload = {
         "key": key, "state": dataclasses.asdict(state), "model": _unwrapped(model).state_dict(),
         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
@@ -70,6 +106,7 @@ def save_snapshot(path: str, key: dict[str, Any], state: TrainState, model: torc
     }
     with atomic_writer(path, binary=True) as fh:
         torch.save(payload, fh)
+    _keep(path)
 
 
 def load_snapshot(path: str, key: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -83,6 +120,8 @@ def load_snapshot(path: str, key: dict[str, Any], model: torch.nn.Module, optimi
     """
     if not os.path.exists(path):
         return None, ""
+    import torch
+
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a bad snapshot costs the progress, not the trial
@@ -103,8 +142,11 @@ def load_snapshot(path: str, key: dict[str, Any], model: torch.nn.Module, optimi
 
 
 def remove_snapshot(path: str) -> None:
+    if not path:
+        return
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)
+    _keep(path)
 
 
-__all__ = ["SNAPSHOT_FILE", "TrainState", "snapshot_key", "save_snapshot", "load_snapshot", "remove_snapshot"]
+__all__ = ["SNAPSHOT_FILE", "Keeper", "kept_by", "TrainState", "snapshot_key", "save_snapshot", "load_snapshot", "remove_snapshot"]

@@ -2,7 +2,7 @@
 
 import torch
 
-from expand.snapshot import TrainState, load_snapshot, save_snapshot, snapshot_key
+from expand.snapshot import TrainState, kept_by, load_snapshot, remove_snapshot, save_snapshot, snapshot_key
 
 CPU = torch.device("cpu")
 
@@ -59,3 +59,29 @@ def test_what_does_not_match_is_passed_over_and_leaves_the_model_untouched(tmp_p
     (tmp_path / "snapshot.pt").write_bytes(b"not a torch file")
     state, why = load_snapshot(path, key, *_parts(), CPU)
     assert state is None and why.startswith("unreadable")
+
+
+def test_a_keeper_is_told_of_each_snapshot_written_or_removed_and_a_failing_one_costs_nothing(tmp_path, capsys):
+    path, key = str(tmp_path / "snapshot.pt"), snapshot_key("abc", 4, 10, 2, None)
+    model, opt, scaler = _parts()
+    seen = []
+
+    def keep(p):  # what a remote worker's keeper does: the file's bytes, or None once it is gone
+        seen.append((p, open(p, "rb").read() if (tmp_path / "snapshot.pt").exists() else None))
+
+    with kept_by(keep):
+        save_snapshot(path, key, TrainState(step=2), model, opt, scaler, CPU)
+        remove_snapshot(path)
+    save_snapshot(path, key, TrainState(step=3), model, opt, scaler, CPU)  # outside the block: not told
+    assert [p for p, _ in seen] == [path, path] and seen[1][1] is None
+    (tmp_path / "copy.pt").write_bytes(seen[0][1])  # the bytes it was handed are the whole snapshot
+    state, why = load_snapshot(str(tmp_path / "copy.pt"), key, *_parts(seed=3), CPU)
+    assert why == "" and state.step == 2
+
+    def broken(p):
+        raise ConnectionError("the head is gone")
+
+    with kept_by(broken):
+        save_snapshot(path, key, TrainState(step=4), model, opt, scaler, CPU)
+    assert load_snapshot(path, key, *_parts(), CPU)[0].step == 4  # written here all the same
+    assert "was not mirrored to the head: the head is gone" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The dispatcher of a WorkerPool: one Ray actor that holds the trials waiting for a worker,
-knows which worker holds which (and since when), and keeps files on their way back.
+knows which worker holds which (and since when), keeps files on their way back, and
+mirrors a remote trial's snapshot into its folder on the driver's disk.
 
 Why an actor: workers come and go (Tune restarts one that dies, a node may
 vanish), so the queue must live apart from any of them, on the driver's node
@@ -9,8 +10,9 @@ while ``put``, ``reap`` and the rest keep being served.
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Any
+from typing import Any, Optional
 
 STOP = "__stop__"
 
@@ -111,6 +113,44 @@ def dispatcher_class() -> Any:
 
         async def collect(self, trial_id: str) -> dict[str, bytes]:
             return self.files.pop(trial_id, {})
+
+        def _held_file(self, worker: int, name: str) -> str:
+            """``name`` in the run-folder trial folder of the trial ``worker`` holds ('' if none).
+
+            The dispatcher runs on the driver's node, so that folder is on its disk.
+            """
+            held = self.holding.get(worker)
+            out_dir = held[1].get("out_dir") if held else ""
+            if not out_dir or name != os.path.basename(name) or name.startswith("."):
+                return ""
+            return os.path.join(out_dir, name)
+
+        async def mirror(self, worker: int, name: str, data: Optional[bytes]) -> None:
+            """Write (or, with None, remove) a file of the held trial's folder now, not with its result.
+
+            Why: a snapshot in a remote node's scratch folder dies with the worker;
+            its copy here is what the trial's next attempt, on any node, resumes from.
+            A worker whose trial was taken from it (its time limit) mirrors nothing.
+            """
+            from expand.fileio import atomic_write
+
+            path = self._held_file(worker, name)
+            if not path:
+                return
+            if data is None:
+                if os.path.exists(path):
+                    os.remove(path)
+            else:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                atomic_write(path, data)
+
+        async def mirrored(self, worker: int, name: str) -> Optional[bytes]:
+            """The held trial's mirrored file, for its attempt on a remote node to start from."""
+            path = self._held_file(worker, name)
+            if not path or not os.path.isfile(path):
+                return None
+            with open(path, "rb") as fh:
+                return fh.read()
 
     return publish(_Dispatcher, "_Dispatcher", globals())
 

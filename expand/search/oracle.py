@@ -27,6 +27,10 @@ Options (experiment ``trial.options``):
         accuracy a gets the round(a x n) easiest right. Same spec and seed: the same videos.
     save_weights: true  write the trial's weights file as the trainer does (a freshly initialised
         network of the spec, seeded by the trial seed; no training): tests of where weights go
+    snapshot_steps: n  "train" n steps of ``step_s`` seconds (default 0.5), saving a snapshot
+        (expand/snapshot.py) after each but the last and resuming from one an earlier attempt
+        left, as the trainer does; the result's extra.resumed_from_step says where it started:
+        tests of where snapshots go
 """
 
 from __future__ import annotations
@@ -96,6 +100,9 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
         time.sleep(float(options.get("hang_s", 3600)))
     if options.get("sleep"):
         time.sleep(float(options["sleep"]))
+    resumed_from = 0
+    if options.get("snapshot_steps") and trial.out_dir:
+        resumed_from = _steps_with_snapshots(trial, int(options["snapshot_steps"]), float(options.get("step_s", 0.5)))
     if options.get("env_file"):  # where the trial ran: the GPUs Ray gave it, and when
         with open(options["env_file"], "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"trial_id": trial.trial_id, "pid": os.getpid(), "start": started,
@@ -137,7 +144,7 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
         infer_clips_per_s=1000.0 / max(trial.gflops, 1e-6),
         device="oracle",
         # as the trainer reports with data.minival: top1 selects, val_top1 only reports
-        extra={"batch_scale": trial.batch_scale,
+        extra={"batch_scale": trial.batch_scale, "resumed_from_step": resumed_from,
                **({"selected_on": "minival", "val_top1": acc - float(options["minival_gap"])}
                   if "minival_gap" in options else {})},
         per_video=per_video,
@@ -153,6 +160,28 @@ def _save_untrained_weights(trial: TrialSpec) -> None:
     torch.manual_seed(trial.seed)
     model = build_x3d(trial.spec, num_classes=trial.spec.num_classes)
     save_weights(os.path.join(trial.out_dir, WEIGHTS_FILE), trial.spec, model, 0.5)
+
+
+def _steps_with_snapshots(trial: TrialSpec, steps: int, step_s: float) -> int:
+    """Sleep through ``steps`` steps with a snapshot after each, from an earlier attempt's if any."""
+    import torch
+
+    from expand.snapshot import SNAPSHOT_FILE, TrainState, load_snapshot, remove_snapshot, save_snapshot, snapshot_key
+
+    path, cpu = os.path.join(trial.out_dir, SNAPSHOT_FILE), torch.device("cpu")
+    model = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    key = snapshot_key(trial.fingerprint(), 1, steps, steps, None)
+    st = load_snapshot(path, key, model, opt, scaler, cpu)[0] or TrainState()
+    resumed_from = st.step
+    while st.step < steps:
+        time.sleep(step_s)
+        st.step += 1
+        if st.step < steps:
+            save_snapshot(path, key, st, model, opt, scaler, cpu)
+    remove_snapshot(path)
+    return resumed_from
 
 
 def _simulated_videos(acc: float, n: int, jitter: float, key: str) -> tuple[float, dict[str, Any]]:

@@ -46,6 +46,7 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
+from expand import snapshot
 from expand.search import live
 from expand.search.dispatcher import dispatcher_class, publish
 from expand.search.scratch import make_scratch, read_files, remove_scratch, sweep_dead_scratch
@@ -100,11 +101,14 @@ def _ray_worker(config: dict[str, Any]) -> None:
             scratch = make_scratch(trial.trial_id) if remote and trial.out_dir else ""
             if scratch:
                 trial = dataclasses.replace(trial, out_dir=scratch)
-            with live.reporting(lambda update: tune.report({PROGRESS_KEY: json.dumps(update, default=str)})):
+                _start_from_mirrored_snapshot(dispatcher, worker, scratch)
+            with live.reporting(lambda update: tune.report({PROGRESS_KEY: json.dumps(update, default=str)})), \
+                    snapshot.kept_by(_snapshot_mirror(dispatcher, worker) if scratch else None):
                 result = call_safely(func, trial)
             result.extra["node"] = node
             if scratch:
                 files = read_files(scratch)
+                files.pop(snapshot.SNAPSHOT_FILE, None)  # on the head already, as it was written
                 result.extra["wrote_in"] = scratch
                 result.extra["files"] = sorted(files)
                 if files:
@@ -113,6 +117,34 @@ def _ray_worker(config: dict[str, Any]) -> None:
             _free_accelerator_memory()
         tune.report({RESULT_KEY: json.dumps(result.to_dict())})
         ray.get(dispatcher.done.remote(worker))
+
+
+def _start_from_mirrored_snapshot(dispatcher: Any, worker: int, scratch: str) -> None:
+    """Put the head's copy of the trial's snapshot (an earlier attempt's, from any node) in its scratch."""
+    import ray
+
+    data = ray.get(dispatcher.mirrored.remote(worker, snapshot.SNAPSHOT_FILE))
+    if data is not None:
+        with open(os.path.join(scratch, snapshot.SNAPSHOT_FILE), "wb") as fh:
+            fh.write(data)
+
+
+def _snapshot_mirror(dispatcher: Any, worker: int) -> snapshot.Keeper:
+    """Send each snapshot a remote trial writes (or removes) to the head before training goes on.
+
+    Waiting for the copy costs a transfer per ``trial.snapshot_every_s`` (tens of MB at most);
+    not waiting could leave the head without the snapshot the worker died just after.
+    """
+    import ray
+
+    def keep(path: str) -> None:
+        data = None
+        if os.path.isfile(path):
+            with open(path, "rb") as fh:
+                data = fh.read()
+        ray.get(dispatcher.mirror.remote(worker, snapshot.SNAPSHOT_FILE, data))
+
+    return keep
 
 
 def _free_accelerator_memory() -> None:

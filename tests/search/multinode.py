@@ -9,7 +9,8 @@ points at a folder that does not exist). In order:
 
 1. a search whose experiment has a dataset: refused before any trial, naming node1;
 2. a search of the oracle that writes weights (no dataset): trials spread over the nodes;
-3. the same search with longer trials, and node2 removed in the middle of step 1;
+3. the same search with longer trials that snapshot each "step" (the oracle's snapshot_steps),
+   and node2 removed in the middle of step 1, once its trial's snapshot is on the head;
 4. the node check again, with the package shipped by Ray (``resources.ship_package``).
 
 Prints one JSON line (``RESULT {...}``) for the test to check.
@@ -83,6 +84,13 @@ def main(workdir: str, data_exp: str, spread_exp: str, remove_exp: str) -> None:
             if len({t for t in started if t.startswith("s01-")}) >= 3:
                 break
             time.sleep(0.05)
+        while time.monotonic() < deadline:  # and each has mirrored a snapshot to the head's run folder
+            snapshots = sorted(t for t in os.listdir(os.path.join(out, "trials"))
+                               if t.startswith("s01-") and os.path.isfile(os.path.join(out, "trials", t, "snapshot.pt")))
+            if len(snapshots) >= 3:
+                break
+            time.sleep(0.05)
+        report["snapshots_when_removed"] = snapshots
         cluster.remove_node(nodes[2])
         report["removed"] = nodes[2].node_id
         report["records_when_removed"] = open(trials).read().count("\n")

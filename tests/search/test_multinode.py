@@ -36,7 +36,7 @@ def cluster_runs(tmp_path_factory):
                               size=32, seed=0))
     data_exp = _experiment(work / "with-data.yaml", {}, {"root": str(work / "data")})
     spread = _experiment(work / "spread.yaml", {"sleep": 2.0, "save_weights": True})
-    remove = _experiment(work / "remove.yaml", {"sleep": 3.0, "save_weights": True,
+    remove = _experiment(work / "remove.yaml", {"snapshot_steps": 6, "step_s": 0.5, "save_weights": True,
                                                 "count_file": str(work / "calls.txt")})
     proc = subprocess.run([sys.executable, os.path.join(HERE, "multinode.py"), str(work), data_exp, spread, remove],
                           capture_output=True, text=True, timeout=540, cwd=work,  # not the checkout
@@ -98,7 +98,8 @@ def test_the_run_is_read_shown_and_exported_from_the_head_alone(cluster_runs):
 
 
 @pytest.mark.ray
-def test_a_node_lost_mid_step_reruns_its_trial_elsewhere_and_the_search_ends_as_undisturbed(cluster_runs):
+def test_a_node_lost_mid_step_reruns_its_trial_elsewhere_from_its_snapshot_and_the_search_ends_as_undisturbed(
+        cluster_runs):
     work, report = cluster_runs
     assert report["remove_finished"] and not report["remove_errors"]
     assert report["records_when_removed"] < 7  # the node went in the middle of step 1
@@ -111,6 +112,15 @@ def test_a_node_lost_mid_step_reruns_its_trial_elsewhere_and_the_search_ends_as_
     calls = (work / "calls.txt").read_text().split()[::2]
     rerun = [t for t in set(calls) if calls.count(t) > 1]
     assert rerun  # the trial the lost node was running started again on another node
+    by_id = {r["trial_id"]: r["result"]["extra"] for r in records}
+    # ... from the snapshot its lost attempt had mirrored to the head, not from step 0
+    assert set(rerun) <= set(report["snapshots_when_removed"])
+    assert all(by_id[t]["resumed_from_step"] >= 1 for t in rerun)
+    assert all(e["resumed_from_step"] == 0 for t, e in by_id.items() if t not in rerun)
+    assert all(e["files"] == ["model.pt"] for e in by_id.values())  # the snapshot travelled on its own
+    left = [t for t in os.listdir(work / "run-remove" / "trials")
+            if os.path.exists(work / "run-remove" / "trials" / t / "snapshot.pt")]
+    assert not left  # each removed on the head when its trial finished
     undisturbed = json.loads((work / "run-spread" / "state.json").read_text())
     disturbed = json.loads((work / "run-remove" / "state.json").read_text())
     assert disturbed["status"] == "finished"
