@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from typing import Any
 
 from expand.errors import InputError
 
