@@ -65,9 +65,22 @@ class _Running:
     last_line: float = 0.0
     last_update: float = 0.0
     seconds: float = math.nan  # the finished trial's own time
+    # the first epoch count this attempt reported, and when: a trial resumed from a snapshot at
+    # epoch 5 has run (epoch - 5) epochs since, not epoch
+    epoch_base: int = 0
+    epoch_base_t: float = 0.0
 
 
 _ENDED = ("done", "failed", "oom", "diverged", "timeout")
+
+
+def whole_trial_seconds(result: TrialResult) -> float:
+    """What the trial would have taken from step 0: a resumed attempt's seconds cover only the
+    steps after its snapshot, and would make every estimate built on them too short."""
+    steps, resumed = (result.extra or {}).get("steps"), (result.extra or {}).get("resumed_from_step") or 0
+    if not steps or not 0 < resumed < steps:
+        return result.seconds
+    return result.seconds * steps / (steps - resumed)
 
 
 class Eta:
@@ -81,8 +94,9 @@ class Eta:
         return sum(s for _, s in self.finished) / gf if gf > 0 else math.nan
 
     def remaining(self, r: _Running, now: float) -> float:
-        if r.epoch > 0 and r.epochs > 0 and r.first_report:
-            per_epoch = (now - r.first_report) / r.epoch
+        since = r.epoch_base_t or r.first_report
+        if r.epoch > r.epoch_base and r.epochs > 0 and since:
+            per_epoch = (now - since) / (r.epoch - r.epoch_base)
             return per_epoch * (r.epochs - r.epoch)
         rate = self.seconds_per_gflop()
         if math.isnan(rate):
@@ -196,6 +210,8 @@ class ConsoleProgress(SilentProgress):
         r.last_update = now
         if "phase" in update:
             r.state = str(update["phase"]).split(" (")[0]
+        if "epoch" in update and not r.epoch_base_t:
+            r.epoch_base, r.epoch_base_t = int(update["epoch"]), now
         for key in ("epoch", "epochs"):
             if key in update:
                 setattr(r, key, int(update[key]))
@@ -220,8 +236,9 @@ class ConsoleProgress(SilentProgress):
                         f"  [{format_seconds(now - r.first_report)}{eta}]")
 
     def trial_finished(self, trial: TrialSpec, result: TrialResult) -> None:
-        self.eta.finished.append((trial.gflops, result.seconds))
-        self.step_seconds.append(result.seconds)
+        whole = whole_trial_seconds(result)
+        self.eta.finished.append((trial.gflops, whole))
+        self.step_seconds.append(whole)
         r = self.running.get(trial.trial_id)
         if r is not None:
             r.state, r.top1, r.seconds = "done" if result.ok else result.status, result.top1, result.seconds

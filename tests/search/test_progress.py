@@ -4,7 +4,7 @@ import io
 import math
 
 from expand.search import live
-from expand.search.progress import ConsoleProgress, Eta, LiveProgress, _Running, make_progress
+from expand.search.progress import ConsoleProgress, Eta, LiveProgress, _Running, make_progress, whole_trial_seconds
 from expand.search.runners import SerialRunner
 from expand.search.trial import TrialResult, TrialSpec
 from expand.spec import ArchSpec
@@ -44,6 +44,27 @@ def test_eta_uses_a_trials_own_epochs_then_seconds_per_gflop():
     assert eta.remaining(unknown, now=0.0) == 60.0  # 30 s per GFLOP measured
     assert eta.batch([r, unknown], parallelism=2, now=120.0) == 70.0
     assert eta.later_steps(2, 6, [10.0, 10.0], 3) == (6 * 10 * 2 + 6 * 10 * 4) / 3
+
+
+def test_a_trial_resumed_from_a_snapshot_is_estimated_from_the_epochs_it_ran_since():
+    progress = ConsoleProgress(io.StringIO(), heartbeat_s=3600)
+    trial = _trial("s01-depth", 2.0)
+    progress.batch_started([trial], 1)
+    progress.trial_progress({"trial_id": trial.trial_id, "phase": "training (resumed at step 50)",
+                             "epoch": 5, "epochs": 10})
+    r = progress.running[trial.trial_id]
+    r.epoch_base_t -= 30.0  # it resumed 30 s ago ...
+    progress.trial_progress({"trial_id": trial.trial_id, "epoch": 6, "epochs": 10, "loss": 1.0})
+    left = progress.eta.remaining(r, now=r.epoch_base_t + 30.0)
+    assert left == 4 * 30.0  # ... and has run one epoch since: 30 s an epoch, 4 to go (not 30 / 6 an epoch)
+
+    # its result's seconds cover the 50 steps after the snapshot of 100: the rate counts it whole
+    resumed = TrialResult(trial.trial_id, "ok", top1=0.5, seconds=60.0,
+                          extra={"steps": 100, "resumed_from_step": 50})
+    assert whole_trial_seconds(resumed) == 120.0
+    assert whole_trial_seconds(TrialResult("x", "ok", seconds=60.0, extra={"steps": 100})) == 60.0
+    progress.trial_finished(trial, resumed)
+    assert progress.eta.seconds_per_gflop() == 60.0 and progress.step_seconds == [120.0]
 
 
 def test_the_live_table_shows_state_epoch_loss_and_top1():
