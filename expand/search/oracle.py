@@ -31,6 +31,9 @@ Options (experiment ``trial.options``):
         (expand/snapshot.py) after each but the last and resuming from one an earlier attempt
         left, as the trainer does; the result's extra.resumed_from_step says where it started:
         tests of where snapshots go
+    hold_file: a path; with snapshot_steps, a trial of step 1 or later waits after its attempt's
+        first snapshot until this file exists: the moment a test acts on (a node removed) while
+        every running trial is part-way, its snapshot saved
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import math
 import os
 import random
 import time
-from typing import Any
+from typing import Any, Optional
 
 from expand.search import live
 from expand.search.trial import TrialResult, TrialSpec
@@ -102,7 +105,9 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
         time.sleep(float(options["sleep"]))
     resumed_from = 0
     if options.get("snapshot_steps") and trial.out_dir:
-        resumed_from = _steps_with_snapshots(trial, int(options["snapshot_steps"]), float(options.get("step_s", 0.5)))
+        hold = options.get("hold_file") if trial.step >= 1 else None
+        resumed_from = _steps_with_snapshots(trial, int(options["snapshot_steps"]), float(options.get("step_s", 0.5)),
+                                             hold)
     if options.get("env_file"):  # where the trial ran: the GPUs Ray gave it, and when
         with open(options["env_file"], "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"trial_id": trial.trial_id, "pid": os.getpid(), "start": started,
@@ -162,7 +167,7 @@ def _save_untrained_weights(trial: TrialSpec) -> None:
     save_weights(os.path.join(trial.out_dir, WEIGHTS_FILE), trial.spec, model, 0.5)
 
 
-def _steps_with_snapshots(trial: TrialSpec, steps: int, step_s: float) -> int:
+def _steps_with_snapshots(trial: TrialSpec, steps: int, step_s: float, hold_file: Optional[str]) -> int:
     """Sleep through ``steps`` steps with a snapshot after each, from an earlier attempt's if any."""
     import torch
 
@@ -180,6 +185,8 @@ def _steps_with_snapshots(trial: TrialSpec, steps: int, step_s: float) -> int:
         st.step += 1
         if st.step < steps:
             save_snapshot(path, key, st, model, opt, scaler, cpu)
+            while hold_file and st.step == resumed_from + 1 and not os.path.exists(hold_file):
+                time.sleep(0.05)
     remove_snapshot(path)
     return resumed_from
 

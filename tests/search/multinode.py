@@ -10,7 +10,8 @@ points at a folder that does not exist). In order:
 1. a search whose experiment has a dataset: refused before any trial, naming node1;
 2. a search of the oracle that writes weights (no dataset): trials spread over the nodes;
 3. the same search with longer trials that snapshot each "step" (the oracle's snapshot_steps),
-   and node2 removed in the middle of step 1, once its trial's snapshot is on the head;
+   and node2 removed in the middle of step 1, while each node's trial waits after its first
+   snapshot reached the head (the oracle's hold_file);
 4. the node check again, with the package shipped by Ray (``resources.ship_package``).
 
 Prints one JSON line (``RESULT {...}``) for the test to check.
@@ -77,14 +78,15 @@ def main(workdir: str, data_exp: str, spread_exp: str, remove_exp: str) -> None:
         import yaml
 
         with open(remove_exp) as fh:  # the oracle appends a line to this file as each trial starts
-            calls = yaml.safe_load(fh)["trial"]["options"]["count_file"]
+            options = yaml.safe_load(fh)["trial"]["options"]
+        calls, hold = options["count_file"], options["hold_file"]  # trials of step 1 wait for the hold file
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # three of step 1's trials running: every node holds one
             started = open(calls).read().split()[::2] if os.path.isfile(calls) else []
             if len({t for t in started if t.startswith("s01-")}) >= 3:
                 break
             time.sleep(0.05)
-        while time.monotonic() < deadline:  # and each has mirrored a snapshot to the head's run folder
+        while time.monotonic() < deadline:  # and each has mirrored its first snapshot to the head, and waits
             snapshots = sorted(t for t in os.listdir(os.path.join(out, "trials"))
                                if t.startswith("s01-") and os.path.isfile(os.path.join(out, "trials", t, "snapshot.pt")))
             if len(snapshots) >= 3:
@@ -94,6 +96,7 @@ def main(workdir: str, data_exp: str, spread_exp: str, remove_exp: str) -> None:
         cluster.remove_node(nodes[2])
         report["removed"] = nodes[2].node_id
         report["records_when_removed"] = open(trials).read().count("\n")
+        open(hold, "w").close()  # the two nodes left carry on
         thread.join(timeout=300)
         report["remove_errors"] = errors
         report["remove_finished"] = not thread.is_alive()

@@ -37,7 +37,8 @@ def cluster_runs(tmp_path_factory):
     data_exp = _experiment(work / "with-data.yaml", {}, {"root": str(work / "data")})
     spread = _experiment(work / "spread.yaml", {"sleep": 2.0, "save_weights": True})
     remove = _experiment(work / "remove.yaml", {"snapshot_steps": 6, "step_s": 0.5, "save_weights": True,
-                                                "count_file": str(work / "calls.txt")})
+                                                "count_file": str(work / "calls.txt"),
+                                                "hold_file": str(work / "go")})
     proc = subprocess.run([sys.executable, os.path.join(HERE, "multinode.py"), str(work), data_exp, spread, remove],
                           capture_output=True, text=True, timeout=540, cwd=work,  # not the checkout
                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
