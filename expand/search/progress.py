@@ -210,7 +210,10 @@ class ConsoleProgress(SilentProgress):
         r.last_update = now
         if "phase" in update:
             r.state = str(update["phase"]).split(" (")[0]
-        if "epoch" in update and not r.epoch_base_t:
+        # each attempt's training begins with a "training" phase and its epoch: a trial that Ray
+        # requeued after its worker died is timed from its new attempt, not from the lost one
+        starts = str(update.get("phase", "")).startswith("training")
+        if "epoch" in update and (starts or not r.epoch_base_t):
             r.epoch_base, r.epoch_base_t = int(update["epoch"]), now
         for key in ("epoch", "epochs"):
             if key in update:

@@ -67,6 +67,24 @@ def test_a_trial_resumed_from_a_snapshot_is_estimated_from_the_epochs_it_ran_sin
     assert progress.eta.seconds_per_gflop() == 60.0 and progress.step_seconds == [120.0]
 
 
+def test_a_trial_requeued_after_its_worker_died_is_timed_from_its_new_attempt():
+    progress = ConsoleProgress(io.StringIO(), heartbeat_s=3600)
+    trial = _trial("s01-width", 2.0)
+    progress.batch_started([trial], 1)
+    tid = trial.trial_id
+    progress.trial_progress({"trial_id": tid, "phase": "training", "epoch": 0, "epochs": 4})
+    r = progress.running[tid]
+    r.epoch_base_t -= 500.0  # the lost attempt began training 500 s ago and ran 3 epochs
+    progress.trial_progress({"trial_id": tid, "epoch": 3, "epochs": 4, "loss": 1.0})
+    # Ray requeues it on a fresh worker: it opens the data and trains again from its snapshot's epoch 2
+    progress.trial_progress({"trial_id": tid, "phase": "opening the data"})
+    progress.trial_progress({"trial_id": tid, "phase": "training (resumed at step 20)", "epoch": 2, "epochs": 4})
+    assert r.epoch_base == 2
+    r.epoch_base_t -= 40.0  # it resumed 40 s ago and has run one epoch since
+    progress.trial_progress({"trial_id": tid, "epoch": 3, "epochs": 4, "loss": 1.0})
+    assert progress.eta.remaining(r, now=r.epoch_base_t + 40.0) == 40.0  # not 500 / 3 an epoch
+
+
 def test_the_live_table_shows_state_epoch_loss_and_top1():
     out = io.StringIO()
     progress = LiveProgress(out)
