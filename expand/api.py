@@ -155,14 +155,16 @@ def diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
 def runner_for(exp: Experiment, run: RunDir, address: Optional[str]) -> Any:
     from expand.search.nodes import Requirements
     from expand.search.runners import make_runner
+    from expand.search.time_limits import TimeLimits
 
+    limits = TimeLimits.of(exp.trial)
     return make_runner(
         exp.search.runner, exp.trial.function, run.path,
         cpus_per_trial=exp.resources.cpus_per_trial, gpus_per_trial=exp.resources.gpus_per_trial,
         address=address, max_concurrent=exp.resources.max_concurrent,
         worker_crash_retries=exp.retries.worker_crash,
         requirements=Requirements.of(exp), ship_package=exp.resources.ship_package,
-        time_limit_s=exp.trial.time_limit_s,
+        time_limit_s=limits.fixed_s, trial_time_limits=limits.auto,
     )
 
 
@@ -368,6 +370,7 @@ def contract(run_dir: str, targets: list[float], train: bool = False, runner: Op
 
 def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, address: Optional[str]) -> list:
     from expand.search.executor import TrialExecutor
+    from expand.search.time_limits import TimeLimits
     from expand.search.trial import TrialSpec, derive_seed
     from expand.spec import ArchSpec
 
@@ -385,7 +388,7 @@ def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, a
         return items
     with _trial_session(exp, run, address) as (runner, progress):
         # an executor, not a Coordinator: training contracted models must not rewrite state.json
-        executor = TrialExecutor(run, runner, exp.retries, progress, time_limit_s=exp.trial.time_limit_s)
+        executor = TrialExecutor(run, runner, exp.retries, progress, limits=TimeLimits.of(exp.trial))
         results = executor.train(list(trials.values()))
     for c in items:
         r = results.get(c.get("trial_id"))

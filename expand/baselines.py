@@ -33,6 +33,7 @@ from expand.registry import Registry
 from expand.search.executor import TrialExecutor
 from expand.search.progress import Progress, SilentProgress
 from expand.search.runners import Runner
+from expand.search.time_limits import TimeLimits
 from expand.run import RunDir
 from expand.search.trial import TrialResult, TrialSpec, derive_seed
 from expand.spec import ArchSpec
@@ -71,7 +72,7 @@ class Baseline:
         self.state = BaselineState(method, budget, extra=dict(extra_state or {}))
         self.executor = TrialExecutor(run, runner, exp.retries, self.progress,
                                       on_pending=lambda ids: self._write_state("running", ids),
-                                      time_limit_s=exp.trial.time_limit_s)
+                                      limits=TimeLimits.of(exp.trial))
         self.resolved = exp.to_dict()
         self.seed = derive_seed(exp.search.seed, 1)  # every trial the same schedule and seed
         self.results: dict[ArchSpec, tuple[str, TrialResult]] = {}

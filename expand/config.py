@@ -300,8 +300,13 @@ class TrialConfig:
     # wall-clock seconds one attempt may run (opening the data, training, evaluating) before it is
     # stopped and recorded `timeout`: a hung trial (a deadlocked loader, a wedged GPU) must not stall a
     # week-long search. On Ray its worker process is killed (and restarted); the serial runner
-    # interrupts the trial at its next Python instruction. null: no limit
-    time_limit_s: Optional[float] = check_field(positive, None)
+    # interrupts the trial at its next Python instruction. auto: time_limit_factor times what this
+    # run's finished trials took per GFLOP, at least time_limit_min_s (expand/search/time_limits.py;
+    # no limit until a trial has finished). null: no limit
+    time_limit_s: Union[float, Literal["auto"], None] = check_field(
+        lambda v: None if v == "auto" else positive(v), None)
+    time_limit_factor: float = check_field(lambda v: None if v >= 1 else f"must be >= 1, got {v}", 4.0)
+    time_limit_min_s: float = check_field(positive, 900.0)
     # save a snapshot of the training (weights, optimizer, grad scaler, RNGs, place in the data order)
     # to RUN/trials/<id>/snapshot.pt at most this often, at a step's end; the trial's next attempt
     # (after Ctrl-C and resume, a worker crash, a time limit) carries on from it and ends with the

@@ -80,8 +80,13 @@ MEANINGS: dict[str, str] = {
     "trial.precise_bn_batches": "Recompute BN statistics over this many training batches before evaluating "
                                 "(SlowFast's precise BN; 0: off).",
     "trial.time_limit_s": "Seconds one attempt may run before it is stopped and recorded `timeout` (Ray: its "
-                          "worker is killed and restarted); null: no limit. Raise it and `resume --force` to "
-                          "retrain the trials it stopped.",
+                          "worker is killed and restarted); `auto`: `time_limit_factor` times what this run's "
+                          "finished trials took per GFLOP, at least `time_limit_min_s` (no limit until one has "
+                          "finished); null: no limit. Raise it and `resume --force` to retrain the trials it "
+                          "stopped.",
+    "trial.time_limit_factor": "With `time_limit_s: auto`: an attempt may run this many times the seconds its "
+                               "GFLOPs took in this run's finished trials.",
+    "trial.time_limit_min_s": "With `time_limit_s: auto`: no attempt's limit is shorter than this.",
     "trial.snapshot_every_s": "Save the training's state (weights, optimizer, grad scaler, RNGs, place in the "
                               "data order) to `trials/<id>/snapshot.pt` at most this often; the trial's next "
                               "attempt (resume after Ctrl-C, a worker crash, a time limit) carries on from it and "
@@ -158,7 +163,7 @@ def _default(f: dataclasses.Field) -> Any:
 
 
 def _type_text(tp: Any) -> str:
-    text = str(tp).replace("typing.", "")
+    text = str(tp).replace("typing.", "").replace("NoneType", "None")
     return getattr(tp, "__name__", text) if isinstance(tp, type) else text
 
 

@@ -55,6 +55,18 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
 
 
+def _alternatives(args: tuple) -> str:
+    """A union's members in words: 'a number, 'auto' or null'."""
+    words = []
+    for arg in args:
+        if typing.get_origin(arg) is typing.Literal:
+            words += [repr(a) for a in typing.get_args(arg)]
+        else:
+            words.append({float: "a number", int: "an integer", bool: "true or false", str: "a string",
+                          type(None): "null"}.get(arg, _type_name(arg)))
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -69,7 +81,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: invalid value {value!r}")
+        if len(errors) == 1:
+            raise ConfigError(errors[0])
+        raise ConfigError(f"{where}: expected {_alternatives(args)}, got {value!r}")
     if tp is Any:
         return value
     if dataclasses.is_dataclass(tp):

@@ -1,4 +1,5 @@
 import os
+import re
 
 import pytest
 import yaml
@@ -102,8 +103,9 @@ def test_a_run_folder_from_before_checkpoint_policies_reads_as_the_new_default(t
         experiment_from_dict(old)
 
 
-@pytest.mark.parametrize("value, message", [(0, "must be > 0"), (-5, "must be > 0"), ("1h", "number")])
-def test_a_time_limit_is_a_positive_number_of_seconds_or_null(value, message):
+@pytest.mark.parametrize("value, message", [(0, "must be > 0"), (-5, "must be > 0"),
+                                            ("1h", "expected a number, 'auto' or null, got '1h'")])
+def test_a_time_limit_is_a_positive_number_of_seconds_auto_or_null(value, message):
     from expand.config import experiment_from_dict, load_experiment
 
     exp = load_experiment(os.path.join(ROOT, "experiments", "oracle.yaml"))
@@ -111,6 +113,11 @@ def test_a_time_limit_is_a_positive_number_of_seconds_or_null(value, message):
     d = exp.to_dict()
     d["trial"]["time_limit_s"] = 5400
     assert experiment_from_dict(d).trial.time_limit_s == 5400
+    d["trial"]["time_limit_s"] = "auto"
+    assert experiment_from_dict(d).trial.time_limit_s == "auto"
     d["trial"]["time_limit_s"] = value
-    with pytest.raises(ConfigError, match=f"trial.time_limit_s: .*{message}"):
+    with pytest.raises(ConfigError, match=f"trial.time_limit_s: .*{re.escape(message)}"):
+        experiment_from_dict(d)
+    d["trial"]["time_limit_s"], d["trial"]["time_limit_factor"] = "auto", 0.5
+    with pytest.raises(ConfigError, match="trial.time_limit_factor: must be >= 1, got 0.5"):
         experiment_from_dict(d)

@@ -8,6 +8,7 @@ import tempfile
 
 from expand.complexity import ComplexityCounter
 from expand.config import load_experiment
+from expand.search.time_limits import TimeLimits
 from expand.search.trial import TrialSpec, call_safely, load_trial_function
 from expand.tables import clean_nans, json_line
 
@@ -20,7 +21,8 @@ def train_one(args: argparse.Namespace, spec_from_args) -> int:
     out = args.out or tempfile.mkdtemp(prefix="x3d-train-")
     trial = TrialSpec("manual", 0, "manual", spec, args.seed if args.seed is not None else exp.search.seed,
                       c.gflops, c.params, exp.to_dict(), os.path.abspath(out))
-    result = call_safely(func, trial, exp.trial.time_limit_s)  # by hand as in a search: a hang ends
+    # by hand as in a search: a hang ends (auto has no measured rate here: no limit)
+    result = call_safely(func, trial, TimeLimits.of(exp.trial).fixed_s)
     if args.json:
         print(json_line(clean_nans({"spec": spec.to_dict(), "name": spec.name, **result.to_dict()})))
     elif not result.ok:  # no accuracy to print, only what went wrong

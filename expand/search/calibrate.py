@@ -31,6 +31,7 @@ from expand.weights import apply_policy
 from expand.search.executor import TrialExecutor
 from expand.search.progress import Progress, SilentProgress
 from expand.search.runners import Runner
+from expand.search.time_limits import TimeLimits
 from expand.search.select import Scored, select
 from expand.search.trial import TrialResult, TrialSpec, derive_seed
 from expand.spec import ArchSpec
@@ -90,7 +91,7 @@ class Calibration:
         self.progress = progress or SilentProgress()
         self.extra_state = dict(extra_state or {})
         self.executor = TrialExecutor(run, runner, exp.retries, self.progress,
-                                      time_limit_s=exp.trial.time_limit_s)
+                                      limits=TimeLimits.of(exp.trial))
 
     def models(self) -> list[Model]:
         """The basis and its distinct expansions: the first step of a search."""

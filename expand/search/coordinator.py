@@ -23,6 +23,7 @@ from expand.search.executor import TrialExecutor
 from expand.search.lookahead import Lookahead
 from expand.search.progress import Progress, SilentProgress
 from expand.search.runners import Runner
+from expand.search.time_limits import TimeLimits
 from expand.search.select import Scored, rule_description, select
 from expand.search.trial import TrialResult, TrialSpec, derive_seed
 from expand.run import Candidate, PathEntry, RunDir
@@ -60,7 +61,7 @@ class Coordinator:
         self.extra_state = dict(extra_state or {})
         self.executor = TrialExecutor(run, runner, experiment.retries, self.progress,
                                       on_pending=lambda ids: self._write_state(pending=ids),
-                                      time_limit_s=experiment.trial.time_limit_s)
+                                      limits=TimeLimits.of(experiment.trial))
         self.resolved = experiment.to_dict()
         self.path: list[PathEntry] = []
         self.steps: list[dict[str, Any]] = []

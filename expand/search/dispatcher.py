@@ -95,10 +95,14 @@ def dispatcher_class() -> Any:
             self._requeue_dead(worker, self.failures[worker])
 
         async def reap(self, limit_s: float) -> list[tuple[dict, float]]:
-            """Trials held longer than ``limit_s``, with their seconds; each one's worker is killed."""
+            """Trials held longer than their limit, with their seconds; each one's worker is killed.
+
+            The limit is the trial's own ``time_limit_s`` where it has one, else ``limit_s`` (0: none).
+            """
             now, overdue = time.monotonic(), []
             for worker, (_, trial, since, actor) in list(self.holding.items()):
-                if now - since > limit_s:
+                limit = trial.get("time_limit_s") or limit_s
+                if limit and now - since > limit:
                     del self.holding[worker]
                     overdue.append((trial, now - since))
                     if actor is not None:

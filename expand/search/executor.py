@@ -13,6 +13,7 @@ from typing import Callable, Optional
 from expand.config import RetriesConfig
 from expand.search.progress import Progress
 from expand.search.runners import Runner
+from expand.search.time_limits import TimeLimits
 from expand.run import RunDir, TrialRecord, latest_by_trial
 from expand.search.trial import TrialResult, TrialSpec
 
@@ -27,15 +28,15 @@ def _takes_progress(runner: Runner) -> bool:
 
 
 class TrialExecutor:
-    """``time_limit_s`` is the experiment's ``trial.time_limit_s`` (the runner enforces it): an
-    attempt stopped under a smaller limit than it is not final, so raising the limit and resuming
-    retrains what the old limit cut short."""
+    """``limits`` is the experiment's ``trial.time_limit_s`` as a policy: each attempt is given
+    its limit here (the runner enforces it), and an attempt stopped under a smaller limit than the
+    policy gives now is not final, so raising the limit and resuming retrains what it cut short."""
 
     def __init__(self, run: RunDir, runner: Runner, retries: RetriesConfig, progress: Progress,
                  on_pending: Optional[Callable[[list[str]], None]] = None,
-                 time_limit_s: Optional[float] = None) -> None:
+                 limits: Optional[TimeLimits] = None) -> None:
         self.run_dir, self.runner, self.retries, self.progress = run, runner, retries, progress
-        self.on_pending, self.time_limit_s = on_pending, time_limit_s
+        self.on_pending, self.limits = on_pending, limits or TimeLimits()
         self.attempts: dict[str, list[TrialRecord]] = latest_by_trial(run.read_trials().records)
 
     def retry_allowed(self, result: TrialResult, attempts: int) -> bool:
@@ -50,16 +51,24 @@ class TrialExecutor:
     def finished(self, trial: TrialSpec) -> Optional[TrialResult]:
         """The final result of a trial already recorded, if no retry is owed."""
         done = self.attempts_of(trial)
-        if done and not self.retry_allowed(done[-1].result, len(done)) and not self._cut_short(done[-1].result):
+        if done and not self.retry_allowed(done[-1].result, len(done)) \
+                and not self._cut_short(trial, done[-1].result):
             return done[-1].result
         return None
 
-    def _cut_short(self, result: TrialResult) -> bool:
+    def _cut_short(self, trial: TrialSpec, result: TrialResult) -> bool:
         """A timeout under a smaller limit than this run's (or when it now has none)."""
-        if result.status != "timeout":
-            return False
-        limit = (result.extra or {}).get("time_limit_s")
-        return self.time_limit_s is None or (limit is not None and limit < self.time_limit_s)
+        return result.status == "timeout" and self.limits.cut_short(result, self._limit(trial))
+
+    def _limit(self, trial: TrialSpec) -> Optional[float]:
+        """The attempt's limit under the policy, from every trial this run has finished."""
+        if not self.limits.auto:
+            return self.limits.fixed_s
+        return self.limits.for_trial(trial, ((r.trial.gflops, r.result) for rs in self.attempts.values()
+                                             for r in rs))
+
+    def _limited(self, trials: list[TrialSpec]) -> list[TrialSpec]:
+        return [dataclasses.replace(t, time_limit_s=self._limit(t)) for t in trials]
 
     def train(self, trials: list[TrialSpec],
               on_result: Optional[Callable[[TrialSpec, TrialResult], None]] = None) -> dict[str, TrialResult]:
@@ -79,12 +88,14 @@ class TrialExecutor:
                 todo.append(dataclasses.replace(t, attempt=len(done) + 1,
                                                 batch_scale=self._batch_scale([r.result for r in done])))
         while todo:
+            todo = self._limited(todo)  # auto: from every trial finished so far, retries included
             if self.on_pending:
                 self.on_pending([t.trial_id for t in todo])
             batch: dict[str, TrialResult] = {}
             self.progress.batch_started(todo, self.runner.parallelism)
 
             def record(trial: TrialSpec, result: TrialResult) -> None:
+                result = self.limits.stamp(result)
                 entry = self.run_dir.append_trial(trial, result)
                 self.attempts.setdefault(trial.trial_id, []).append(entry)
                 batch[trial.trial_id] = result

@@ -308,15 +308,20 @@ class WorkerPool:
     more will run. A worker that dies is restarted by Tune where resources
     allow, and the trial it held is rerun by any worker, up to
     ``crash_retries`` times, then reported as a failed result. A trial still
-    held ``time_limit_s`` after a worker took it comes back as a ``timeout``
+    held past its limit (its own ``TrialSpec.time_limit_s``, else
+    ``time_limit_s``) after a worker took it comes back as a ``timeout``
     result, its worker killed (see the module doc).
     """
 
     def __init__(self, function: str, storage_dir: str, resources: dict[str, float], size: int,
-                 crash_retries: int = 1, name: str = "workers", time_limit_s: Optional[float] = None) -> None:
+                 crash_retries: int = 1, name: str = "workers", time_limit_s: Optional[float] = None,
+                 trial_time_limits: bool = False) -> None:
         self.function, self.storage_dir, self.resources = function, storage_dir, resources
         self.size, self.crash_retries, self.name = size, crash_retries, name
-        self.time_limit_s = time_limit_s
+        # a trial's own TrialSpec.time_limit_s, else this. trial_time_limits: trials will carry their
+        # own (trial.time_limit_s: auto), so Tune is given the restarts that killing workers costs
+        self.time_limit_s, self.trial_time_limits = time_limit_s, trial_time_limits
+        self._shortest_limit = time_limit_s or 0.0  # of the trials submitted: how often to look
         self._overdue: list[dict] = []  # timeout results reaped but not yet handed out
         self._next_reap = 0.0  # time.monotonic() of the next look for overdue trials
         self.key = f"{os.getpid()}-{id(self)}"
@@ -329,6 +334,10 @@ class WorkerPool:
     @property
     def running(self) -> bool:
         return self._events is not None
+
+    @property
+    def _limits(self) -> bool:
+        return bool(self.time_limit_s) or self.trial_time_limits
 
     def start(self) -> None:
         """Start Tune in a background thread; one worker may start now, the rest when needed."""
@@ -345,7 +354,7 @@ class WorkerPool:
             name=name, scheduling_strategy=NodeAffinitySchedulingStrategy(driver_node, soft=False),
         ).remote(self.crash_retries)
         _open_pool(self.key, self.size)
-        if self.time_limit_s:
+        if self._limits:
             quiet_our_kills()
         tuner = tune.Tuner(
             tune.with_resources(_ray_worker, self.resources),
@@ -357,7 +366,7 @@ class WorkerPool:
                 storage_path=self.storage_dir,
                 # A restart per crash each trial may cause, and a few to spare.
                 failure_config=tune.FailureConfig(max_failures=3 + 2 * self.crash_retries
-                                                  + (_TIMEOUT_RESTARTS if self.time_limit_s else 0)),
+                                                  + (_TIMEOUT_RESTARTS if self._limits else 0)),
                 verbose=0,
                 stop=_closing_stopper(self.key),
                 callbacks=[_channel_callback(self.key), silent_progress_callback()],
@@ -381,6 +390,9 @@ class WorkerPool:
 
         _grow_pool(self.key, len(trials))
         self._out_dirs.update({t.trial_id: t.out_dir for t in trials})
+        for t in trials:
+            if t.time_limit_s:
+                self._shortest_limit = min(self._shortest_limit or t.time_limit_s, t.time_limit_s)
         ray.get(self._dispatcher.put.remote([t.to_dict() for t in trials]))
 
     def next_event(self) -> tuple[str, Any]:
@@ -403,7 +415,7 @@ class WorkerPool:
         import ray
 
         assert self._events is not None
-        if not self.time_limit_s:
+        if not self._shortest_limit:
             return self._events.get()
         while not self._overdue:
             wait = self._next_reap - time.monotonic()
@@ -412,10 +424,11 @@ class WorkerPool:
                     return self._events.get(timeout=wait)
                 except queue.Empty:
                     pass
-            self._next_reap = time.monotonic() + min(5.0, max(0.2, self.time_limit_s / 10))
-            for trial, seconds in ray.get(self._dispatcher.reap.remote(self.time_limit_s)):
-                result = timeout_result(TrialSpec.from_dict(trial), seconds, self.time_limit_s,
-                                        "its Ray worker was killed")
+            self._next_reap = time.monotonic() + min(5.0, max(0.2, self._shortest_limit / 10))
+            default = self.time_limit_s or 0.0
+            for trial, seconds in ray.get(self._dispatcher.reap.remote(default)):
+                limit = trial.get("time_limit_s") or default
+                result = timeout_result(TrialSpec.from_dict(trial), seconds, limit, "its Ray worker was killed")
                 self._overdue.append(result.to_dict())
         return "result", self._overdue.pop(0)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, ContextManager, Optional, TextIO
 
 from expand.console import HEARTBEAT_S, format_seconds, is_terminal, phase
+from expand.search.time_limits import whole_trial_seconds
 from expand.search.trial import TrialResult, TrialSpec
 
 
@@ -72,15 +73,6 @@ class _Running:
 
 
 _ENDED = ("done", "failed", "oom", "diverged", "timeout")
-
-
-def whole_trial_seconds(result: TrialResult) -> float:
-    """What the trial would have taken from step 0: a resumed attempt's seconds cover only the
-    steps after its snapshot, and would make every estimate built on them too short."""
-    steps, resumed = (result.extra or {}).get("steps"), (result.extra or {}).get("resumed_from_step") or 0
-    if not steps or not 0 < resumed < steps:
-        return result.seconds
-    return result.seconds * steps / (steps - resumed)
 
 
 class Eta:
@@ -169,7 +161,8 @@ class ConsoleProgress(SilentProgress):
         for t in trials:
             self.running[t.trial_id] = _Running(t)
             retry = f" (attempt {t.attempt})" if t.attempt > 1 else ""
-            self._print(f"  start  {t.trial_id:22s} {t.spec.name:36s} {t.gflops:8.4f} GF{retry}")
+            limit = f" (limit {format_seconds(t.time_limit_s)})" if t.time_limit_s else ""
+            self._print(f"  start  {t.trial_id:22s} {t.spec.name:36s} {t.gflops:8.4f} GF{retry}{limit}")
         self._start_ticker()
 
     def _start_ticker(self) -> None:

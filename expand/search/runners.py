@@ -31,6 +31,9 @@ OnProgress = Callable[[dict[str, Any]], None]  # a running trial's expand.search
 
 
 class Runner(Protocol):
+    """Runs a batch; a trial's ``time_limit_s``, where set, is the attempt's limit to enforce (a
+    ``timeout`` result past it, as :func:`expand.search.trial.timeout_result` makes)."""
+
     # True when trials run in the caller's process (and compete with it for CPU).
     trials_in_process: bool
 
@@ -54,11 +57,12 @@ class SerialRunner:
     trials_in_process = True
 
     def __init__(self, function: str | Callable[[TrialSpec], TrialResult],
-                 time_limit_s: Optional[float] = None) -> None:
+                 time_limit_s: Optional[float] = None, trial_time_limits: bool = False) -> None:
         self.function = load_trial_function(function) if isinstance(function, str) else function
-        self.time_limit_s = time_limit_s
-        if time_limit_s and threading.current_thread() is not threading.main_thread():
-            print(f"note: trial.time_limit_s ({time_limit_s:g} s) is not enforced: the serial runner "
+        self.time_limit_s = time_limit_s  # for a trial without its own TrialSpec.time_limit_s
+        if (time_limit_s or trial_time_limits) and threading.current_thread() is not threading.main_thread():
+            which = f"{time_limit_s:g} s" if time_limit_s else "auto"
+            print(f"note: trial.time_limit_s ({which}) is not enforced: the serial runner "
                   "runs off the main thread here (the Ray runner enforces it anywhere)", flush=True)
 
     @property
@@ -69,7 +73,7 @@ class SerialRunner:
             on_progress: Optional[OnProgress] = None) -> None:
         for trial in trials:
             with live.reporting(on_progress):
-                result = call_safely(self.function, trial, self.time_limit_s)
+                result = call_safely(self.function, trial, trial.time_limit_s or self.time_limit_s)
             on_result(trial, result)
 
     def close(self) -> None:
@@ -104,6 +108,7 @@ class RayRunner:
         requirements: Optional[Requirements] = None,
         ship_package: bool = False,
         time_limit_s: Optional[float] = None,
+        trial_time_limits: bool = False,
     ) -> None:
         import ray
 
@@ -114,6 +119,7 @@ class RayRunner:
         self.max_concurrent = max_concurrent
         self.worker_crash_retries = worker_crash_retries
         self.time_limit_s = time_limit_s
+        self.trial_time_limits = trial_time_limits  # trials may carry their own (trial.time_limit_s: auto)
         self.name_prefix = name_prefix
         self._pool: Optional[WorkerPool] = None
         self._abandoned = False
@@ -181,7 +187,8 @@ class RayRunner:
 
     def _start(self) -> WorkerPool:
         self._pool = WorkerPool(self.function, self.storage_dir, self.resources, self.parallelism,
-                                self.worker_crash_retries, self.name_prefix, time_limit_s=self.time_limit_s)
+                                self.worker_crash_retries, self.name_prefix, time_limit_s=self.time_limit_s,
+                                trial_time_limits=self.trial_time_limits)
         self._pool.start()
         return self._pool
 
@@ -282,6 +289,7 @@ class RunnerOptions:
     requirements: Optional[Requirements] = None  # checked on every node before the first trial
     ship_package: bool = False  # upload this expand to the cluster (Ray runtime_env py_modules)
     time_limit_s: Optional[float] = None  # per attempt (trial.time_limit_s); None: none
+    trial_time_limits: bool = False  # trials carry their own limits (TrialSpec.time_limit_s; auto)
 
 
 RUNNERS: Registry[RunnerKind] = Registry("runner")
@@ -290,10 +298,11 @@ RUNNERS.register("ray", RunnerKind(
         function, storage_dir=os.path.join(o.run_dir, "ray"), cpus_per_trial=o.cpus_per_trial,
         gpus_per_trial=o.gpus_per_trial, address=o.address, max_concurrent=o.max_concurrent,
         worker_crash_retries=o.worker_crash_retries, requirements=o.requirements,
-        ship_package=o.ship_package, time_limit_s=o.time_limit_s),
+        ship_package=o.ship_package, time_limit_s=o.time_limit_s, trial_time_limits=o.trial_time_limits),
     "parallel trials on a Ray cluster (local by default, --address for an existing one)"))
 RUNNERS.register("serial", RunnerKind(
-    "serial", lambda function, o: SerialRunner(function, time_limit_s=o.time_limit_s),
+    "serial", lambda function, o: SerialRunner(function, time_limit_s=o.time_limit_s,
+                                               trial_time_limits=o.trial_time_limits),
     "one trial after another in this process (debugging, tests)"))
 
 
@@ -309,7 +318,8 @@ def make_runner(
     requirements: Optional[Requirements] = None,
     ship_package: bool = False,
     time_limit_s: Optional[float] = None,
+    trial_time_limits: bool = False,
 ) -> Runner:
     options = RunnerOptions(run_dir, cpus_per_trial, gpus_per_trial, address, max_concurrent, worker_crash_retries,
-                            requirements, ship_package, time_limit_s)
+                            requirements, ship_package, time_limit_s, trial_time_limits)
     return RUNNERS.get(kind).make(function, options)

@@ -46,6 +46,9 @@ class TrialSpec:
     # this attempt's batch relative to the schedule's (0.5 after one OOM with
     # retries.oom_halve_batch); an attempt-level adaptation, not in the fingerprint
     batch_scale: float = 1.0
+    # seconds this attempt may run (expand.search.time_limits: trial.time_limit_s, fixed or derived
+    # from the run's measured seconds per GFLOP); None: the runner's own limit, if any
+    time_limit_s: Optional[float] = None
 
     def to_dict(self, with_experiment: bool = True) -> dict[str, Any]:
         d = {
@@ -60,6 +63,7 @@ class TrialSpec:
             "attempt": self.attempt,
             "parent_id": self.parent_id,
             "batch_scale": self.batch_scale,
+            "time_limit_s": self.time_limit_s,
         }
         if with_experiment:
             d["experiment"] = self.experiment

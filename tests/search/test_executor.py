@@ -2,9 +2,12 @@
 
 import time
 
+import pytest
+
 from expand.config import load_experiment
 from expand.search.coordinator import Coordinator
 from expand.search.runners import SerialRunner
+from expand.search.time_limits import TimeLimits
 from expand.search.trial import TrialResult, TrialSpec, call_safely
 from expand.spec import ArchSpec
 from expand.run import RunDir
@@ -18,7 +21,8 @@ def _search(exp_path, out, counter):
         run.create()
         run.write_config(exp.to_dict())
     try:
-        Coordinator(exp, run, SerialRunner(exp.trial.function, time_limit_s=exp.trial.time_limit_s), counter).run()
+        runner = SerialRunner(exp.trial.function, time_limit_s=TimeLimits.of(exp.trial).fixed_s)
+        Coordinator(exp, run, runner, counter).run()
     finally:
         run.release()  # as the CLI does: the next call resumes the run
     by = {}
@@ -58,6 +62,40 @@ def test_raising_the_time_limit_and_resuming_retrains_only_what_the_old_limit_cu
     by = _search(raised, tmp_path / "run", counter)
     assert [r.status for r in by["s01-depth"]] == ["timeout", "ok"]
     assert [line.split()[0] for line in count.read_text().splitlines()[calls:]] == ["s01-depth"]
+
+
+def test_an_auto_limit_follows_the_runs_measured_seconds_per_gflop_and_resume_keeps_it(tmp_path, counter):
+    count = tmp_path / "calls.txt"
+    options = {"hang_axes": {"depth": 1, "width": 5}, "hang_s": 60, "sleep": 0.3, "count_file": str(count)}
+    auto = {"time_limit_s": "auto", "time_limit_factor": 3, "time_limit_min_s": 1.0}
+    exp_path = oracle_experiment(tmp_path, "a.yaml", options=options, search={"max_steps": 1},
+                                 retries={"timeout": 1}, trial=auto)
+    started = time.perf_counter()
+    by = _search(exp_path, tmp_path / "run", counter)
+    assert time.perf_counter() - started < 40  # three one-minute hangs, each stopped after a few seconds
+    records = {r.trial.trial_id: r for r in RunDir(str(tmp_path / "run")).read_trials().records}
+    basis = records["s00-basis"]
+    assert basis.trial.time_limit_s is None  # nothing had finished: no rate, no limit
+    rate = basis.result.seconds / basis.trial.gflops
+    for tid, r in records.items():  # each attempt got 3 x the rate x its GFLOPs (at least 1 s)
+        if tid != "s00-basis":
+            assert r.trial.time_limit_s is not None and r.trial.time_limit_s >= 1.0
+    assert [r.status for r in by["s01-depth"]] == ["timeout", "ok"]  # retried once, then fine
+    assert [r.status for r in by["s01-width"]] == ["timeout", "timeout"]
+    stopped = by["s01-width"][0]
+    assert stopped.extra["time_limit_factor"] == 3 and "auto: 3 x" in stopped.error
+    first_limit = stopped.extra["time_limit_s"]
+    assert first_limit == pytest.approx(max(1.0, 3 * rate * records["s01-width"].trial.gflops), rel=1e-6)
+    assert all(r.status == "ok" for tid, rs in by.items() if tid not in ("s01-depth", "s01-width") for r in rs)
+    calls = len(count.read_text().splitlines())
+    _search(exp_path, tmp_path / "run", counter)  # more trials finished, the rate moved: nothing owed
+    assert len(count.read_text().splitlines()) == calls
+    raised = oracle_experiment(tmp_path, "b.yaml", options=options, search={"max_steps": 1},
+                               retries={"timeout": 1}, trial={**auto, "time_limit_factor": 4})
+    by = _search(raised, tmp_path / "run", counter)  # a larger factor retrains what the smaller cut short
+    assert [line.split()[0] for line in count.read_text().splitlines()[calls:]] == ["s01-width"]
+    assert [r.status for r in by["s01-width"]] == ["timeout"] * 3  # (its third attempt hangs too)
+    assert by["s01-width"][-1].extra["time_limit_factor"] == 4
 
 
 def _swallows_everything(trial):

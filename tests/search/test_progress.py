@@ -85,6 +85,17 @@ def test_a_trial_requeued_after_its_worker_died_is_timed_from_its_new_attempt():
     assert progress.eta.remaining(r, now=r.epoch_base_t + 40.0) == 40.0  # not 500 / 3 an epoch
 
 
+def test_a_trials_start_line_shows_the_time_limit_it_was_given():
+    import dataclasses
+
+    out = io.StringIO()
+    progress = ConsoleProgress(out, heartbeat_s=3600)
+    limited = dataclasses.replace(_trial("s02-crop"), time_limit_s=960.0)
+    progress.batch_started([limited, _trial("s02-depth")], 2)
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("GF (limit 16m00s)") and lines[1].endswith(" GF")
+
+
 def test_the_live_table_shows_state_epoch_loss_and_top1():
     out = io.StringIO()
     progress = LiveProgress(out)

@@ -87,9 +87,12 @@ def test_a_hung_trial_has_its_worker_killed_at_the_time_limit_and_the_pool_goes_
     env = tmp_path / "env.jsonl"
     options = {"hang_axes": {"depth": 1}, "hang_s": 60, "env_file": str(env)}
     exp = load_experiment(oracle_experiment(tmp_path, options=options))
-    runner = RayRunner(exp.trial.function, str(tmp_path / "ray"), cpus_per_trial=1, time_limit_s=3)
+    # the runner's limit is what a trial without its own gets; the hung trial carries 3 s (as the
+    # executor gives each attempt under trial.time_limit_s: auto), and its own limit wins
+    runner = RayRunner(exp.trial.function, str(tmp_path / "ray"), cpus_per_trial=1, time_limit_s=60,
+                       trial_time_limits=True)
     d = exp.to_dict()
-    hung = TrialSpec("h", 1, "depth", ArchSpec(1, 8, 64, depth=2.0), 0, 0.003, 10, d)
+    hung = TrialSpec("h", 1, "depth", ArchSpec(1, 8, 64, depth=2.0), 0, 0.003, 10, d, time_limit_s=3)
     fine = TrialSpec("c", 1, "crop", ArchSpec(1, 8, 80), 0, 0.003, 10, d)
     got = {}
     tune_log, seen = logging.getLogger("ray.tune.execution.tune_controller"), []
