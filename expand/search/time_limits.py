@@ -77,7 +77,7 @@ class TimeLimits:
         if rate is None:
             return None
         assert self.factor is not None
-        return max(self.min_s, self.factor * rate * trial.gflops)
+        return max(self.min_s, float(round(self.factor * rate * trial.gflops)))  # whole seconds: readable
 
     def stamp(self, result: TrialResult) -> TrialResult:
         """Record the policy a ``timeout`` ran under, for :meth:`cut_short` on a later resume."""

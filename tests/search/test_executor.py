@@ -2,8 +2,6 @@
 
 import time
 
-import pytest
-
 from expand.config import load_experiment
 from expand.search.coordinator import Coordinator
 from expand.search.runners import SerialRunner
@@ -85,7 +83,7 @@ def test_an_auto_limit_follows_the_runs_measured_seconds_per_gflop_and_resume_ke
     stopped = by["s01-width"][0]
     assert stopped.extra["time_limit_factor"] == 3 and "auto: 3 x" in stopped.error
     first_limit = stopped.extra["time_limit_s"]
-    assert first_limit == pytest.approx(max(1.0, 3 * rate * records["s01-width"].trial.gflops), rel=1e-6)
+    assert first_limit == max(1.0, round(3 * rate * records["s01-width"].trial.gflops))
     assert all(r.status == "ok" for tid, rs in by.items() if tid not in ("s01-depth", "s01-width") for r in rs)
     calls = len(count.read_text().splitlines())
     _search(exp_path, tmp_path / "run", counter)  # more trials finished, the rate moved: nothing owed

@@ -33,7 +33,8 @@ def test_auto_is_the_factor_times_the_runs_seconds_per_gflop_with_a_floor():
                 (5.0, TrialResult("f", "failed", seconds=500.0))]  # a failure says nothing of training time
     assert seconds_per_gflop(finished) == pytest.approx(20.0 / 3.0)
     auto = TimeLimits(factor=4.0, min_s=1.0)
-    assert auto.for_trial(_trial(6.0), finished) == pytest.approx(4.0 * 6.0 * 20.0 / 3.0)
+    assert auto.for_trial(_trial(6.0), finished) == 160.0  # 4 x 6 GF x 20/3 s per GF
+    assert auto.for_trial(_trial(0.01), finished) == 1.0  # (whole seconds, then the floor)
     assert TimeLimits(factor=4.0, min_s=900.0).for_trial(_trial(6.0), finished) == 900.0
     assert auto.for_trial(_trial(6.0), []) is None  # nothing finished yet (the basis): no limit
     assert auto.for_trial(_trial(6.0), finished[2:]) is None
