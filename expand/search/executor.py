@@ -61,11 +61,19 @@ class TrialExecutor:
         return result.status == "timeout" and self.limits.cut_short(result, self._limit(trial))
 
     def _limit(self, trial: TrialSpec) -> Optional[float]:
-        """The attempt's limit under the policy, from every trial this run has finished."""
+        """The attempt's limit under the policy, from every trial this run has finished.
+
+        Under auto, never less than a limit this trial already timed out under: the rate falls
+        as larger models finish (they use the GPU better), and a retry given less time than the
+        attempt that ran out of it would only run out sooner.
+        """
         if not self.limits.auto:
             return self.limits.fixed_s
-        return self.limits.for_trial(trial, ((r.trial.gflops, r.result) for rs in self.attempts.values()
-                                             for r in rs))
+        limit = self.limits.for_trial(trial, ((r.trial.gflops, r.result) for rs in self.attempts.values()
+                                              for r in rs))
+        ran_out = [float(r.result.extra["time_limit_s"]) for r in self.attempts_of(trial)
+                   if r.result.status == "timeout" and (r.result.extra or {}).get("time_limit_s")]
+        return max([limit, *ran_out]) if limit is not None else limit
 
     def _limited(self, trials: list[TrialSpec]) -> list[TrialSpec]:
         return [dataclasses.replace(t, time_limit_s=self._limit(t)) for t in trials]

@@ -80,6 +80,10 @@ def test_an_auto_limit_follows_the_runs_measured_seconds_per_gflop_and_resume_ke
             assert r.trial.time_limit_s is not None and r.trial.time_limit_s >= 1.0
     assert [r.status for r in by["s01-depth"]] == ["timeout", "ok"]  # retried once, then fine
     assert [r.status for r in by["s01-width"]] == ["timeout", "timeout"]
+    # the rate fell once the larger candidates finished; a retry still gets the time its attempt ran out of
+    depth = [r.trial.time_limit_s for r in RunDir(str(tmp_path / "run")).read_trials().records
+             if r.trial.trial_id == "s01-depth"]
+    assert len(depth) == 2 and depth[1] == depth[0]
     stopped = by["s01-width"][0]
     assert stopped.extra["time_limit_factor"] == 3 and "auto: 3 x" in stopped.error
     first_limit = stopped.extra["time_limit_s"]
