@@ -94,8 +94,9 @@ def dispatcher_class() -> Any:
             self.failures[worker] = self.failures.get(worker, 0) + 1
             self._requeue_dead(worker, self.failures[worker])
 
-        async def reap(self, limit_s: float) -> list[tuple[dict, float]]:
-            """Trials held longer than their limit, with their seconds; each one's worker is killed.
+        async def reap(self, limit_s: float) -> list[tuple[dict, float, float]]:
+            """Trials held longer than their limit, with their seconds and that limit; each one's
+            worker is killed.
 
             The limit is the trial's own ``time_limit_s`` where it has one, else ``limit_s`` (0: none).
             """
@@ -104,7 +105,7 @@ def dispatcher_class() -> Any:
                 limit = trial.get("time_limit_s") or limit_s
                 if limit and now - since > limit:
                     del self.holding[worker]
-                    overdue.append((trial, now - since))
+                    overdue.append((trial, now - since, limit))
                     if actor is not None:
                         ray.kill(actor)  # Tune sees its worker die and restarts it
             return overdue

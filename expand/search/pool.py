@@ -425,9 +425,7 @@ class WorkerPool:
                 except queue.Empty:
                     pass
             self._next_reap = time.monotonic() + min(5.0, max(0.2, self._shortest_limit / 10))
-            default = self.time_limit_s or 0.0
-            for trial, seconds in ray.get(self._dispatcher.reap.remote(default)):
-                limit = trial.get("time_limit_s") or default
+            for trial, seconds, limit in ray.get(self._dispatcher.reap.remote(self.time_limit_s or 0.0)):
                 result = timeout_result(TrialSpec.from_dict(trial), seconds, limit, "its Ray worker was killed")
                 self._overdue.append(result.to_dict())
         return "result", self._overdue.pop(0)
