@@ -164,7 +164,7 @@ def runner_for(exp: Experiment, run: RunDir, address: Optional[str]) -> Any:
         address=address, max_concurrent=exp.resources.max_concurrent,
         worker_crash_retries=exp.retries.worker_crash,
         requirements=Requirements.of(exp), ship_package=exp.resources.ship_package,
-        time_limit_s=limits.fixed_s, trial_time_limits=limits.auto,
+        time_limit_s=limits.fixed_s, trial_time_limits=limits.any,  # the executor gives each trial its own
     )
 
 

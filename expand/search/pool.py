@@ -319,7 +319,8 @@ class WorkerPool:
         self.function, self.storage_dir, self.resources = function, storage_dir, resources
         self.size, self.crash_retries, self.name = size, crash_retries, name
         # a trial's own TrialSpec.time_limit_s, else this. trial_time_limits: trials will carry their
-        # own (trial.time_limit_s: auto), so Tune is given the restarts that killing workers costs
+        # own (the executor gives each its limit, fixed or auto), so Tune is given the restarts that
+        # killing workers costs
         self.time_limit_s, self.trial_time_limits = time_limit_s, trial_time_limits
         self._shortest_limit = time_limit_s or 0.0  # of the trials submitted: how often to look
         self._overdue: list[dict] = []  # timeout results reaped but not yet handed out

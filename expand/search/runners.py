@@ -119,7 +119,7 @@ class RayRunner:
         self.max_concurrent = max_concurrent
         self.worker_crash_retries = worker_crash_retries
         self.time_limit_s = time_limit_s
-        self.trial_time_limits = trial_time_limits  # trials may carry their own (trial.time_limit_s: auto)
+        self.trial_time_limits = trial_time_limits  # trials carry their own (TrialSpec.time_limit_s)
         self.name_prefix = name_prefix
         self._pool: Optional[WorkerPool] = None
         self._abandoned = False
@@ -289,7 +289,7 @@ class RunnerOptions:
     requirements: Optional[Requirements] = None  # checked on every node before the first trial
     ship_package: bool = False  # upload this expand to the cluster (Ray runtime_env py_modules)
     time_limit_s: Optional[float] = None  # per attempt (trial.time_limit_s); None: none
-    trial_time_limits: bool = False  # trials carry their own limits (TrialSpec.time_limit_s; auto)
+    trial_time_limits: bool = False  # trials carry their own limits (TrialSpec.time_limit_s: fixed or auto)
 
 
 RUNNERS: Registry[RunnerKind] = Registry("runner")
