@@ -265,6 +265,22 @@ def _bracket(reaches: Callable[[int], bool], start: int, top: int, guess: int) -
     return lo, hi
 
 
+def _crossing(lo: int, f_lo: float, hi: int, f_hi: float, goal: float, exponent: float) -> Optional[float]:
+    """Where ``a + b * level ** exponent`` through (lo, f_lo) and (hi, f_hi) meets ``goal``.
+
+    Only the stem and head do not grow along an axis, so FLOPs are close to
+    this two-point fit: a search that starts at the fitted level needs about
+    two counts to confirm it, where galloping from a pure power law took up to
+    ten (an X3D-L depth step: six counts of 2-3 s each). None when the two
+    points do not fit a growing curve.
+    """
+    if hi == lo or f_hi <= f_lo:
+        return None
+    b = (f_hi - f_lo) / (hi ** exponent - lo ** exponent)
+    x = (goal - (f_lo - b * lo ** exponent)) / b
+    return x ** (1.0 / exponent) if x > 0 else None
+
+
 def expand(
     spec: ArchSpec, axis: str, space: "SearchSpace", counter: FlopCounter
 ) -> Expansion:
@@ -290,8 +306,13 @@ def expand(
         candidate = spec_at(spec, axis, level, space)
         return candidate is not None and counter.gflops(candidate) >= goal
 
+    guess = min(max(along.guess(spec, space, start), start + 1), top)
+    probe = spec_at(spec, axis, guess, space)
+    if probe is not None:  # the guess's count (needed anyway) and the parent's fit the curve
+        level = _crossing(start, parent_gflops, guess, counter.gflops(probe), goal, along.flops_exponent)
+        guess = guess if level is None else math.ceil(level - 1e-6)
     try:
-        lo, hi = _bracket(reaches, start, top, along.guess(spec, space, start))
+        lo, hi = _bracket(reaches, start, top, guess)
     except LookupError:
         limit = spec_at(spec, axis, top, space)
         if rule.mode == "nearest" and limit is not None:
@@ -341,13 +362,11 @@ def contract(
     child_gflops = counter.gflops(child)
     if child_gflops <= target_gflops:
         return Contraction(axis, parent, child, child, target_gflops, child_gflops)
-    # invariant: gflops(at(lo)) <= target < gflops(at(hi))
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if counter.gflops(at(mid)) <= target_gflops:
-            lo = mid
-        else:
-            hi = mid
+    # invariant: gflops(at(lo)) <= target < gflops(at(hi)); the first level over the
+    # target is searched from where the curve through both ends crosses it
+    level = _crossing(lo, parent_gflops, hi, child_gflops, target_gflops, along.flops_exponent)
+    guess = (lo + hi) // 2 if level is None else math.floor(level + 1e-6) + 1
+    lo, hi = _bracket(lambda lv: counter.gflops(at(lv)) > target_gflops, lo, hi, guess)
     best = at(lo)
     best_gflops = counter.gflops(best)
     note = ""

@@ -197,3 +197,59 @@ def test_an_axis_registered_in_the_table_is_searchable(tmp_path, counter):
         assert deep.status == "ok" and deep.depth > 1.0 and deep.gflops > run.steps.gflops.iloc[0]
     finally:
         AXES.unregister("depth2")
+
+
+class ShapedCounter:
+    """FLOPs shaped like X3D's (a fixed stem and head, a body growing in every factor), and
+    the specs asked for: cheap enough to check the step search against a scan of every level."""
+
+    def __init__(self):
+        self.asked = set()
+
+    def gflops(self, spec):
+        self.asked.add(spec.replace(stride=1))
+        body = spec.width ** 2 * (0.3 + 0.2 * spec.bottleneck) * sum(spec.stage_blocks)
+        return 0.01 * spec.frames * (spec.crop / 112) ** 2 * (1.5 + body)
+
+
+def _levels(parent, axis, space):
+    top = {"fast": space.bounds.of("frames")[1], "temporal": space.bounds.of("frames")[1],
+           "spatial": space.bounds.of("crop")[1] // space.grid.crop}.get(axis)
+    if top is None:
+        top = round(space.bounds.of(axis)[1] / getattr(space.grid, axis))
+    return [(lv, s) for lv in range(1, int(top) + 1)
+            if (s := spec_at(parent, axis, lv, space)) is not None]
+
+
+@pytest.mark.parametrize("axis", ["fast", "temporal", "spatial", "width", "bottleneck", "depth"])
+def test_a_step_and_a_contraction_are_what_a_scan_of_every_level_finds(space, axis):
+    """The search starts where a curve fit says the step lands; where it starts never changes what it finds."""
+    counter = ShapedCounter()
+    parent = space.basis
+    for _ in range(3):  # three steps along the axis, each from the last
+        try:
+            e = expand(parent, axis, space, counter)
+        except AxisExhausted:
+            break
+        goal = e.parent_gflops * space.step.flops_factor * (1 - space.step.tolerance)
+        levels = _levels(parent, axis, space)
+        first = next((i for i, (_, s) in enumerate(levels) if counter.gflops(s) >= goal), None)
+        if first is None:  # no level reaches it: the bound, taken when nearer the step than the parent
+            assert e.spec == levels[-1][1]
+        else:  # the smallest level that reaches it, or the one below when nearer 2x
+            assert e.spec in (levels[first][1], levels[first - 1][1])
+        for frac in (0.3, 0.5, 0.9):  # contraction: the largest level at most the target
+            target = e.parent_gflops * (e.gflops / e.parent_gflops) ** frac
+            c = contract(parent, e.spec, axis, target, space, counter)
+            fits = [s for _, s in _levels(parent, axis, space) if e.parent_gflops <= counter.gflops(s) <= target]
+            assert counter.gflops(c.spec) == max(counter.gflops(s) for s in fits + [parent])
+        parent = e.spec
+
+
+@pytest.mark.parametrize("axis", ["width", "bottleneck"])
+def test_a_step_along_an_axis_that_leaves_stem_and_head_alone_takes_few_counts(axis):
+    """Galloping from a pure power-law guess took 7 and 17 counts here (2-3 s each at X3D-L's size)."""
+    space = load_search_space("x3d_paper", num_classes=400)
+    counter = ShapedCounter()
+    expand(space.basis.replace(frames=16, crop=224), axis, space, counter)
+    assert len(counter.asked) <= 5
