@@ -110,3 +110,20 @@ def test_a_model_too_big_to_trace_is_refused_before_fvcore():
     assert count_memory_estimate(big) > COUNT_MEMORY_LIMIT
     with pytest.raises(SpecError, match="would need"):
         count_complexity(big)
+
+
+@pytest.mark.parametrize("depth", [1.0, 1.7, 3.1])  # stages of 1 to 16 blocks, odd and even past 3
+def test_counting_three_blocks_a_stage_and_multiplying_is_the_count_of_every_block(depth):
+    from expand.complexity import _count_complexity
+
+    spec = ArchSpec(3, 6, 64, width=1.5, bottleneck=2.25, depth=depth, num_classes=10)
+    assert _count_complexity(spec) == _count_complexity(spec, whole=True)
+
+
+def test_x3d_xl_composed_from_three_blocks_a_stage_is_its_whole_count():
+    from expand.complexity import _count_complexity
+    from expand.presets import get_preset
+
+    spec = get_preset("X3D-XL").spec
+    assert spec.stage_blocks == (5, 10, 25, 15)
+    assert _count_complexity(spec) == _count_complexity(spec, whole=True)
