@@ -43,11 +43,3 @@ def oracle_run(tmp_path_factory, _isolated_cache):
     assert main(["search", exp, "--out", str(tmp / "run"), "--quiet"]) == 0
     return tmp / "run"
 
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """One real local Ray cluster (2 CPUs) for the whole session: ray.init costs ~3 s and ~0.9 GB."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
