@@ -8,15 +8,15 @@ node's folder; node1 "mounts" the dataset elsewhere (X3D_EXPAND_DATA_ROOT
 points at a folder that does not exist). In order:
 
 1. a search whose experiment has a dataset: refused before any trial, naming node1;
-2. a search of the oracle that writes weights (no dataset): trials spread over the nodes;
-3. the same search with longer trials that snapshot each "step" (the oracle's snapshot_steps),
-   and node2 removed in the middle of step 1, while each node's trial waits after its first
-   snapshot reached the head (the oracle's hold_file);
-4. the node check again, with the package shipped by Ray (``resources.ship_package``).
+2. a search of the oracle (no dataset) whose trials write weights and snapshot each "step"
+   (the oracle's snapshot_steps): they spread over the nodes, and node2 is removed in the
+   middle of step 1, while each node's trial waits after its first snapshot reached the
+   head (the oracle's hold_file);
+3. the node check again, with the package shipped by Ray (``resources.ship_package``).
 
 Prints one JSON line (``RESULT {...}``) for the test to check.
 
-    python multinode.py WORKDIR DATA_EXPERIMENT SPREAD_EXPERIMENT REMOVE_EXPERIMENT
+    python multinode.py WORKDIR DATA_EXPERIMENT REMOVE_EXPERIMENT
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import threading
 import time
 
 
-def main(workdir: str, data_exp: str, spread_exp: str, remove_exp: str) -> None:
+def main(workdir: str, data_exp: str, remove_exp: str) -> None:
     from ray.cluster_utils import Cluster
 
     fast_health = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
@@ -57,9 +57,6 @@ def main(workdir: str, data_exp: str, spread_exp: str, remove_exp: str) -> None:
             expand.search(data_exp, out=os.path.join(workdir, "run-data"), address=cluster.address, quiet=True)
         except InputError as exc:
             report["data_error"] = str(exc)
-        t0 = time.monotonic()
-        expand.search(spread_exp, out=os.path.join(workdir, "run-spread"), address=cluster.address, quiet=True)
-        report["spread_seconds"] = time.monotonic() - t0
 
         out = os.path.join(workdir, "run-remove")
         errors: list = []
@@ -107,7 +104,7 @@ def main(workdir: str, data_exp: str, spread_exp: str, remove_exp: str) -> None:
         from expand.search.runners import _shipped_package
 
         ray.init(address=cluster.address, runtime_env=_shipped_package(), log_to_driver=False)
-        reports = node_checks.check_nodes(node_checks.Requirements.of(expand.load_experiment(spread_exp)))
+        reports = node_checks.check_nodes(node_checks.Requirements.of(expand.load_experiment(remove_exp)))
         report["shipped_package"] = {r.node_id: r.package for r in reports}
         report["shipped_problems"] = [p for r in reports for p in r.problems]
     finally:
@@ -117,4 +114,4 @@ def main(workdir: str, data_exp: str, spread_exp: str, remove_exp: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:4])

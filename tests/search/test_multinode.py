@@ -2,7 +2,8 @@
 
 The cluster runs in a subprocess (tests/search/multinode.py) once for the module;
 the tests read what it did from the run folders on the "head" (this machine's
-tmp folder) and from each node's own TMPDIR.
+tmp folder) and from each node's own TMPDIR. One search carries every multi-node
+check (spread, shipped files, a node lost mid-step): it is the module's largest cost.
 """
 
 import json
@@ -19,11 +20,11 @@ from tests.search.helpers import TINY
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _experiment(path, options, data=None):
+def _experiment(path, options, data=None, runner="ray"):
     exp = {"name": os.path.basename(path)[:-5], "search_space": TINY,
            "data": {"num_classes": 10 if data is None else 2, **(data or {})},
            "trial": {"function": "expand.search.oracle:run_oracle", "options": options},
-           "search": {"max_steps": 1, "runner": "ray", "seed": 0}, "resources": {"cpus_per_trial": 1}}
+           "search": {"max_steps": 1, "runner": runner, "seed": 0}, "resources": {"cpus_per_trial": 1}}
     with open(path, "w") as fh:
         yaml.safe_dump(exp, fh)
     return str(path)
@@ -35,11 +36,10 @@ def cluster_runs(tmp_path_factory):
     write_dataset(SynthConfig(str(work / "data"), classes=2, videos_per_class=2, val_per_class=1, frames=8,
                               size=32, seed=0))
     data_exp = _experiment(work / "with-data.yaml", {}, {"root": str(work / "data")})
-    spread = _experiment(work / "spread.yaml", {"sleep": 2.0, "save_weights": True})
     remove = _experiment(work / "remove.yaml", {"snapshot_steps": 6, "step_s": 0.5, "save_weights": True,
                                                 "count_file": str(work / "calls.txt"),
                                                 "hold_file": str(work / "go")})
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "multinode.py"), str(work), data_exp, spread, remove],
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "multinode.py"), str(work), data_exp, remove],
                           capture_output=True, text=True, timeout=540, cwd=work,  # not the checkout
                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
@@ -64,7 +64,7 @@ def test_a_node_that_cannot_read_the_data_is_named_before_any_trial(cluster_runs
 @pytest.mark.ray
 def test_trials_run_on_several_nodes_and_their_files_reach_the_run_folder(cluster_runs):
     work, report = cluster_runs
-    run = work / "run-spread"
+    run = work / "run-remove"
     records = _records(run)
     where = {r["trial_id"]: r["result"]["extra"] for r in records}
     assert len(records) == 7 and all(r["result"]["status"] == "ok" for r in records)
@@ -87,15 +87,15 @@ def test_the_run_is_read_shown_and_exported_from_the_head_alone(cluster_runs):
     from expand.cli import main
 
     work, _ = cluster_runs
-    run = expand.load_run(str(work / "run-spread"))
+    run = expand.load_run(str(work / "run-remove"))
     model = run.model()  # weights written on a worker node, loaded from the head's run folder
     last = run.path.iloc[-1]
     torch.manual_seed(int(run.trials.set_index("trial_id").loc[last.trial_id, "seed"]))
     fresh = expand.build_x3d(model.spec)  # the oracle saves a seeded fresh network: the same tensors
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
-    assert main(["show", str(work / "run-spread")]) == 0
-    assert main(["export", str(work / "run-spread"), "--step", "1"]) == 0
-    assert os.listdir(work / "run-spread" / "export")
+    assert main(["show", str(work / "run-remove")]) == 0
+    assert main(["export", str(work / "run-remove"), "--step", "1"]) == 0
+    assert os.listdir(work / "run-remove" / "export")
 
 
 @pytest.mark.ray
@@ -122,7 +122,12 @@ def test_a_node_lost_mid_step_reruns_its_trial_elsewhere_from_its_snapshot_and_t
     left = [t for t in os.listdir(work / "run-remove" / "trials")
             if os.path.exists(work / "run-remove" / "trials" / t / "snapshot.pt")]
     assert not left  # each removed on the head when its trial finished
-    undisturbed = json.loads((work / "run-spread" / "state.json").read_text())
+    # the same search on one machine, run serially, undisturbed
+    import expand
+
+    reference = _experiment(work / "reference.yaml", {}, runner="serial")
+    expand.search(reference, out=str(work / "run-reference"), quiet=True)
+    undisturbed = json.loads((work / "run-reference" / "state.json").read_text())
     disturbed = json.loads((work / "run-remove" / "state.json").read_text())
     assert disturbed["status"] == "finished"
     assert [p["spec"] for p in disturbed["path"]] == [p["spec"] for p in undisturbed["path"]]
