@@ -126,7 +126,7 @@ def _cli(*args, **kw):
 
 def test_kill_9_then_resume_reruns_no_finished_trial(tmp_path):
     count = tmp_path / "calls.txt"
-    opts = {"sleep": 0.25, "count_file": str(count), "noise": 0.02}
+    opts = {"sleep": 0.15, "count_file": str(count), "noise": 0.02}
     exp_path = oracle_experiment(tmp_path, options=opts, search={"max_steps": 3, "targets": [0.01]})
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "expand.cli", "search", exp_path, "--out",

@@ -98,7 +98,7 @@ def _cli(*args):
 
 def test_kill_9_during_confirmation_then_resume_retrains_nothing_finished(tmp_path):
     count = tmp_path / "calls.txt"
-    opts = {"sleep": 0.3, "count_file": str(count), "videos": 200, "noise": 0.05, "weights": TIED}
+    opts = {"sleep": 0.15, "count_file": str(count), "videos": 200, "noise": 0.05, "weights": TIED}
     confirm = {"max_extra_trials": 6, "confidence": 0.99}
     exp_path = oracle_experiment(tmp_path, options=opts, search={"max_steps": 2, "confirm": confirm})
     run_dir = tmp_path / "run"
