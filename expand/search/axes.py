@@ -366,7 +366,10 @@ def contract(
     # target is searched from where the curve through both ends crosses it
     level = _crossing(lo, parent_gflops, hi, child_gflops, target_gflops, along.flops_exponent)
     guess = (lo + hi) // 2 if level is None else math.floor(level + 1e-6) + 1
-    lo, hi = _bracket(lambda lv: counter.gflops(at(lv)) > target_gflops, lo, hi, guess)
+    try:
+        lo, hi = _bracket(lambda lv: counter.gflops(at(lv)) > target_gflops, lo, hi, guess)
+    except LookupError:  # no level up to the child's is over (an off-grid end): the level below it
+        lo = max(lo, hi - 1)
     best = at(lo)
     best_gflops = counter.gflops(best)
     note = ""

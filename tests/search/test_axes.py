@@ -253,3 +253,15 @@ def test_a_step_along_an_axis_that_leaves_stem_and_head_alone_takes_few_counts(a
     counter = ShapedCounter()
     expand(space.basis.replace(frames=16, crop=224), axis, space, counter)
     assert len(counter.asked) <= 5
+
+
+def test_a_contraction_to_a_child_off_the_grid_takes_the_level_below_it():
+    """A child between two grid levels (a hand-edited space): the level it floors to, as the bisection gave."""
+    space = load_search_space("tiny_cpu", num_classes=10)
+    counter = ShapedCounter()
+    parent = space.basis.replace(depth=2.2)
+    child = space.basis.replace(depth=2.35)  # level 23, over the target; level 23's own spec (2.3) is not
+    target = (counter.gflops(space.basis.replace(depth=2.3)) + counter.gflops(child)) / 2
+    assert counter.gflops(space.basis.replace(depth=2.3)) < target < counter.gflops(child)
+    c = contract(parent, child, "depth", target, space, counter)
+    assert c.spec.depth == 2.2 and c.gflops <= target
