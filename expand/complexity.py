@@ -129,8 +129,9 @@ def _block_repeats(blocks: int) -> dict[int, int]:
     return {0: 1, 1: blocks // 2, 2: (blocks - 1) // 2}
 
 
-def _count_complexity(spec: ArchSpec, whole: bool = False) -> Complexity:
-    """``whole=True`` traces every block (the check that composing blocks is exact)."""
+def _count_complexity(spec: ArchSpec, whole: bool = False, channels_last: bool = True) -> Complexity:
+    """``whole=True`` traces every block, ``channels_last=False`` a contiguous pass: the
+    checks that the fast way counts the same (tests) and what it saves (benchmarks/flop_count.py)."""
     import torch
 
     with warnings.catch_warnings():
@@ -142,13 +143,14 @@ def _count_complexity(spec: ArchSpec, whole: bool = False) -> Complexity:
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     # fvcore reads shapes only, but it traces a real forward pass: channels-last runs
     # that pass 1.4x faster on CPU for large specs (X3D-L 2.7 s -> 1.8 s), same counts.
-    model = build_x3d(spec, dropout=0.0).eval().to(memory_format=torch.channels_last_3d)
+    layout = torch.channels_last_3d if channels_last else torch.contiguous_format
+    model = build_x3d(spec, dropout=0.0).eval().to(memory_format=layout)
     repeats = {f"s{i + 2}": {j: 1 for j in range(n)} if whole else _block_repeats(n)
                for i, n in enumerate(spec.stage_blocks)}
     for stage, traced in repeats.items():
         for j in range(len(traced), len(list(getattr(model, stage).children()))):
             delattr(getattr(model, stage), f"res{j}")
-    clip = torch.zeros(1, 3, spec.frames, spec.crop, spec.crop).contiguous(memory_format=torch.channels_last_3d)
+    clip = torch.zeros(1, 3, spec.frames, spec.crop, spec.crop).contiguous(memory_format=layout)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         analysis = FlopCountAnalysis(model, clip)

@@ -120,3 +120,19 @@ def test_model_throughput_halves_the_batch_after_an_oom_and_says_which_ran(monke
     monkeypatch.setattr(mt, "bench_spec", lambda *a: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("oom")))
     with pytest.raises(torch.cuda.OutOfMemoryError):
         mt.bench_fitting(None, torch.device("cpu"), False, True, 2, 0.1)
+
+
+def test_flop_count_benchmark_times_the_three_ways_and_checks_they_agree(monkeypatch):
+    """A run that finds two ways counting differently fails (exit 1), so the README's figure cannot hide one."""
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "flop_count.py"), "--presets", "X2D",
+                           "--no-tiny", "--repeat", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("X2D"))
+    assert row.split()[-2].endswith("x") and row.split()[-1].endswith("x")  # two speed-ups
+    assert "same Complexity" in proc.stdout
+
+    fc = _benchmark("flop_count")
+    real = fc._count_complexity
+    monkeypatch.setattr(fc, "_count_complexity", lambda spec, whole=False, channels_last=True:
+                        real(spec.replace(frames=2) if whole and not channels_last else spec))
+    assert fc.main(["--presets", "X2D", "--no-tiny", "--repeat", "1"]) == 1
