@@ -211,7 +211,7 @@ def throughput(args: argparse.Namespace, work: str) -> None:
             warm = measure(read, js, files_of, cold=False)
             rows.append((label, name, cold, warm))
     naive = {label: next(r[2][1] for r in rows if r[0] == label and r[1] == "naive") for label in SAMPLINGS}
-    print(f"\nclips/s per core (wall clips/s in brackets), 1 process, torch 1 thread; x: per core vs naive, cold")
+    print("\nclips/s per core (wall clips/s in brackets), 1 process, torch 1 thread; x: per core vs naive, cold")
     print(f"{'sampling':18} {'method':7} {'cold':>18} {'warm':>18} {'cold x naive':>13}")
     for label, name, cold, warm in rows:
         print(f"{label:18} {name:7} {cold[1]:8.1f} ({cold[0]:7.1f}) {warm[1]:8.1f} ({warm[0]:7.1f}) "
