@@ -197,17 +197,21 @@ from expand.config import load_experiment
 from expand.search.runners import RayRunner
 from expand.search.trial import TrialSpec
 from expand.spec import ArchSpec
-exp = load_experiment(sys.argv[1])
-runner = RayRunner(exp.trial.function, sys.argv[2], cpus_per_trial=1, gpus_per_trial=float(sys.argv[3]))
-d = exp.to_dict()
-trials = [TrialSpec(f"t{i}", 1, "depth", ArchSpec(1, 8, 64, depth=1.0 + i / 10), 0, 0.003, 10, d)
-          for i in range(8)]
-got = {}
-runner.run(trials, lambda t, r: got.__setitem__(t.trial_id, r.status))
-out = {"parallelism": runner.parallelism, "statuses": got}
-runner.close()  # Tune prints its own lines while it stops: ours goes last
-print(json.dumps(out))
+outs = {}
+for exp_path, storage, gpus in zip(*[iter(sys.argv[1:])] * 3):  # one pool after another, one Ray session
+    exp = load_experiment(exp_path)
+    runner = RayRunner(exp.trial.function, storage, cpus_per_trial=1, gpus_per_trial=float(gpus))
+    d = exp.to_dict()
+    trials = [TrialSpec(f"t{i}", 1, "depth", ArchSpec(1, 8, 64, depth=1.0 + i / 10), 0, 0.003, 10, d)
+              for i in range(8)]
+    got = {}
+    runner.run(trials, lambda t, r: got.__setitem__(t.trial_id, r.status))
+    outs[gpus] = {"parallelism": runner.parallelism, "statuses": got}
+    runner.close()
+print(json.dumps(outs))  # Tune prints its own lines while it stops: ours goes last
 """
+
+GPU_CASES = [("1.0", 2), ("0.5", 4)]
 
 
 def _max_overlap(spans):
@@ -219,28 +223,40 @@ def _max_overlap(spans):
     return best
 
 
-@pytest.mark.ray
-@pytest.mark.parametrize("gpus, most", [(1.0, 2), (0.5, 4)])
-def test_gpus_per_trial_bound_concurrency_and_set_cuda_visible_devices(tmp_path, gpus, most):
-    """Issue 21, without a GPU: Ray is told the node has 2 GPUs; it schedules and assigns them."""
+@pytest.fixture(scope="module")
+def gpu_pools(tmp_path_factory):
+    """Both cases in one subprocess: a Ray session told the node has 2 GPUs, one pool per case."""
     import json
     import subprocess
     import sys
 
-    env_file = tmp_path / "env.jsonl"
-    exp = oracle_experiment(tmp_path, options={"sleep": 1.5, "env_file": str(env_file)})
-    proc = subprocess.run([sys.executable, "-c", GPU_SCRIPT, exp, str(tmp_path / "ray"), str(gpus)],
-                          capture_output=True, text=True, timeout=300)
+    tmp = tmp_path_factory.mktemp("gpus")
+    args, env_files = [], {}
+    for gpus, _ in GPU_CASES:
+        env_files[gpus] = tmp / f"env-{gpus}.jsonl"
+        exp = oracle_experiment(tmp, name=f"exp-{gpus}.yaml", options={"sleep": 1.5, "env_file": str(env_files[gpus])})
+        args += [exp, str(tmp / f"ray-{gpus}"), gpus]
+    proc = subprocess.run([sys.executable, "-c", GPU_SCRIPT, *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1]), env_files
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("gpus, most", GPU_CASES)
+def test_gpus_per_trial_bound_concurrency_and_set_cuda_visible_devices(gpu_pools, gpus, most):
+    """Issue 21, without a GPU: Ray is told the node has 2 GPUs; it schedules and assigns them."""
+    import json
+
+    outs, env_files = gpu_pools
+    out = outs[gpus]
     assert out["parallelism"] == most and set(out["statuses"].values()) == {"ok"}
-    rows = [json.loads(line) for line in env_file.read_text().splitlines()]
+    rows = [json.loads(line) for line in env_files[gpus].read_text().splitlines()]
     assert len(rows) == 8
     overlap = _max_overlap([(r["start"], r["end"]) for r in rows])
     assert 2 <= overlap <= most  # trials did run side by side, never more than the GPUs allow
     for r in rows:
         assert r["cuda_visible_devices"] in ("0", "1"), r  # each worker sees the GPU Ray gave it
-    if gpus == 1.0:  # a whole GPU each: trials that overlap in time hold different GPUs
+    if gpus == "1.0":  # a whole GPU each: trials that overlap in time hold different GPUs
         for a in rows:
             for b in rows:
                 if a is not b and a["start"] < b["end"] and b["start"] < a["end"]:
