@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from expand.bracketing import bracket, crossing
 from expand.config import SearchSpace
 from expand.rounding import clean_factor
+from expand.search.axes import AXES
 from expand.spec import FACTORS, MULTIPLIERS, ArchSpec
 
 
@@ -41,11 +43,13 @@ def capped_ranges(space: SearchSpace, counter: Any, cap: Optional[float]) -> dic
 
     No sampler should waste draws on a factor value whose model is over the cap
     even with every other factor at the basis; a few FLOP counts per factor
-    (a binary search over its grid) save hundreds of counts of rejected samples.
+    (a search over its grid that starts where the FLOPs curve crosses the cap)
+    save hundreds of counts of rejected samples.
     """
     ranges = factor_ranges(space)
     if cap is None:
         return ranges
+    exponents = {axis.factor: axis.flops_exponent for _, axis in AXES.items()}  # crop and width: squared
     basis = space.basis
     for name, r in ranges.items():
         if name == "stride" or r.low == r.high:
@@ -56,18 +60,15 @@ def capped_ranges(space: SearchSpace, counter: Any, cap: Optional[float]) -> dic
             v = r.low + i * r.step
             return int(round(v)) if name in ("frames", "crop") else clean_factor(v)
 
-        def fits(i: int) -> bool:
-            return counter.gflops(basis.replace(**{name: value(i)})) <= cap
+        def gflops(i: int) -> float:
+            return counter.gflops(basis.replace(**{name: value(i)}))
 
-        lo, hi = 0, steps
-        if fits(hi):
+        if gflops(steps) <= cap:
             continue
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if fits(mid):
-                lo = mid
-            else:
-                hi = mid
+        # the first level over the cap, searched from where the curve through both ends crosses it
+        at = crossing(r.low, gflops(0), r.high, gflops(steps), cap, exponents.get(name, 1.0))
+        guess = steps // 2 if at is None else int((at - r.low) / r.step + 1e-6) + 1
+        lo, _ = bracket(lambda i: gflops(i) > cap, 0, steps, guess)  # level 0 if the basis alone is over
         ranges[name] = FactorRange(name, r.low, value(lo), r.step)
     return ranges
 

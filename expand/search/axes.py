@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
 
+from expand.bracketing import bracket, crossing
 from expand.errors import SpecError
 from expand.registry import Registry
 from expand.rounding import clean_factor, format_factor
@@ -235,52 +236,6 @@ def spec_at(parent: ArchSpec, axis: str, level: int, space: "SearchSpace") -> Op
     return AXES.get(axis).spec_at(parent, level, space)
 
 
-def _bracket(reaches: Callable[[int], bool], start: int, top: int, guess: int) -> tuple[int, int]:
-    """(lo, hi) with hi the smallest level in (start, top] that reaches; None-safe galloping."""
-    g = min(max(guess, start + 1), top)
-    if reaches(g):
-        lo, hi, jump = start, g, 1
-        while hi - jump > start:
-            probe = hi - jump
-            if not reaches(probe):
-                lo = probe
-                break
-            hi, jump = probe, jump * 2
-    else:
-        lo, jump = g, 1
-        while True:
-            if lo >= top:
-                raise LookupError
-            probe = min(lo + jump, top)
-            if reaches(probe):
-                hi = probe
-                break
-            lo, jump = probe, jump * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if reaches(mid):
-            hi = mid
-        else:
-            lo = mid
-    return lo, hi
-
-
-def _crossing(lo: int, f_lo: float, hi: int, f_hi: float, goal: float, exponent: float) -> Optional[float]:
-    """Where ``a + b * level ** exponent`` through (lo, f_lo) and (hi, f_hi) meets ``goal``.
-
-    Only the stem and head do not grow along an axis, so FLOPs are close to
-    this two-point fit: a search that starts at the fitted level needs about
-    two counts to confirm it, where galloping from a pure power law took up to
-    ten (an X3D-L depth step: six counts of 2-3 s each). None when the two
-    points do not fit a growing curve.
-    """
-    if hi == lo or f_hi <= f_lo:
-        return None
-    b = (f_hi - f_lo) / (hi ** exponent - lo ** exponent)
-    x = (goal - (f_lo - b * lo ** exponent)) / b
-    return x ** (1.0 / exponent) if x > 0 else None
-
-
 def expand(
     spec: ArchSpec, axis: str, space: "SearchSpace", counter: FlopCounter
 ) -> Expansion:
@@ -309,10 +264,10 @@ def expand(
     guess = min(max(along.guess(spec, space, start), start + 1), top)
     probe = spec_at(spec, axis, guess, space)
     if probe is not None:  # the guess's count (needed anyway) and the parent's fit the curve
-        level = _crossing(start, parent_gflops, guess, counter.gflops(probe), goal, along.flops_exponent)
+        level = crossing(start, parent_gflops, guess, counter.gflops(probe), goal, along.flops_exponent)
         guess = guess if level is None else math.ceil(level - 1e-6)
     try:
-        lo, hi = _bracket(reaches, start, top, guess)
+        lo, hi = bracket(reaches, start, top, guess)
     except LookupError:
         limit = spec_at(spec, axis, top, space)
         if rule.mode == "nearest" and limit is not None:
@@ -364,10 +319,10 @@ def contract(
         return Contraction(axis, parent, child, child, target_gflops, child_gflops)
     # invariant: gflops(at(lo)) <= target < gflops(at(hi)); the first level over the
     # target is searched from where the curve through both ends crosses it
-    level = _crossing(lo, parent_gflops, hi, child_gflops, target_gflops, along.flops_exponent)
+    level = crossing(lo, parent_gflops, hi, child_gflops, target_gflops, along.flops_exponent)
     guess = (lo + hi) // 2 if level is None else math.floor(level + 1e-6) + 1
     try:
-        lo, hi = _bracket(lambda lv: counter.gflops(at(lv)) > target_gflops, lo, hi, guess)
+        lo, hi = bracket(lambda lv: counter.gflops(at(lv)) > target_gflops, lo, hi, guess)
     except LookupError:  # no level up to the child's is over (an off-grid end): the level below it
         lo = max(lo, hi - 1)
     best = at(lo)
