@@ -4,7 +4,9 @@ Each axis is a monotone map from an integer *level* to a spec, relative to a
 parent: FLOPs never decrease as the level grows, so the step ("the smallest
 level whose GFLOPs reach factor x the parent's") and the contraction ("the
 largest level between parent and child whose GFLOPs stay under the target")
-are both binary searches over levels, and each FLOP count is cached.
+are both searches over levels (expand/bracketing.py: started where a two-point
+fit of the FLOPs curve crosses the goal, so a step takes 3-4 counts), and each
+FLOP count is cached.
 
 How the paper's operations map onto (frames, stride, crop, width, bottleneck,
 depth):
