@@ -118,7 +118,7 @@ def count_complexity(spec: ArchSpec) -> Complexity:
 # with it (SlowFast puts SE on blocks 0, 2, 4, ...; block 0 alone strides and
 # projects). Tracing blocks 0-2 and multiplying counts every block exactly, and
 # a count's time no longer grows with depth: fvcore's tracing costs per op, and
-# X3D-XL has 55 blocks (3.2 s a count traced whole, 0.9 s this way).
+# X3D-XL has 55 blocks (3.0 s a count traced whole, 1.5 s this way; benchmarks/flop_count.py).
 TRACED_BLOCKS = 3
 
 
@@ -162,9 +162,9 @@ def _count_complexity(spec: ArchSpec, whole: bool = False, channels_last: bool =
         flops[name] = by_module.get(name, 0)
         params[name] = sum(p.numel() for p in getattr(model, name).parameters())
     for stage, traced in repeats.items():
-        blocks = {j: getattr(getattr(model, stage), f"res{j}") for j in traced}
+        kept = {j: getattr(getattr(model, stage), f"res{j}") for j in traced}
         flops[stage] = sum(by_module.get(f"{stage}.res{j}", 0) * k for j, k in traced.items())
-        params[stage] = sum(sum(p.numel() for p in blocks[j].parameters()) * k for j, k in traced.items())
+        params[stage] = sum(sum(p.numel() for p in kept[j].parameters()) * k for j, k in traced.items())
     sizes = {name: (t, h, w) for name, t, h, w in output_sizes(spec)}
     channels = {"s1": spec.stem_width, "head": spec.num_classes}
     blocks = {"s1": 0, "head": 0}
