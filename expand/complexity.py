@@ -147,8 +147,8 @@ def _count_complexity(spec: ArchSpec, whole: bool = False, channels_last: bool =
     model = build_x3d(spec, dropout=0.0).eval().to(memory_format=layout)
     repeats = {f"s{i + 2}": {j: 1 for j in range(n)} if whole else _block_repeats(n)
                for i, n in enumerate(spec.stage_blocks)}
-    for stage, traced in repeats.items():
-        for j in range(len(traced), len(list(getattr(model, stage).children()))):
+    for (stage, traced), blocks in zip(repeats.items(), spec.stage_blocks):
+        for j in range(len(traced), blocks):
             delattr(getattr(model, stage), f"res{j}")
     clip = torch.zeros(1, 3, spec.frames, spec.crop, spec.crop).contiguous(memory_format=layout)
     with torch.no_grad(), warnings.catch_warnings():
