@@ -3,7 +3,7 @@ import math
 import pytest
 
 from expand.config import load_search_space
-from expand.search.axes import AxisExhausted, contract, expand, spec_at
+from expand.search.axes import AXES, AxisExhausted, contract, expand, spec_at
 from expand.spec import ArchSpec
 
 SPACES = ["tiny_cpu", "x3d_paper"]
@@ -213,11 +213,7 @@ class ShapedCounter:
 
 
 def _levels(parent, axis, space):
-    top = {"fast": space.bounds.of("frames")[1], "temporal": space.bounds.of("frames")[1],
-           "spatial": space.bounds.of("crop")[1] // space.grid.crop}.get(axis)
-    if top is None:
-        top = round(space.bounds.of(axis)[1] / getattr(space.grid, axis))
-    return [(lv, s) for lv in range(1, int(top) + 1)
+    return [(lv, s) for lv in range(1, AXES.get(axis).max_level(parent, space) + 1)
             if (s := spec_at(parent, axis, lv, space)) is not None]
 
 
