@@ -213,7 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p = dsub.add_parser("cache", help="decode an experiment's videos once into the frame cache")
     p.add_argument("experiment", help=EXPERIMENT_HELP)
-    p.add_argument("--workers", type=_positive_int, default=None, help="decoding processes (default: all cores)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="decoding processes (default: all cores; with --address, per node: its CPUs in Ray)")
+    p.add_argument("--address", default=None,
+                   help="build the cache on every node of this Ray cluster ('auto' or ray://HOST:PORT), "
+                        "nodes that share a cache folder splitting the videos")
     _add_json(p)
 
     p = sub.add_parser("train", help="train one trial by hand")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 from expand.errors import DataError
@@ -79,10 +80,13 @@ def cache_cmd(args: argparse.Namespace) -> int:
     from expand.data.manifest import split_items
 
     exp = load_experiment(args.experiment)
+    if exp.data.cache == "off":
+        raise DataError(f"{args.experiment}: data.cache is off: nothing to build")
+    if args.address:
+        return _cache_on_cluster(args, exp)
     workers = args.workers or max(1, os.cpu_count() or 1)
     cache = open_cache(exp.data, exp.search_space)
-    if cache is None:
-        raise DataError(f"{args.experiment}: data.cache is off: nothing to build")
+    assert cache is not None
     splits = ("train", "val", "minival") if exp.data.minival else ("train", "val")
     paths = [i.path for split in splits for i in split_items(exp.data, split)]
     plan = estimate(cache, paths, workers)
@@ -106,4 +110,31 @@ def cache_cmd(args: argparse.Namespace) -> int:
         for split in splits:
             s = summary[split]
             print(f"{split}: {s['readable']} cached, {s['skipped']} skipped -> {s['cache']}")
+    return 0
+
+
+def _cache_on_cluster(args: argparse.Namespace, exp) -> int:
+    """``data cache --address``: each node of a Ray cluster builds its own cache (expand/search/node_cache.py)."""
+    import ray
+
+    from expand.search import node_cache, nodes
+
+    nodes.check_address(args.address)
+    ray.init(address=args.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        requirements = nodes.Requirements.of(exp)
+        if requirements.cache_job is None:
+            raise DataError(f"{args.experiment}: no data.root: nothing to build")
+        line = nodes.summary(nodes.require_nodes(requirements))  # exit 2 naming a node without the data
+        if not args.json and line:
+            print(line, flush=True)
+        say = (lambda text: None) if args.json else (lambda text: print(text, flush=True))
+        reports = node_cache.build_on_nodes(requirements.cache_job, workers=args.workers, say=say,
+                                            progress=not args.json)
+    finally:
+        ray.shutdown()
+    if args.json:
+        print(json_line({"nodes": [dataclasses.asdict(r) for r in reports]}))
+    else:
+        print(node_cache.summary(reports))
     return 0

@@ -18,7 +18,7 @@ import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -87,15 +87,24 @@ class FrameCache:
             return CacheEntry(path, None, str(exc))
         return CacheEntry(path, open_store(store, self.format, self.fps))
 
-    def build(self, paths: Iterable[str], workers: int = 1, progress: bool = False) -> dict[str, str]:
-        """Decode every path not cached yet (in parallel); returns {path: error} of the bad ones."""
+    def build(self, paths: Iterable[str], workers: int = 1, progress: bool = False,
+              on_done: Optional[Callable[[int, int], None]] = None) -> dict[str, str]:
+        """Decode every path not cached yet (in parallel); returns {path: error} of the bad ones.
+
+        ``on_done(done, total)`` follows the videos decoded (a cluster's nodes report to the driver)."""
         paths = list(dict.fromkeys(paths))
         todo = [p for p in paths if not self.cached(p)]
         errors: dict[str, str] = {}
         done = 0
         from expand.console import CountProgress
 
-        _progress = CountProgress(len(todo), "decoding into the frame cache", enabled=progress)
+        shown = CountProgress(len(todo), "decoding into the frame cache", enabled=progress)
+
+        def _progress(n: int) -> None:
+            shown(n)
+            if on_done is not None:
+                on_done(n, len(todo))
+
         if todo and workers > 1:
             args = [(self.directory, self.fps, self.short_side, self.format, self.quality, p) for p in todo]
             with ProcessPoolExecutor(workers) as pool:

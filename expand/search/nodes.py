@@ -15,11 +15,44 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from expand.errors import InputError
 
 DATA_ROOT_ENV = "X3D_EXPAND_DATA_ROOT"
+
+
+def check_address(address: Optional[str], timeout: float = 10.0) -> None:
+    """Raise InputError (exit 2) unless a Ray cluster answers at ``address`` ('auto', HOST:PORT, ray://HOST:PORT).
+
+    ``ray.init`` retries an address nothing listens on for minutes, and only
+    after the run folder exists: a typo in ``--address`` must be one line, at
+    once, with nothing written. A TCP connect to the cluster's port (the GCS,
+    or the Ray client server) within ``timeout`` seconds is the check.
+    """
+    if not address:
+        return
+    if address.startswith("ray://"):
+        host, _, port = address[len("ray://"):].partition(":")
+        port = port or "10001"  # the Ray client server's default port
+    else:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        try:
+            found = canonicalize_bootstrap_address(address)
+        except ConnectionError:
+            raise InputError(f"--address {address}: no Ray cluster is running on this machine (start one with "
+                             "`ray start --head`, or give HOST:PORT)") from None
+        except ValueError:
+            found = None
+        host, _, port = (found or "").rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--address {address}: expected 'auto', HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InputError(f"--address {address}: no Ray cluster answers at {host}:{port} "
+                         f"({exc.strerror or type(exc).__name__})") from None
 
 
 def node_data_root(root: str) -> str:
@@ -36,10 +69,12 @@ class Requirements:
     data_root: str = ""
     manifests: tuple[str, ...] = ()  # relative to the data root
     cache_dir: str = ""  # "" : no cache; relative paths are under the data root
+    cache_job: Any = None  # a node_cache.CacheJob: every node's cache is built before the first trial
 
     @classmethod
     def of(cls, exp: Any) -> "Requirements":
         import expand
+        from expand.search.node_cache import CacheJob
 
         data = exp.data
         manifests: tuple[str, ...] = ()
@@ -47,7 +82,7 @@ class Requirements:
             manifests = tuple(getattr(data, s) for s in ("train", "val"))
         cache = "" if data.cache == "off" or not data.root else \
             ".x3d-frame-cache" if data.cache == "auto" else data.cache
-        return cls(expand.__version__, exp.trial.function, data.root, manifests, cache)
+        return cls(expand.__version__, exp.trial.function, data.root, manifests, cache, CacheJob.of(exp))
 
 
 @dataclass
@@ -101,29 +136,50 @@ def probe(req: Requirements) -> dict[str, Any]:
             if not os.access(cache, os.R_OK | os.X_OK):
                 out["problems"].append(f"frame cache {cache}: not readable here")
         elif os.access(os.path.dirname(cache.rstrip(os.sep)) or ".", os.W_OK):
-            out["notes"].append(f"no frame cache at {cache}: this node's trials build their own")
+            out["notes"].append(f"no frame cache at {cache} yet" + ("" if req.cache_job is not None else
+                                                                       ": this node's trials build their own"))
         else:
             out["problems"].append(f"frame cache {cache}: missing, and its folder is not writable here")
     return out
 
 
-def check_nodes(req: Requirements, timeout: float = 120.0) -> list[NodeReport]:
-    """One probe per alive node that can run trials (has CPUs or GPUs)."""
+def trial_nodes() -> list[dict]:
+    """The alive nodes a trial can land on (with CPUs or GPUs: not a CPU-less head), as ``ray.nodes()`` lists them."""
+    import ray
+
+    return [n for n in ray.nodes() if n.get("Alive") and
+            (n.get("Resources", {}).get("CPU", 0) > 0 or n.get("Resources", {}).get("GPU", 0) > 0)]
+
+
+def on_each(nodes: list[dict], fn: Callable[..., Any], args_of: Callable[[dict], tuple],
+            timeout: Optional[float] = None) -> dict[str, Any]:
+    """``fn(*args_of(node))`` as one task pinned to each node (no CPU asked for, no retry): its result,
+    or the exception that stopped it (a dead node, a timeout), by node id."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    remote_probe = ray.remote(num_cpus=0, max_retries=0)(probe)
-    nodes = [n for n in ray.nodes() if n.get("Alive") and
-             (n.get("Resources", {}).get("CPU", 0) > 0 or n.get("Resources", {}).get("GPU", 0) > 0)]
-    refs = {n["NodeID"]: remote_probe.options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(req) for n in nodes}
+    remote = ray.remote(num_cpus=0, max_retries=0)(fn)
+    refs = {n["NodeID"]: remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            .remote(*args_of(n)) for n in nodes}
+    out: dict[str, Any] = {}
+    for node_id, ref in refs.items():
+        try:
+            out[node_id] = ray.get(ref, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - the caller reports it against the node
+            out[node_id] = exc
+    return out
+
+
+def check_nodes(req: Requirements, timeout: float = 120.0) -> list[NodeReport]:
+    """One probe per alive node that can run trials (has CPUs or GPUs)."""
+    nodes = trial_nodes()
+    got_by_node = on_each(nodes, probe, lambda n: (req,), timeout)
     reports = []
     for n in nodes:
         report = NodeReport(n["NodeID"], n.get("NodeManagerAddress", "?"))
-        try:
-            got = ray.get(refs[n["NodeID"]], timeout=timeout)
-        except Exception as exc:  # noqa: BLE001 - the node itself is the problem
-            report.problems.append(f"the check did not run: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        got = got_by_node[n["NodeID"]]
+        if isinstance(got, Exception):  # the node itself is the problem
+            report.problems.append(f"the check did not run: {type(got).__name__}: {str(got).splitlines()[0]}")
         else:
             report.hostname, report.version = got.get("hostname", ""), got.get("version", "")
             report.package = got.get("package", "")
@@ -152,5 +208,5 @@ def summary(reports: list[NodeReport]) -> Optional[str]:
         (f" ({notes})" if notes else "")
 
 
-__all__ = ["DATA_ROOT_ENV", "Requirements", "NodeReport", "node_data_root", "probe", "check_nodes",
-           "require_nodes", "summary"]
+__all__ = ["DATA_ROOT_ENV", "check_address", "Requirements", "NodeReport", "node_data_root", "probe", "trial_nodes", "on_each",
+           "check_nodes", "require_nodes", "summary"]

@@ -7,7 +7,9 @@ nodes, each with its own TMPDIR, so a trial's scratch files live in its
 node's folder; node1 "mounts" the dataset elsewhere (X3D_EXPAND_DATA_ROOT
 points at a folder that does not exist). In order:
 
-1. a search whose experiment has a dataset: refused before any trial, naming node1;
+1. a search whose experiment has a dataset: refused before any trial, naming node1; then, once
+   node1's root exists, the same search builds every node's frame cache before its first trial,
+   and ``data cache --address`` reports them;
 2. a search of the oracle (no dataset) whose trials write weights and snapshot each "step"
    (the oracle's snapshot_steps): they spread over the nodes, and node2 is removed in the
    middle of step 1, while each node's trial waits after its first snapshot reached the
@@ -57,6 +59,25 @@ def main(workdir: str, data_exp: str, remove_exp: str) -> None:
             expand.search(data_exp, out=os.path.join(workdir, "run-data"), address=cluster.address, quiet=True)
         except InputError as exc:
             report["data_error"] = str(exc)
+
+        # node1's dataset "mounted" at its own root: the same search now passes the check, and before
+        # its first trial builds the frame caches: node0 and node2 split the shared folder, node1 its own
+        import contextlib
+        import io
+        import shutil
+
+        shutil.copytree(os.path.join(workdir, "data"), os.path.join(workdir, "not-mounted-here"))
+        said = io.StringIO()
+        with contextlib.redirect_stdout(said):
+            expand.search(data_exp, out=os.path.join(workdir, "run-data-2"), address=cluster.address, quiet=True)
+        report["cache_lines"] = said.getvalue().splitlines()
+        # and `data cache --address` on the same cluster finds every entry there, and says who shares what
+        from expand.cli import main as cli
+
+        said = io.StringIO()
+        with contextlib.redirect_stdout(said):
+            report["cache_rc"] = cli(["data", "cache", data_exp, "--address", cluster.address, "--json"])
+        report["cache_json"] = json.loads(said.getvalue().strip().splitlines()[-1])
 
         out = os.path.join(workdir, "run-remove")
         errors: list = []

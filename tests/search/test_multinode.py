@@ -62,6 +62,37 @@ def test_a_node_that_cannot_read_the_data_is_named_before_any_trial(cluster_runs
 
 
 @pytest.mark.ray
+def test_the_search_builds_every_nodes_frame_cache_before_its_first_trial_sharing_a_shared_folder(cluster_runs):
+    from expand.config import load_experiment
+    from expand.search.node_cache import MARKER, CacheJob
+
+    work, report = cluster_runs
+    name = {n: label for n, label in report["nodes"].items()}
+    records = _records(work / "run-data-2")
+    assert len(records) == 7 and all(r["result"]["status"] == "ok" for r in records)
+    job = CacheJob.of(load_experiment(str(work / "with-data.yaml")))
+    _, paths = job.here()  # this process reads the data at the experiment's root, as node0 and node2 do
+    for root in ("data", "not-mounted-here"):  # node1 reads its copy (X3D_EXPAND_DATA_ROOT)
+        folder = work / root / ".x3d-frame-cache"
+        files = os.listdir(folder)
+        assert len([f for f in files if f.endswith(".mp4")]) == len(paths) == 6
+        assert not [f for f in files if f.startswith(MARKER)]  # the markers are gone
+    lines = report["cache_lines"]
+    assert any(line.startswith("frame caches ready on 3 of 3 node(s) (2 folder(s), 12 video(s) decoded now)")
+               for line in lines), lines
+    shared = [line for line in lines if "shared with 1 other node(s)" in line]
+    assert len(shared) == 2 and all(str(work / "data") in line for line in shared)
+    # data cache --address afterwards: nothing left to build; node0 and node2 split the videos
+    assert report["cache_rc"] == 0
+    by = {name[n["node_id"]]: n for n in report["cache_json"]["nodes"]}
+    assert set(by) == {"node0", "node1", "node2"}
+    assert [by[n]["todo"] for n in sorted(by)] == [0, 0, 0] and not any(by[n]["problem"] for n in by)
+    assert by["node0"]["shared_with"] == [by["node2"]["node_id"]] and by["node1"]["shared_with"] == []
+    assert by["node0"]["share"] + by["node2"]["share"] == by["node1"]["share"] == 6
+    assert by["node1"]["cache_dir"] == str(work / "not-mounted-here" / ".x3d-frame-cache")
+
+
+@pytest.mark.ray
 def test_trials_run_on_several_nodes_and_their_files_reach_the_run_folder(cluster_runs):
     work, report = cluster_runs
     run = work / "run-remove"

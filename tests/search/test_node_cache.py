@@ -1,0 +1,122 @@
+"""Building every node's frame cache before the first trial (expand/search/node_cache.py).
+
+The tasks a node runs are called here in this process, as two or three
+"nodes" would run them, on a real encoded dataset; the Ray round trips (and a
+search that builds the caches of a three-node cluster) are in test_multinode.py.
+"""
+
+import os
+
+import pytest
+
+from expand.config import load_experiment
+from expand.data.synth import SynthConfig, write_dataset
+from expand.errors import DataError
+from expand.search import node_cache
+from expand.search.node_cache import CacheJob, NodeCache, build_share, mark, plan_share, seen, unmark
+from expand.search.nodes import DATA_ROOT_ENV
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("node-cache") / "data"
+    write_dataset(SynthConfig(str(root), classes=2, videos_per_class=4, val_per_class=1, frames=8, size=32, seed=0))
+    return str(root)
+
+
+def _job(root, tmp_path, **data):
+    path = tmp_path / "exp.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump({"name": "nc", "search_space": "x3d_paper",
+                                    "data": {"root": root, "num_classes": 2, "cache_format": "jpeg", **data}}))
+    return CacheJob.of(load_experiment(str(path)))
+
+
+def _entries(cache_dir):
+    return sorted(f for f in os.listdir(cache_dir) if f.endswith(".jpgs"))
+
+
+def test_no_job_without_a_cache_or_a_dataset(dataset, tmp_path):
+    assert _job(dataset, tmp_path, cache="off") is None
+    job = _job(dataset, tmp_path)
+    assert job is not None and job.splits == ("train", "val")
+    assert _job(dataset, tmp_path, minival=2).splits == ("train", "val", "minival")
+
+
+def test_two_nodes_sharing_a_folder_split_the_videos_and_together_build_every_entry(dataset, tmp_path):
+    job = _job(dataset, tmp_path, cache=str(tmp_path / "shared-cache"))
+    cache, paths = job.here()
+    assert len(paths) == 10  # 8 train + 2 val videos, each once
+    for node in ("a", "b"):
+        assert mark(job, node)["cache_dir"] == cache.directory
+    assert seen(job) == ["a", "b"]
+    plans = [plan_share(job, i, 2, workers=1) for i in range(2)]
+    assert [p["share"] for p in plans] == [5, 5]
+    # the estimate builds a sample of each share (kept): what is left is the share less the sample
+    assert all(p["todo"] == p["share"] - p["sampled"] for p in plans) and all(p["free_bytes"] > 0 for p in plans)
+    got = [build_share(job, i, 2, workers=1) for i in range(2)]
+    assert sum(g["built"] for g in got) == sum(p["todo"] for p in plans)
+    assert len(_entries(cache.directory)) == 10 and all(cache.cached(p) for p in paths)
+    shares = [set(paths[i::2]) for i in range(2)]
+    assert shares[0].isdisjoint(shares[1]) and shares[0] | shares[1] == set(paths)
+    for node in ("a", "b"):
+        unmark(job, node)
+    assert seen(job) == []
+    assert build_share(job, 0, 1, workers=2)["built"] == 0  # nothing left for a node alone
+
+
+def test_a_node_with_the_dataset_elsewhere_builds_its_own_folder(dataset, tmp_path, monkeypatch):
+    import shutil
+
+    copy = str(tmp_path / "copy")
+    shutil.copytree(dataset, copy, ignore=shutil.ignore_patterns(".x3d-*"))
+    job = _job(dataset, tmp_path)  # cache: auto, under each node's data root
+    monkeypatch.setenv(DATA_ROOT_ENV, copy)
+    got = mark(job, "c")
+    assert got["root"] == copy and got["cache_dir"] == os.path.join(copy, ".x3d-frame-cache")
+    assert build_share(job, 0, 1, workers=1)["built"] == 10
+    assert len(_entries(got["cache_dir"])) == 10
+    assert not os.path.exists(os.path.join(dataset, ".x3d-frame-cache", node_cache.MARKER + "c"))
+
+
+def test_a_node_whose_data_root_is_missing_makes_no_folder_there(dataset, tmp_path, monkeypatch):
+    job = _job(dataset, tmp_path)
+    missing = str(tmp_path / "not-mounted")
+    monkeypatch.setenv(DATA_ROOT_ENV, missing)
+    with pytest.raises(DataError, match="not-mounted: not a folder here"):
+        mark(job, "d")
+    assert not os.path.exists(missing)
+
+
+def test_groups_pair_only_nodes_that_see_each_other_at_the_same_root():
+    marks = {n: {"root": "/data"} for n in "abcd"}
+    marks["d"] = {"root": "/elsewhere"}
+    # a and b share a folder; c sees a stale marker of a (an earlier cache folder) that a does not see
+    # back; d sees b's marker but reads its dataset at another root
+    seen_by = {"a": ["a", "b"], "b": ["a", "b", "d"], "c": ["a", "c"], "d": ["b", "d"]}
+    groups = node_cache._groups(marks, seen_by)
+    assert groups == {"a": ["a", "b"], "b": ["a", "b"], "c": ["c"], "d": ["d"]}
+    # a node that cannot see even its own marker works alone
+    assert node_cache._groups({"e": {"root": "/data"}}, {"e": []}) == {"e": ["e"]}
+
+
+def test_a_folder_whose_disk_is_too_small_is_refused_for_all_its_nodes_and_named():
+    gb = 1e9
+    reports = [NodeCache("a" * 8, "h1", "/shared/c", bytes=3 * gb, free_bytes=int(7 * gb)),
+               NodeCache("b" * 8, "h2", "/shared/c", bytes=4 * gb, free_bytes=int(7 * gb)),
+               NodeCache("c" * 8, "h3", "/local/c", bytes=4 * gb, free_bytes=int(4.5 * gb))]
+    groups = {"a" * 8: ["a" * 8, "b" * 8], "b" * 8: ["a" * 8, "b" * 8], "c" * 8: ["c" * 8]}
+    messages = node_cache._refuse_full_disks(reports, groups)
+    # the shared folder needs 7 GB (both shares) and has 7: under the 10 % headroom; the local one fits
+    assert len(messages) == 1 and "/shared/c" in messages[0] and "~7.00 GB more" in messages[0]
+    assert "h1" in messages[0] and "h2" in messages[0]
+    assert [bool(r.problem) for r in reports] == [True, True, False]
+
+
+def test_the_summary_counts_folders_and_names_each_node_with_a_problem():
+    reports = [NodeCache("a" * 8, "h1", "/d/c", built=5), NodeCache("b" * 8, "h2", "/d/c", built=5),
+               NodeCache("c" * 8, "h3", "/e/c", problem="its build stopped: ActorDiedError")]
+    line = node_cache.summary(reports)
+    assert line.startswith("frame caches ready on 2 of 3 node(s) (2 folder(s), 10 video(s) decoded now)")
+    assert "h3 (node cccccccc): its build stopped" in line
