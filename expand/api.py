@@ -239,6 +239,7 @@ def start_calibration(experiment: str, multipliers: Sequence[float] = (1.0, 2.0,
         raise InputError("--schedules: give at least two different multipliers (e.g. 1 2 4)")
     exp = apply_overrides(load_experiment(experiment), overrides)
     validate(exp, ComplexityCounter())
+    check_cluster(exp, address)
     origin = RunOrigin(exp.source, overrides, address)
     extra = {**_origin_dict(origin), "multipliers": sorted(set(float(m) for m in multipliers)), "seeds": seeds,
              "min_tau": min_tau}
@@ -249,6 +250,14 @@ def start_calibration(experiment: str, multipliers: Sequence[float] = (1.0, 2.0,
         return run, execute_calibration(exp, run, address, quiet, extra)
     finally:
         run.release()
+
+
+def check_cluster(exp: Experiment, address: Optional[str]) -> None:
+    """A ``--address`` nothing answers at is exit 2 before anything is written (the serial runner ignores it)."""
+    if address and exp.search.runner == "ray":
+        from expand.search.nodes import check_address
+
+        check_address(address)
 
 
 def _origin_dict(origin: RunOrigin) -> dict[str, Any]:
@@ -263,6 +272,7 @@ def start_search(experiment: str, out: Optional[str] = None, address: Optional[s
 
     exp = apply_overrides(load_experiment(experiment), overrides)
     plan = validate(exp, ComplexityCounter())
+    check_cluster(exp, address)
     origin = RunOrigin(exp.source, overrides, address)
     run = new_run(exp, out or default_out(exp), origin)
     if not quiet:
@@ -281,6 +291,7 @@ def start_baseline(experiment: str, method: str, trials: int, max_gflops: Option
 
     exp = apply_overrides(load_experiment(experiment), overrides)
     validate(exp, ComplexityCounter(), max_gflops)
+    check_cluster(exp, address)
     origin = RunOrigin(exp.source, overrides, address)
     extra = {**_origin_dict(origin), "method": method, "trial_budget": trials, "max_gflops_arg": max_gflops}
     run = new_run(exp, out or default_out(exp, f"-{method}"), origin, kind=method, extra=extra)
@@ -313,6 +324,7 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
         if runner:
             exp = apply_overrides(exp, {"runner": runner})
         address = address or state.origin.address
+        check_cluster(exp, address)
         if not quiet:
             print(f"resuming {run.path}")
         if state.kind == "calibration":
@@ -354,6 +366,8 @@ def contract(run_dir: str, targets: list[float], train: bool = False, runner: Op
     if not path:
         raise InputError(f"{run.path}: the run has no trained step yet")
     check_contract_targets(path, targets)
+    if train:
+        check_cluster(apply_overrides(exp, {"runner": runner}), address)
     run.acquire("contract")
     try:
         from expand.console import phase

@@ -189,3 +189,18 @@ def test_a_search_whose_basis_failed_draws_no_figure_and_says_so(tmp_path, capsy
     code, out, _ = run(capsys, "plot", str(tmp_path / "run"))
     assert code == 0 and out.strip() == "no figures: the run has no finished trial with an accuracy yet"
     assert not os.listdir(tmp_path / "run" / "plots")
+
+
+def test_a_ray_address_nothing_answers_at_is_exit_2_with_nothing_written(tmp_path, capsys, _isolated_cache):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    assert main(["search", "oracle", "--runner", "ray", "--address", f"127.0.0.1:{port}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--address 127.0.0.1:{port}: no Ray cluster answers" in err[0]
+    assert not out.exists()
+    assert main(["data", "cache", "synthetic_tiny", "--address", f"ray://127.0.0.1:{port}"]) == 2
+    assert "no Ray cluster answers" in capsys.readouterr().err

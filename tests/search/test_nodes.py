@@ -44,3 +44,46 @@ def test_an_experiment_without_data_needs_only_the_package_and_function():
     req = Requirements.of(expand.load_experiment("oracle"))
     assert req.data_root == "" and req.manifests == () and req.cache_dir == ""
     assert probe(req)["problems"] == []
+
+
+def test_with_a_cache_job_a_node_without_a_cache_is_noted_as_built_before_the_first_trial(tmp_path):
+    (tmp_path / "train.csv").write_text("a.mp4 0\n")
+    (tmp_path / "val.csv").write_text("b.mp4 0\n")
+    req = Requirements(expand.__version__, ORACLE, str(tmp_path), ("train.csv", "val.csv"), ".x3d-frame-cache",
+                       cache_job=object())
+    notes = probe(req)["notes"]
+    assert notes == [f"no frame cache at {tmp_path / '.x3d-frame-cache'} yet"]
+
+
+def _closed_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_address_where_nothing_listens_is_an_input_error_at_once():
+    import socket
+    import time
+
+    import pytest
+
+    from expand.errors import InputError
+    from expand.search.nodes import check_address
+
+    port = _closed_port()
+    start = time.monotonic()
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(InputError, match=f"--address {address}: no Ray cluster answers at .*:{port}"):
+            check_address(address)
+    assert time.monotonic() - start < 5  # ray.init would retry for minutes
+    for bad in ("nonsense", "host:abc", "ray://host:x"):
+        with pytest.raises(InputError, match="expected 'auto', HOST:PORT or ray://HOST:PORT"):
+            check_address(bad)
+    with socket.socket() as server:  # something answers: the check passes (the cluster's own handshake is Ray's)
+        server.bind(("0.0.0.0", 0))  # Ray connects to this machine's IP for 127.0.0.1
+        server.listen()
+        check_address(f"127.0.0.1:{server.getsockname()[1]}")
+        check_address(f"ray://127.0.0.1:{server.getsockname()[1]}")
+    check_address(None)
