@@ -191,11 +191,27 @@ def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: 
         with progress.phase(where if exp.search.runner == "ray" else "preparing the trial runner"):
             runner = runner_for(exp, run, address)
         try:
+            _build_frame_caches(exp, progress, quiet)
             yield runner, progress
         finally:
             runner.close()
     finally:
         progress.close()
+
+
+def _build_frame_caches(exp: Experiment, progress: Any, quiet: bool) -> None:
+    """Decode what the frame cache lacks before the first trial, with every core of every trial machine.
+
+    Left to the trials, the first one decodes the whole dataset in one process,
+    on its time limit's clock, its GPU idle (and on a cluster, each node's first
+    trials all decode the same videos); see expand/search/node_cache.py."""
+    from expand.search.node_cache import CacheJob, build_before_trials
+
+    job = CacheJob.of(exp)
+    if job is not None:
+        line = build_before_trials(job, say=progress.note, progress=not quiet)
+        if line:
+            progress.note(line)
 
 
 def execute_search(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool,

@@ -70,12 +70,9 @@ def check_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-CACHE_HEADROOM = 1.1  # the estimate is refused unless this much of it fits (it is a sample's estimate)
-
-
 def cache_cmd(args: argparse.Namespace) -> int:
     from expand.config import load_experiment
-    from expand.data.cache import estimate
+    from expand.data.cache import estimate, room_error
     from expand.data.dataset import open_cache, prepare_split
     from expand.data.manifest import split_items
 
@@ -93,10 +90,9 @@ def cache_cmd(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"cache {cache.directory} ({cache.format}, short side {cache.short_side}): {plan.describe(workers)}",
               flush=True)
-    if plan.bytes * CACHE_HEADROOM > plan.free_bytes:
-        raise DataError(f"{cache.directory}: the cache needs ~{plan.bytes / 1e9:.2f} GB more "
-                        f"(estimated from {plan.sampled} videos) but only {plan.free_bytes / 1e9:.2f} GB are free; "
-                        "free space, set data.cache to a bigger disk, or lower data.cache_quality")
+    full = room_error(cache.directory, plan.bytes, plan.free_bytes, plan.sampled)
+    if full:
+        raise DataError(full)
     summary = {"estimate": {"videos": plan.videos, "bytes": plan.bytes, "seconds": plan.seconds,
                             "free_bytes": plan.free_bytes}}
     for split in splits:

@@ -216,6 +216,18 @@ class CacheEstimate:
                 f"{workers} worker(s) (measured on {self.sampled}); {self.free_bytes / 1e9:.1f} GB free")
 
 
+CACHE_HEADROOM = 1.1  # the estimate is refused unless this much of it fits (it is a sample's estimate)
+
+
+def room_error(where: str, need_bytes: float, free_bytes: int, sampled: int) -> str:
+    """Why a disk cannot take ``need_bytes`` more ('' when it can, with the headroom)."""
+    if need_bytes * CACHE_HEADROOM <= free_bytes:
+        return ""
+    return (f"{where}: the cache needs ~{need_bytes / 1e9:.2f} GB more (estimated from {sampled} videos) but only "
+            f"{free_bytes / 1e9:.2f} GB are free; free space, set data.cache to a bigger disk, or lower "
+            "data.cache_quality")
+
+
 def disk_free(directory: str) -> int:
     import shutil
 

@@ -1,10 +1,12 @@
-"""Every node's frame cache built before the first trial, each node with all its CPUs.
+"""Every trial machine's frame cache built before the first trial, each machine with all its CPUs.
 
-Without this, a node that has no cache builds it inside its first trial: with
-one decoding process, on the clock of the trial's time limit, while its GPU
-idles — and the six trials of a step that land on one eight-GPU node all
-decode the same videos at once. So before the first trial, one task per node
-decodes what that node's cache lacks, using the node's CPUs. Nodes that share
+Without this, a machine that has no cache builds it inside its first trial:
+with one decoding process, on the clock of the trial's time limit, while its
+GPU idles — and the six trials of a step that land on one eight-GPU node all
+decode the same videos at once. So before the first trial (expand/api.py),
+this machine's cache is built with every core (``build_here``, no Ray), or on
+a Ray cluster one task per node decodes what that node's cache lacks, using
+the node's CPUs (``build_on_nodes``; local or joined, one node or many). Nodes that share
 one cache folder (a shared mount) split the videos between them instead of
 each decoding them all: each node writes a marker file into its cache folder,
 and the nodes whose markers see each other, at the same data root, share the
@@ -25,11 +27,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from expand.data.cache import room_error
 from expand.errors import DataError
 from expand.search.nodes import node_data_root, on_each, trial_nodes
 
 MARKER = ".x3d-node-"
-CACHE_HEADROOM = 1.1  # as ``data cache``: the estimate is a sample's, so 10 % more must fit
 
 
 @dataclass(frozen=True)
@@ -229,11 +231,9 @@ def _refuse_full_disks(reports: list[NodeCache], groups: dict[str, list[str]]) -
         if key in done:
             continue
         done.add(key)
-        need = sum(m.bytes for m in members)
-        free = min(m.free_bytes for m in members)
-        if need * CACHE_HEADROOM > free:
-            msg = (f"{r.cache_dir} on {', '.join(m.name for m in members)}: the cache needs ~{need / 1e9:.2f} GB more "
-                   f"but only {free / 1e9:.2f} GB are free")
+        msg = room_error(f"{r.cache_dir} on {', '.join(m.name for m in members)}", sum(m.bytes for m in members),
+                         min(m.free_bytes for m in members), sum(m.built for m in members))
+        if msg:
             for m in members:
                 m.problem = "its disk is too small: " + msg
             messages.append(msg)
@@ -296,8 +296,45 @@ def _say_built(reports: list[NodeCache], say: Callable[[str], None]) -> None:
     for r in reports:
         if not r.problem:
             shared = f", shared with {len(r.shared_with)} other node(s)" if r.shared_with else ""
-            say(f"  {r.name}: {r.built} video(s) decoded, {r.skipped} unreadable, in {format_seconds(r.seconds)} "
+            say(f"{r.name}: {r.built} video(s) decoded, {r.skipped} unreadable, in {format_seconds(r.seconds)} "
                 f"-> {r.cache_dir}{shared}")
+
+
+def build_here(job: CacheJob, progress: bool = True) -> Optional[str]:
+    """Without a Ray cluster: this machine's cache, with all its cores; a line when anything was decoded."""
+    import time
+
+    from expand.data.cache import estimate
+
+    cache, paths = job.here()
+    workers = max(1, os.cpu_count() or 1)
+    start = time.perf_counter()
+    plan = estimate(cache, paths, workers)
+    full = room_error(cache.directory, plan.bytes, plan.free_bytes, plan.sampled)
+    if full:
+        raise DataError(full)
+    todo = [p for p in paths if not cache.cached(p)]
+    errors = cache.build(todo, workers=workers, progress=progress)
+    built = plan.sampled + sum(p not in errors for p in todo)
+    if not built:
+        return None
+    from expand.console import format_seconds
+
+    return (f"frame cache: {built} video(s) decoded in {format_seconds(time.perf_counter() - start)} on "
+            f"{workers} core(s) -> {cache.directory}")
+
+
+def build_before_trials(job: CacheJob, say: Callable[[str], None] = print, progress: bool = True) -> Optional[str]:
+    """Every trial machine's cache built now: on each Ray node when Ray runs the trials, else here.
+
+    Returns a line for the log, or None when every cache was complete already."""
+    import sys
+
+    ray = sys.modules.get("ray")  # never imported by a search without Ray
+    if ray is not None and ray.is_initialized():
+        reports = build_on_nodes(job, say=say, progress=progress)
+        return summary(reports) if any(r.built or r.problem for r in reports) else None
+    return build_here(job, progress)
 
 
 def summary(reports: list[NodeCache]) -> str:
@@ -310,5 +347,5 @@ def summary(reports: list[NodeCache]) -> str:
     return line + (f"; {'; '.join(bad)}" if bad else "")
 
 
-__all__ = ["CacheJob", "NodeCache", "build_on_nodes", "summary", "mark", "seen", "unmark", "plan_share",
+__all__ = ["CacheJob", "NodeCache", "build_on_nodes", "build_here", "build_before_trials", "summary", "mark", "seen", "unmark", "plan_share",
            "build_share", "MARKER"]

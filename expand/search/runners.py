@@ -151,10 +151,6 @@ class RayRunner:
                 line = nodes.summary(nodes.require_nodes(requirements))  # exit 2 naming a node that cannot
                 if line:
                     print(line, flush=True)
-                if requirements.cache_job is not None:  # not in a trial: on its clock, one process, GPU idle
-                    from expand.search import node_cache
-
-                    print(node_cache.summary(node_cache.build_on_nodes(requirements.cache_job)), flush=True)
             if self._started_ray and address is None:  # a cluster of our own: what a kill -9 would leave
                 ray_session.record(self._run_path, ray._private.worker._global_node.get_session_dir_path())
             self._start()  # the first worker loads while the caller counts the basis

@@ -69,7 +69,7 @@ def main(workdir: str, data_exp: str, remove_exp: str) -> None:
         shutil.copytree(os.path.join(workdir, "data"), os.path.join(workdir, "not-mounted-here"))
         said = io.StringIO()
         with contextlib.redirect_stdout(said):
-            expand.search(data_exp, out=os.path.join(workdir, "run-data-2"), address=cluster.address, quiet=True)
+            expand.search(data_exp, out=os.path.join(workdir, "run-data-2"), address=cluster.address)
         report["cache_lines"] = said.getvalue().splitlines()
         # and `data cache --address` on the same cluster finds every entry there, and says who shares what
         from expand.cli import main as cli

@@ -78,8 +78,10 @@ def test_the_search_builds_every_nodes_frame_cache_before_its_first_trial_sharin
         assert len([f for f in files if f.endswith(".mp4")]) == len(paths) == 6
         assert not [f for f in files if f.startswith(MARKER)]  # the markers are gone
     lines = report["cache_lines"]
-    assert any(line.startswith("frame caches ready on 3 of 3 node(s) (2 folder(s), 12 video(s) decoded now)")
+    assert any("frame caches ready on 3 of 3 node(s) (2 folder(s), 12 video(s) decoded now)" in line
                for line in lines), lines
+    first_trial = next(i for i, line in enumerate(lines) if line.lstrip().startswith("start "))
+    assert all(i < first_trial for i, line in enumerate(lines) if "frame caches ready" in line)
     shared = [line for line in lines if "shared with 1 other node(s)" in line]
     assert len(shared) == 2 and all(str(work / "data") in line for line in shared)
     # data cache --address afterwards: nothing left to build; node0 and node2 split the videos

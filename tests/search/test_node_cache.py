@@ -120,3 +120,40 @@ def test_the_summary_counts_folders_and_names_each_node_with_a_problem():
     line = node_cache.summary(reports)
     assert line.startswith("frame caches ready on 2 of 3 node(s) (2 folder(s), 10 video(s) decoded now)")
     assert "h3 (node cccccccc): its build stopped" in line
+
+
+def _oracle_with_data(tmp_path, root, **data):
+    from tests.search.helpers import oracle_experiment
+
+    return oracle_experiment(tmp_path, search={"max_steps": 1},
+                             data={"root": root, "num_classes": 2, "cache": str(tmp_path / "cache"),
+                                   "cache_format": "jpeg", **data})
+
+
+def test_a_serial_search_builds_the_cache_with_every_core_before_its_first_trial(dataset, tmp_path, capsys):
+    import expand
+
+    exp = _oracle_with_data(tmp_path, dataset)
+    expand.search(exp, out=str(tmp_path / "run"))
+    out = capsys.readouterr().out.splitlines()
+    cache_line = next(i for i, line in enumerate(out) if "frame cache: 10 video(s) decoded" in line)
+    first_trial = next(i for i, line in enumerate(out) if line.lstrip().startswith("start "))
+    assert cache_line < first_trial and f"on {os.cpu_count()} core(s)" in out[cache_line]
+    assert len(_entries(tmp_path / "cache")) == 10
+    expand.resume(str(tmp_path / "run"))  # complete already: nothing decoded, nothing said
+    assert not [line for line in capsys.readouterr().out.splitlines() if "frame cache" in line]
+
+
+def test_a_search_whose_disk_cannot_hold_the_cache_stops_before_any_trial(dataset, tmp_path, monkeypatch):
+    import expand
+    from expand.data import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "disk_free", lambda directory: 1000)
+    exp = _oracle_with_data(tmp_path, dataset)
+    with pytest.raises(DataError, match=r"cache needs ~0\.\d+ GB more \(estimated from 6 videos\) but only 0\.00 GB"):
+        expand.search(exp, out=str(tmp_path / "run"), quiet=True)
+    assert not os.path.exists(tmp_path / "run" / "trials.jsonl")  # nothing trained
+    assert len(_entries(tmp_path / "cache")) == 6  # the estimate's sample is kept for the next try
+    monkeypatch.undo()
+    expand.resume(str(tmp_path / "run"), quiet=True)  # room now: the rest is built and the search runs
+    assert len(_entries(tmp_path / "cache")) == 10
