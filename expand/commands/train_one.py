@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 
 from expand.complexity import ComplexityCounter
 from expand.config import load_experiment
+from expand.search.node_cache import CacheJob, build_here
 from expand.search.time_limits import TimeLimits
 from expand.search.trial import TrialSpec, call_safely, load_trial_function
 from expand.tables import clean_nans, json_line
@@ -21,6 +23,11 @@ def train_one(args: argparse.Namespace, spec_from_args) -> int:
     out = args.out or tempfile.mkdtemp(prefix="x3d-train-")
     trial = TrialSpec("manual", 0, "manual", spec, args.seed if args.seed is not None else exp.search.seed,
                       c.gflops, c.params, exp.to_dict(), os.path.abspath(out))
+    job = CacheJob.of(exp)
+    if job is not None:  # as a search does: every core decodes what the cache lacks, not the trial's one
+        line = build_here(job, progress=not args.json)
+        if line:
+            print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
     # by hand as in a search: a hang ends (auto has no measured rate here: no limit)
     result = call_safely(func, trial, TimeLimits.of(exp.trial).fixed_s)
     if args.json:

@@ -40,3 +40,20 @@ def test_train_with_a_bad_preset_is_a_one_line_exit_2(tmp_path, capsys):
     code, out, err = run(capsys, "train", oracle_experiment(tmp_path), "--preset", "X3D-Q")
     assert code == 2 and out == ""
     assert err.strip().splitlines()[-1].endswith("unknown preset 'X3D-Q' (presets: X2D, X3D-XS, X3D-S, X3D-M, X3D-L, X3D-XL)")
+
+
+def test_train_builds_the_frame_cache_with_every_core_first_and_keeps_json_stdout_one_object(tmp_path, capsys):
+    import os
+
+    from expand.data.synth import SynthConfig, write_dataset
+
+    root = tmp_path / "data"
+    write_dataset(SynthConfig(str(root), classes=2, videos_per_class=2, val_per_class=1, frames=8, size=32, seed=0))
+    exp = oracle_experiment(tmp_path, data={"root": str(root), "num_classes": 2, "cache_format": "jpeg"})
+    code, out, err = run(capsys, "train", exp, "--preset", "X3D-XS", "--json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "ok"  # stdout: the one object
+    assert "frame cache: 6 video(s) decoded" in err and f"on {os.cpu_count()} core(s)" in err
+    assert len([f for f in os.listdir(root / ".x3d-frame-cache") if f.endswith(".jpgs")]) == 6
+    code, out, _ = run(capsys, "train", exp, "--preset", "X3D-XS")  # complete now: nothing said
+    assert code == 0 and out.startswith("x3d_4x12_160_w2.0_b2.25_d2.2: ok  top1 ")
