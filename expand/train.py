@@ -163,7 +163,7 @@ def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, de
     from expand.data.dataset import ClipDataset, make_loader, prepare_split
 
     sched, cfg, spec = exp.schedule, exp.trial, trial.spec
-    live.report(trial.trial_id, phase="opening the data (caching any videos the frame cache lacks)")
+    live.report(trial.trial_id, phase="opening the data")  # its cache was built before the first trial
     train_items, _, cache = prepare_split(data, exp.search_space, "train")
     val_items, _, _ = prepare_split(data, exp.search_space, "val")
     select_items = prepare_split(data, exp.search_space, "minival")[0] if data.minival else None
