@@ -24,6 +24,7 @@ import dataclasses
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -105,11 +106,13 @@ def seen(job: CacheJob) -> list[str]:
 
 
 def unmark(job: CacheJob, node_id: str) -> None:
-    from expand.data.dataset import open_cache
+    """Remove this node's marker (found where ``mark`` put it; nothing is created on the way)."""
+    from expand.data.cache import default_cache_dir
 
-    data = dataclasses.replace(job.data, root=node_data_root(job.data.root))
+    root = node_data_root(job.data.root)
+    directory = default_cache_dir(root) if job.data.cache == "auto" else job.data.cache
     try:
-        os.unlink(os.path.join(open_cache(data, job.space).directory, MARKER + node_id))
+        os.unlink(os.path.join(directory, MARKER + node_id))
     except OSError:
         pass
 
@@ -117,8 +120,6 @@ def unmark(job: CacheJob, node_id: str) -> None:
 def plan_share(job: CacheJob, index: int, count: int, workers: int) -> dict[str, Any]:
     """Build a sample of this node's share (the entries are kept) and estimate the rest, as ``data cache``."""
     from expand.data.cache import estimate
-
-    import time
 
     start = time.perf_counter()
     cache, paths = job.here()
@@ -130,19 +131,22 @@ def plan_share(job: CacheJob, index: int, count: int, workers: int) -> dict[str,
 
 def build_share(job: CacheJob, index: int, count: int, workers: int, queue: Any = None,
                 node_id: str = "") -> dict[str, Any]:
-    """Decode this node's share of the videos that have no entry yet; progress goes to ``queue``."""
-    import time
-
+    """Decode this node's share of the videos that have no entry yet; progress goes to ``queue``
+    (at most once a second: each put is a round trip to the queue's actor)."""
     cache, paths = job.here()
     share = paths[index::count]
     start = time.perf_counter()
+    last = [0.0]
 
     def report(done: int, total: int) -> None:
-        if queue is not None:
-            try:
-                queue.put_nowait((node_id, done, total))
-            except Exception:  # noqa: BLE001 - progress is best effort; the build goes on
-                pass
+        now = time.perf_counter()
+        if queue is None or (done < total and now - last[0] < 1.0):
+            return
+        last[0] = now
+        try:
+            queue.put_nowait((node_id, done, total))
+        except Exception:  # noqa: BLE001 - progress is best effort; the build goes on
+            pass
 
     todo = [p for p in share if not cache.cached(p)]
     errors = cache.build(share, workers=workers, on_done=report)
@@ -302,8 +306,6 @@ def _say_built(reports: list[NodeCache], say: Callable[[str], None]) -> None:
 
 def build_here(job: CacheJob, progress: bool = True) -> Optional[str]:
     """Without a Ray cluster: this machine's cache, with all its cores; a line when anything was decoded."""
-    import time
-
     from expand.data.cache import estimate
 
     cache, paths = job.here()
