@@ -118,14 +118,14 @@ def _cache_on_cluster(args: argparse.Namespace, exp) -> int:
     nodes.check_address(args.address)
     ray.init(address=args.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        requirements = nodes.Requirements.of(exp)
-        if requirements.cache_job is None:
+        job = node_cache.CacheJob.of(exp)
+        if job is None:
             raise DataError(f"{args.experiment}: no data.root: nothing to build")
-        line = nodes.summary(nodes.require_nodes(requirements))  # exit 2 naming a node without the data
+        line = nodes.summary(nodes.require_nodes(nodes.Requirements.of(exp)))  # exit 2: a node without the data
         if not args.json and line:
             print(line, flush=True)
         say = (lambda text: None) if args.json else (lambda text: print(text, flush=True))
-        reports = node_cache.build_on_nodes(requirements.cache_job, workers=args.workers, say=say,
+        reports = node_cache.build_on_nodes(job, workers=args.workers, say=say,
                                             progress=not args.json)
     finally:
         ray.shutdown()

@@ -69,12 +69,10 @@ class Requirements:
     data_root: str = ""
     manifests: tuple[str, ...] = ()  # relative to the data root
     cache_dir: str = ""  # "" : no cache; relative paths are under the data root
-    cache_job: Any = None  # a node_cache.CacheJob: every node's cache is built before the first trial
 
     @classmethod
     def of(cls, exp: Any) -> "Requirements":
         import expand
-        from expand.search.node_cache import CacheJob
 
         data = exp.data
         manifests: tuple[str, ...] = ()
@@ -82,7 +80,7 @@ class Requirements:
             manifests = tuple(getattr(data, s) for s in ("train", "val"))
         cache = "" if data.cache == "off" or not data.root else \
             ".x3d-frame-cache" if data.cache == "auto" else data.cache
-        return cls(expand.__version__, exp.trial.function, data.root, manifests, cache, CacheJob.of(exp))
+        return cls(expand.__version__, exp.trial.function, data.root, manifests, cache)
 
 
 @dataclass
@@ -136,8 +134,7 @@ def probe(req: Requirements) -> dict[str, Any]:
             if not os.access(cache, os.R_OK | os.X_OK):
                 out["problems"].append(f"frame cache {cache}: not readable here")
         elif os.access(os.path.dirname(cache.rstrip(os.sep)) or ".", os.W_OK):
-            out["notes"].append(f"no frame cache at {cache} yet" + ("" if req.cache_job is not None else
-                                                                       ": this node's trials build their own"))
+            out["notes"].append(f"no frame cache at {cache} yet")  # built before the first trial (node_cache.py)
         else:
             out["problems"].append(f"frame cache {cache}: missing, and its folder is not writable here")
     return out
