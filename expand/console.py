@@ -39,6 +39,19 @@ def format_seconds(s: float) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
+def under_live_display(stream: TextIO) -> bool:
+    """True when ``stream`` is rich's proxy of a terminal that a live table redraws (the search's).
+
+    Rich passes what is written to it above the table one whole line at a
+    time, so a tqdm bar, which redraws with carriage returns and no newline,
+    would never show: plain lines are used instead."""
+    try:
+        from rich.file_proxy import FileProxy
+    except ImportError:
+        return False
+    return isinstance(stream, FileProxy)
+
+
 class CountProgress:
     """``done`` out of ``total`` items: a tqdm bar on a terminal; elsewhere a line per ~10 %, or sooner
     when ``HEARTBEAT_S`` passed since the last line (a slow item never leaves a log silent for long)."""
@@ -50,7 +63,7 @@ class CountProgress:
         self._bar = None
         self._next_line = 0
         self._last_line = 0.0
-        if self.enabled and is_terminal(self.stream):
+        if self.enabled and is_terminal(self.stream) and not under_live_display(self.stream):
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, desc=f"  {label}", file=self.stream, leave=True, dynamic_ncols=True)
@@ -110,4 +123,4 @@ def phase(label: str, say: Optional[Callable[[str], None]] = None, heartbeat_s: 
             say(f"  ... {label}: done in {time.perf_counter() - start:.1f}s")
 
 
-__all__ = ["CountProgress", "phase", "is_terminal", "format_seconds", "HEARTBEAT_S"]
+__all__ = ["CountProgress", "phase", "is_terminal", "under_live_display", "format_seconds", "HEARTBEAT_S"]

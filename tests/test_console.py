@@ -48,3 +48,27 @@ def test_counted_progress_is_a_few_plain_lines_off_a_terminal():
 
 def test_format_seconds():
     assert (format_seconds(5), format_seconds(65), format_seconds(3700)) == ("5s", "1m05s", "1h01m")
+
+
+def test_counted_progress_under_the_searchs_live_table_is_plain_lines_it_passes_on(monkeypatch):
+    """Rich's proxy of a terminal passes whole lines above the live table: a tqdm bar's carriage
+    returns would never show (found on a terminal: `decoding into the frame cache` was invisible)."""
+    from rich.console import Console
+    from rich.file_proxy import FileProxy
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("X3D_EXPAND_PLAIN", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    terminal = Terminal()
+    console = Console(file=terminal, force_terminal=True, width=100)
+    proxy = FileProxy(console, terminal)
+    progress = CountProgress(20, "decoding into the frame cache", stream=proxy)
+    assert progress._bar is None
+    for i in range(1, 21):
+        progress(i)
+    proxy.flush()
+    assert "decoding into the frame cache 20/20" in terminal.getvalue()
+    assert CountProgress(20, "on a bare terminal", stream=Terminal())._bar is not None  # there: a bar
