@@ -251,7 +251,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
         parts.append("conf %: the chance that the selection rule would pick this candidate again on other "
                      "validation videos and seeds (paired bootstrap + seed noise; a step's add up to 100)."
                      + (f" *? marks steps below the {level:.0%} confidence level ({', '.join(map(str, unsure))}):"
-                        " close calls; search.confirm trains them again with new seeds." if unsure else ""))
+                        " close calls; search.confirm.max_extra_trials above 0 trains them again with new seeds." if unsure else ""))
     if partial:
         parts.append(f"note: {partial} incomplete line(s) at the end of trials.jsonl were ignored")
     return "\n".join(parts)

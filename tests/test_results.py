@@ -171,6 +171,7 @@ def test_show_gives_every_step_a_confidence_and_marks_the_close_calls(tmp_path, 
     assert chosen["confidence_frac"] < 0.95 and chosen["seeds"] == 2 and chosen["top1_se_frac"] > 0
     assert set(step1[step1["seeds"] == 2]["axis"]) == {"spatial", "depth"}
     assert "conf %" in table and "*?" in table and "below the 95% confidence level (1)" in table
+    assert "search.confirm.max_extra_trials above 0 trains them again" in table  # the key a user sets
     header = next(line for line in table.splitlines() if line.startswith("step "))
     assert "seeds" in header  # the column appears once a candidate averages seeds
     # and an expansion picture with error bars was drawn
