@@ -191,7 +191,9 @@ def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: 
         with progress.phase(where if exp.search.runner == "ray" else "preparing the trial runner"):
             runner = runner_for(exp, run, address)
         try:
-            _build_frame_caches(exp, progress, quiet)
+            from expand.search.runners import RayRunner
+
+            _build_frame_caches(exp, isinstance(runner, RayRunner), progress, quiet)
             yield runner, progress
         finally:
             runner.close()
@@ -199,7 +201,7 @@ def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: 
         progress.close()
 
 
-def _build_frame_caches(exp: Experiment, progress: Any, quiet: bool) -> None:
+def _build_frame_caches(exp: Experiment, on_ray: bool, progress: Any, quiet: bool) -> None:
     """Decode what the frame cache lacks before the first trial, with every core of every trial machine.
 
     Left to the trials, the first one decodes the whole dataset in one process,
@@ -209,7 +211,7 @@ def _build_frame_caches(exp: Experiment, progress: Any, quiet: bool) -> None:
 
     job = CacheJob.of(exp)
     if job is not None:
-        line = build_before_trials(job, say=progress.note, progress=not quiet)
+        line = build_before_trials(job, on_ray, say=progress.note, progress=not quiet)
         if line:
             progress.note(line)
 

@@ -326,14 +326,13 @@ def build_here(job: CacheJob, progress: bool = True) -> Optional[str]:
             f"{workers} core(s) -> {cache.directory}")
 
 
-def build_before_trials(job: CacheJob, say: Callable[[str], None] = print, progress: bool = True) -> Optional[str]:
-    """Every trial machine's cache built now: on each Ray node when Ray runs the trials, else here.
+def build_before_trials(job: CacheJob, on_ray: bool, say: Callable[[str], None] = print,
+                        progress: bool = True) -> Optional[str]:
+    """Every trial machine's cache built now: on each Ray node when Ray runs the trials (``on_ray``:
+    Ray is initialised), else here — even in a process that has Ray up for something else.
 
     Returns a line for the log, or None when every cache was complete already."""
-    import sys
-
-    ray = sys.modules.get("ray")  # never imported by a search without Ray
-    if ray is not None and ray.is_initialized():
+    if on_ray:
         reports = build_on_nodes(job, say=say, progress=progress)
         return summary(reports) if any(r.built or r.problem for r in reports) else None
     return build_here(job, progress)

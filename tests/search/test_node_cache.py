@@ -1,8 +1,9 @@
 """Building every node's frame cache before the first trial (expand/search/node_cache.py).
 
 The tasks a node runs are called here in this process, as two or three
-"nodes" would run them, on a real encoded dataset; the Ray round trips (and a
-search that builds the caches of a three-node cluster) are in test_multinode.py.
+"nodes" would run them, on a real encoded dataset; on the package's one-node Ray
+cluster, a node that is gone when its tasks are sent; a search that builds the
+caches of a three-node cluster is in test_multinode.py.
 """
 
 import os
@@ -158,3 +159,48 @@ def test_a_search_whose_disk_cannot_hold_the_cache_stops_before_any_trial(datase
     monkeypatch.undo()
     expand.resume(str(tmp_path / "run"), quiet=True)  # room now: the rest is built and the search runs
     assert len(_entries(tmp_path / "cache")) == 10
+
+
+def test_a_node_gone_before_its_task_is_named_and_the_others_build_everything(dataset, tmp_path, monkeypatch,
+                                                                               ray_cluster):
+    """A node Ray lists but cannot run a task on (it died after trial_nodes() looked): its reports
+    carry the error, the live node builds the whole cache, and nothing waits on the dead one."""
+    import time
+
+    from expand.search import nodes as node_checks
+
+    live = node_checks.trial_nodes()
+    dead = {"NodeID": "ab" * 28, "NodeManagerAddress": "10.0.0.9", "Resources": {"CPU": 8.0}}
+    monkeypatch.setattr(node_cache, "trial_nodes", lambda: live + [dead])
+    job = _job(dataset, tmp_path, cache=str(tmp_path / "cache"))
+    said = []
+    start = time.monotonic()
+    reports = node_cache.build_on_nodes(job, workers=1, say=said.append, progress=False)
+    assert time.monotonic() - start < 60  # a failed task, not a hang
+    by_id = {r.node_id: r for r in reports}
+    assert by_id[dead["NodeID"]].problem.startswith("cannot open its cache folder: ")
+    assert not by_id[live[0]["NodeID"]].problem and by_id[live[0]["NodeID"]].built == 10
+    assert len(_entries(tmp_path / "cache")) == 10 and len(said) == 1  # one line: the live node's
+    assert node_cache.summary(reports).startswith("frame caches ready on 1 of 2 node(s)")
+    assert not [f for f in os.listdir(tmp_path / "cache") if f.startswith(node_cache.MARKER)]  # markers removed
+
+    # and at the build itself: the dead node's share is its problem, the live node's share is built
+    reports = {n["NodeID"]: NodeCache(n["NodeID"], todo=5) for n in live + [dead]}
+    job2 = _job(dataset, tmp_path, cache=str(tmp_path / "cache2"))
+    node_cache._build(live + [dead], lambda n: (job2, 0 if n is dead else 1, 2, 1), reports, progress=False)
+    assert reports[dead["NodeID"]].problem.startswith("its build stopped: ")
+    assert "its trials build what is missing" in reports[dead["NodeID"]].problem
+    assert reports[live[0]["NodeID"]].built == 5 and len(_entries(tmp_path / "cache2")) == 5
+
+
+def test_a_serial_search_in_a_process_with_ray_up_builds_here_not_on_the_ray_nodes(dataset, tmp_path, capsys,
+                                                                                   ray_cluster):
+    """Its trials run in this process: the cache they read is this machine's (a notebook's Ray
+    cluster, up for something else, is not where they run)."""
+    import expand
+
+    assert ray_cluster.is_initialized()
+    expand.search(_oracle_with_data(tmp_path, dataset), out=str(tmp_path / "run"))
+    out = capsys.readouterr().out
+    assert "frame cache: 10 video(s) decoded" in out and f"on {os.cpu_count()} core(s)" in out
+    assert "frame caches ready on" not in out
