@@ -156,9 +156,14 @@ def on_each(nodes: list[dict], fn: Callable[..., Any], args_of: Callable[[dict],
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     remote = ray.remote(num_cpus=0, max_retries=0)(fn)
-    refs = {n["NodeID"]: remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-            .remote(*args_of(n)) for n in nodes}
     out: dict[str, Any] = {}
+    refs = {}
+    for n in nodes:
+        try:  # a node id Ray refuses is that node's problem, not every node's
+            refs[n["NodeID"]] = remote.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(*args_of(n))
+        except Exception as exc:  # noqa: BLE001
+            out[n["NodeID"]] = exc
     for node_id, ref in refs.items():
         try:
             out[node_id] = ray.get(ref, timeout=timeout)

@@ -78,3 +78,15 @@ def test_an_address_where_nothing_listens_is_an_input_error_at_once():
         check_address(f"127.0.0.1:{server.getsockname()[1]}")
         check_address(f"ray://127.0.0.1:{server.getsockname()[1]}")
     check_address(None)
+
+
+def test_on_each_gives_each_node_its_result_or_the_error_that_stopped_it(ray_cluster):
+    """A node id Ray refuses (here the nil id) or one of a node that is gone fails that node's
+    entry only; the live node's task runs and returns."""
+    from expand.search.nodes import on_each, trial_nodes
+
+    live = trial_nodes()
+    gone, refused = {"NodeID": "ab" * 28}, {"NodeID": "f" * 56}
+    got = on_each(live + [gone, refused], os.path.join, lambda n: ("x", n["NodeID"][:4]))
+    assert got[live[0]["NodeID"]] == os.path.join("x", live[0]["NodeID"][:4])
+    assert isinstance(got[gone["NodeID"]], Exception) and isinstance(got[refused["NodeID"]], ValueError)
