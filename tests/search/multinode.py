@@ -14,7 +14,10 @@ points at a folder that does not exist). In order:
    (the oracle's snapshot_steps): they spread over the nodes, and node2 is removed in the
    middle of step 1, while each node's trial waits after its first snapshot reached the
    head (the oracle's hold_file);
-3. the node check again, with the package shipped by Ray (``resources.ship_package``).
+3. the node check again, with the package shipped by Ray (``resources.ship_package``);
+4. a node added and lost while it runs a task of ``on_each`` (the pinned tasks that build the
+   frame caches before the first trial): its entry is the error that stopped it, the other
+   nodes' tasks return, and nothing hangs.
 
 Prints one JSON line (``RESULT {...}``) for the test to check.
 
@@ -28,6 +31,40 @@ import os
 import sys
 import threading
 import time
+
+
+def _hold(folder: str, node_id: str) -> str:
+    """A pinned task that says it started, then waits (at most 120 s) for the release file."""
+    import socket
+
+    open(os.path.join(folder, "started-" + node_id), "w").close()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(os.path.join(folder, "release")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return socket.gethostname()
+
+
+def _lose_a_node_mid_task(cluster, workdir: str) -> dict:
+    """Step 4: a new node is removed while its on_each task runs; what on_each returned for each node."""
+    from expand.search.nodes import on_each, trial_nodes
+
+    folder = os.path.join(workdir, "hold")
+    os.makedirs(folder)
+    node3 = cluster.add_node(num_cpus=1, env_vars={"PYTHONPATH": ""})
+    cluster.wait_for_nodes()
+    nodes = trial_nodes()
+    got: dict = {}
+    thread = threading.Thread(target=lambda: got.update(on_each(nodes, _hold, lambda n: (folder, n["NodeID"]))))
+    thread.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len([f for f in os.listdir(folder) if f.startswith("started-")]) < len(nodes):
+        time.sleep(0.05)
+    started = sorted(f[len("started-"):] for f in os.listdir(folder) if f.startswith("started-"))
+    cluster.remove_node(node3)
+    open(os.path.join(folder, "release"), "w").close()
+    thread.join(timeout=180)
+    return {"hold_node": node3.node_id, "hold_started": started, "hold_finished": not thread.is_alive(),
+            "hold_got": {k: (f"error {type(v).__name__}" if isinstance(v, Exception) else "ok") for k, v in got.items()}}
 
 
 def main(workdir: str, data_exp: str, remove_exp: str) -> None:
@@ -128,6 +165,7 @@ def main(workdir: str, data_exp: str, remove_exp: str) -> None:
         reports = node_checks.check_nodes(node_checks.Requirements.of(expand.load_experiment(remove_exp)))
         report["shipped_package"] = {r.node_id: r.package for r in reports}
         report["shipped_problems"] = [p for r in reports for p in r.problems]
+        report.update(_lose_a_node_mid_task(cluster, workdir))
     finally:
         ray.shutdown()
         cluster.shutdown()

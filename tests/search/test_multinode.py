@@ -175,3 +175,15 @@ def test_with_ship_package_the_nodes_import_the_package_ray_uploaded(cluster_run
     assert len(shipped) == 2 and not report["shipped_problems"]  # the two nodes left, both fine
     checkout = os.path.dirname(expand.__file__)
     assert all(path and path != checkout and "runtime_resources" in path for path in shipped.values())
+
+
+@pytest.mark.ray
+def test_a_node_lost_while_its_pinned_task_runs_is_that_nodes_error_and_the_others_return(cluster_runs):
+    """The frame caches are built before the first trial by one pinned task per node (on_each):
+    a node that dies mid-build must not hang the search or take the other nodes' builds with it."""
+    _, report = cluster_runs
+    lost, got = report["hold_node"], report["hold_got"]
+    assert report["hold_finished"]
+    assert len(got) == 3 and lost in report["hold_started"] and len(report["hold_started"]) == 3
+    assert got[lost].startswith("error ")
+    assert all(v == "ok" for k, v in got.items() if k != lost)
