@@ -204,18 +204,12 @@ def test_a_ray_address_nothing_answers_at_is_exit_2_with_nothing_written(tmp_pat
     assert not out.exists()
     # data cache loads the experiment first: its data must exist here, or the error is the missing root
     # (a fresh clone has no data/synthetic: CI failed on that while a working tree passed)
-    import yaml
-
     from expand.data.synth import SynthConfig, write_dataset
+    from tests.search.helpers import oracle_experiment
 
     root = tmp_path / "synth"
     write_dataset(SynthConfig(str(root), classes=2, videos_per_class=1, val_per_class=1, frames=4, size=32, seed=1))
-    exp = tmp_path / "exp.yaml"
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    data = yaml.safe_load(open(os.path.join(repo, "experiments", "synthetic_tiny.yaml")))
-    data["search_space"] = os.path.join(repo, "search_spaces", "tiny_cpu.yaml")
-    data["data"].update(root=str(root), num_classes=2)
-    exp.write_text(yaml.safe_dump(data))
-    assert main(["data", "cache", str(exp), "--address", f"ray://127.0.0.1:{port}"]) == 2
+    exp = oracle_experiment(tmp_path, data={"root": str(root), "num_classes": 2})
+    assert main(["data", "cache", exp, "--address", f"ray://127.0.0.1:{port}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no Ray cluster answers" in err[0]
