@@ -329,7 +329,7 @@ def build_here(job: CacheJob, progress: bool = True) -> Optional[str]:
 def build_before_trials(job: CacheJob, on_ray: bool, say: Callable[[str], None] = print,
                         progress: bool = True) -> Optional[str]:
     """Every trial machine's cache built now: on each Ray node when Ray runs the trials (``on_ray``:
-    Ray is initialised), else here — even in a process that has Ray up for something else.
+    the search's runner is Ray's), else here — even in a process that has Ray up for something else.
 
     Returns a line for the log, or None when every cache was complete already."""
     if on_ray:
