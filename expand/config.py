@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
 from expand.errors import ConfigError, SpecError
-from expand.schema import check_field, from_mapping, load_yaml, non_negative, positive, to_plain
+from expand.schema import check_field, from_mapping, key_path, load_yaml, non_negative, positive, to_plain
 from expand.search.axes import AXES as AXIS_TABLE
 from expand.search.runners import RUNNERS
 from expand.search.select import RULES
@@ -147,19 +147,19 @@ def parse_search_space(data: Any, where: str, num_classes: int | None = None) ->
     try:
         basis = ArchSpec.from_dict(basis_data)
     except SpecError as exc:
-        raise ConfigError(f"{where}.basis: {exc}") from None
+        raise ConfigError(f"{key_path(where, 'basis')}: {exc}") from None
     if basis.crop % raw.grid.crop:
         raise ConfigError(
-            f"{where}.basis.crop: {basis.crop} is not a multiple of grid.crop {raw.grid.crop}"
+            f"{key_path(where, 'basis.crop')}: {basis.crop} is not a multiple of grid.crop {raw.grid.crop}"
         )
     if raw.grid.crop % 4:
-        raise ConfigError(f"{where}.grid.crop: must be a multiple of 4, got {raw.grid.crop}")
+        raise ConfigError(f"{key_path(where, 'grid.crop')}: must be a multiple of 4, got {raw.grid.crop}")
     for factor in FACTORS:
         lo, hi = raw.bounds.of(factor)
         value = getattr(basis, factor)
         if not lo <= value <= hi:
             raise ConfigError(
-                f"{where}.basis.{factor}: {value} is outside bounds.{factor} [{lo}, {hi}]"
+                f"{key_path(where, f'basis.{factor}')}: {value} is outside bounds.{factor} [{lo}, {hi}]"
             )
     return SearchSpace(
         name=raw.name,
@@ -433,7 +433,7 @@ def parse_experiment(data: Any, where: str, base_dir: str, check_paths: bool = T
         space_path = resolve_search_space_path(raw.search_space, base_dir)
         space = parse_search_space(load_yaml(space_path), f"{space_path}:", raw.data.num_classes)
     else:
-        space = parse_search_space(raw.search_space, f"{where}.search_space", raw.data.num_classes)
+        space = parse_search_space(raw.search_space, key_path(where, 'search_space'), raw.data.num_classes)
     root = raw.data.root
     if root and not os.path.isabs(root):
         root = os.path.normpath(os.path.join(base_dir, root))
@@ -443,12 +443,12 @@ def parse_experiment(data: Any, where: str, base_dir: str, check_paths: bool = T
         check_data_paths(data_cfg, where)
     for i, target in enumerate(raw.search.targets):
         if target <= 0:
-            raise ConfigError(f"{where}.search.targets[{i}]: must be > 0, got {target}")
+            raise ConfigError(f"{key_path(where, f'search.targets[{i}]')}: must be > 0, got {target}")
     if raw.resources.gpus_per_trial > 0 and raw.trial.device == "cpu":
-        raise ConfigError(f"{where}.trial.device: 'cpu' with resources.gpus_per_trial > 0")
+        raise ConfigError(f"{key_path(where, 'trial.device')}: 'cpu' with resources.gpus_per_trial > 0")
     if ":" not in raw.trial.function:
         raise ConfigError(
-            f"{where}.trial.function: expected 'module:function', got {raw.trial.function!r}"
+            f"{key_path(where, 'trial.function')}: expected 'module:function', got {raw.trial.function!r}"
         )
     return Experiment(
         name=raw.name,
@@ -466,15 +466,15 @@ def parse_experiment(data: Any, where: str, base_dir: str, check_paths: bool = T
 def check_data_paths(data: DataConfig, where: str) -> None:
     """The dataset root and its train/val manifests (or folders) must exist."""
     if not data.root:
-        raise ConfigError(f"{where}.data.root: required (the dataset folder)")
+        raise ConfigError(f"{key_path(where, 'data.root')}: required (the dataset folder)")
     if not os.path.isdir(data.root):
-        raise ConfigError(f"{where}.data.root: {data.root} does not exist")
+        raise ConfigError(f"{key_path(where, 'data.root')}: {data.root} does not exist")
     for split in ("train", "val"):
         path = os.path.join(data.root, getattr(data, split))
         if data.format == "csv" and not os.path.isfile(path):
-            raise ConfigError(f"{where}.data.{split}: manifest {path} does not exist")
+            raise ConfigError(f"{key_path(where, f'data.{split}')}: manifest {path} does not exist")
         if data.format == "folder" and not os.path.isdir(path):
-            raise ConfigError(f"{where}.data.{split}: folder {path} does not exist")
+            raise ConfigError(f"{key_path(where, f'data.{split}')}: folder {path} does not exist")
 
 
 def load_experiment(path: str, check_paths: bool = True) -> Experiment:

@@ -51,6 +51,22 @@ def load_yaml(path: str) -> Any:
         raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
 
 
+def key_path(where: str, key: str) -> str:
+    """Where a key sits, as users read it: ``file.yaml:`` + ``data`` is ``file.yaml: data``, then ``data.root``."""
+    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
+
+
+def _at(where: str) -> str:
+    """``where`` before a message's colon (a bare ``file.yaml:`` would print two)."""
+    return where[:-1] if where.endswith(":") else where
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value in an error line, cut short: a whole file read as one string must not fill the screen."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
 
@@ -83,50 +99,50 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 errors.append(str(exc))
         if len(errors) == 1:
             raise ConfigError(errors[0])
-        raise ConfigError(f"{where}: expected {_alternatives(args)}, got {value!r}")
+        raise ConfigError(f"{_at(where)}: expected {_alternatives(args)}, got {shown(value)}")
     if tp is Any:
         return value
     if dataclasses.is_dataclass(tp):
         return from_mapping(tp, value, where)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{_at(where)}: expected a list, got {shown(value)}")
         item_tp = args[0] if args else Any
         items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{_at(where)}: expected a mapping, got {shown(value)}")
         key_tp, val_tp = args if args else (Any, Any)
         return {
-            _coerce(k, key_tp, where): _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()
+            _coerce(k, key_tp, where): _coerce(v, val_tp, key_path(where, str(k))) for k, v in value.items()
         }
     if origin is typing.Literal:
         if value not in args:
             allowed = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"{where}: must be one of {allowed}, got {value!r}")
+            raise ConfigError(f"{_at(where)}: must be one of {allowed}, got {shown(value)}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{_at(where)}: expected true or false, got {shown(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
             isinstance(value, float) and not value.is_integer()
         ):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{_at(where)}: expected an integer, got {shown(value)}")
         return int(value)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{_at(where)}: expected a number, got {shown(value)}")
         if not math.isfinite(value):
-            raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+            raise ConfigError(f"{_at(where)}: must be a finite number, got {shown(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{_at(where)}: expected a string, got {shown(value)}")
         return value
-    raise ConfigError(f"{where}: unsupported field type {_type_name(tp)}")
+    raise ConfigError(f"{_at(where)}: unsupported field type {_type_name(tp)}")
 
 
 def from_mapping(cls: type[T], data: Any, where: str) -> T:
@@ -139,16 +155,16 @@ def from_mapping(cls: type[T], data: Any, where: str) -> T:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{_at(where)}: expected a mapping, got {shown(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(map(str, data)) - set(fields))
     if unknown:
         allowed = ", ".join(sorted(fields))
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key (allowed: {allowed})")
+        raise ConfigError(f"{key_path(where, unknown[0])}: unknown key (allowed: {allowed})")
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
-        sub = f"{where}.{name}"
+        sub = key_path(where, name)
         if name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{sub}: required key is missing")
@@ -165,7 +181,7 @@ def from_mapping(cls: type[T], data: Any, where: str) -> T:
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{_at(where)}: {exc}") from None
 
 
 def to_plain(obj: Any) -> Any:

@@ -65,3 +65,25 @@ def test_gpu_resources_are_read(tmp_path):
     bad.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=r"schedule.batch_sise: unknown key"):
         load_experiment(str(bad), check_paths=False)
+
+
+def test_a_key_error_reads_file_then_key_path(tmp_path):
+    # The form the README and docs/configuration.md promise: "experiment.yaml: data.roott: unknown key".
+    data = yaml.safe_load(open(os.path.join(ROOT, "experiments", "folder_dataset.yaml")))
+    data["data"]["roott"] = data["data"].pop("root")
+    bad = tmp_path / "experiment.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as info:
+        load_experiment(str(bad), check_paths=False)
+    assert str(info.value).startswith(f"{bad}: data.roott: unknown key (allowed: ")
+
+
+def test_a_file_that_is_not_a_mapping_is_one_short_line(tmp_path, capsys):
+    # A text file given by mistake (a log, /etc/passwd) must not be echoed whole into the error.
+    bad = tmp_path / "notes.yaml"
+    bad.write_text(" ".join(f"word{i}" for i in range(500)) + "\n")
+    code = main(["search", str(bad), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and len(err) < 200
+    assert err.startswith(f"x3d-expand: error: {bad}: expected a mapping, got 'word0 word1")
+    assert not (tmp_path / "run").exists()
