@@ -248,8 +248,13 @@ def write_dataset(cfg: SynthConfig, workers: int = 1) -> dict:
     if _up_to_date(meta_path, meta, [j[0] for j in jobs]):
         _write_manifests(cfg.out_dir, rows)  # a dataset written before test.csv existed gains it
         return dict(meta, up_to_date=True)
-    for name in names:
-        os.makedirs(os.path.join(cfg.out_dir, "videos", name), exist_ok=True)
+    try:
+        for name in names:
+            os.makedirs(os.path.join(cfg.out_dir, "videos", name), exist_ok=True)
+    except OSError as exc:  # a parent that is a file, no permission, a read-only mount
+        from expand.errors import InputError
+
+        raise InputError(f"{cfg.out_dir}: cannot create the dataset folder: {exc.strerror}") from None
     if os.path.exists(meta_path):
         os.remove(meta_path)  # a half-rewritten dataset must not look up to date
     if workers > 1:

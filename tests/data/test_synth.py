@@ -110,6 +110,17 @@ def test_synth_into_a_file_is_an_input_error(tmp_path):
         SynthConfig(str(tmp_path / "f"))
 
 
+def test_synth_under_a_file_is_exit_2_not_an_internal_error(tmp_path, capsys):
+    from expand.cli import main
+
+    (tmp_path / "f").write_text("x")
+    code = main(["data", "synth", str(tmp_path / "f" / "d"), "--classes", "2", "--videos-per-class", "1",
+                 "--val-per-class", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot create the dataset folder: Not a directory" in err
+    assert (tmp_path / "f").read_text() == "x"
+
+
 def test_synth_writes_a_test_manifest_slowfast_reads_after_training(tmp_path):
     cfg = SynthConfig(str(tmp_path / "d"), classes=2, videos_per_class=2, val_per_class=1, frames=6, size=48)
     write_dataset(cfg)
