@@ -437,7 +437,12 @@ def parse_experiment(data: Any, where: str, base_dir: str, check_paths: bool = T
     root = raw.data.root
     if root and not os.path.isabs(root):
         root = os.path.normpath(os.path.join(base_dir, root))
-    data_cfg = dataclasses.replace(raw.data, root=root)
+    cache = raw.data.cache
+    if cache not in ("auto", "off") and not os.path.isabs(cache):
+        # like data.root: relative to the experiment file, and absolute in the run's config.yaml,
+        # so that a resume from another folder finds the cache instead of decoding it all again
+        cache = os.path.normpath(os.path.join(base_dir, cache))
+    data_cfg = dataclasses.replace(raw.data, root=root, cache=cache)
     # A custom trial function (the oracle, a user's trainer) may need no videos.
     if check_paths and (root or raw.trial.function == DEFAULT_TRIAL_FUNCTION):
         check_data_paths(data_cfg, where)
@@ -475,6 +480,26 @@ def check_data_paths(data: DataConfig, where: str) -> None:
             raise ConfigError(f"{key_path(where, f'data.{split}')}: manifest {path} does not exist")
         if data.format == "folder" and not os.path.isdir(path):
             raise ConfigError(f"{key_path(where, f'data.{split}')}: folder {path} does not exist")
+    if data.cache not in ("auto", "off"):
+        blocker = _not_a_folder_above(data.cache)
+        if blocker:
+            raise ConfigError(f"{key_path(where, 'data.cache')}: cannot create {data.cache}: "
+                              f"{blocker} is a file, not a folder")
+
+
+def _not_a_folder_above(path: str) -> str:
+    """The nearest existing path at or above ``path`` when it is not a folder ('' when it is one).
+
+    Only this is checked before a run: whether a folder can be created on a cluster's nodes is
+    for each node to say (its cache build reports it), and the head may lack their local disks.
+    """
+    path = os.path.abspath(path)
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return ""
+        path = parent
+    return "" if os.path.isdir(path) else path
 
 
 def load_experiment(path: str, check_paths: bool = True) -> Experiment:
@@ -485,4 +510,6 @@ def load_experiment(path: str, check_paths: bool = True) -> Experiment:
 
 def experiment_from_dict(data: dict[str, Any], where: str = "config.yaml:") -> Experiment:
     """Rebuild an experiment from its resolved form (``results/<run>/config.yaml``)."""
-    return parse_experiment(data, where, base_dir="/", check_paths=False)
+    # Its paths are absolute; a relative data.cache can only come from a run made before they were
+    # resolved, when it meant the current folder.
+    return parse_experiment(data, where, base_dir=os.getcwd(), check_paths=False)

@@ -87,3 +87,34 @@ def test_a_file_that_is_not_a_mapping_is_one_short_line(tmp_path, capsys):
     assert code == 2 and "\n" not in err and len(err) < 200
     assert err.startswith(f"x3d-expand: error: {bad}: expected a mapping, got 'word0 word1")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_relative_cache_folder_is_the_experiment_files_like_the_root(tmp_path, monkeypatch):
+    # A resume from another folder must find the same cache (config.yaml keeps it absolute).
+    data = yaml.safe_load(open(os.path.join(ROOT, "experiments", "folder_dataset.yaml")))
+    data["data"]["cache"] = "../frames"
+    (tmp_path / "exps").mkdir()
+    path = tmp_path / "exps" / "e.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(ROOT)
+    exp = load_experiment(str(path), check_paths=False)
+    assert exp.data.cache == str(tmp_path / "frames") and exp.to_dict()["data"]["cache"] == str(tmp_path / "frames")
+    for kept in ("auto", "off", "/abs/frames"):
+        data["data"]["cache"] = kept
+        path.write_text(yaml.safe_dump(data))
+        assert load_experiment(str(path), check_paths=False).data.cache == kept
+
+
+def test_a_cache_folder_under_a_file_stops_the_search_before_its_run_folder(tmp_path, capsys):
+    from tests.search.helpers import oracle_experiment
+
+    root = tmp_path / "data"
+    root.mkdir()
+    for split in ("train", "val"):
+        (root / f"{split}.csv").write_text("a.mp4 0\n")
+    (tmp_path / "f").write_text("x")
+    exp = oracle_experiment(tmp_path, data={"root": str(root), "num_classes": 2, "cache": str(tmp_path / "f" / "c")})
+    assert main(["search", exp, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"data.cache: cannot create {tmp_path}/f/c: {tmp_path}/f is a file, not a folder" in err
+    assert not (tmp_path / "run").exists()

@@ -49,7 +49,12 @@ class FrameCache:
         self.short_side = int(short_side)
         self.format = fmt
         self.quality = int(quality if quality is not None else DEFAULT_QUALITY[fmt])
-        os.makedirs(self.directory, exist_ok=True)
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+        except OSError as exc:  # a parent that is a file, no permission, a read-only mount
+            from expand.errors import DataError
+
+            raise DataError(f"data.cache: cannot create the cache folder {self.directory}: {exc.strerror}") from None
 
     def key(self, path: str) -> str:
         st = os.stat(path)

@@ -53,3 +53,26 @@ def test_data_cache_refuses_when_the_disk_is_too_small_and_says_how_much(tmp_pat
     summary = json.loads(capsys.readouterr().out)
     # the refused run kept what its sample built (nothing computed is lost); this one built the rest
     assert summary["train"]["readable"] == 8 and summary["estimate"]["free_bytes"] == 10**12
+
+
+def test_a_cache_folder_that_cannot_be_made_is_a_data_error(tmp_path):
+    from expand.errors import DataError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DataError, match=r"cannot create the cache folder .*/f/cache: Not a directory"):
+        FrameCache(str(tmp_path / "f" / "cache"), 10.0, 64)
+
+
+def test_data_cache_under_a_file_is_exit_2_before_any_decoding(tmp_path, make_video, capsys):
+    from expand.cli import main
+
+    exp = _experiment(tmp_path, _videos(make_video, 2))
+    data = yaml.safe_load(open(exp))
+    (tmp_path / "notes.txt").write_text("x")
+    data["data"]["cache"] = "notes.txt/cache"  # relative: to the experiment file's folder
+    open(exp, "w").write(yaml.safe_dump(data))
+    assert main(["data", "cache", exp]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"data.cache: cannot create {tmp_path}/notes.txt/cache: {tmp_path}/notes.txt is a file, "
+                        "not a folder") and len(err.splitlines()) == 1
+    assert (tmp_path / "notes.txt").read_text() == "x"
