@@ -24,7 +24,27 @@ T = TypeVar("T")
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.2 numbers: PyYAML (YAML 1.1) reads ``1e9`` and ``5e-5`` as strings; JSON and YAML 1.2 do not."""
+    """YAML 1.2 numbers: PyYAML (YAML 1.1) reads ``1e9`` and ``5e-5`` as strings; JSON and YAML 1.2 do not.
+
+    A key given twice in one mapping is an error (YAML 1.2 says keys are unique): PyYAML keeps the
+    last one silently, so a second ``targets:`` pasted below the first would quietly win.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *defaults' may be overridden by design
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                twice = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: PyYAML's own construction reports it
+                continue
+            if twice:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"the key {key!r} is given twice", key_node.start_mark)
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(

@@ -71,6 +71,24 @@ def test_missing_and_malformed_files(tmp_path):
         load_search_space(str(bad))
 
 
+def test_a_key_given_twice_is_an_error_naming_its_line(tmp_path):
+    # PyYAML keeps the last of two equal keys silently; a pasted second 'axes:' must not quietly win.
+    text = open(os.path.join(ROOT, "search_spaces", "tiny_cpu.yaml")).read() + "axes: [fast]\n"
+    bad = tmp_path / "twice.yaml"
+    bad.write_text(text)
+    line = len(text.splitlines())
+    with pytest.raises(ConfigError, match=rf"twice.yaml: not valid YAML \(line {line}\): the key 'axes' is given twice"):
+        load_search_space(str(bad))
+
+
+def test_a_merge_key_may_be_overridden_as_yaml_means_it(tmp_path):
+    from expand.schema import load_yaml
+
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &b\n  lr: 0.1\n  epochs: 3\nrun:\n  <<: *b\n  lr: 0.2\n")
+    assert load_yaml(str(path))["run"] == {"lr": 0.2, "epochs": 3}
+
+
 def test_loader_workers_auto_follow_the_trials_cpus():
     from expand.config import loader_workers
 
