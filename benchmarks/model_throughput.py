@@ -26,6 +26,7 @@ from expand.complexity import ComplexityCounter  # noqa: E402
 from expand.models.x3d import build_x3d  # noqa: E402
 from expand.presets import get_preset  # noqa: E402
 from expand.spec import ArchSpec  # noqa: E402
+from expand.train import is_out_of_memory  # noqa: E402
 
 TINY = {
     "tiny basis 1x64": ArchSpec(1, 8, 64, dim_c5=512, num_classes=8),
@@ -84,8 +85,8 @@ def bench_fitting(spec: ArchSpec, device, amp, channels_last, batch, min_seconds
     while True:
         try:
             return dict(bench_spec(spec, device, amp, channels_last, batch, min_seconds), batch=batch)
-        except torch.cuda.OutOfMemoryError:
-            if batch == 1:
+        except RuntimeError as exc:  # torch.cuda.OutOfMemoryError, or cuDNN's workspace
+            if batch == 1 or not is_out_of_memory(exc):
                 raise
         torch.cuda.empty_cache()  # outside the except block: the failed attempt's tensors are gone
         batch //= 2

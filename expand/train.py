@@ -2,8 +2,8 @@
 
 Every candidate of a step gets the same schedule, data order and seed, so the
 only difference between two trials of a step is the architecture. A failure
-is a result: an exception is ``failed``, a non-finite loss ``diverged``, CUDA
-running out of memory ``oom`` (memory freed first).
+is a result: an exception is ``failed``, a non-finite loss ``diverged``, memory
+running out ``oom`` (memory freed first; see ``is_out_of_memory``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,25 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+# Messages of memory errors that are not torch.cuda.OutOfMemoryError: cudaMalloc failing outside the
+# caching allocator (cuDNN's or cuBLAS's workspace, NCCL), cuDNN's own allocation statuses, the
+# NOT_SUPPORTED cuDNN reports when no algorithm fits in what is left (PyTorch Lightning's
+# is_oom_error counts it too), and the CPU allocator refusing one huge block.
+_OOM_MESSAGES = ("CUDNN_STATUS_NOT_ENOUGH_MEMORY", "CUDNN_STATUS_ALLOC_FAILED",
+                 "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED", "DefaultCPUAllocator: can't allocate memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether a trial's exception means memory ran out, so the retry policy for ``oom`` applies
+    (a smaller batch with ``retries.oom_halve_batch``) instead of recording it ``failed``."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    if not isinstance(exc, RuntimeError) or not exc.args or not isinstance(exc.args[0], str):
+        return False
+    text = exc.args[0]
+    return ("CUDA" in text and "out of memory" in text) or any(m in text for m in _OOM_MESSAGES)
 
 
 def describe_device(device: torch.device) -> str:
@@ -142,8 +161,10 @@ def run_trial(trial: TrialSpec) -> TrialResult:
     oom = ""
     try:
         return _train(trial, exp, data, workers, device, board, start)
-    except torch.cuda.OutOfMemoryError as exc:
-        oom = (str(exc).splitlines() or ["CUDA out of memory"])[0]
+    except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is one
+        if not is_out_of_memory(exc):
+            raise
+        oom = (str(exc).splitlines() or ["out of memory"])[0]
     finally:
         board.close()
     # Out of the except block, the exception, its traceback and _train's frame (model, optimizer,

@@ -293,6 +293,45 @@ def test_a_cuda_oom_is_an_oom_result_not_a_crash(tiny_exp, monkeypatch):
     assert freed_at_empty_cache == [True]
 
 
+@pytest.mark.parametrize("exc, oom", [
+    (RuntimeError("CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported"), True),
+    (RuntimeError("cuDNN error: CUDNN_STATUS_NOT_ENOUGH_MEMORY"), True),
+    (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), True),
+    (RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a "
+                  "non-contiguous input."), True),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                  "you tried to allocate 96636764160 bytes."), True),
+    (RuntimeError("CUDA error: an illegal memory access was encountered"), False),
+    (RuntimeError("Given groups=1, weight of size [24, 3, 1, 3, 3], expected input to have 3 channels"), False),
+    (MemoryError(), False),  # Python's own: not the device's, and no smaller batch is known to help
+    (RuntimeError(), False),
+])
+def test_memory_errors_outside_the_caching_allocator_are_oom_too(exc, oom):
+    from expand.train import is_out_of_memory
+
+    assert is_out_of_memory(exc) is oom
+
+
+@pytest.mark.parametrize("message, status", [("cuDNN error: CUDNN_STATUS_NOT_ENOUGH_MEMORY", "oom"),
+                                             ("CUDA error: an illegal memory access was encountered", "failed")])
+def test_a_cudnn_memory_error_is_retried_as_oom_and_any_other_error_fails(tiny_exp, monkeypatch, message, status):
+    import torch
+
+    import expand.train as train
+
+    class Boom(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            raise RuntimeError(message)
+
+    monkeypatch.setattr(train, "build_x3d", lambda *a, **k: Boom())
+    r = call_safely(run_trial, trial_for(tiny_exp()))
+    assert r.status == status and message in r.error
+
+
 def test_auto_device_is_cuda_0_of_the_visible_set_or_the_cpu_and_says_which(monkeypatch):
     import torch
 
