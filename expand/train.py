@@ -360,25 +360,31 @@ class Evaluation:
 
 @torch.no_grad()
 def evaluate(model, loader, device, memory_format, amp_dtype) -> Evaluation:
-    """Multi-view batches (B x V x C x T x H x W) average softmax over a video's views."""
+    """Multi-view batches (B x V x C x T x H x W) average softmax over a video's views.
+
+    Sums and hits stay on the device until the end, as in training: one wait for the GPU per
+    evaluation, not one per batch.
+    """
     model.eval()
-    loss_sum = 0.0
-    correct1: list[bool] = []
-    correct5: list[bool] = []
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    hits1: list[torch.Tensor] = []
+    hits5: list[torch.Tensor] = []
     for x, y in loader:
-        y = y.to(device)
+        y = y.to(device, non_blocking=True)
         b, v = x.shape[:2]
         x = x.flatten(0, 1).to(device, non_blocking=True).contiguous(memory_format=memory_format)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(x).float()
         probs = logits.softmax(-1).view(b, v, -1).mean(1)
-        loss_sum += float(F.nll_loss(probs.clamp_min(1e-8).log(), y, reduction="sum"))
+        loss_sum += F.nll_loss(probs.clamp_min(1e-8).log(), y, reduction="sum").double()
         k = min(5, probs.shape[-1])
         top = probs.topk(k, -1).indices
-        correct1 += (top[:, 0] == y).tolist()
-        correct5 += (top == y[:, None]).any(-1).tolist()
+        hits1.append(top[:, 0] == y)
+        hits5.append((top == y[:, None]).any(-1))
+    correct1: list[bool] = torch.cat(hits1).tolist() if hits1 else []
+    correct5: list[bool] = torch.cat(hits5).tolist() if hits5 else []
     total = max(len(correct1), 1)
-    return Evaluation(sum(correct1) / total, sum(correct5) / total, loss_sum / total, correct1, correct5)
+    return Evaluation(sum(correct1) / total, sum(correct5) / total, float(loss_sum) / total, correct1, correct5)
 
 
 @torch.no_grad()

@@ -232,6 +232,33 @@ def test_the_training_loop_does_not_sync_every_step(tiny_exp, monkeypatch, amp):
     assert many - few <= (5 - 1) * 2 + 1
 
 
+def test_evaluation_waits_for_the_device_once_not_per_batch(monkeypatch):
+    import torch
+
+    from expand.train import evaluate
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 2 * 4 * 4, 6))
+    calls = {"n": 0}
+    for name in ("item", "tolist", "__bool__", "__float__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, **kw):
+            calls["n"] += 1
+            return _original(self, *a, **kw)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+
+    def reads(batches):
+        calls["n"] = 0
+        loader = [(torch.randn(5, 2, 3, 2, 4, 4), torch.randint(0, 6, (5,))) for _ in range(batches)]
+        ev = evaluate(model, loader, torch.device("cpu"), torch.contiguous_format, None)
+        assert len(ev.correct1) == len(ev.correct5) == 5 * batches and math.isfinite(ev.loss)
+        return calls["n"]
+
+    assert reads(8) == reads(2)  # per batch, the old loop read the loss and both hit lists: 3 more each
+
+
 def test_an_overflowing_first_fp16_step_is_skipped_and_leaves_the_optimizer_as_new():
     """fp16's first steps overflow as a rule; torch's fused SGD left its momentum uninitialised
     then (a state after the skip), and the next step added that memory to the weights."""
