@@ -451,6 +451,7 @@ def parse_experiment(data: Any, where: str, base_dir: str, check_paths: bool = T
             raise ConfigError(f"{key_path(where, f'search.targets[{i}]')}: must be > 0, got {target}")
     if raw.resources.gpus_per_trial > 0 and raw.trial.device == "cpu":
         raise ConfigError(f"{key_path(where, 'trial.device')}: 'cpu' with resources.gpus_per_trial > 0")
+    check_gpus_per_trial(raw.resources.gpus_per_trial, raw.trial.function, key_path(where, "resources.gpus_per_trial"))
     if ":" not in raw.trial.function:
         raise ConfigError(
             f"{key_path(where, 'trial.function')}: expected 'module:function', got {raw.trial.function!r}"
@@ -466,6 +467,21 @@ def parse_experiment(data: Any, where: str, base_dir: str, check_paths: bool = T
         retries=raw.retries,
         source=where.split(":")[0],
     )
+
+
+def check_gpus_per_trial(gpus: float, function: str, where: str) -> None:
+    """A share of one GPU, or whole GPUs (Ray's rule); the default trainer uses one GPU.
+
+    Ray refuses 1.5 only when it schedules the first trial; and the default trainer
+    trains on ``cuda:0`` of the trial's GPUs, so a second one would sit idle for the
+    whole search while it counted against the cluster. A trial function of your own
+    may use several.
+    """
+    if gpus > 1 and not float(gpus).is_integer():
+        raise ConfigError(f"{where}: more than one GPU must be a whole number (Ray's rule), got {gpus:g}")
+    if gpus > 1 and function == DEFAULT_TRIAL_FUNCTION:
+        raise ConfigError(f"{where}: the default trainer trains on one GPU, so {gpus:g} would leave "
+                          f"{gpus - 1:g} idle; give 1 (or 0.5: two trials share one) and let more trials run at once")
 
 
 def check_data_paths(data: DataConfig, where: str) -> None:

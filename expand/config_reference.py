@@ -95,8 +95,9 @@ MEANINGS: dict[str, str] = {
                               "finishes; null: off.",
     "trial.options": "Free-form options passed to the trial function (the oracle's `noise`, `sleep`, ...).",
     "resources.cpus_per_trial": "CPUs Ray reserves per trial (fractions allowed).",
-    "resources.gpus_per_trial": "GPUs Ray reserves per trial (0.5: two trials share a GPU). More than the "
-                                "cluster has is an error at start.",
+    "resources.gpus_per_trial": "GPUs Ray reserves per trial (0.5: two trials share a GPU). The default "
+                                "trainer uses one: more is an error (a trial function of your own may take "
+                                "whole GPUs). More than the cluster has is an error at start.",
     "resources.max_concurrent": "At most this many trials at once (null: as many as the resources allow).",
     "resources.ship_package": "Upload this checkout's `expand` package to the Ray cluster (for nodes that "
                               "have the dependencies but not the package).",

@@ -118,3 +118,25 @@ def test_a_cache_folder_under_a_file_stops_the_search_before_its_run_folder(tmp_
     err = capsys.readouterr().err
     assert f"data.cache: cannot create {tmp_path}/f/c: {tmp_path}/f is a file, not a folder" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("gpus, function, message", [
+    (1.5, "expand.search.oracle:run_oracle", r"resources.gpus_per_trial: more than one GPU must be a whole number"),
+    (2, "expand.train:run_trial", r"resources.gpus_per_trial: the default trainer trains on one GPU, so 2 would "
+                                  r"leave 1 idle"),
+])
+def test_gpus_per_trial_is_a_share_of_one_or_whole_gpus_the_trainer_can_use(tmp_path, gpus, function, message):
+    data = yaml.safe_load(open(os.path.join(ROOT, "experiments", "kinetics400_gpus.yaml")))
+    data["resources"]["gpus_per_trial"] = gpus
+    data["trial"] = {**data.get("trial", {}), "function": function}
+    bad = tmp_path / "gpus.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(str(bad), check_paths=False)
+    for fine in (0.25, 0.5, 1):  # and a function of one's own may take several whole GPUs
+        data["resources"]["gpus_per_trial"] = fine
+        bad.write_text(yaml.safe_dump(data))
+        assert load_experiment(str(bad), check_paths=False).resources.gpus_per_trial == fine
+    data["trial"]["function"], data["resources"]["gpus_per_trial"] = "expand.search.oracle:run_oracle", 4
+    bad.write_text(yaml.safe_dump(data))
+    assert load_experiment(str(bad), check_paths=False).resources.gpus_per_trial == 4
