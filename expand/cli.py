@@ -13,7 +13,7 @@ import sys
 import traceback
 from typing import Any, Callable, NoReturn, Sequence
 
-from expand.errors import InputError
+from expand.errors import DiskFull, InputError, is_disk_full
 
 PROG = "x3d-expand"
 
@@ -327,6 +327,14 @@ def _stop_on_sigterm() -> object:
     return signal.signal(signal.SIGTERM, handler)
 
 
+def _disk_full_message(exc: OSError) -> str:
+    if isinstance(exc, DiskFull):
+        return exc.strerror
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return (f"no space left on device{where}; what finished is kept: free space, then "
+            "'x3d-expand resume RUN' continues a search")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -355,6 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if os.environ.get("X3D_EXPAND_DEBUG"):
             traceback.print_exc()
+        if is_disk_full(exc):  # not a bug: say so, and how to go on (the run folder survives it)
+            print(f"{PROG}: error: {_disk_full_message(exc)}", file=sys.stderr)
+            return 1
         print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:

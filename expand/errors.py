@@ -21,3 +21,23 @@ class ConfigError(InputError):
 
 class DataError(InputError):
     """A dataset that cannot be used (missing path, bad manifest, no readable video)."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """No space (or quota) left: nothing a retry or a different model fixes; the user frees space."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in {errno.ENOSPC, getattr(errno, "EDQUOT", 122)}
+
+
+class DiskFull(OSError):
+    """Trials could not write their results: the search stops (finished trials kept) until space is freed.
+
+    Recording such a trial ``failed`` would let the step choose among the axes that
+    happened to finish first, a silent change of the path; stopping keeps it resumable.
+    """
+
+    def __init__(self, message: str) -> None:
+        import errno
+
+        super().__init__(errno.ENOSPC, message)

@@ -43,6 +43,12 @@ def atomic_writer(path: str, binary: bool = False) -> Iterator[IO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if exc.filename is None:  # a write to the temp file: name the file meant (a full disk says which)
+            raise OSError(exc.errno, exc.strerror, path) from exc
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -66,6 +72,10 @@ def append_line(path: str, line: str) -> None:
         while written < len(data):  # one write() in practice; a short write is finished here
             written += os.write(fd, data[written:])
         os.fsync(fd)
+    except OSError as exc:  # a torn line is cut off by the next reader that repairs the log
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, path) from exc
+        raise
     finally:
         os.close(fd)
 

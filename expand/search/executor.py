@@ -11,6 +11,7 @@ import dataclasses
 from typing import Callable, Optional
 
 from expand.config import RetriesConfig
+from expand.errors import DiskFull
 from expand.search.progress import Progress
 from expand.search.runners import Runner
 from expand.search.time_limits import TimeLimits
@@ -102,7 +103,13 @@ class TrialExecutor:
             batch: dict[str, TrialResult] = {}
             self.progress.batch_started(todo, self.runner.parallelism)
 
+            full: list[str] = []
+
             def record(trial: TrialSpec, result: TrialResult) -> None:
+                if result.disk_full:  # not recorded: resume reruns it once there is room
+                    full.append(f"{trial.trial_id} ({result.error})")
+                    self.progress.trial_finished(trial, result)
+                    return
                 result = self.limits.stamp(result)
                 entry = self.run_dir.append_trial(trial, result)
                 self.attempts.setdefault(trial.trial_id, []).append(entry)
@@ -115,6 +122,9 @@ class TrialExecutor:
                 self.runner.run(todo, record, on_progress=self.progress.trial_progress)
             else:  # a registered runner written before live progress existed
                 self.runner.run(todo, record)
+            if full:  # the batch's other trials have finished and are recorded
+                raise DiskFull(f"no space left on a disk the trials write to: {'; '.join(full)}. Finished "
+                               f"trials are kept: free space, then 'x3d-expand resume {self.run_dir.path}'")
             final.update(batch)
             todo = [dataclasses.replace(t, attempt=t.attempt + 1,
                                         batch_scale=t.batch_scale * self._batch_scale([batch[t.trial_id]]))

@@ -31,6 +31,8 @@ Options (experiment ``trial.options``):
         (expand/snapshot.py) after each but the last and resuming from one an earlier attempt
         left, as the trainer does; the result's extra.resumed_from_step says where it started:
         tests of where snapshots go
+    disk_full_file, disk_full_axes: while the file exists, trials on those axes raise
+        OSError(ENOSPC) naming their weights file, as a trainer finding the disk full would
     hold_file: a path; with snapshot_steps, a trial of step 1 or later waits after its attempt's
         first snapshot until this file exists: the moment a test acts on (a node removed) while
         every running trial is part-way, its snapshot saved
@@ -38,6 +40,7 @@ Options (experiment ``trial.options``):
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -113,6 +116,9 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
             fh.write(json.dumps({"trial_id": trial.trial_id, "pid": os.getpid(), "start": started,
                                  "end": time.time(),
                                  "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\n")
+    full_flag = options.get("disk_full_file")  # while this file exists, these axes find the disk full
+    if full_flag and axis in (options.get("disk_full_axes") or []) and os.path.exists(full_flag):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(trial.out_dir or ".", "weights.pt"))
     fail_n = int((options.get("fail_axes") or {}).get(axis, 0))
     if trial.attempt <= fail_n:
         raise RuntimeError(f"injected failure on {axis} (attempt {trial.attempt})")

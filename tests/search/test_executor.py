@@ -114,3 +114,50 @@ def test_the_in_process_limit_gets_past_a_trial_functions_own_except_exception()
     assert result.status == "timeout" and result.seed == 3 and result.seconds >= 0.3
     assert call_safely(lambda t: TrialResult(t.trial_id, "ok", top1=0.5), trial, time_limit_s=0.3).ok
     time.sleep(0.5)  # the alarm was cancelled with the trial: nothing goes off later
+
+
+def test_a_full_disk_stops_the_search_after_its_batch_and_resume_reruns_only_that_trial(tmp_path, capsys):
+    # Recording it 'failed' would let step 1 choose among the axes that happened to finish: a
+    # silently different path. The batch's other trials finish and are kept; nothing reruns.
+    from expand.cli import main
+    from expand.run import RunDir
+
+    flag = tmp_path / "disk-is-full"
+    flag.write_text("")
+    exp = oracle_experiment(tmp_path, options={"disk_full_file": str(flag), "disk_full_axes": ["depth"]},
+                            search={"max_steps": 2, "targets": []}, retries={"failed": 3})
+    run = tmp_path / "run"
+    assert main(["search", exp, "--out", str(run), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("x3d-expand: error: no space left on a disk the trials write to: ")
+    assert f"s01-depth (OSError: [Errno 28] No space left on device: '{run}/trials/s01-depth/weights.pt')" in err[0]
+    assert err[0].endswith(f"free space, then 'x3d-expand resume {run}'")
+    first = [r.trial.trial_id for r in RunDir(str(run)).read_trials().records]
+    axes = ["fast", "temporal", "spatial", "width", "bottleneck"]  # tiny_cpu.yaml's, less depth
+    assert sorted(first) == sorted(["s00-basis"] + [f"s01-{a}" for a in axes])
+    flag.unlink()  # space freed
+    assert main(["resume", str(run), "--quiet"]) == 0
+    records = RunDir(str(run)).read_trials().records
+    ids = [r.trial.trial_id for r in records]
+    assert len(ids) == len(set(ids)) and ids[:len(first)] == first  # nothing trained twice
+    assert next(r for r in records if r.trial.trial_id == "s01-depth").result.status == "ok"
+    assert any(i.startswith("s02-") for i in ids)
+
+
+def test_only_a_full_disk_or_quota_is_marked(tmp_path):
+    import errno
+
+    from expand.search.trial import call_safely
+
+    trial = TrialSpec("t", 1, "depth", ArchSpec(1, 8, 64), 0, 0.002, 1)
+
+    def raising(exc):
+        def func(t):
+            raise exc
+        return func
+
+    assert call_safely(raising(OSError(errno.ENOSPC, "No space left on device")), trial).disk_full
+    assert call_safely(raising(OSError(errno.EDQUOT, "Disk quota exceeded")), trial).disk_full
+    for other in (OSError(errno.EACCES, "Permission denied"), RuntimeError("no space in the name")):
+        result = call_safely(raising(other), trial)
+        assert result.status == "failed" and not result.disk_full

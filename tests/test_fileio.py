@@ -1,0 +1,41 @@
+"""The atomic writer on a full disk: the old file kept, no temp file left, and the file named."""
+
+import errno
+import os
+
+import pytest
+
+from expand import fileio
+
+
+def _full_disk(monkeypatch):
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fileio.os, "fsync", fsync)
+
+
+def test_a_write_that_finds_the_disk_full_keeps_the_old_file_and_names_it(tmp_path, monkeypatch):
+    path = tmp_path / "state.json"
+    fileio.atomic_write(str(path), "old")
+    _full_disk(monkeypatch)
+    with pytest.raises(OSError) as info:
+        fileio.atomic_write(str(path), "new")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["state.json"]
+    with pytest.raises(OSError) as info:
+        fileio.append_line(str(tmp_path / "trials.jsonl"), "{}\n")
+    assert info.value.filename == str(tmp_path / "trials.jsonl")
+
+
+def test_a_full_disk_is_one_line_saying_what_to_do_not_an_internal_error(tmp_path, monkeypatch, capsys):
+    from expand.cli import main
+    from tests.search.helpers import oracle_experiment
+
+    exp = oracle_experiment(tmp_path, search={"max_steps": 1, "targets": []})
+    _full_disk(monkeypatch)
+    assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"x3d-expand: error: no space left on device writing {tmp_path}/run/")
+    assert "internal error" not in err and len(err.splitlines()) == 1
+    assert err.endswith("free space, then 'x3d-expand resume RUN' continues a search")
