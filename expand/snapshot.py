@@ -32,7 +32,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
-from expand.fileio import atomic_writer
+from expand.fileio import atomic_write
+from expand.weights import saved_bytes
 
 if TYPE_CHECKING:
     import torch
@@ -104,8 +105,7 @@ def save_snapshot(path: str, key: dict[str, Any], state: TrainState, model: torc
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
     }
-    with atomic_writer(path, binary=True) as fh:
-        torch.save(payload, fh)
+    atomic_write(path, saved_bytes(payload))  # a full disk is an OSError naming the file (see saved_bytes)
     _keep(path)
 
 

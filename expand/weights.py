@@ -15,7 +15,7 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, Any, Iterable
 
-from expand.fileio import atomic_writer
+from expand.fileio import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -31,12 +31,25 @@ def weights_file(run_path: str, trial_id: str) -> str:
 
 def save_weights(path: str, spec: "ArchSpec", model: "torch.nn.Module", dropout: float) -> None:
     """The model's state dict beside its spec, replaced in one rename (a reader never sees half)."""
+    state = getattr(model, "_orig_mod", model).state_dict()  # a compiled model saves its original
+    atomic_write(path, saved_bytes({"spec": spec.to_dict(), "dropout": float(dropout),
+                                    "state_dict": {k: v.detach().cpu() for k, v in state.items()}}))
+
+
+def saved_bytes(obj: Any) -> bytes:
+    """``torch.save`` into memory, for ``atomic_write`` to put on disk.
+
+    Given the file itself, torch's zip writer turns a full disk into a RuntimeError
+    ("unexpected pos ...") that names no errno, so a search recorded the trial ``failed``;
+    written from memory, the disk's OSError (ENOSPC, with the file's name) comes through.
+    """
+    import io
+
     import torch
 
-    state = getattr(model, "_orig_mod", model).state_dict()  # a compiled model saves its original
-    with atomic_writer(path, binary=True) as fh:
-        torch.save({"spec": spec.to_dict(), "dropout": float(dropout),
-                    "state_dict": {k: v.detach().cpu() for k, v in state.items()}}, fh)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
 
 
 def load_weights(path: str, device: str = "cpu") -> "torch.nn.Module":

@@ -39,3 +39,45 @@ def test_a_full_disk_is_one_line_saying_what_to_do_not_an_internal_error(tmp_pat
     assert err.startswith(f"x3d-expand: error: no space left on device writing {tmp_path}/run/")
     assert "internal error" not in err and len(err.splitlines()) == 1
     assert err.endswith("free space, then 'x3d-expand resume RUN' continues a search")
+
+
+class _DiskFillsAfter:
+    """A file object whose disk fills after ``room`` bytes, as a write to a full disk fails."""
+
+    def __init__(self, fh, room):
+        self.fh, self.room = fh, room
+
+    def write(self, data):
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.fh.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()
+
+
+def test_weights_on_a_full_disk_are_an_oserror_naming_the_file_not_torchs_runtime_error(tmp_path, monkeypatch):
+    # torch.save given the file turns the failed write into "RuntimeError: [enforce fail at
+    # inline_container.cc] unexpected pos": no errno, so the search recorded the trial failed.
+    import torch
+
+    from expand.spec import ArchSpec
+    from expand.weights import save_weights
+
+    spec = ArchSpec(1, 8, 32, num_classes=2, dim_c5=64)
+    path = tmp_path / "model.pt"
+    save_weights(str(path), spec, torch.nn.Linear(2, 2), 0.5)
+    before = path.read_bytes()
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(fileio.os, "fdopen", lambda fd, *a, **k: _DiskFillsAfter(real_fdopen(fd, *a, **k), 100))
+    with pytest.raises(OSError) as info:
+        save_weights(str(path), spec, torch.nn.Linear(64, 64), 0.5)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.pt"]

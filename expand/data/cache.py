@@ -166,6 +166,10 @@ def write_store(path: str, fmt: str, frames: Iterable[np.ndarray], fps: float, q
             _write_npy(tmp, frames)
         os.chmod(tmp, default_mode())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None:  # numpy's writes name no file: a full disk must say which
+            raise OSError(exc.errno, exc.strerror, path) from exc
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -76,3 +76,17 @@ def test_data_cache_under_a_file_is_exit_2_before_any_decoding(tmp_path, make_vi
     assert err.endswith(f"data.cache: cannot create {tmp_path}/notes.txt/cache: {tmp_path}/notes.txt is a file, "
                         "not a folder") and len(err.splitlines()) == 1
     assert (tmp_path / "notes.txt").read_text() == "x"
+
+
+def test_a_store_write_on_a_full_disk_names_the_entry_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    import errno
+
+    def full(path, frames):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as numpy's writes do: no file name
+
+    monkeypatch.setattr(cache_module, "_write_npy", full)
+    entry = tmp_path / "abc.npy"
+    with pytest.raises(OSError) as info:
+        cache_module.write_store(str(entry), "npy", iter([]), 10.0, 75)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(entry)
+    assert os.listdir(tmp_path) == []
