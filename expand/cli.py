@@ -331,8 +331,8 @@ def _disk_full_message(exc: OSError) -> str:
     if isinstance(exc, DiskFull):
         return exc.strerror
     where = f" writing {exc.filename}" if exc.filename else ""
-    return (f"no space left on device{where}; what finished is kept: free space, then "
-            "'x3d-expand resume RUN' continues a search")
+    return (f"no space left on device{where}; what finished is kept: free space and run it again "
+            "(a search continues with 'x3d-expand resume RUN')")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
