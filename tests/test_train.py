@@ -196,16 +196,12 @@ def test_bf16_on_the_cpu_gives_finite_gradients_when_freed_memory_holds_nans():
     assert nan_grads == []
 
 
-@pytest.mark.parametrize("amp", ["off", "bf16"])
-def test_the_training_loop_does_not_sync_every_step(tiny_exp, monkeypatch, amp):
-    """Issue 21: .item(), float() or an `if` on a tensor each step would make the CPU wait for a GPU.
-
-    (fp16's grad scaler asks .item() of its inf flag each step: see make_optimizer.)
-    """
+def _count_host_reads(monkeypatch, names):
+    """Count calls of these Tensor methods: each reads a value to the host, so waits for a GPU."""
     import torch
 
     calls = {"n": 0}
-    for name in ("item", "__bool__", "__float__"):
+    for name in names:
         original = getattr(torch.Tensor, name)
 
         def counted(self, *a, _original=original, **kw):
@@ -213,6 +209,16 @@ def test_the_training_loop_does_not_sync_every_step(tiny_exp, monkeypatch, amp):
             return _original(self, *a, **kw)
 
         monkeypatch.setattr(torch.Tensor, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("amp", ["off", "bf16"])
+def test_the_training_loop_does_not_sync_every_step(tiny_exp, monkeypatch, amp):
+    """Issue 21: .item(), float() or an `if` on a tensor each step would make the CPU wait for a GPU.
+
+    (fp16's grad scaler asks .item() of its inf flag each step: see make_optimizer.)
+    """
+    calls = _count_host_reads(monkeypatch, ("item", "__bool__", "__float__"))
 
     def syncs(epochs):
         calls["n"] = 0
@@ -239,15 +245,7 @@ def test_evaluation_waits_for_the_device_once_not_per_batch(monkeypatch):
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 2 * 4 * 4, 6))
-    calls = {"n": 0}
-    for name in ("item", "tolist", "__bool__", "__float__"):
-        original = getattr(torch.Tensor, name)
-
-        def counted(self, *a, _original=original, **kw):
-            calls["n"] += 1
-            return _original(self, *a, **kw)
-
-        monkeypatch.setattr(torch.Tensor, name, counted)
+    calls = _count_host_reads(monkeypatch, ("item", "tolist", "__bool__", "__float__"))
 
     def reads(batches):
         calls["n"] = 0
