@@ -25,7 +25,9 @@ def read_csv_manifest(
     base = os.path.dirname(os.path.abspath(path))
     items = []
     try:
-        with open(path, encoding="utf-8") as fh:
+        # utf-8-sig: a manifest saved by Excel or a Windows editor starts with a byte-order mark,
+        # which str.strip() keeps, so its first video would be reported missing
+        with open(path, encoding="utf-8-sig") as fh:
             text = fh.read()
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the manifest as UTF-8") from None

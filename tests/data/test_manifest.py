@@ -62,3 +62,13 @@ def test_a_minival_as_large_as_the_training_split_is_refused(tmp_path):
     data = _csv_data(tmp_path, classes=2, per_class=3, minival=6)
     with pytest.raises(DataError, match="no training video"):
         split_items(data, "train")
+
+
+def test_a_manifest_saved_with_a_byte_order_mark_keeps_its_first_video(tmp_path):
+    from expand.data.manifest import read_csv_manifest
+
+    (tmp_path / "a.mp4").write_bytes(b"")
+    path = tmp_path / "train.csv"
+    path.write_bytes("a.mp4 0\r\nb.mp4 1\r\n".encode("utf-8-sig"))  # as Excel or Notepad save it
+    items = read_csv_manifest(str(path))
+    assert items[0] == Item(str(tmp_path / "a.mp4"), 0) and items[1].label == 1
