@@ -60,12 +60,15 @@ def read_csv_manifest(
 def read_folder_dataset(root: str, classes: list[str] | None = None) -> tuple[list[Item], list[str]]:
     """A folder per class; class names sorted give the ids. Returns (items, class names).
 
+    Hidden folders and files (a leading dot) are left out, as ``ls`` leaves them out.
+
     ``classes`` fixes the ids (the training split's classes) so that a
     validation folder with a class missing cannot shift the ids of the others.
     """
     if not os.path.isdir(root):
         raise DataError(f"{root}: dataset folder not found")
-    found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    # hidden folders are not classes: Jupyter's .ipynb_checkpoints, a frame cache, a .git
+    found = sorted(d for d in os.listdir(root) if not d.startswith(".") and os.path.isdir(os.path.join(root, d)))
     if not found:
         raise DataError(f"{root}: no class folders")
     if classes is None:
@@ -77,7 +80,7 @@ def read_folder_dataset(root: str, classes: list[str] | None = None) -> tuple[li
     for name in found:
         folder = os.path.join(root, name)
         for f in sorted(os.listdir(folder)):
-            if f.lower().endswith(VIDEO_EXTENSIONS):
+            if f.lower().endswith(VIDEO_EXTENSIONS) and not f.startswith("."):  # macOS's ._name.mp4 too
                 items.append(Item(os.path.join(folder, f), classes.index(name)))
     if not items:
         raise DataError(f"{root}: no video files ({', '.join(VIDEO_EXTENSIONS)})")

@@ -72,3 +72,16 @@ def test_a_manifest_saved_with_a_byte_order_mark_keeps_its_first_video(tmp_path)
     path.write_bytes("a.mp4 0\r\nb.mp4 1\r\n".encode("utf-8-sig"))  # as Excel or Notepad save it
     items = read_csv_manifest(str(path))
     assert items[0] == Item(str(tmp_path / "a.mp4"), 0) and items[1].label == 1
+
+
+def test_hidden_folders_and_files_are_not_classes_or_videos(tmp_path):
+    # Jupyter leaves .ipynb_checkpoints in every folder it opens; macOS copies leave ._name.mp4
+    from expand.data.manifest import read_folder_dataset
+
+    for cls in ("run", "walk", ".ipynb_checkpoints", ".x3d-frame-cache"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / "a.mp4").write_bytes(b"")
+    (tmp_path / "run" / "._a.mp4").write_bytes(b"")
+    items, classes = read_folder_dataset(str(tmp_path))
+    assert classes == ["run", "walk"]
+    assert items == [Item(str(tmp_path / "run" / "a.mp4"), 0), Item(str(tmp_path / "walk" / "a.mp4"), 1)]
