@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import Any, Optional
 
 import pandas as pd
 
@@ -185,6 +185,24 @@ def render_contractions(items: list[dict[str, Any]], fmt: str) -> str:
                   digits=4)
 
 
+def live_status(run_dir: str, state: dict[str, Any]) -> tuple[str, str, Optional[str]]:
+    """The run's status as it is now: (status, why, who writes it).
+
+    ``state.json`` says ``running`` from the start of a search to its end; a search
+    killed, interrupted or stopped by a full disk leaves it so. The run's lock tells
+    the two apart: a run said to be running that nobody writes is ``stopped``.
+    """
+    status, why = state.get("status") or "?", state.get("stop_reason") or ""
+    holder = RunDir(run_dir).writer()
+    writer = holder.describe() if holder else None
+    if status in ("starting", "running"):
+        if holder is None:
+            return ("stopped", "not running: interrupted, killed or out of disk before it finished; "
+                    f"'x3d-expand resume {os.path.abspath(run_dir)}' continues it", None)
+        return status, why or f"in progress: {writer}", writer
+    return status, why, writer
+
+
 def render_run(run_dir: str, fmt: str = "table") -> str:
     from expand.search.coordinator import saved_contractions
 
@@ -198,10 +216,11 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     rows = step_rows(run_dir)
     contractions = saved_contractions(RunDir(run_dir), state.get("path", []))
     spend = cost(run_dir)
+    status, why, writer = live_status(run_dir, state)
     if fmt == "json":
         return json_line(clean_nans({
-            "run": os.path.abspath(run_dir), "status": state.get("status"),
-            "stop_reason": state.get("stop_reason"), "selection": state.get("selection_rule"),
+            "run": os.path.abspath(run_dir), "status": status, "writer": writer,
+            "stop_reason": why, "selection": state.get("selection_rule"),
             "counter": COUNTER, "candidates": [{c: r.get(c) for c in ROW_COLUMNS} for r in rows],
             "path": state.get("path", []), "contractions": contractions, "cost": spend,
             "incomplete_lines": partial,
@@ -225,8 +244,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     headers = [TABLE_HEADERS.get(h, h) for h in columns]
     if minival:
         headers[columns.index("top1")] = "top1 % (minival, selects)"
-    parts = [f"run: {os.path.abspath(run_dir)}  status: {state.get('status')}  "
-             f"({state.get('stop_reason') or 'in progress'})",
+    parts = [f"run: {os.path.abspath(run_dir)}  status: {status}  ({why})",
              f"selection: {state.get('selection_rule', '')}", "",
              render(shown, columns, fmt, headers=headers, digits=4)]
     path = state.get("path", [])

@@ -317,6 +317,23 @@ class LockHolder:
         return f"pid {self.pid} on {self.host} ({self.command or '?'}, since {started})"
 
 
+_BUSY = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+
+
+def _flock_patiently(fd: int, how: int, patience_s: float = 1.0) -> None:
+    """``flock`` without blocking, retried for ``patience_s``: a reader's probe (``writer``) holds
+    the lock for microseconds, and must not make a starting search fail as 'being written'."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in _BUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 class RunLock:
     """An exclusive ``flock`` on RUN/.lock, with the holder's pid, host and command in the file."""
 
@@ -333,10 +350,10 @@ class RunLock:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_patiently(fd, fcntl.LOCK_EX)
         except OSError as exc:
             os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if exc.errno not in _BUSY:
                 raise
             holder = self.holder()
             who = holder.describe() if holder else "another process"
@@ -348,6 +365,26 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
+
+    def writer(self) -> Optional[LockHolder]:
+        """Who holds the lock now (None: nobody; the run is not being written, whatever state.json says).
+
+        A shared lock taken and dropped at once: a writer starting in that instant waits for it
+        (see ``_flock_patiently``) instead of being told the run is busy.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in _BUSY:
+                raise
+            return self.holder() or LockHolder(0, "?", "", 0.0)
+        finally:
+            os.close(fd)  # closing drops the probe's lock
+        return None
 
     def holder(self) -> Optional[LockHolder]:
         try:
@@ -420,6 +457,10 @@ class RunDir:
 
     def release(self) -> None:
         self.lock.release()
+
+    def writer(self) -> Optional[LockHolder]:
+        """The process writing this run now, if any (see ``RunLock.writer``)."""
+        return self.lock.writer()
 
     def __enter__(self) -> "RunDir":
         return self

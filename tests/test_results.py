@@ -192,3 +192,55 @@ def test_error_bars_only_for_models_averaged_over_seeds():
     one_seed = [{"top1_se": 0.03, "seeds": 1}, {"top1_se": 0.02, "seeds": 1}]
     assert _error_bars(one_seed) is None  # its uncertainty is the table's confidence column
     assert _error_bars([{"top1_se": 0.03, "seeds": 2}, {"top1_se": 0.02, "seeds": 1}]) == [3.0, 0.0]
+
+
+def test_a_run_said_to_be_running_that_nobody_writes_shows_as_stopped(tmp_path, capsys):
+    # A search killed, interrupted or stopped by a full disk leaves state.json "running".
+    import shutil
+
+    from tests.search.helpers import oracle_experiment
+    from expand.run import RunDir
+
+    exp = oracle_experiment(tmp_path, search={"max_steps": 1, "targets": []})
+    run = tmp_path / "run"
+    assert main(["search", exp, "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    killed = tmp_path / "killed"
+    shutil.copytree(run, killed)
+    state = json.loads((killed / "state.json").read_text())
+    (killed / "state.json").write_text(json.dumps(dict(state, status="running", stop_reason="")))
+    assert main(["show", str(killed)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "status: stopped  (not running: " in first and f"'x3d-expand resume {killed}' continues it" in first
+    writer = RunDir(str(killed)).acquire("search")  # now a process writes it
+    try:
+        assert main(["show", str(killed), "--format", "json"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["status"] == "running" and f"pid {os.getpid()}" in shown["writer"]
+        assert shown["stop_reason"].startswith("in progress: pid ")
+    finally:
+        writer.release()
+    assert main(["show", str(run), "--format", "json"]) == 0  # a finished run: as state.json says
+    assert json.loads(capsys.readouterr().out)["status"] == "finished"
+
+
+def test_looking_at_the_lock_never_makes_a_starting_writer_fail(tmp_path):
+    # `watch x3d-expand show RUN` probes the lock every second; a resume starting in that
+    # instant must wait the microseconds out instead of exiting 'being written by'.
+    import fcntl
+    import threading
+    import time
+
+    from expand.run import RunDir
+
+    run = RunDir(str(tmp_path / "run"))
+    run.create()
+    fd = os.open(os.path.join(run.path, ".lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # a reader's probe, held far longer than a real one
+    threading.Timer(0.2, os.close, (fd,)).start()
+    started = time.monotonic()
+    run.acquire("resume")
+    try:
+        assert 0.1 < time.monotonic() - started < 5 and run.lock.held
+    finally:
+        run.release()
