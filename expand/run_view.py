@@ -83,11 +83,15 @@ class Run:
 
     @property
     def status(self) -> str:
-        return self.state.status
+        """As ``show`` says it: ``stopped`` for a run state.json calls running that nobody writes."""
+        from expand.results import live_status
+
+        s = self.state
+        return live_status(self.folder, {"status": s.status, "stop_reason": s.stop_reason})[0]
 
     def __repr__(self) -> str:
         s = self.state
-        return f"Run({self.folder!r}, {s.kind}, {s.status}, {len(s.path)} path models)"
+        return f"Run({self.folder!r}, {s.kind}, {self.status}, {len(s.path)} path models)"
 
     # ------------------------------------------------------------------ tables
     @property

@@ -212,12 +212,16 @@ def test_a_run_said_to_be_running_that_nobody_writes_shows_as_stopped(tmp_path, 
     assert main(["show", str(killed)]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert "status: stopped  (not running: " in first and f"'x3d-expand resume {killed}' continues it" in first
+    import expand
+
+    assert expand.load_run(str(killed)).status == "stopped"  # the Python API says it as show does
     writer = RunDir(str(killed)).acquire("search")  # now a process writes it
     try:
         assert main(["show", str(killed), "--format", "json"]) == 0
         shown = json.loads(capsys.readouterr().out)
         assert shown["status"] == "running" and f"pid {os.getpid()}" in shown["writer"]
         assert shown["stop_reason"].startswith("in progress: pid ")
+        assert expand.load_run(str(killed)).status == "running"
     finally:
         writer.release()
     assert main(["show", str(run), "--format", "json"]) == 0  # a finished run: as state.json says
