@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional
 
 from expand.config import Experiment
 from expand.factor_space import FlopFloor, capped_ranges, snap
+from expand.fileio import cut_torn_tail
 from expand.registry import Registry
 from expand.search.executor import TrialExecutor
 from expand.search.progress import Progress, SilentProgress
@@ -120,7 +121,12 @@ class Baseline:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = JournalStorage(JournalFileBackend(self.run_dir.file("optuna.journal")))
+        journal = self.run_dir.file("optuna.journal")
+        # A full disk can tear the journal's last line, and Optuna cannot read a log with a torn
+        # line inside it: cut it (a torn tell leaves the trial running, and the replay below
+        # takes its result from trials.jsonl; nothing is retrained).
+        cut_torn_tail(journal, _json_line)
+        storage = JournalStorage(JournalFileBackend(journal))
         sampler = self.method.sampler(self)
         return optuna.create_study(study_name=f"{self.exp.name}-{self.state.method}", storage=storage,
                                    sampler=sampler, direction="maximize", load_if_exists=True)
@@ -268,6 +274,16 @@ class Baseline:
         trial = self._trial(trial_id, spec)
         self._record(trial, self.executor.train([trial])[trial.trial_id])
         self._write_state("running")
+
+
+def _json_line(tail: bytes) -> bool:
+    """A journal line that only lacks its newline (a whole JSON object)."""
+    import json
+
+    try:
+        return isinstance(json.loads(tail), dict)
+    except ValueError:
+        return False
 
 
 def _random_sampler(b: Baseline) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 
 def _umask() -> int:
@@ -80,6 +80,34 @@ def append_line(path: str, line: str) -> None:
         os.close(fd)
 
 
+def cut_torn_tail(path: str, whole: Callable[[bytes], bool] = lambda tail: False) -> int:
+    """Cut an unterminated last line off an append-only log, keeping it in ``PATH.torn``.
+
+    A crash or a full disk can leave half a line; the next append would glue a whole one to
+    it, and the log would no longer parse. A tail that ``whole`` accepts only lacked its
+    newline, and gets one. Returns the bytes moved (0: nothing to cut). Only the run's one
+    writer may call it.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return 0
+    if not data or data.endswith(b"\n"):
+        return 0
+    cut = data.rfind(b"\n") + 1
+    tail = data[cut:]
+    if whole(tail):
+        append_line(path, "\n")
+        return 0
+    with open(path + ".torn", "ab") as fh:
+        fh.write(tail + b"\n")
+    with open(path, "r+b") as fh:
+        fh.truncate(cut)
+        os.fsync(fh.fileno())
+    return len(tail)
+
+
 def _fsync_dir(directory: str) -> None:
     """Make a rename durable (a power loss must not bring the old file back)."""
     try:
@@ -94,4 +122,4 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-__all__ = ["atomic_write", "atomic_writer", "append_line", "default_mode"]
+__all__ = ["atomic_write", "atomic_writer", "append_line", "cut_torn_tail", "default_mode"]

@@ -39,7 +39,7 @@ from typing import Any, Iterable, Optional
 import yaml
 
 from expand.errors import InputError, SpecError
-from expand.fileio import append_line, atomic_write
+from expand.fileio import append_line, atomic_write, cut_torn_tail
 from expand.search.trial import TrialResult, TrialSpec
 from expand.spec import ArchSpec
 from expand.tables import clean_nans
@@ -528,24 +528,8 @@ class RunDir:
 
     def repair_trials(self) -> int:
         """Cut an unterminated last line off trials.jsonl (kept in .torn); returns bytes moved."""
-        try:
-            with open(self.trials_path, "rb") as fh:
-                data = fh.read()
-        except FileNotFoundError:
-            return 0
-        if not data or data.endswith(b"\n"):
-            return 0
-        cut = data.rfind(b"\n") + 1
-        tail = data[cut:]
-        if _parse_line(tail.decode("utf-8", errors="replace")) is not None:
-            append_line(self.trials_path, "\n")  # a whole record that only lacked its newline
-            return 0
-        with open(self.trials_path + ".torn", "ab") as fh:
-            fh.write(tail + b"\n")
-        with open(self.trials_path, "r+b") as fh:
-            fh.truncate(cut)
-            os.fsync(fh.fileno())
-        return len(tail)
+        return cut_torn_tail(self.trials_path,
+                             lambda tail: _parse_line(tail.decode("utf-8", errors="replace")) is not None)
 
     # --- state ---
     def write_state(self, state: dict[str, Any] | RunState) -> None:

@@ -189,3 +189,25 @@ def test_a_baseline_method_registered_in_the_table_runs_like_the_shipped_ones(tm
         METHODS.unregister("random7")
     with pytest.raises(Exception, match="--method random7: must be one of random, tpe, compound"):
         expand.baseline(oracle_experiment(tmp_path, "e2.yaml"), "random7", 3, out=str(tmp_path / "c"), quiet=True)
+
+
+def test_a_baseline_stopped_by_a_full_disk_with_its_journal_torn_resumes(tmp_path, capsys):
+    # A full disk can cut the Optuna journal's last append short. Optuna reads past a torn
+    # last line, but the next append glues a whole line to it and then no read gets past it.
+    flag = tmp_path / "disk-is-full"
+    flag.write_text("")
+    exp = oracle_experiment(tmp_path, options={"noise": 0.01, "disk_full_file": str(flag),
+                                               "disk_full_axes": ["random"]})
+    run = tmp_path / "run"
+    assert main(["baseline", exp, "--method", "random", "--trials", "4", "--max-gflops", str(CAP),
+                 "--out", str(run), "--quiet"]) == 1
+    assert "no space left on a disk the trials write to: random-" in capsys.readouterr().err  # the first under the cap
+    with open(run / "optuna.journal", "ab") as fh:
+        fh.write(b'{"op_code": 6, "worker_id": "torn-by-the-full-di')  # half of an append
+    flag.unlink()  # space freed
+    assert main(["resume", str(run), "--quiet"]) == 0, capsys.readouterr().err
+    records = RunDir(str(run)).read_trials().records
+    assert len({r.trial.trial_id for r in records}) == len(records) == 4  # each trained once
+    assert (run / "optuna.journal.torn").read_bytes().startswith(b'{"op_code": 6, "worker_id": "torn')
+    assert RunDir(str(run)).read_state()["status"] == "finished"
+    assert main(["resume", str(run), "--quiet"]) == 0  # and the journal reads back whole

@@ -81,3 +81,14 @@ def test_weights_on_a_full_disk_are_an_oserror_naming_the_file_not_torchs_runtim
         save_weights(str(path), spec, torch.nn.Linear(64, 64), 0.5)
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.pt"]
+
+
+def test_a_torn_last_line_is_cut_off_and_kept_and_a_whole_one_gets_its_newline(tmp_path):
+    log = tmp_path / "log"
+    log.write_bytes(b'{"a": 1}\n{"b": 2')
+    assert fileio.cut_torn_tail(str(log)) == len(b'{"b": 2')
+    assert log.read_bytes() == b'{"a": 1}\n' and (tmp_path / "log.torn").read_bytes() == b'{"b": 2\n'
+    log.write_bytes(b'{"a": 1}\n{"b": 2}')
+    assert fileio.cut_torn_tail(str(log), lambda tail: tail.endswith(b"}")) == 0
+    assert log.read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    assert fileio.cut_torn_tail(str(log)) == 0 and fileio.cut_torn_tail(str(tmp_path / "none")) == 0
