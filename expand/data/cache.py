@@ -12,6 +12,7 @@ consistently without being decoded again. Formats: :mod:`expand.data.store`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -70,14 +71,30 @@ class FrameCache:
         return self._files(path)[0]
 
     def get(self, path: str) -> CacheEntry | None:
-        """The cached entry, or None if this video (as it is now) was never decoded."""
+        """The cached entry, or None if this video (as it is now) was never decoded or its entry
+        was damaged (then it is removed, and ``build_one`` decodes the video again)."""
         if not os.path.exists(path):
             return CacheEntry(path, None, "missing file")
         store = self.entry_path(path)
         if os.path.exists(store):
-            return CacheEntry(path, open_store(store, self.format, self.fps))
+            try:
+                return CacheEntry(path, open_store(store, self.format, self.fps))
+            except Exception as exc:  # noqa: BLE001 - any unreadable entry is rebuilt from its video
+                self.discard(path, exc)
+                return None
         error = self.error(path)
         return CacheEntry(path, None, error) if error else None
+
+    def discard(self, path: str, why: BaseException | str) -> None:
+        """Remove a damaged entry (cut short by a crash or a full disk, a disk error, a partial
+        copy): one bad file among a million must not fail every trial of a week-long search."""
+        import sys
+
+        store = self.entry_path(path)
+        print(f"x3d-expand: damaged frame-cache entry for {path} ({why}); decoding the video again",
+              file=sys.stderr, flush=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(store)
 
     def build_one(self, path: str) -> CacheEntry:
         entry = self.get(path)

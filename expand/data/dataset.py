@@ -117,14 +117,24 @@ class ClipDataset(Dataset):
     def __getitem__(self, index: "int | tuple[int, int]") -> tuple[torch.Tensor, int]:
         epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
         item = self.items[index % len(self.items)]
-        rng = random.Random(hash((self.seed, epoch, index)))
         views = self.data.val_clips if self.mode != "train" else 1
         crops = self.data.val_crops if self.mode != "train" else 1
-        clips = sample_clips(
-            self._frames(item), self.frames, self.stride, self.crop, self.mode, rng,
-            jitter=self.data.jitter, test_crop_ratio=self.data.test_crop_ratio,
-            hflip=self.data.hflip, mean=self.data.mean, std=self.data.std, views=views, n_crops=crops,
-        )
+
+        def clips_of(frames: Any) -> list[torch.Tensor]:
+            return sample_clips(
+                frames, self.frames, self.stride, self.crop, self.mode, random.Random(hash((self.seed, epoch, index))),
+                jitter=self.data.jitter, test_crop_ratio=self.data.test_crop_ratio,
+                hflip=self.data.hflip, mean=self.data.mean, std=self.data.std, views=views, n_crops=crops,
+            )
+
+        try:
+            clips = clips_of(self._frames(item))
+        except Exception as exc:  # noqa: BLE001 - an entry that opened but reads back wrong
+            if self.cache is None:
+                raise
+            self._open.pop(item.path, None)
+            self.cache.discard(item.path, exc)
+            clips = clips_of(self._frames(item))  # decoded again (the same clip); a second failure is raised
         x = clips[0] if self.mode == "train" else torch.stack(clips)
         return x, item.label
 

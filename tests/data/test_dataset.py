@@ -1,5 +1,7 @@
+import os
 import pickle
 
+import pytest
 import torch
 
 from expand.config import DataConfig
@@ -79,3 +81,29 @@ def test_an_epochs_order_depends_on_the_seed_and_epoch_alone_and_can_start_part_
     b.set_epoch(5, start=6)
     assert list(b) == list(a)[6:] and len(b) == 4
     assert [i for _, i in EpochSampler(10, seed=4)] != [i for _, i in EpochSampler(10, seed=3)]
+
+
+def _cut(path, keep=2 / 3):
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: int(len(data) * keep)])
+
+
+
+@pytest.mark.parametrize("fmt", ["h264", "jpeg", "npy"])
+def test_a_damaged_cache_entry_is_decoded_again_and_gives_the_same_clip(tmp_path, make_video, capsys, fmt):
+    # One entry cut short (a crash, a full disk, a partial copy) used to fail every trial of the
+    # search on the same video. It is removed and decoded again from the video, once.
+    items = [Item(make_video(f"v{i}.mp4", n=24), i % 2) for i in range(3)]
+    cache = FrameCache(str(tmp_path / "cache"), 30.0, 64, fmt)
+    cache.build([i.path for i in items])
+    data = DataConfig(root=str(tmp_path), num_classes=2, hflip=True, jitter=[1.0, 1.5])
+    clean = [ClipDataset(items, cache, data, 4, 2, 32, "train", seed=3)[(0, i)][0] for i in range(3)]
+    sizes = [os.path.getsize(cache.entry_path(i.path)) for i in items]
+    for item in items:
+        _cut(cache.entry_path(item.path))
+    ds = ClipDataset(items, cache, data, 4, 2, 32, "train", seed=3)
+    again = [ds[(0, i)][0] for i in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(again, clean))
+    assert [os.path.getsize(cache.entry_path(i.path)) for i in items] == sizes  # rebuilt whole
+    err = capsys.readouterr().err
+    assert err.count("damaged frame-cache entry for ") == 3 and "decoding the video again" in err
