@@ -109,7 +109,10 @@ class ClipDataset(Dataset):
     def _open_frames(self, path: str) -> Any:
         """The cache entry, or with the cache off the video itself (probed once, read by seeking)."""
         if self.cache is not None:
-            return (self.cache.get(path) or self.cache.build_one(path)).frames
+            entry = self.cache.get(path) or self.cache.build_one(path)
+            if entry.frames is None:  # checked before the trial: the video went missing or bad since
+                raise DataError(f"{path}: {entry.error}")
+            return entry.frames
         from expand.data.store import StreamFrames
 
         return StreamFrames(path, self.data.fps)
@@ -130,7 +133,7 @@ class ClipDataset(Dataset):
         try:
             clips = clips_of(self._frames(item))
         except Exception as exc:  # noqa: BLE001 - an entry that opened but reads back wrong
-            if self.cache is None:
+            if self.cache is None or isinstance(exc, DataError):
                 raise
             self._open.pop(item.path, None)
             self.cache.discard(item.path, exc)

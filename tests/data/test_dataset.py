@@ -107,3 +107,12 @@ def test_a_damaged_cache_entry_is_decoded_again_and_gives_the_same_clip(tmp_path
     assert [os.path.getsize(cache.entry_path(i.path)) for i in items] == sizes  # rebuilt whole
     err = capsys.readouterr().err
     assert err.count("damaged frame-cache entry for ") == 3 and "decoding the video again" in err
+
+
+def test_a_video_gone_since_the_trial_began_is_named_not_decoded_again(tmp_path, make_video):
+    from expand.errors import DataError
+
+    ds = _dataset(tmp_path, make_video, 2)
+    os.remove(ds.items[1].path)
+    with pytest.raises(DataError, match=r"v1.mp4: missing file"):
+        ds[1]
