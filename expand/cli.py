@@ -13,7 +13,7 @@ import sys
 import traceback
 from typing import Any, Callable, NoReturn, Sequence
 
-from expand.errors import DiskFull, InputError, is_disk_full
+from expand.errors import DiskUnwritable, InputError, disk_problem
 
 PROG = "x3d-expand"
 
@@ -327,11 +327,11 @@ def _stop_on_sigterm() -> object:
     return signal.signal(signal.SIGTERM, handler)
 
 
-def _disk_full_message(exc: OSError) -> str:
-    if isinstance(exc, DiskFull):
+def _disk_message(exc: OSError, problem: str) -> str:
+    if isinstance(exc, DiskUnwritable):
         return exc.strerror
     where = f" writing {exc.filename}" if exc.filename else ""
-    return (f"no space left on device{where}; what finished is kept: free space and run it again "
+    return (f"{problem}{where}; what finished is kept: fix the disk (free space) and run it again "
             "(a search continues with 'x3d-expand resume RUN')")
 
 
@@ -363,8 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if os.environ.get("X3D_EXPAND_DEBUG"):
             traceback.print_exc()
-        if is_disk_full(exc):  # not a bug: say so, and how to go on (the run folder survives it)
-            print(f"{PROG}: error: {_disk_full_message(exc)}", file=sys.stderr)
+        problem = disk_problem(exc)
+        if problem:  # not a bug: say so, and how to go on (the run folder survives it)
+            print(f"{PROG}: error: {_disk_message(exc, problem)}", file=sys.stderr)
             return 1
         print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

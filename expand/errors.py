@@ -23,21 +23,26 @@ class DataError(InputError):
     """A dataset that cannot be used (missing path, bad manifest, no readable video)."""
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """No space (or quota) left: nothing a retry or a different model fixes; the user frees space."""
+def disk_problem(exc: BaseException) -> str:
+    """What is wrong with a disk a write failed on ('' for any other error).
+
+    No space, a quota, a file system remounted read-only after disk errors, an I/O error: no
+    retry and no other model fixes these; a person frees space or fixes the disk, then resumes.
+    """
     import errno
 
-    return isinstance(exc, OSError) and exc.errno in {errno.ENOSPC, getattr(errno, "EDQUOT", 122)}
+    if not isinstance(exc, OSError):
+        return ""
+    return {errno.ENOSPC: "no space left", getattr(errno, "EDQUOT", 122): "disk quota exceeded",
+            errno.EROFS: "read-only file system", errno.EIO: "I/O error"}.get(exc.errno or 0, "")
 
 
-class DiskFull(OSError):
-    """Trials could not write their results: the search stops (finished trials kept) until space is freed.
+class DiskUnwritable(OSError):
+    """Trials could not write their results: the search stops (finished trials kept) until the disk is fixed.
 
     Recording such a trial ``failed`` would let the step choose among the axes that
     happened to finish first, a silent change of the path; stopping keeps it resumable.
     """
 
-    def __init__(self, message: str) -> None:
-        import errno
-
-        super().__init__(errno.ENOSPC, message)
+    def __init__(self, message: str, errno_: int) -> None:
+        super().__init__(errno_, message)

@@ -36,9 +36,9 @@ def test_a_full_disk_is_one_line_saying_what_to_do_not_an_internal_error(tmp_pat
     _full_disk(monkeypatch)
     assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"x3d-expand: error: no space left on device writing {tmp_path}/run/")
+    assert err.startswith(f"x3d-expand: error: no space left writing {tmp_path}/run/")
     assert "internal error" not in err and len(err.splitlines()) == 1
-    assert err.endswith("free space and run it again (a search continues with 'x3d-expand resume RUN')")
+    assert err.endswith("(free space) and run it again (a search continues with 'x3d-expand resume RUN')")
 
 
 class _DiskFillsAfter:

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Callable, Optional
 
 from expand.config import RetriesConfig
-from expand.errors import DiskFull
+from expand.errors import DiskUnwritable
 from expand.search.progress import Progress
 from expand.search.runners import Runner
 from expand.search.time_limits import TimeLimits
@@ -103,11 +103,11 @@ class TrialExecutor:
             batch: dict[str, TrialResult] = {}
             self.progress.batch_started(todo, self.runner.parallelism)
 
-            full: list[str] = []
+            stuck: list[TrialResult] = []
 
             def record(trial: TrialSpec, result: TrialResult) -> None:
-                if result.disk_full:  # not recorded: resume reruns it once there is room
-                    full.append(f"{trial.trial_id} ({result.error})")
+                if result.disk_problem:  # not recorded: resume reruns it once the disk takes writes
+                    stuck.append(result)
                     self.progress.trial_finished(trial, result)
                     return
                 result = self.limits.stamp(result)
@@ -122,9 +122,14 @@ class TrialExecutor:
                 self.runner.run(todo, record, on_progress=self.progress.trial_progress)
             else:  # a registered runner written before live progress existed
                 self.runner.run(todo, record)
-            if full:  # the batch's other trials have finished and are recorded
-                raise DiskFull(f"no space left on a disk the trials write to: {'; '.join(full)}. Finished "
-                               f"trials are kept: free space, then 'x3d-expand resume {self.run_dir.path}'")
+            if stuck:  # the batch's other trials have finished and are recorded
+                first = stuck[0]
+                fix = {"no space left": "free space", "disk quota exceeded": "free space or raise the quota",
+                       "read-only file system": "make it writable"}.get(first.disk_problem, "check the disk")
+                raise DiskUnwritable(
+                    f"{first.disk_problem} on a disk the trials write to: "
+                    f"{'; '.join(f'{r.trial_id} ({r.error})' for r in stuck)}. Finished trials are kept: "
+                    f"{fix}, then 'x3d-expand resume {self.run_dir.path}'", int(first.extra.get("errno") or 0))
             final.update(batch)
             todo = [dataclasses.replace(t, attempt=t.attempt + 1,
                                         batch_scale=t.batch_scale * self._batch_scale([batch[t.trial_id]]))

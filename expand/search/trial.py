@@ -5,8 +5,9 @@ A trial function is any callable ``(TrialSpec) -> TrialResult`` named as
 code, so it is tested against the analytic oracle in seconds, and a user can
 plug in their own trainer. A trial that raises is turned into a ``failed``
 result here: failures are results, never exceptions that stop a search. The
-one exception is a full disk, which no retry or other model fixes: the result
-is marked, and the executor stops the search after its batch (``DiskFull``).
+one exception is a disk that cannot take writes (full, read-only), which no retry
+or other model fixes: the result is marked, and the executor stops the search
+after its batch (``DiskUnwritable``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
-from expand.errors import ConfigError, is_disk_full
+from expand.errors import ConfigError, disk_problem
 from expand.spec import ArchSpec
 
 STATUSES = ("ok", "failed", "diverged", "oom", "timeout")
@@ -126,9 +127,9 @@ class TrialResult:
         return self.status == "ok"
 
     @property
-    def disk_full(self) -> bool:
-        """The trial stopped because a disk was full (see ``expand.errors.DiskFull``)."""
-        return bool((self.extra or {}).get("disk_full"))
+    def disk_problem(self) -> str:
+        """Why a disk could not take the trial's writes ('' if it could; ``expand.errors.disk_problem``)."""
+        return str((self.extra or {}).get("disk_problem") or "")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -228,8 +229,10 @@ def call_safely(func: Callable[[TrialSpec], TrialResult], trial: TrialSpec,
         result = timeout_result(trial, time.perf_counter() - start, time_limit_s or 0.0, "interrupted in process")
     except Exception as exc:  # noqa: BLE001 - any trial error is data, not a crash
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        # a full disk is marked: the executor stops the search instead of recording a failure
-        result = TrialResult(trial.trial_id, "failed", error=tb, extra={"disk_full": True} if is_disk_full(exc) else {})
+        # a disk that cannot take writes is marked: the executor stops the search instead of recording it
+        problem = disk_problem(exc)
+        result = TrialResult(trial.trial_id, "failed", error=tb,
+                             extra={"disk_problem": problem, "errno": exc.errno} if problem else {})
     if result.status not in STATUSES:
         result.error = f"unknown status {result.status!r}; {result.error}".strip("; ")
         result.status = "failed"

@@ -1,6 +1,9 @@
 """TrialExecutor: the retry policy and the time limit, on the oracle with the serial runner."""
 
+import os
 import time
+
+import pytest
 
 from expand.config import load_experiment
 from expand.search.coordinator import Coordinator
@@ -144,20 +147,20 @@ def test_a_full_disk_stops_the_search_after_its_batch_and_resume_reruns_only_tha
     assert any(i.startswith("s02-") for i in ids)
 
 
-def test_only_a_full_disk_or_quota_is_marked(tmp_path):
+@pytest.mark.parametrize("code, problem", [
+    ("ENOSPC", "no space left"), ("EDQUOT", "disk quota exceeded"),
+    ("EROFS", "read-only file system"),  # ext4's errors=remount-ro after disk errors, mid-search
+    ("EIO", "I/O error"), ("EACCES", ""), (None, ""),
+])
+def test_only_a_disk_that_cannot_take_writes_is_marked(code, problem):
     import errno
-
-    from expand.search.trial import call_safely
 
     trial = TrialSpec("t", 1, "depth", ArchSpec(1, 8, 64), 0, 0.002, 1)
 
-    def raising(exc):
-        def func(t):
-            raise exc
-        return func
+    def func(t):
+        if code is None:
+            raise RuntimeError("no space in the name")
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), "/run/trials/t/model.pt")
 
-    assert call_safely(raising(OSError(errno.ENOSPC, "No space left on device")), trial).disk_full
-    assert call_safely(raising(OSError(errno.EDQUOT, "Disk quota exceeded")), trial).disk_full
-    for other in (OSError(errno.EACCES, "Permission denied"), RuntimeError("no space in the name")):
-        result = call_safely(raising(other), trial)
-        assert result.status == "failed" and not result.disk_full
+    result = call_safely(func, trial)
+    assert result.status == "failed" and result.disk_problem == problem
