@@ -37,23 +37,30 @@ def atomic_writer(path: str, binary: bool = False) -> Iterator[IO]:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
-        os.fchmod(fd, default_mode())
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if exc.filename is None:  # a write to the temp file: name the file meant (a full disk says which)
-            raise OSError(exc.errno, exc.strerror, path) from exc
-        raise
+        with naming(path):  # a write to the temp file names the file meant
+            os.fchmod(fd, default_mode())
+            with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_dir(directory)
+
+
+@contextlib.contextmanager
+def naming(path: str) -> Iterator[None]:
+    """An OSError raised inside that names no file (a write to a temp file or an fd, numpy's
+    writes) is raised again naming ``path``: a full disk must say which file it stopped."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, path) from exc
 
 
 def atomic_write(path: str, data: str | bytes) -> None:
@@ -67,15 +74,12 @@ def append_line(path: str, line: str) -> None:
     assert line.endswith("\n")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, default_mode())
     try:
-        data = line.encode("utf-8")
-        written = 0
-        while written < len(data):  # one write() in practice; a short write is finished here
-            written += os.write(fd, data[written:])
-        os.fsync(fd)
-    except OSError as exc:  # a torn line is cut off by the next reader that repairs the log
-        if exc.filename is None:
-            raise OSError(exc.errno, exc.strerror, path) from exc
-        raise
+        with naming(path):  # a torn line is cut off by the next writer (cut_torn_tail)
+            data = line.encode("utf-8")
+            written = 0
+            while written < len(data):  # one write() in practice; a short write is finished here
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -122,4 +126,4 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-__all__ = ["atomic_write", "atomic_writer", "append_line", "cut_torn_tail", "default_mode"]
+__all__ = ["atomic_write", "atomic_writer", "append_line", "cut_torn_tail", "default_mode", "naming"]

@@ -25,7 +25,7 @@ import numpy as np
 
 from expand.data.store import FORMATS, SUFFIX, FrameSource, open_store, write_h264, write_jpeg
 from expand.data.video import VideoError, iter_frames
-from expand.fileio import atomic_write, atomic_writer, default_mode
+from expand.fileio import atomic_write, atomic_writer, default_mode, naming
 
 CACHE_VERSION = 2
 DEFAULT_FORMAT = "h264"
@@ -177,16 +177,13 @@ def write_store(path: str, fmt: str, frames: Iterable[np.ndarray], fps: float, q
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=SUFFIX[fmt])
     os.close(fd)
     try:
-        if fmt == "h264":
-            write_h264(tmp, frames, fps, crf=_crf(quality))
-        else:
-            _write_npy(tmp, frames)
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
-    except OSError as exc:
-        if exc.filename is None:  # numpy's writes name no file: a full disk must say which
-            raise OSError(exc.errno, exc.strerror, path) from exc
-        raise
+        with naming(path):  # numpy's writes name no file
+            if fmt == "h264":
+                write_h264(tmp, frames, fps, crf=_crf(quality))
+            else:
+                _write_npy(tmp, frames)
+            os.chmod(tmp, default_mode())
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
