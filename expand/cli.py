@@ -13,7 +13,7 @@ import sys
 import traceback
 from typing import Any, Callable, NoReturn, Sequence
 
-from expand.errors import DiskUnwritable, InputError, disk_problem
+from expand.errors import DiskUnwritable, InputError, disk_fix, disk_problem
 
 PROG = "x3d-expand"
 
@@ -331,7 +331,7 @@ def _disk_message(exc: OSError, problem: str) -> str:
     if isinstance(exc, DiskUnwritable):
         return exc.strerror
     where = f" writing {exc.filename}" if exc.filename else ""
-    return (f"{problem}{where}; what finished is kept: fix the disk (free space) and run it again "
+    return (f"{problem}{where}; what finished is kept: fix the disk ({disk_fix(problem)}) and run it again "
             "(a search continues with 'x3d-expand resume RUN')")
 
 

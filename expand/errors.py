@@ -37,6 +37,27 @@ def disk_problem(exc: BaseException) -> str:
             errno.EROFS: "read-only file system", errno.EIO: "I/O error"}.get(exc.errno or 0, "")
 
 
+def disk_error_in(exc: BaseException) -> "OSError | None":
+    """The disk error (see :func:`disk_problem`) that caused ``exc``, following ``raise ... from`` and context.
+
+    Libraries wrap it: Ray Tune stopping because its experiment state could not be
+    saved raises its own error from the OSError.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if disk_problem(exc):
+            return exc  # type: ignore[return-value]
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
+
+
+def disk_fix(problem: str) -> str:
+    """What a person does about a :func:`disk_problem` before resuming (a read-only disk wants no free space)."""
+    return {"no space left": "free space", "disk quota exceeded": "free space or raise the quota",
+            "read-only file system": "make it writable"}.get(problem, "check the disk")
+
+
 class DiskUnwritable(OSError):
     """Trials could not write their results: the search stops (finished trials kept) until the disk is fixed.
 

@@ -8,9 +8,9 @@ import pytest
 from expand import fileio
 
 
-def _full_disk(monkeypatch):
+def _full_disk(monkeypatch, code=errno.ENOSPC):
     def fsync(fd):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(fileio.os, "fsync", fsync)
 
@@ -28,17 +28,20 @@ def test_a_write_that_finds_the_disk_full_keeps_the_old_file_and_names_it(tmp_pa
     assert info.value.filename == str(tmp_path / "trials.jsonl")
 
 
-def test_a_full_disk_is_one_line_saying_what_to_do_not_an_internal_error(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("code, problem, fix", [(errno.ENOSPC, "no space left", "free space"),
+                                                 (errno.EROFS, "read-only file system", "make it writable")])
+def test_a_full_disk_is_one_line_saying_what_to_do_not_an_internal_error(tmp_path, monkeypatch, capsys,
+                                                                         code, problem, fix):
     from expand.cli import main
     from tests.search.helpers import oracle_experiment
 
     exp = oracle_experiment(tmp_path, search={"max_steps": 1, "targets": []})
-    _full_disk(monkeypatch)
+    _full_disk(monkeypatch, code)
     assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"x3d-expand: error: no space left writing {tmp_path}/run/")
+    assert err.startswith(f"x3d-expand: error: {problem} writing {tmp_path}/run/")
     assert "internal error" not in err and len(err.splitlines()) == 1
-    assert err.endswith("(free space) and run it again (a search continues with 'x3d-expand resume RUN')")
+    assert err.endswith(f"({fix}) and run it again (a search continues with 'x3d-expand resume RUN')")
 
 
 class _DiskFillsAfter:

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Callable, Optional
 
 from expand.config import RetriesConfig
-from expand.errors import DiskUnwritable
+from expand.errors import DiskUnwritable, disk_fix
 from expand.search.progress import Progress
 from expand.search.runners import Runner
 from expand.search.time_limits import TimeLimits
@@ -124,8 +124,7 @@ class TrialExecutor:
                 self.runner.run(todo, record)
             if stuck:  # the batch's other trials have finished and are recorded
                 first = stuck[0]
-                fix = {"no space left": "free space", "disk quota exceeded": "free space or raise the quota",
-                       "read-only file system": "make it writable"}.get(first.disk_problem, "check the disk")
+                fix = disk_fix(first.disk_problem)
                 raise DiskUnwritable(
                     f"{first.disk_problem} on a disk the trials write to: "
                     f"{'; '.join(f'{r.trial_id} ({r.error})' for r in stuck)}. Finished trials are kept: "

@@ -46,6 +46,7 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
+from expand.errors import disk_error_in
 from expand import snapshot
 from expand.search import live
 from expand.search.dispatcher import dispatcher_class, publish
@@ -327,6 +328,7 @@ class WorkerPool:
         self._next_reap = 0.0  # time.monotonic() of the next look for overdue trials
         self.key = f"{os.getpid()}-{id(self)}"
         self.error = ""  # why Tune stopped, when it raised
+        self.disk_error: Optional[OSError] = None  # the full or broken disk that stopped Tune, if one did
         self._thread: Optional[threading.Thread] = None
         self._dispatcher: Any = None
         self._events: "Optional[queue.Queue[tuple[str, Any]]]" = None
@@ -379,6 +381,7 @@ class WorkerPool:
                 tuner.fit()
             except BaseException as exc:  # noqa: BLE001 - reported as the "stopped" event
                 self.error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+                self.disk_error = disk_error_in(exc)
             finally:
                 events.put(("stopped", None))
 

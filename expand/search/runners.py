@@ -218,8 +218,10 @@ class RayRunner:
                     on_result(t, TrialResult.from_dict(item))
             else:  # Tune itself stopped: nothing left can run; the next batch starts a new pool
                 pool.stop(wait=0)
+                # a full disk under Tune's own files stops the search resumably, as one under a trial's
+                disk_error = getattr(pool, "disk_error", None)
                 for t in by_id.values():
-                    on_result(t, failed_result(t, f"Ray Tune stopped: {item}"))
+                    on_result(t, failed_result(t, f"Ray Tune stopped: {item}", disk_error))
                 return
 
     def close(self) -> None:

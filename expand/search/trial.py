@@ -25,7 +25,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
-from expand.errors import ConfigError, disk_problem
+from expand.errors import ConfigError, disk_error_in, disk_problem
 from expand.spec import ArchSpec
 
 STATUSES = ("ok", "failed", "diverged", "oom", "timeout")
@@ -142,9 +142,20 @@ class TrialResult:
         return cls(**kwargs)
 
 
-def failed_result(trial: TrialSpec, error: str) -> TrialResult:
-    """A ``failed`` result for a trial that produced none (its worker died, the runner stopped)."""
-    return TrialResult(trial.trial_id, "failed", error=error, seed=trial.seed, attempt=trial.attempt)
+def failed_result(trial: TrialSpec, error: str, disk_error: Optional[OSError] = None) -> TrialResult:
+    """A ``failed`` result for a trial that produced none (its worker died, the runner stopped).
+
+    With ``disk_error`` (a full or broken disk stopped it) the result is marked so the
+    executor stops the search instead of recording it (see :func:`disk_extra`).
+    """
+    return TrialResult(trial.trial_id, "failed", error=error, seed=trial.seed, attempt=trial.attempt,
+                       extra=disk_extra(disk_error))
+
+
+def disk_extra(disk_error: Optional[BaseException]) -> dict:
+    """A failed result's mark for a disk that could not take writes (``{}`` for any other error)."""
+    problem = disk_problem(disk_error) if disk_error is not None else ""
+    return {"disk_problem": problem, "errno": disk_error.errno} if problem else {}  # type: ignore[union-attr]
 
 
 def timeout_result(trial: TrialSpec, seconds: float, limit_s: float, how: str) -> TrialResult:
@@ -230,9 +241,7 @@ def call_safely(func: Callable[[TrialSpec], TrialResult], trial: TrialSpec,
     except Exception as exc:  # noqa: BLE001 - any trial error is data, not a crash
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         # a disk that cannot take writes is marked: the executor stops the search instead of recording it
-        problem = disk_problem(exc)
-        result = TrialResult(trial.trial_id, "failed", error=tb,
-                             extra={"disk_problem": problem, "errno": exc.errno} if problem else {})
+        result = TrialResult(trial.trial_id, "failed", error=tb, extra=disk_extra(disk_error_in(exc)))
     if result.status not in STATUSES:
         result.error = f"unknown status {result.status!r}; {result.error}".strip("; ")
         result.status = "failed"

@@ -164,3 +164,19 @@ def test_only_a_disk_that_cannot_take_writes_is_marked(code, problem):
 
     result = call_safely(func, trial)
     assert result.status == "failed" and result.disk_problem == problem
+
+
+def test_a_disk_error_a_trial_function_wrapped_in_its_own_is_still_marked():
+    import errno
+
+    trial = TrialSpec("t", 1, "depth", ArchSpec(1, 8, 64), 0, 0.002, 1)
+
+    def func(t):
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/run/trials/t/model.pt")
+        except OSError as exc:
+            raise RuntimeError("could not save the checkpoint") from exc
+
+    result = call_safely(func, trial)
+    assert result.status == "failed" and result.disk_problem == "no space left"
+    assert result.extra["errno"] == errno.ENOSPC and "could not save the checkpoint" in result.error

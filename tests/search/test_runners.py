@@ -47,6 +47,43 @@ def test_ray_runner_runs_a_search_on_a_local_cluster(tmp_path, ray_cluster, coun
 
 
 @pytest.mark.ray
+def test_a_full_disk_under_tunes_own_files_stops_the_search_resumably(tmp_path, ray_cluster, monkeypatch,
+                                                                       capsys):
+    # Tune saves its experiment state under RUN/ray; when that write fails, Tune stops. Recording
+    # the batch's trials failed would retry and then skip them: a silently different path.
+    import errno
+    import os
+
+    from ray.tune.execution.tune_controller import TuneController
+
+    from expand.cli import main
+
+    full, save = tmp_path / "disk-is-full", TuneController.save_to_dir
+    run = tmp_path / "run"
+
+    def save_to_dir(self, *args, **kwargs):
+        if full.exists():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"{run}/ray/experiment_state.json")
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(TuneController, "save_to_dir", save_to_dir)
+    exp = oracle_experiment(tmp_path, options={"sleep": 0.2}, retries={"failed": 3},
+                            search={"max_steps": 1, "targets": [], "runner": "ray"})
+    full.write_text("")
+    assert main(["search", exp, "--out", str(run), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("x3d-expand: error: no space left on a disk the trials write to: s00-basis "
+                              "(Ray Tune stopped: OSError: [Errno 28]")
+    assert err[-1].endswith(f"free space, then 'x3d-expand resume {run}'")
+    assert RunDir(str(run)).read_trials().records == []  # not recorded failed: nothing to skip later
+    full.unlink()
+    assert main(["resume", str(run), "--quiet"]) == 0
+    records = RunDir(str(run)).read_trials().records
+    assert [r.result.status for r in records] == ["ok"] * 7  # the basis and step 1's six axes, once each
+    assert ray_cluster.is_initialized()
+
+
+@pytest.mark.ray
 def test_a_trial_that_kills_its_worker_is_rerun_then_recorded_failed(tmp_path, ray_cluster):
     count = tmp_path / "calls.txt"
     count.write_text("")

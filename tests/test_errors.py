@@ -1,0 +1,43 @@
+"""Which errors are a disk that cannot take writes, however a library wraps them."""
+
+import errno
+import os
+
+from expand.errors import disk_error_in, disk_fix, disk_problem
+
+
+def _oserror(code):
+    return OSError(code, os.strerror(code), "/run/ray/experiment_state.json")
+
+
+def test_a_disk_error_is_found_under_the_errors_a_library_raises_from_it():
+    full = _oserror(errno.ENOSPC)
+    try:
+        try:
+            raise full
+        except OSError as exc:
+            raise RuntimeError("The Ray Tune run failed.") from exc
+    except RuntimeError as wrapped:
+        assert disk_problem(wrapped) == "" and disk_error_in(wrapped) is full
+    try:
+        try:
+            raise _oserror(errno.EROFS)
+        except OSError:
+            raise ValueError("while handling it, another error")  # implicit context
+    except ValueError as chained:
+        assert disk_problem(disk_error_in(chained)) == "read-only file system"
+
+
+def test_other_errors_are_not_disk_errors_even_with_a_cycle_in_their_chain():
+    a, b = RuntimeError("a"), RuntimeError("b")
+    a.__context__, b.__context__ = b, a
+    assert disk_error_in(a) is None
+    assert disk_error_in(RuntimeError("x")) is None
+    assert disk_error_in(_oserror(errno.EACCES)) is None  # permissions are bad input, not a broken disk
+
+
+def test_each_disk_problem_names_its_own_fix():
+    assert disk_fix("no space left") == "free space"
+    assert disk_fix("read-only file system") == "make it writable"
+    assert disk_fix("disk quota exceeded") == "free space or raise the quota"
+    assert disk_fix("I/O error") == "check the disk"
