@@ -13,7 +13,7 @@ import sys
 import traceback
 from typing import Any, Callable, NoReturn, Sequence
 
-from expand.errors import DiskUnwritable, InputError, disk_fix, disk_problem
+from expand.errors import DeviceBroken, DiskUnwritable, InputError, disk_fix, disk_problem
 
 PROG = "x3d-expand"
 
@@ -360,6 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 143
     except BrokenPipeError:
         return 0
+    except DeviceBroken as exc:  # not a bug of ours: say what broke, and how to go on
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if os.environ.get("X3D_EXPAND_DEBUG"):
             traceback.print_exc()

@@ -37,19 +37,57 @@ def disk_problem(exc: BaseException) -> str:
             errno.EROFS: "read-only file system", errno.EIO: "I/O error"}.get(exc.errno or 0, "")
 
 
+def _causes(exc: "BaseException | None") -> "list[BaseException]":
+    """``exc`` and what it was raised from or while handling, nearest first (a cycle ends it)."""
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
 def disk_error_in(exc: BaseException) -> "OSError | None":
     """The disk error (see :func:`disk_problem`) that caused ``exc``, following ``raise ... from`` and context.
 
     Libraries wrap it: Ray Tune stopping because its experiment state could not be
     saved raises its own error from the OSError.
     """
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if disk_problem(exc):
-            return exc  # type: ignore[return-value]
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return None
+    return next((e for e in _causes(exc) if disk_problem(e)), None)  # type: ignore[return-value]
+
+
+# CUDA errors after which the process's CUDA context cannot be used again: every later CUDA call
+# in it fails the same way (cudaGetErrorString's texts, as torch's "CUDA error: ..." quotes them),
+# and cuDNN's and cuBLAS's reports of a kernel that failed so. Xid faults, ECC errors and kernel
+# bugs (a label out of range in cross-entropy is a device-side assert) all end up here.
+_BROKEN_CUDA = ("an illegal memory access was encountered", "unspecified launch failure",
+                "device-side assert triggered", "misaligned address", "an illegal instruction was encountered",
+                "uncorrectable ECC error encountered", "the launch timed out and was terminated",
+                "hardware stack error", "invalid program counter",
+                "operation not supported on global/shared address space")
+_BROKEN_LIBRARY = ("CUDNN_STATUS_EXECUTION_FAILED", "CUBLAS_STATUS_EXECUTION_FAILED")
+
+
+def broken_device(exc: BaseException) -> str:
+    """The CUDA error, one line, if ``exc`` left this process's GPU unusable ('' for any other error).
+
+    A worker that took the next trial in such a process would fail it at once, and
+    the one after, until the step had only the axes other workers ran: the search
+    replaces the process instead (see :class:`DeviceBroken`).
+    """
+    for e in _causes(exc):
+        text = str(e.args[0]) if e.args else ""
+        if any(f"CUDA error: {m}" in text for m in _BROKEN_CUDA) or any(m in text for m in _BROKEN_LIBRARY):
+            return (text.strip().splitlines() or [text])[0][:200]
+    return ""
+
+
+class DeviceBroken(RuntimeError):
+    """A trial left its process's GPU unusable (:func:`broken_device`): the process must end.
+
+    Raised after the trial is recorded ``failed``: a Ray worker raises it to be
+    replaced by a fresh one (the retry runs there); the serial runner stops the
+    search, and ``resume`` goes on in a new process.
+    """
 
 
 def disk_fix(problem: str) -> str:

@@ -58,7 +58,7 @@ def baseline_rows(state: dict[str, Any], attempts: dict[str, list]) -> list[dict
             "step": i + 1, "axis": t.axis, **_factors(t.spec.to_dict()), "gflops": t.gflops,
             "params": t.params, "ratio": math.nan, "top1": _num(r.top1), "top5": _num(r.top5),
             "gain": math.nan, "added_gflops": math.nan, "gain_per_gflop": math.nan, "status": r.status,
-            "chosen": t.trial_id == best, "trial_id": t.trial_id, "reason": r.error or "",
+            "chosen": t.trial_id == best, "trial_id": t.trial_id, "reason": r.error_line,
             "seconds": sum(x.result.seconds for x in recs), "infer_clips_s": r.infer_clips_per_s,
             "attempts": len(recs), "params_m": t.params / 1e6 if t.params else math.nan,
         })

@@ -3,7 +3,7 @@
 import errno
 import os
 
-from expand.errors import disk_error_in, disk_fix, disk_problem
+from expand.errors import broken_device, disk_error_in, disk_fix, disk_problem
 
 
 def _oserror(code):
@@ -41,3 +41,28 @@ def test_each_disk_problem_names_its_own_fix():
     assert disk_fix("read-only file system") == "make it writable"
     assert disk_fix("disk quota exceeded") == "free space or raise the quota"
     assert disk_fix("I/O error") == "check the disk"
+
+
+ILLEGAL = ("CUDA error: an illegal memory access was encountered\nCUDA kernel errors might be asynchronously "
+           "reported at some other API call, so the stacktrace below might be incorrect.")
+
+
+def test_a_cuda_error_that_leaves_the_gpu_unusable_is_told_from_one_that_does_not():
+    assert broken_device(RuntimeError(ILLEGAL)) == "CUDA error: an illegal memory access was encountered"
+    assert broken_device(RuntimeError("CUDA error: device-side assert triggered"))
+    assert broken_device(RuntimeError("cuDNN error: CUDNN_STATUS_EXECUTION_FAILED"))
+    # an out-of-memory is retried with a smaller batch in the same process; the rest are ordinary errors
+    assert broken_device(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")) == ""
+    assert broken_device(RuntimeError("CUDA error: out of memory")) == ""
+    assert broken_device(ValueError("misaligned address in my own parser")) == ""
+    assert broken_device(RuntimeError()) == "" and broken_device(OSError(5, "I/O error")) == ""
+
+
+def test_a_broken_device_is_found_under_a_trial_functions_own_error():
+    try:
+        try:
+            raise RuntimeError(ILLEGAL)
+        except RuntimeError as exc:
+            raise ValueError("evaluation failed") from exc
+    except ValueError as wrapped:
+        assert broken_device(wrapped).startswith("CUDA error: an illegal memory access")

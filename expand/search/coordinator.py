@@ -208,7 +208,7 @@ class Coordinator:
         step1_parent = [basis] if self.exp.search.max_steps >= 1 else []
         result = self._train_counting_ahead([basis_trial], step1_parent)[basis_trial.trial_id]
         if not result.ok:
-            self.stop_reason = f"the basis trial {result.status}: {result.error}"
+            self.stop_reason = f"the basis trial {result.status}: {result.error_line}"
             self._write_state(status="failed")
             return SearchOutcome(self.path, self.steps, self.stop_reason)
         self.decider.record(basis_trial.trial_id, result)
@@ -240,7 +240,7 @@ class Coordinator:
                     c.top1, c.top5 = r.top1, r.top5
                     if c.status != "duplicate":
                         c.status = r.status
-                        c.reason = r.error
+                        c.reason = r.error_line
             ok = [c for c in by_id.values() if c.status == "ok"]
             if not ok:
                 self.steps[-1] = self._step_record(step, parent, cands, None)

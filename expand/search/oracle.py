@@ -19,7 +19,7 @@ Options (experiment ``trial.options``):
     oom_axes: {axis: n}  the first n attempts of each trial on that axis report 'oom'
     hang_axes: {axis: n}  the first n attempts of each trial on that axis hang (sleep ``hang_s``, default
         an hour, as a deadlocked loader would), after appending {trial_id, attempt, pid, hung} to env_file
-    env_file: a path; each trial appends a JSON line: pid, start/end time, CUDA_VISIBLE_DEVICES
+    env_file: a path; each trial appends a JSON line: attempt, pid, start/end time, CUDA_VISIBLE_DEVICES
     minival_gap: report a validation top-1 this much below top-1, as a trial with a minival does
     videos: n  report per-video results on n simulated validation videos (and top-1 = their mean):
         each video has a fixed difficulty shared by every trial (so trials are paired, as on a
@@ -31,6 +31,9 @@ Options (experiment ``trial.options``):
         (expand/snapshot.py) after each but the last and resuming from one an earlier attempt
         left, as the trainer does; the result's extra.resumed_from_step says where it started:
         tests of where snapshots go
+    broken_device_axes: {axis: n}  the first n attempts of each trial on that axis raise torch's
+        "CUDA error: an illegal memory access was encountered", after which a real process could
+        not use its GPU again
     disk_full_file, disk_full_axes: while the file exists, trials on those axes raise
         OSError(ENOSPC) naming their weights file, as a trainer finding the disk full would
     hold_file: a path; with snapshot_steps, a trial of step 1 or later waits after its attempt's
@@ -113,12 +116,17 @@ def run_oracle(trial: TrialSpec) -> TrialResult:
                                              hold)
     if options.get("env_file"):  # where the trial ran: the GPUs Ray gave it, and when
         with open(options["env_file"], "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"trial_id": trial.trial_id, "pid": os.getpid(), "start": started,
+            fh.write(json.dumps({"trial_id": trial.trial_id, "attempt": trial.attempt, "pid": os.getpid(),
+                                 "start": started,
                                  "end": time.time(),
                                  "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\n")
     full_flag = options.get("disk_full_file")  # while this file exists, these axes find the disk full
     if full_flag and axis in (options.get("disk_full_axes") or []) and os.path.exists(full_flag):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(trial.out_dir or ".", "weights.pt"))
+    if trial.attempt <= int((options.get("broken_device_axes") or {}).get(axis, 0)):  # as torch reports it
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\nCUDA kernel errors might be "
+                           "asynchronously reported at some other API call, so the stacktrace below might be "
+                           "incorrect.")
     fail_n = int((options.get("fail_axes") or {}).get(axis, 0))
     if trial.attempt <= fail_n:
         raise RuntimeError(f"injected failure on {axis} (attempt {trial.attempt})")

@@ -46,7 +46,7 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
-from expand.errors import disk_error_in
+from expand.errors import DeviceBroken, disk_error_in
 from expand import snapshot
 from expand.search import live
 from expand.search.dispatcher import dispatcher_class, publish
@@ -115,9 +115,13 @@ def _ray_worker(config: dict[str, Any]) -> None:
                 if files:
                     ray.get(dispatcher.deliver.remote(trial.trial_id, files))
                 remove_scratch(scratch)
-            _free_accelerator_memory()
+            if not result.device_broken:  # (any CUDA call would raise it again)
+                _free_accelerator_memory()
         tune.report({RESULT_KEY: json.dumps(result.to_dict())})
         ray.get(dispatcher.done.remote(worker))
+        if result.device_broken:  # recorded failed; Tune replaces this process, and retries run elsewhere
+            raise DeviceBroken(f"{result.device_broken} (in {result.trial_id}): this worker's GPU context "
+                               "cannot be used again")
 
 
 def _start_from_mirrored_snapshot(dispatcher: Any, worker: int, scratch: str) -> None:
@@ -357,8 +361,7 @@ class WorkerPool:
             name=name, scheduling_strategy=NodeAffinitySchedulingStrategy(driver_node, soft=False),
         ).remote(self.crash_retries)
         _open_pool(self.key, self.size)
-        if self._limits:
-            quiet_our_kills()
+        quiet_our_kills()
         tuner = tune.Tuner(
             tune.with_resources(_ray_worker, self.resources),
             param_space={"dispatcher": name, "function": self.function, "driver_node": driver_node},

@@ -238,7 +238,7 @@ class ConsoleProgress(SilentProgress):
         r = self.running.get(trial.trial_id)
         if r is not None:
             r.state, r.top1, r.seconds = "done" if result.ok else result.status, result.top1, result.seconds
-        status = f"top1 {_pct(result.top1)}" if result.ok else f"{result.status.upper()}: {result.error[:80]}"
+        status = f"top1 {_pct(result.top1)}" if result.ok else f"{result.status.upper()}: {result.error_line[:80]}"
         where = f"  on {result.device}" if result.device else ""
         self._print(f"  finish {trial.trial_id:22s} {trial.axis:10s} {trial.gflops:8.4f} GF  "
                     f"{status}  {result.seconds:6.1f}s{where}  [elapsed {self._elapsed()}{self._eta_text()}]")

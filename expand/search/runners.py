@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence
 
+from expand.errors import DeviceBroken
 from expand.registry import Registry
 from expand.search import live, nodes, ray_session
 from expand.search.nodes import Requirements
@@ -75,6 +76,12 @@ class SerialRunner:
             with live.reporting(on_progress):
                 result = call_safely(self.function, trial, trial.time_limit_s or self.time_limit_s)
             on_result(trial, result)
+            if result.device_broken:  # every later trial in this process would fail the same way
+                raise DeviceBroken(
+                    f"{result.device_broken} (in {trial.trial_id}, recorded failed): this process cannot use "
+                    "its GPU again. Finished trials are kept: 'x3d-expand resume RUN' goes on in a new "
+                    "process, retrying it as retries.failed allows (the Ray runner replaces such a worker "
+                    "by itself)")
 
     def close(self) -> None:
         pass

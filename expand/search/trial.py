@@ -25,7 +25,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
-from expand.errors import ConfigError, disk_error_in, disk_problem
+from expand.errors import ConfigError, broken_device, disk_error_in, disk_problem
 from expand.spec import ArchSpec
 
 STATUSES = ("ok", "failed", "diverged", "oom", "timeout")
@@ -130,6 +130,20 @@ class TrialResult:
     def disk_problem(self) -> str:
         """Why a disk could not take the trial's writes ('' if it could; ``expand.errors.disk_problem``)."""
         return str((self.extra or {}).get("disk_problem") or "")
+
+    @property
+    def error_line(self) -> str:
+        """The error's first line, for a progress line, a table cell or a stop reason.
+
+        torch's CUDA errors add lines of advice ("CUDA kernel errors might be
+        asynchronously reported..."); trials.jsonl keeps the whole text.
+        """
+        return (self.error or "").strip().split("\n", 1)[0]
+
+    @property
+    def device_broken(self) -> str:
+        """The CUDA error that left the trial's process unable to use its GPU ('' if none did)."""
+        return str((self.extra or {}).get("device_broken") or "")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -242,6 +256,9 @@ def call_safely(func: Callable[[TrialSpec], TrialResult], trial: TrialSpec,
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         # a disk that cannot take writes is marked: the executor stops the search instead of recording it
         result = TrialResult(trial.trial_id, "failed", error=tb, extra=disk_extra(disk_error_in(exc)))
+        broken = broken_device(exc)
+        if broken:  # the runner replaces this process before another trial runs in it
+            result.extra["device_broken"] = broken
     if result.status not in STATUSES:
         result.error = f"unknown status {result.status!r}; {result.error}".strip("; ")
         result.status = "failed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from expand.errors import DeviceBroken
 from expand.search.dispatcher import publish
 
 
@@ -33,17 +34,21 @@ def silent_progress_callback() -> Any:
 
 
 class _OurKillsFilter(logging.Filter):
-    """Drop Tune's traceback for a worker this pool killed at a trial's time limit.
+    """Drop Tune's traceback for a worker this pool ended on purpose.
 
-    Tune logs ~30 lines of ``ActorDiedError`` traceback for any dead worker;
-    for one we killed, the search's own "TIMEOUT: stopped after N s" line says
-    it all. Any other death (a crash, a lost node) keeps its traceback.
+    Tune logs ~30 lines of traceback for any dead worker. For one we killed at
+    a trial's time limit (``ActorDiedError``), the search's own "TIMEOUT:
+    stopped after N s" line says it all; for one that ended itself because a
+    trial broke its GPU (``DeviceBroken``), the trial's "FAILED: CUDA error: ..."
+    line does. Any other death (a crash, a lost node) keeps its traceback.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not (exc is not None and type(exc).__name__ == "ActorDiedError"
-                    and "killed by `ray.kill`" in str(exc))
+        if exc is None:
+            return True
+        killed = type(exc).__name__ == "ActorDiedError" and "killed by `ray.kill`" in str(exc)
+        return not (killed or isinstance(exc, DeviceBroken))  # Ray's RayTaskError(DeviceBroken) is one
 
 
 def quiet_our_kills() -> None:

@@ -180,3 +180,30 @@ def test_a_disk_error_a_trial_function_wrapped_in_its_own_is_still_marked():
     result = call_safely(func, trial)
     assert result.status == "failed" and result.disk_problem == "no space left"
     assert result.extra["errno"] == errno.ENOSPC and "could not save the checkpoint" in result.error
+
+
+def test_a_trial_that_breaks_the_gpu_is_recorded_and_the_serial_search_stops_for_a_new_process(tmp_path, capsys):
+    # A later trial in this process would fail at once, and so would the rest of the step:
+    # the step would choose among the axes that ran before it. resume runs in a new process.
+    from expand.cli import main
+    from expand.run import RunDir
+
+    exp = oracle_experiment(tmp_path, options={"broken_device_axes": {"depth": 1}},
+                            search={"max_steps": 1, "targets": []}, retries={"failed": 1})
+    run = tmp_path / "run"
+    assert main(["search", exp, "--out", str(run), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("x3d-expand: error: CUDA error: an illegal memory access was "
+                                               "encountered (in s01-depth, recorded failed)")
+    assert "'x3d-expand resume RUN' goes on in a new process" in err[0]
+    records = RunDir(str(run)).read_trials().records
+    assert records[-1].trial.trial_id == "s01-depth" and records[-1].result.status == "failed"
+    assert records[-1].result.device_broken.startswith("CUDA error: an illegal memory access")
+    stopped_after = len(records)
+    assert stopped_after < 7  # the step's trials after it were not run in the broken process
+    assert main(["resume", str(run), "--quiet"]) == 0
+    records = RunDir(str(run)).read_trials().records
+    depth = [r.result.status for r in records if r.trial.trial_id == "s01-depth"]
+    assert depth == ["failed", "ok"]  # retried as retries.failed allows, in the new process
+    assert sorted(r.trial.trial_id for r in records if r.result.ok) == sorted(
+        ["s00-basis"] + [f"s01-{a}" for a in ("fast", "temporal", "spatial", "depth", "width", "bottleneck")])

@@ -163,3 +163,18 @@ def test_after_the_basis_the_finish_line_estimates_the_whole_search():
     line = out.getvalue().splitlines()[-1]
     # two later steps of six trials on two workers: 6*10*2/2 + 6*10*4/2 = 180 s
     assert "step ~" not in line and "search ~3m00s left" in line
+
+
+def test_a_failed_trials_finish_line_is_one_line_though_its_error_has_several():
+    out = io.StringIO()
+    progress = ConsoleProgress(out, heartbeat_s=0)
+    trial = _trial("s01-depth")
+    progress.batch_started([trial], 1)
+    error = ("RuntimeError: CUDA error: an illegal memory access was encountered\nCUDA kernel errors might "
+             "be asynchronously reported at some other API call")
+    result = TrialResult(trial.trial_id, "failed", error=error)
+    assert result.error_line == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    progress.trial_finished(trial, result)
+    (line,) = [x for x in out.getvalue().splitlines() if "s01-depth" in x and "finish" in x]
+    assert "FAILED: RuntimeError: CUDA error: an illegal memory access was encountered" in line
+    assert "asynchronously" not in out.getvalue()

@@ -84,6 +84,43 @@ def test_a_full_disk_under_tunes_own_files_stops_the_search_resumably(tmp_path, 
 
 
 @pytest.mark.ray
+def test_a_worker_whose_gpu_a_trial_broke_is_replaced_and_the_retry_runs_in_a_new_process(tmp_path, ray_cluster):
+    # After an illegal memory access every CUDA call in that process fails: a worker that took the
+    # next trial would fail it at once, and every trial after it.
+    import json
+    import logging
+    import time
+
+    from expand.cli import main
+
+    env, run = tmp_path / "env.jsonl", tmp_path / "run"
+    exp = oracle_experiment(tmp_path, options={"broken_device_axes": {"depth": 1}, "env_file": str(env),
+                                               "sleep": 0.2},
+                            search={"max_steps": 1, "targets": [], "runner": "ray"}, retries={"failed": 1})
+    tune_log, seen = logging.getLogger("ray.tune.execution.tune_controller"), []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    tune_log.addHandler(handler)
+    try:
+        assert main(["search", exp, "--out", str(run), "--quiet"]) == 0
+    finally:
+        tune_log.removeHandler(handler)
+    assert not [r for r in seen if r.exc_info]  # no worker traceback: the trial's FAILED line says it
+    records = RunDir(str(run)).read_trials().records
+    depth = [r.result for r in records if r.trial.trial_id == "s01-depth"]
+    assert [r.status for r in depth] == ["failed", "ok"]
+    assert depth[0].device_broken.startswith("CUDA error: an illegal memory access")
+    lines = [json.loads(x) for x in env.read_text().splitlines()]
+    (broke,) = [x for x in lines if x["trial_id"] == "s01-depth" and x["attempt"] == 1]
+    later = [x for x in lines if x["start"] >= broke["end"]]
+    assert later and all(x["pid"] != broke["pid"] for x in later)  # its process ran nothing more
+    deadline = time.time() + 30
+    while _alive(broke["pid"]) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _alive(broke["pid"])
+
+
+@pytest.mark.ray
 def test_a_trial_that_kills_its_worker_is_rerun_then_recorded_failed(tmp_path, ray_cluster):
     count = tmp_path / "calls.txt"
     count.write_text("")
