@@ -309,22 +309,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Terminated(BaseException):
-    """SIGTERM as an exception, so the run's lock, Ray's processes and open files are closed in order."""
+    """SIGTERM or SIGHUP as an exception, so the run's lock, Ray's processes and open files are closed in order."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _stop_on_sigterm() -> object:
-    """Install the handler; returns the previous one (main() puts it back: tests call main in-process)."""
+def _stop_on_signals() -> dict:
+    """Install the handler for SIGTERM and SIGHUP; returns the previous ones (main() puts them back:
+    tests call main in-process).
+
+    SIGHUP is what a search started over ssh without tmux gets when the connection drops; its
+    default (die at once) would leave Ray's processes orphaned and the trial in flight with no
+    record. Under ``nohup`` (SIGHUP ignored) it stays ignored.
+    """
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def handler(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
-        raise Terminated()
+        signal.signal(signum, signal.SIG_DFL)  # a second one kills at once
+        raise Terminated(signum)
 
-    return signal.signal(signal.SIGTERM, handler)
+    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP")
+                                 and signal.getsignal(signal.SIGHUP) != signal.SIG_IGN else [])
+    return {sig: signal.signal(sig, handler) for sig in wanted}
+
+
+def _say_terminated(signum: int) -> None:
+    import signal
+
+    why = "SIGHUP: the terminal or ssh session closed" if signum == getattr(signal, "SIGHUP", -1) else "SIGTERM"
+    try:  # after a hangup the terminal is gone: writing to it fails, and that must not turn into a traceback
+        print(f"{PROG}: terminated ({why}); finished trials are kept, 'resume' continues", file=sys.stderr)
+    except OSError:
+        pass
 
 
 def _disk_message(exc: OSError, problem: str) -> str:
@@ -343,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     from expand import commands
 
-    previous = _stop_on_sigterm()
+    previous = _stop_on_signals()
     handler = commands.HANDLERS[
         f"data_{args.data_command}" if args.command == "data" else args.command
     ]
@@ -355,9 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except Terminated:
-        print(f"{PROG}: terminated (SIGTERM); finished trials are kept, 'resume' continues", file=sys.stderr)
-        return 143
+    except Terminated as exc:
+        _say_terminated(exc.signum)
+        return 128 + exc.signum
     except BrokenPipeError:
         return 0
     except DeviceBroken as exc:  # not a bug of ours: say what broke, and how to go on
@@ -373,10 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        if previous is not None:
-            import signal
+        import signal
 
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def entry_point() -> None:

@@ -213,3 +213,53 @@ def test_a_ray_address_nothing_answers_at_is_exit_2_with_nothing_written(tmp_pat
     assert main(["data", "cache", exp, "--address", f"ray://127.0.0.1:{port}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no Ray cluster answers" in err[0]
+
+
+def _search_in_background(tmp_path, ignore_hangup=False):
+    """A serial search in its own session (as in a terminal), once its basis is recorded."""
+    import signal
+    import time
+
+    from tests.search.helpers import oracle_experiment
+
+    exp = oracle_experiment(tmp_path, options={"sleep": 0.5}, search={"max_steps": 1, "targets": []})
+    run = tmp_path / "run"
+    # nohup starts the program with SIGHUP ignored; a Python child inherits that
+    ignore = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignore_hangup else None
+    proc = subprocess.Popen([sys.executable, "-m", "expand.cli", "search", exp, "--out", str(run), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=ignore)
+    deadline = time.monotonic() + 120
+    trials = run / "trials.jsonl"
+    while not (trials.exists() and "s00-basis" in trials.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()
+    return proc, run
+
+
+def test_a_hangup_stops_the_search_in_order_and_resume_retrains_nothing(tmp_path, _isolated_cache):
+    # ssh dropped without tmux: SIGHUP to the terminal's process group. Its default (die at once)
+    # orphans a local Ray cluster; handled like SIGTERM, everything is closed in order.
+    import signal
+
+    proc, run = _search_in_background(tmp_path)
+    os.killpg(proc.pid, signal.SIGHUP)
+    assert proc.wait(60) == 129
+    err = proc.stderr.read().strip().splitlines()
+    assert err == ["x3d-expand: terminated (SIGHUP: the terminal or ssh session closed); finished trials "
+                   "are kept, 'resume' continues"]
+    before = [json.loads(x)["trial_id"] for x in (run / "trials.jsonl").read_text().splitlines()]
+    assert main(["resume", str(run), "--quiet"]) == 0
+    after = [json.loads(x)["trial_id"] for x in (run / "trials.jsonl").read_text().splitlines()]
+    assert after[:len(before)] == before and len(after) == len(set(after)) == 7  # none twice
+
+
+def test_under_nohup_a_hangup_is_still_ignored(tmp_path, _isolated_cache):
+    import signal
+
+    proc, run = _search_in_background(tmp_path, ignore_hangup=True)
+    os.killpg(proc.pid, signal.SIGHUP)
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(1.0)  # still searching
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(60) == 143 and "terminated (SIGTERM)" in proc.stderr.read()
