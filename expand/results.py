@@ -95,6 +95,7 @@ def step_rows(run_dir: str) -> list[dict[str, Any]]:
     for step in state.get("steps", []):
         p_top1, p_gf = step.get("parent_top1"), step.get("parent_gflops")
         for c in step["candidates"]:
+            c = _with_trained_result(c, attempts)
             top1 = _num(c.get("top1"))
             gf = _num(c.get("gflops"))
             gain = top1 - _num(p_top1)
@@ -121,6 +122,24 @@ def step_rows(run_dir: str) -> list[dict[str, Any]]:
 def uncertain_steps(rows: list[dict[str, Any]], level: float) -> list[int]:
     """Steps whose chosen candidate's confidence is under ``level`` (unknown confidences are not marked)."""
     return [r["step"] for r in rows if r["chosen"] and r["step"] > 0 and _num(r.get("confidence")) < level]
+
+
+def _with_trained_result(candidate: dict[str, Any], attempts: dict[str, list]) -> dict[str, Any]:
+    """A candidate of the step in progress, with its trial's result once trials.jsonl has one.
+
+    state.json records a step's results when the step is decided; on GPUs a step
+    takes hours, and ``show`` during it should say which candidates have trained
+    and how they did (status ``ok`` or the attempt's failure; nothing is chosen yet).
+    """
+    recs = attempts.get(candidate.get("trial_id") or "", [])
+    if candidate.get("status") != "pending" or not recs:
+        return candidate
+    last = recs[-1]
+    if _factors(last.trial.spec.to_dict()) != _factors(candidate.get("spec")):  # a record from before resume --force
+        return candidate
+    r = last.result
+    return {**candidate, "status": r.status, "top1": _num(r.top1) if r.ok else None,
+            "top5": _num(r.top5) if r.ok else None, "reason": r.error_line}
 
 
 def _num(x: Any) -> float:

@@ -248,3 +248,35 @@ def test_looking_at_the_lock_never_makes_a_starting_writer_fail(tmp_path):
         assert 0.1 < time.monotonic() - started < 5 and run.lock.held
     finally:
         run.release()
+
+
+def test_show_during_a_step_gives_the_results_of_its_trials_that_have_trained(tmp_path, capsys, _isolated_cache):
+    # state.json records a step when it is decided; on GPUs a step takes hours. Here the search
+    # stopped mid-step (a full disk under s01-depth), as a step in progress looks to a reader.
+    from expand.run import RunDir
+    from tests.search.helpers import oracle_experiment
+
+    flag = tmp_path / "disk-is-full"
+    flag.write_text("")
+    exp = oracle_experiment(tmp_path, options={"disk_full_file": str(flag), "disk_full_axes": ["depth"],
+                                               "fail_axes": {"width": 9}},
+                            search={"max_steps": 1, "targets": []}, retries={"failed": 0})
+    run = tmp_path / "run"
+    assert main(["search", exp, "--out", str(run), "--quiet"]) == 1
+    capsys.readouterr()
+    trained = {r.trial.trial_id: r.result for r in RunDir(str(run)).read_trials().records}
+    step1 = {r["axis"]: r for r in step_rows(str(run)) if r["step"] == 1}
+    assert step1["depth"]["status"] == "pending" and step1["depth"]["top1"] != step1["depth"]["top1"]  # NaN
+    assert step1["width"]["status"] == "failed" and "injected failure" in step1["width"]["reason"]
+    for axis in ("fast", "temporal", "spatial", "bottleneck"):
+        assert step1[axis]["status"] == "ok" and step1[axis]["top1"] == trained[f"s01-{axis}"].top1
+        assert step1[axis]["gain"] == trained[f"s01-{axis}"].top1 - trained["s00-basis"].top1
+    assert not any(r["chosen"] for r in step1.values())  # nothing is decided yet
+    assert main(["show", str(run)]) == 0
+    assert "59.6" in capsys.readouterr().out  # the fast candidate's top-1, as the table prints it
+
+    state = json.loads((run / "state.json").read_text())  # a record made before resume --force changed it
+    fast = next(c for c in state["steps"][0]["candidates"] if c["axis"] == "fast")
+    fast["spec"]["frames"] = 3
+    (run / "state.json").write_text(json.dumps(state))
+    assert {r["axis"]: r for r in step_rows(str(run)) if r["step"] == 1}["fast"]["status"] == "pending"
