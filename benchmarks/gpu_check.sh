@@ -4,6 +4,7 @@
 #      achieved TFLOP/s; fp32 vs AMP, channels_last_3d on vs off (same run, same card)
 #   2. a one-step search of experiments/synthetic_gpu.yaml on Ray with half a GPU per trial
 #   3. one trial's data wait on the GPU (trial_overhead.py)
+#   4. a broken GPU told from an OOM on this card and torch (device_errors.py)
 # Under 8 minutes on one H100-class GPU, after `make install` and nothing else.
 # --dry-run: the same steps on the CPU at toy sizes (CI runs it), so the script cannot rot
 # between the sessions that have a GPU.
@@ -74,7 +75,7 @@ else
   DATA="data/synthetic_gpu"; SYNTH="--classes 8 --videos-per-class 80 --val-per-class 25 --frames 64 --size 160"
 fi
 
-log "1/3 model throughput on $DEVICE ($PRESETS)"
+log "1/4 model throughput on $DEVICE ($PRESETS)"
 for cl in "" $LAYOUTS; do
   "$PY" benchmarks/model_throughput.py --device "$DEVICE" --presets $PRESETS --seconds "$SECS" $BATCH $cl \
     | tee "$OUT_DIR/throughput_fp32${cl:+_contiguous}.txt" >> "$SUMMARY"
@@ -84,7 +85,7 @@ for cl in "" $LAYOUTS; do
   fi
 done
 
-log "2/3 one-step search of experiments/synthetic_gpu.yaml"
+log "2/4 one-step search of experiments/synthetic_gpu.yaml"
 "$PY" -m expand.cli data synth "$DATA" $SYNTH >> "$SUMMARY"  # one encoding process per core
 EXP="$OUT_DIR/experiment.yaml"
 "$PY" - "$DATA" "$EXP" "$DRY" >> "$SUMMARY" <<'PYEOF'
@@ -108,7 +109,9 @@ PYEOF
 "$PY" -m expand.cli data cache "$EXP" >> "$SUMMARY"  # all cores, before the trials: they time steady state
 "$PY" -m expand.cli search "$EXP" --out "$OUT_DIR/search" --targets | tee "$OUT_DIR/search.txt" | tail -n 20 >> "$SUMMARY"
 
-log "3/3 data wait of one trial on $DEVICE"
+log "3/4 data wait of one trial on $DEVICE"
 "$PY" benchmarks/trial_overhead.py --experiment "$EXP" --prefetch 0 \
   | tee "$OUT_DIR/trial_overhead.txt" >> "$SUMMARY"
+log "4/4 a broken GPU told from an OOM (device_errors.py)"
+"$PY" benchmarks/device_errors.py --device "$DEVICE" | tee "$OUT_DIR/device_errors.txt" >> "$SUMMARY"
 log "done: $OUT_DIR/summary.txt"

@@ -26,7 +26,7 @@ from expand.complexity import ComplexityCounter  # noqa: E402
 from expand.models.x3d import build_x3d  # noqa: E402
 from expand.presets import get_preset  # noqa: E402
 from expand.spec import ArchSpec  # noqa: E402
-from expand.train import is_out_of_memory  # noqa: E402
+from expand.device import is_out_of_memory  # noqa: E402
 
 TINY = {
     "tiny basis 1x64": ArchSpec(1, 8, 64, dim_c5=512, num_classes=8),

@@ -3,7 +3,7 @@
 Every candidate of a step gets the same schedule, data order and seed, so the
 only difference between two trials of a step is the architecture. A failure
 is a result: an exception is ``failed``, a non-finite loss ``diverged``, memory
-running out ``oom`` (memory freed first; see ``is_out_of_memory``).
+running out ``oom`` (memory freed first; see ``expand.device.is_out_of_memory``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from expand.config import DataConfig, Experiment, experiment_from_dict, loader_workers
 from expand.data.prefetch import Prefetcher
+from expand.device import describe_device, is_out_of_memory, pick_device
 from expand.models.x3d import build_x3d
 from expand.search.confidence import encode_per_video, video_ids_digest
 from expand.search.nodes import node_data_root
@@ -30,41 +31,6 @@ from expand.snapshot import (SNAPSHOT_FILE, TrainState, load_snapshot, remove_sn
                              snapshot_key)
 from expand.tboard import TrialBoard
 from expand.weights import WEIGHTS_FILE, save_weights
-
-
-def _device(name: str) -> torch.device:
-    """``auto``: cuda:0 of the GPUs this process may see (Ray sets CUDA_VISIBLE_DEVICES), else the CPU."""
-    if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-# Messages of memory errors that are not torch.cuda.OutOfMemoryError: cudaMalloc failing outside the
-# caching allocator (cuDNN's or cuBLAS's workspace, NCCL), cuDNN's own allocation statuses, the
-# NOT_SUPPORTED cuDNN reports when no algorithm fits in what is left (PyTorch Lightning's
-# is_oom_error counts it too), and the CPU allocator refusing one huge block.
-_OOM_MESSAGES = ("CUDNN_STATUS_NOT_ENOUGH_MEMORY", "CUDNN_STATUS_ALLOC_FAILED",
-                 "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED", "DefaultCPUAllocator: can't allocate memory")
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether a trial's exception means memory ran out, so the retry policy for ``oom`` applies
-    (a smaller batch with ``retries.oom_halve_batch``) instead of recording it ``failed``."""
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return True
-    if not isinstance(exc, RuntimeError) or not exc.args or not isinstance(exc.args[0], str):
-        return False
-    text = exc.args[0]
-    return ("CUDA" in text and "out of memory" in text) or any(m in text for m in _OOM_MESSAGES)
-
-
-def describe_device(device: torch.device) -> str:
-    """The device as the result records it and the progress line shows it, e.g. 'cuda:0 (GPU 3)'."""
-    if device.type != "cuda":
-        return str(device)
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    name = torch.cuda.get_device_name(device)
-    return f"{device} ({name}{', CUDA_VISIBLE_DEVICES=' + visible if visible else ''})"
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -150,7 +116,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
     if data.root:  # a cluster node may mount the dataset elsewhere (X3D_EXPAND_DATA_ROOT)
         data = dataclasses.replace(data, root=node_data_root(data.root))
     workers = loader_workers(cfg.workers, exp.resources.cpus_per_trial)
-    device = _device(cfg.device)
+    device = pick_device(cfg.device, exp.resources.gpus_per_trial)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(trial.seed)

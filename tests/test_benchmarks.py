@@ -31,13 +31,15 @@ def test_gpu_check_dry_run_runs_every_step_on_the_cpu(tmp_path):
                           env={**os.environ, "PY": sys.executable, "TMPDIR": str(tmp_path)})
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
     summary = (out / "summary.txt").read_text()
-    for step in ("1/3 model throughput", "2/3 one-step search", "3/3 data wait", "done:"):
+    for step in ("1/4 model throughput", "2/4 one-step search", "3/4 data wait", "4/4 a broken GPU", "done:"):
         assert step in summary, step
     assert "installed from --wheels: x3d_wheel_probe-1.0" in summary
     assert "packages: av " in summary and "fvcore " in summary
     assert "train clips/s" in (out / "throughput_fp32.txt").read_text()
     assert (out / "search" / "steps.csv").read_text().count("\n") == 8  # header, basis, six candidates
     assert "data_wait" in (out / "trial_overhead.txt").read_text()
+    errors = (out / "device_errors.txt").read_text().splitlines()
+    assert [line.split()[:2] for line in errors] == [["assert", "PASS"], ["oom", "PASS"]]
 
 
 def test_gpu_check_refuses_an_unknown_option(tmp_path):
@@ -136,3 +138,14 @@ def test_flop_count_benchmark_times_the_three_ways_and_checks_they_agree(monkeyp
     monkeypatch.setattr(fc, "_count_complexity", lambda spec, whole=False, channels_last=True:
                         real(spec.replace(frames=2) if whole and not channels_last else spec))
     assert fc.main(["--presets", "X2D", "--no-tiny", "--repeat", "1"]) == 1
+
+
+def test_device_errors_fails_a_case_whose_verdict_does_not_match_what_the_process_can_do(monkeypatch):
+    """The check must be able to fail: here the OOM test is told nothing is an OOM."""
+    device_errors = _benchmark("device_errors")
+    assert device_errors.run_case("oom", "cpu")["result"] == "PASS"
+    monkeypatch.setattr("expand.device.is_out_of_memory", lambda exc: False)
+    assert device_errors.run_case("oom", "cpu")["result"] == "FAIL"
+    monkeypatch.setattr("expand.errors.broken_device", lambda exc: "CUDA error: pretend")
+    r = device_errors.run_case("assert", "cpu")
+    assert r["verdict"] == "broken" and r["still_computes"] and r["result"] == "FAIL"

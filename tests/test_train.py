@@ -318,25 +318,6 @@ def test_a_cuda_oom_is_an_oom_result_not_a_crash(tiny_exp, monkeypatch):
     assert freed_at_empty_cache == [True]
 
 
-@pytest.mark.parametrize("exc, oom", [
-    (RuntimeError("CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported"), True),
-    (RuntimeError("cuDNN error: CUDNN_STATUS_NOT_ENOUGH_MEMORY"), True),
-    (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), True),
-    (RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a "
-                  "non-contiguous input."), True),
-    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
-                  "you tried to allocate 96636764160 bytes."), True),
-    (RuntimeError("CUDA error: an illegal memory access was encountered"), False),
-    (RuntimeError("Given groups=1, weight of size [24, 3, 1, 3, 3], expected input to have 3 channels"), False),
-    (MemoryError(), False),  # Python's own: not the device's, and no smaller batch is known to help
-    (RuntimeError(), False),
-])
-def test_memory_errors_outside_the_caching_allocator_are_oom_too(exc, oom):
-    from expand.train import is_out_of_memory
-
-    assert is_out_of_memory(exc) is oom
-
-
 @pytest.mark.parametrize("message, status", [("cuDNN error: CUDNN_STATUS_NOT_ENOUGH_MEMORY", "oom"),
                                              ("CUDA error: an illegal memory access was encountered", "failed")])
 def test_a_cudnn_memory_error_is_retried_as_oom_and_any_other_error_fails(tiny_exp, monkeypatch, message, status):
@@ -355,20 +336,6 @@ def test_a_cudnn_memory_error_is_retried_as_oom_and_any_other_error_fails(tiny_e
     monkeypatch.setattr(train, "build_x3d", lambda *a, **k: Boom())
     r = call_safely(run_trial, trial_for(tiny_exp()))
     assert r.status == status and message in r.error
-
-
-def test_auto_device_is_cuda_0_of_the_visible_set_or_the_cpu_and_says_which(monkeypatch):
-    import torch
-
-    from expand.train import _device, describe_device
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert _device("auto") == torch.device("cpu") and describe_device(torch.device("cpu")) == "cpu"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: "NVIDIA H100")
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
-    assert _device("auto") == torch.device("cuda:0")  # the first GPU Ray gave this worker
-    assert describe_device(torch.device("cuda:0")) == "cuda:0 (NVIDIA H100, CUDA_VISIBLE_DEVICES=3)"
 
 
 def test_a_trial_logs_tensorboard_curves_and_hparams_and_reports_live(tiny_exp, tmp_path):
@@ -501,3 +468,15 @@ def test_a_snapshot_of_other_training_is_passed_over_and_replaced(tiny_exp, tmp_
     # snapshots off: none written, none read
     off = run_trial(_snapshot_trial(exp, tmp_path / "off", None))
     assert off.status == "ok" and not os.path.exists(tmp_path / "off" / SNAPSHOT_FILE)
+
+
+def test_a_trial_that_asks_for_a_gpu_it_cannot_use_fails_saying_so(tiny_exp, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    exp = tiny_exp()
+    exp = dataclasses.replace(exp, resources=dataclasses.replace(exp.resources, gpus_per_trial=1.0))
+    r = call_safely(run_trial, trial_for(exp))
+    assert r.status == "failed" and "resources.gpus_per_trial is 1 but CUDA is not available" in r.error
