@@ -289,9 +289,32 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
                      "validation videos and seeds (paired bootstrap + seed noise; a step's add up to 100)."
                      + (f" *? marks steps below the {level:.0%} confidence level ({', '.join(map(str, unsure))}):"
                         " close calls; search.confirm.max_extra_trials above 0 trains them again with new seeds." if unsure else ""))
+    parts += partial_decisions(rows)
     if partial:
         parts.append(f"note: {partial} incomplete line(s) at the end of trials.jsonl were ignored")
     return "\n".join(parts)
+
+
+UNTRAINED = ("failed", "oom", "timeout", "diverged")  # a candidate the step could not compare
+
+
+def partial_decisions(rows: list[dict[str, Any]]) -> list[str]:
+    """One note per decided step that chose without some of its candidates.
+
+    A candidate that failed, ran out of memory or time, or diverged is not
+    compared: the step picked among the others, and had it trained, the path
+    might differ. The table shows each such row; this says what it means.
+    """
+    notes = []
+    for step in sorted({r["step"] for r in rows if r["step"] and r["chosen"]}):
+        cands = [r for r in rows if r["step"] == step and r["status"] != "duplicate"]
+        lost = [r for r in cands if r["status"] in UNTRAINED]
+        if lost:
+            why = "; ".join(f"{r['axis']} {r['status']}" + (f" ({r['reason'][:80]})" if r.get("reason") else "")
+                            for r in lost)
+            notes.append(f"note: step {step} chose among {len(cands) - len(lost)} of its {len(cands)} candidates, "
+                         f"without {why}")
+    return notes
 
 
 def _pct(x: Any, signed: bool = False) -> str:

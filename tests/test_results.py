@@ -280,3 +280,18 @@ def test_show_during_a_step_gives_the_results_of_its_trials_that_have_trained(tm
     fast["spec"]["frames"] = 3
     (run / "state.json").write_text(json.dumps(state))
     assert {r["axis"]: r for r in step_rows(str(run)) if r["step"] == 1}["fast"]["status"] == "pending"
+
+
+def test_show_says_when_a_step_chose_without_some_of_its_candidates(tmp_path, run_dir, capsys, _isolated_cache):
+    from tests.search.helpers import oracle_experiment
+
+    exp = oracle_experiment(tmp_path, options={"oom_axes": {"depth": 9}, "fail_axes": {"width": 9}},
+                            search={"max_steps": 1, "targets": []}, retries={"oom": 1, "failed": 0})
+    assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "run")]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: step")]
+    assert notes == ["note: step 1 chose among 4 of its 6 candidates, without depth oom (CUDA out of memory "
+                     "(injected)); width failed (RuntimeError: injected failure on width (attempt 1))"]
+    assert main(["show", str(run_dir)]) == 0
+    assert "note: step" not in capsys.readouterr().out  # every candidate of that run trained
