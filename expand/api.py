@@ -271,11 +271,26 @@ def start_calibration(experiment: str, multipliers: Sequence[float] = (1.0, 2.0,
 
 
 def check_cluster(exp: Experiment, address: Optional[str]) -> None:
-    """A ``--address`` nothing answers at is exit 2 before anything is written (the serial runner ignores it)."""
+    """Where the trials will run can run them: exit 2 before anything is written.
+
+    A ``--address`` nothing answers at (the serial runner ignores it); GPUs per trial for the
+    serial runner, which trains in this process, where torch cannot use CUDA (the Ray runner
+    checks the cluster's GPUs when it starts).
+    """
     if address and exp.search.runner == "ray":
         from expand.search.nodes import check_address
 
         check_address(address)
+    if exp.search.runner == "serial" and exp.resources.gpus_per_trial > 0:
+        import torch
+
+        if not torch.cuda.is_available():
+            from expand.device import no_cuda_reason
+
+            raise ConfigError(f"{exp.source or 'experiment'}: resources.gpus_per_trial: "
+                              f"{exp.resources.gpus_per_trial:g} GPUs per trial, but "
+                              f"the serial runner trains in this process and CUDA is not available here "
+                              f"({no_cuda_reason()}); set it to 0 to train on the CPU")
 
 
 def _origin_dict(origin: RunOrigin) -> dict[str, Any]:

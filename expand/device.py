@@ -26,11 +26,8 @@ def pick_device(name: str, gpus_per_trial: float = 0.0) -> torch.device:
             return torch.device("cuda:0")
         if gpus_per_trial > 0:
             visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-            why = (f"torch {torch.__version__} is a CPU build" if torch.version.cuda is None
-                   else f"torch {torch.__version__} finds no usable GPU: check the driver (nvidia-smi) on "
-                        f"{socket.gethostname()}")
             raise RuntimeError(f"resources.gpus_per_trial is {gpus_per_trial:g} but CUDA is not available in "
-                               f"this trial's process ({why}"
+                               f"this trial's process ({no_cuda_reason()}"
                                f"{'; CUDA_VISIBLE_DEVICES=' + visible if visible is not None else ''}); "
                                "set gpus_per_trial: 0 to train on the CPU")
         return torch.device("cpu")
@@ -63,3 +60,10 @@ def describe_device(device: torch.device) -> str:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     name = torch.cuda.get_device_name(device)
     return f"{device} ({name}{', CUDA_VISIBLE_DEVICES=' + visible if visible else ''})"
+
+
+def no_cuda_reason() -> str:
+    """Why torch cannot use CUDA in this process, for an error line."""
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is a CPU build"
+    return f"torch {torch.__version__} finds no usable GPU: check the driver (nvidia-smi) on {socket.gethostname()}"

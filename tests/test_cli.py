@@ -263,3 +263,20 @@ def test_under_nohup_a_hangup_is_still_ignored(tmp_path, _isolated_cache):
         proc.wait(1.0)  # still searching
     os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(60) == 143 and "terminated (SIGTERM)" in proc.stderr.read()
+
+
+@pytest.mark.parametrize("command", [["search"], ["baseline", "--method", "random", "--trials", "2"]])
+def test_gpus_per_trial_for_the_serial_runner_where_torch_has_no_cuda_is_exit_2(tmp_path, capsys, command,
+                                                                                 _isolated_cache):
+    import torch
+
+    from tests.search.helpers import oracle_experiment
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    exp = oracle_experiment(tmp_path, search={"max_steps": 1, "targets": []}, resources={"gpus_per_trial": 1})
+    code, out, err = run(capsys, *command, exp, "--out", str(tmp_path / "run"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.strip().startswith(f"x3d-expand: error: {exp}: resources.gpus_per_trial: 1 GPUs per trial, but "
+                                  "the serial runner trains in this process and CUDA is not available here (")
+    assert not (tmp_path / "run").exists()
