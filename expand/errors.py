@@ -89,6 +89,10 @@ class DeviceBroken(RuntimeError):
     search, and ``resume`` goes on in a new process.
     """
 
+    def __init__(self, message: str, error: str = "", trial_id: str = "") -> None:
+        super().__init__(message)
+        self.error, self.trial_id = error, trial_id
+
 
 def disk_fix(problem: str) -> str:
     """What a person does about a :func:`disk_problem` before resuming (a read-only disk wants no free space)."""

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Callable, Optional
 
 from expand.config import RetriesConfig
-from expand.errors import DiskUnwritable, disk_fix
+from expand.errors import DeviceBroken, DiskUnwritable, disk_fix
 from expand.search.progress import Progress
 from expand.search.runners import Runner
 from expand.search.time_limits import TimeLimits
@@ -118,10 +118,17 @@ class TrialExecutor:
                 if on_result is not None:
                     on_result(trial, result)
 
-            if _takes_progress(self.runner):
-                self.runner.run(todo, record, on_progress=self.progress.trial_progress)
-            else:  # a registered runner written before live progress existed
-                self.runner.run(todo, record)
+            try:
+                if _takes_progress(self.runner):
+                    self.runner.run(todo, record, on_progress=self.progress.trial_progress)
+                else:  # a registered runner written before live progress existed
+                    self.runner.run(todo, record)
+            except DeviceBroken as exc:  # the serial runner's process: what to do, with this run's path
+                raise DeviceBroken(
+                    f"{exc.error} (in {exc.trial_id}, recorded failed): this process cannot use its GPU again. "
+                    f"Finished trials are kept: 'x3d-expand resume {self.run_dir.path}' goes on in a new "
+                    "process, retrying it as retries.failed allows (the Ray runner replaces such a worker by "
+                    "itself)", exc.error, exc.trial_id) from None
             if stuck:  # the batch's other trials have finished and are recorded
                 first = stuck[0]
                 fix = disk_fix(first.disk_problem)

@@ -46,8 +46,8 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
-from expand.errors import DeviceBroken, disk_error_in
 from expand import snapshot
+from expand.errors import DeviceBroken, disk_error_in
 from expand.search import live
 from expand.search.dispatcher import dispatcher_class, publish
 from expand.search.scratch import make_scratch, read_files, remove_scratch, sweep_dead_scratch

@@ -77,11 +77,8 @@ class SerialRunner:
                 result = call_safely(self.function, trial, trial.time_limit_s or self.time_limit_s)
             on_result(trial, result)
             if result.device_broken:  # every later trial in this process would fail the same way
-                raise DeviceBroken(
-                    f"{result.device_broken} (in {trial.trial_id}, recorded failed): this process cannot use "
-                    "its GPU again. Finished trials are kept: 'x3d-expand resume RUN' goes on in a new "
-                    "process, retrying it as retries.failed allows (the Ray runner replaces such a worker "
-                    "by itself)")
+                raise DeviceBroken(f"{result.device_broken} (in {trial.trial_id}): this process cannot use its "
+                                   "GPU again", result.device_broken, trial.trial_id)
 
     def close(self) -> None:
         pass

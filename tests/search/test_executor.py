@@ -195,7 +195,7 @@ def test_a_trial_that_breaks_the_gpu_is_recorded_and_the_serial_search_stops_for
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("x3d-expand: error: CUDA error: an illegal memory access was "
                                                "encountered (in s01-depth, recorded failed)")
-    assert "'x3d-expand resume RUN' goes on in a new process" in err[0]
+    assert f"'x3d-expand resume {run}' goes on in a new process" in err[0]
     records = RunDir(str(run)).read_trials().records
     assert records[-1].trial.trial_id == "s01-depth" and records[-1].result.status == "failed"
     assert records[-1].result.device_broken.startswith("CUDA error: an illegal memory access")
