@@ -75,7 +75,7 @@ def broken_device(exc: BaseException) -> str:
     replaces the process instead (see :class:`DeviceBroken`).
     """
     for e in _causes(exc):
-        text = str(e.args[0]) if e.args else ""
+        text = str(e)
         if any(f"CUDA error: {m}" in text for m in _BROKEN_CUDA) or any(m in text for m in _BROKEN_LIBRARY):
             return (text.strip().splitlines() or [text])[0][:200]
     return ""
