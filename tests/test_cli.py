@@ -224,11 +224,12 @@ def _search_in_background(tmp_path, ignore_hangup=False):
 
     exp = oracle_experiment(tmp_path, options={"sleep": 0.5}, search={"max_steps": 1, "targets": []})
     run = tmp_path / "run"
-    # nohup starts the program with SIGHUP ignored; a Python child inherits that
-    ignore = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignore_hangup else None
+    # nohup starts the program with SIGHUP ignored, and a child inherits that: set either way, since
+    # this test itself may run under nohup (as a CI job can)
+    disposition = signal.SIG_IGN if ignore_hangup else signal.SIG_DFL
     proc = subprocess.Popen([sys.executable, "-m", "expand.cli", "search", exp, "--out", str(run), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=ignore)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, disposition))
     deadline = time.monotonic() + 120
     trials = run / "trials.jsonl"
     while not (trials.exists() and "s00-basis" in trials.read_text()) and time.monotonic() < deadline:
