@@ -1,9 +1,11 @@
 """Which device a trial trains on, and what its errors say about that device.
 
-Apart from the trainer because the runners and the benchmarks ask the same
-questions of an exception: is it memory (retry in place with a smaller batch,
-``is_out_of_memory``)? The other question, whether the device is broken for
-good (replace the process), is ``expand.errors.broken_device``: it needs no torch.
+Apart from the trainer because others ask the same questions: the benchmarks
+(``model_throughput.py``, ``device_errors.py``) whether an exception is memory
+(retry in place with a smaller batch, ``is_out_of_memory``), and the run's
+start-up check (``expand.api.check_cluster``) why CUDA is missing. Whether the
+device is broken for good (replace the process) is ``expand.errors.broken_device``:
+the trial runner asks it, and it needs no torch.
 """
 
 from __future__ import annotations
