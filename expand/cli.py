@@ -13,7 +13,7 @@ import sys
 import traceback
 from typing import Any, Callable, NoReturn, Sequence
 
-from expand.errors import DeviceBroken, DiskUnwritable, InputError, disk_fix, disk_problem
+from expand.errors import DeviceBroken, DiskUnwritable, InputError, disk_error_in, disk_fix, disk_problem
 
 PROG = "x3d-expand"
 
@@ -388,9 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if os.environ.get("X3D_EXPAND_DEBUG"):
             traceback.print_exc()
-        problem = disk_problem(exc)
-        if problem:  # not a bug: say so, and how to go on (the run folder survives it)
-            print(f"{PROG}: error: {_disk_message(exc, problem)}", file=sys.stderr)
+        disk = disk_error_in(exc)  # libraries wrap it (torch, Ray): the cause chain still says it
+        if disk is not None:  # not a bug: say so, and how to go on (the run folder survives it)
+            print(f"{PROG}: error: {_disk_message(disk, disk_problem(disk))}", file=sys.stderr)
             return 1
         print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

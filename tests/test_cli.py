@@ -281,3 +281,23 @@ def test_gpus_per_trial_for_the_serial_runner_where_torch_has_no_cuda_is_exit_2(
     assert err.strip().startswith(f"x3d-expand: error: {exp}: resources.gpus_per_trial: 1 GPUs per trial, but "
                                   "the serial runner trains in this process and CUDA is not available here (")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_disk_error_a_library_wrapped_is_still_the_disk_line_not_an_internal_error(monkeypatch, capsys):
+    # A library that catches the OSError and raises its own (Ray Tune's state save, torch's
+    # writers) must not turn a full disk into "internal error", which reads as our bug.
+    import errno
+
+    from expand import commands
+
+    def handler(args):
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/runs/r1/ray/state.json")
+        except OSError as exc:
+            raise RuntimeError("could not save the experiment state") from exc
+
+    monkeypatch.setitem(commands.HANDLERS, "presets", handler)
+    assert main(["presets"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("x3d-expand: error: no space left writing /runs/r1/ray/state.json; what finished is kept: "
+                   "fix the disk (free space) and run it again (a search continues with 'x3d-expand resume RUN')")
