@@ -172,6 +172,7 @@ def _type_text(tp: Any) -> str:
 def schema_keys() -> Iterator[tuple[str, str, Any]]:
     """(dotted key, type, default) of every key an experiment or search space file may set."""
     from expand import config
+    from expand.config import space
     from expand.spec import ArchSpec
 
     def walk(cls: type, prefix: str) -> Iterator[tuple[str, str, Any]]:
@@ -184,8 +185,8 @@ def schema_keys() -> Iterator[tuple[str, str, Any]]:
                 yield f"{prefix}{f.name}", _type_text(tp), _default(f)
 
     yield from walk(config._ExperimentFile, "")
-    hints = typing.get_type_hints(config._SearchSpaceFile)
-    for f in dataclasses.fields(config._SearchSpaceFile):
+    hints = typing.get_type_hints(space._SearchSpaceFile)
+    for f in dataclasses.fields(space._SearchSpaceFile):
         tp = hints[f.name]
         if f.name == "basis":
             spec_hints = typing.get_type_hints(ArchSpec)

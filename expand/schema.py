@@ -222,6 +222,17 @@ def positive(value: Any) -> str | None:
     return None if value is None or value > 0 else f"must be > 0, got {value}"
 
 
+def positive_range(value: Any) -> str | None:
+    """A ``[min, max]`` pair with 0 < min <= max (None: unset)."""
+    if value is None:
+        return None
+    if len(value) != 2 or value[0] > value[1]:
+        return f"must be [min, max] with min <= max, got {value}"
+    if value[0] <= 0:
+        return f"minimum must be > 0, got {value[0]}"
+    return None
+
+
 def non_negative(value: Any) -> str | None:
     return None if value is None or value >= 0 else f"must be >= 0, got {value}"
 
