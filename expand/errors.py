@@ -81,6 +81,36 @@ def broken_device(exc: BaseException) -> str:
     return ""
 
 
+# What killed a DataLoader worker process, as torch's SIGCHLD handler names the signal, and what a
+# person does about it. The trial's own error says only "DataLoader worker (pid(s) N) exited
+# unexpectedly" (the signal is in the exception it was raised while handling), or a
+# ConnectionResetError from the dead worker's half-sent batch.
+_SHM = ("/dev/shm is full or too small for the loader's shared memory (a container's default is 64 MB): "
+        "run it with --shm-size=8g or --ipc=host, or set trial.workers: 0")
+_LOADER_DEATHS = (
+    ("killed by signal: Killed", "killed (SIGKILL), most often by the host's out-of-memory killer: lower "
+                                 "trial.workers or run fewer trials per node (resources.cpus_per_trial)"),
+    ("killed by signal: Bus error", f"killed by a bus error: {_SHM}"),
+    ("killed by signal: Segmentation fault", "crashed (segmentation fault), often a decoder on a damaged video: "
+                                             "run 'x3d-expand data check EXPERIMENT'"),
+    ("unable to write to file </torch_", f"could not hand over a batch: {_SHM}"),
+    ("unable to allocate shared memory", f"could not hand over a batch: {_SHM}"),
+)
+
+
+def loader_death(exc: BaseException) -> str:
+    """Why a data loader worker died under this trial, and the fix, in words ('' for any other error).
+
+    Without it a trial records "exited unexpectedly", and its retry dies the same way: these
+    are the node's limits (memory, /dev/shm) or a damaged file, not the model's.
+    """
+    texts = [str(e) for e in _causes(exc)]
+    for marker, why in _LOADER_DEATHS:
+        if any(marker in t for t in texts):
+            return f"a data loader worker {why}"
+    return ""
+
+
 class DeviceBroken(RuntimeError):
     """A trial left its process's GPU unusable (:func:`broken_device`): the process must end.
 

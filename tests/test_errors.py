@@ -66,3 +66,16 @@ def test_a_broken_device_is_found_under_a_trial_functions_own_error():
             raise ValueError("evaluation failed") from exc
     except ValueError as wrapped:
         assert broken_device(wrapped).startswith("CUDA error: an illegal memory access")
+
+
+def test_a_full_dev_shm_under_a_loader_worker_is_named_and_is_not_the_run_disk():
+    from expand.errors import loader_death
+
+    # torch re-raises a worker's exception in the trial with the worker's traceback in its text;
+    # "No space left on device" there is /dev/shm, not the run folder: the search must not stop
+    shm = RuntimeError("Caught RuntimeError in DataLoader worker process 0.\nOriginal Traceback (most recent "
+                       "call last):\n  ...\nRuntimeError: unable to write to file </torch_7_1234_0>: No space "
+                       "left on device (28)")
+    assert loader_death(shm).startswith("a data loader worker could not hand over a batch: /dev/shm is full")
+    assert disk_error_in(shm) is None
+    assert loader_death(ValueError("Caught ValueError in DataLoader worker process 0.")) == ""

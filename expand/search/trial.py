@@ -25,7 +25,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
-from expand.errors import ConfigError, broken_device, disk_error_in, disk_problem
+from expand.errors import ConfigError, broken_device, disk_error_in, disk_problem, loader_death
 from expand.spec import ArchSpec
 
 STATUSES = ("ok", "failed", "diverged", "oom", "timeout")
@@ -255,6 +255,10 @@ def call_safely(func: Callable[[TrialSpec], TrialResult], trial: TrialSpec,
     except Exception as exc:  # noqa: BLE001 - any trial error is data, not a crash
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         # a disk that cannot take writes is marked: the executor stops the search instead of recording it
+        loader = loader_death(exc)  # torch's own line names neither the cause nor the fix: add it to
+        if loader:                  # the first line, the one progress and tables show (error_line)
+            first, _, rest = tb.partition("\n")
+            tb = f"{first} ({loader})" + (f"\n{rest}" if rest else "")
         result = TrialResult(trial.trial_id, "failed", error=tb, extra=disk_extra(disk_error_in(exc)))
         broken = broken_device(exc)
         if broken:  # the runner replaces this process before another trial runs in it
