@@ -95,7 +95,14 @@ _LOADER_DEATHS = (
                                              "run 'x3d-expand data check EXPERIMENT'"),
     ("unable to write to file </torch_", f"could not hand over a batch: {_SHM}"),
     ("unable to allocate shared memory", f"could not hand over a batch: {_SHM}"),
+    # off the main thread (a Ray worker runs trials in one) torch sets no SIGCHLD handler, and only
+    # polls: the signal is lost, and these two are the usual causes
+    ("exited unexpectedly", "died, most often killed by the host's out-of-memory killer (dmesg names it) "
+                            "or on a small /dev/shm in a container: lower trial.workers, or give the "
+                            "container --shm-size=8g"),
 )
+
+_LOADER_TEXTS = ("DataLoader worker", "</torch_", "shared memory")  # torch's, not a model's, errors
 
 
 def loader_death(exc: BaseException) -> str:
@@ -104,7 +111,7 @@ def loader_death(exc: BaseException) -> str:
     Without it a trial records "exited unexpectedly", and its retry dies the same way: these
     are the node's limits (memory, /dev/shm) or a damaged file, not the model's.
     """
-    texts = [str(e) for e in _causes(exc)]
+    texts = [t for t in map(str, _causes(exc)) if any(m in t for m in _LOADER_TEXTS)]
     for marker, why in _LOADER_DEATHS:
         if any(marker in t for t in texts):
             return f"a data loader worker {why}"

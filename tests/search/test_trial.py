@@ -64,3 +64,19 @@ def test_an_error_in_a_loader_workers_code_gets_no_such_hint():
     result = call_safely(trial_function, _TRIAL)
     assert result.status == "failed" and "ValueError: Caught ValueError in DataLoader worker" in result.error
     assert "a data loader worker" not in result.error
+
+
+def test_off_the_main_thread_where_torch_loses_the_signal_the_line_still_names_the_usual_causes():
+    # A Ray worker runs trials in a thread: torch sets no SIGCHLD handler there and finds the dead
+    # worker by polling (every 5 s), so its error says only "exited unexpectedly".
+    import threading
+
+    results = []
+    thread = threading.Thread(target=lambda: results.append(call_safely(_loads_with_a_worker(signal.SIGKILL),
+                                                                        _TRIAL)))
+    thread.start()
+    thread.join(60)
+    (result,) = results
+    assert result.error_line.startswith("RuntimeError: DataLoader worker (pid(s)")
+    assert "exited unexpectedly (a data loader worker died, most often killed by the host's out-of-memory " \
+           "killer (dmesg names it) or on a small /dev/shm" in result.error_line
