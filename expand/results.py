@@ -34,6 +34,8 @@ TABLE_COLUMNS = [
 TABLE_HEADERS = {"gflops": "GFLOPs", "params_m": "params (M)", "top1": "top1 %", "gain": "gain (pts)",
                  "gain_per_gflop": "gain/GFLOP (pts)", "val_top1": "val top1 % (reports)", "confidence": "conf %",
                  "infer_clips_s": "infer clips/s"}
+# places in the table: measured times and rates show noise past these; GFLOPs and params are counts
+MEASURED_DIGITS = {"seconds": 1, "infer_clips_s": 0}
 DEFAULT_CONFIDENCE_LEVEL = 0.9
 FLOPS_NOTE = f"GFLOPs: {COUNTER}."
 
@@ -265,7 +267,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
         headers[columns.index("top1")] = "top1 % (minival, selects)"
     parts = [f"run: {os.path.abspath(run_dir)}  status: {status}  ({why})",
              f"selection: {state.get('selection_rule', '')}", "",
-             render(shown, columns, fmt, headers=headers, digits=4)]
+             render(shown, columns, fmt, headers=headers, digits=4, column_digits=MEASURED_DIGITS)]
     path = state.get("path", [])
     if state.get("kind", "expansion") != "expansion":
         best = state.get("best") or {}

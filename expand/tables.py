@@ -33,8 +33,13 @@ def render(
     fmt: str = "table",
     headers: Sequence[str] | None = None,
     digits: int = 3,
+    column_digits: dict[str, int] | None = None,
 ) -> str:
-    """Rows as ``table`` (plain terminal), ``markdown``, ``csv`` or ``json`` (a list)."""
+    """Rows as ``table`` (plain terminal), ``markdown``, ``csv`` or ``json`` (a list).
+
+    ``digits`` after the point in a float cell, or ``column_digits[column]``: a GFLOPs
+    column needs four where seconds or clips/s would show noise. CSV and JSON keep every digit.
+    """
     headers = list(headers or columns)
     if fmt == "json":
         return json_line(clean_nans([{c: r.get(c) for c in columns} for r in rows]))
@@ -45,7 +50,8 @@ def render(
         for r in rows:
             writer.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
         return buf.getvalue()
-    body = [[_cell(r.get(c), digits) for c in columns] for r in rows]
+    places = [(column_digits or {}).get(c, digits) for c in columns]
+    body = [[_cell(r.get(c), d) for c, d in zip(columns, places)] for r in rows]
     style = "github" if fmt == "markdown" else "simple"
     return tabulate(body, headers=headers, tablefmt=style, disable_numparse=True)
 

@@ -61,3 +61,15 @@ def test_tables_people_read_are_in_percent_and_points(oracle_run, capsys):
     chosen = [r for r in step_rows(str(oracle_run)) if r["chosen"] and r["step"] == 1][0]
     line = next(ln for ln in table.splitlines() if ln.startswith("1 ") and ln.rstrip().endswith("*"))
     assert f"{100 * chosen['top1']:.1f}" in line and f"{100 * chosen['gain_per_gflop']:.1f}" in line
+    # counts to four places, measured seconds and clips/s to what a measurement supports
+    cells = line.split()
+    assert f"{chosen['gflops']:.4f}" in cells and f"{chosen['seconds']:.1f}" in cells
+
+
+def test_a_column_may_have_its_own_places_and_csv_keeps_every_digit():
+    from expand.tables import render
+
+    rows = [{"gflops": 0.004127, "seconds": 22.80881, "clips": 1568.81}]
+    table = render(rows, ["gflops", "seconds", "clips"], digits=4, column_digits={"seconds": 1, "clips": 0})
+    assert table.splitlines()[-1].split() == ["0.0041", "22.8", "1569"]
+    assert render(rows, ["seconds"], "csv", column_digits={"seconds": 1}) == "seconds\n22.80881\n"
