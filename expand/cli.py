@@ -13,7 +13,7 @@ import sys
 import traceback
 from typing import Any, Callable, NoReturn, Sequence
 
-from expand.errors import DeviceBroken, DiskUnwritable, InputError, disk_error_in, disk_fix, disk_problem
+from expand.errors import DeviceBroken, DiskUnwritable, InputError, NodeLost, disk_error_in, disk_fix, disk_problem
 
 PROG = "x3d-expand"
 
@@ -382,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + exc.signum
     except BrokenPipeError:
         return 0
-    except DeviceBroken as exc:  # not a bug of ours: say what broke, and how to go on
+    except (DeviceBroken, NodeLost) as exc:  # not a bug of ours: say what broke, and how to go on
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence

@@ -146,3 +146,12 @@ class DiskUnwritable(OSError):
 
     def __init__(self, message: str, errno_: int) -> None:
         super().__init__(errno_, message)
+
+
+class NodeLost(RuntimeError):
+    """The Ray node holding the search's trial queue died (on one machine, the whole cluster).
+
+    Its running trials did not fail, their node did: they are not recorded, and the search
+    stops resumably; ``resume`` starts a new cluster and reruns them.
+    """
+

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Callable, Optional
 
 from expand.config import RetriesConfig
-from expand.errors import DeviceBroken, DiskUnwritable, disk_fix
+from expand.errors import DeviceBroken, DiskUnwritable, NodeLost, disk_fix
 from expand.search.progress import Progress
 from expand.search.runners import Runner
 from expand.search.time_limits import TimeLimits
@@ -129,6 +129,12 @@ class TrialExecutor:
                     f"Finished trials are kept: 'x3d-expand resume {self.run_dir.path}' goes on in a new "
                     "process, retrying it as retries.failed allows (the Ray runner replaces such a worker by "
                     "itself)", exc.error, exc.trial_id) from None
+            except NodeLost as exc:
+                running = sorted(set(t.trial_id for t in todo) - set(batch) - {r.trial_id for r in stuck})
+                raise NodeLost(
+                    f"{exc}; the search stopped. Finished trials are kept; the batch's {len(running)} unfinished "
+                    f"(running or queued) are not recorded: 'x3d-expand resume {self.run_dir.path}' reruns "
+                    "them on a new cluster") from None
             if stuck:  # the batch's other trials have finished and are recorded
                 first = stuck[0]
                 fix = disk_fix(first.disk_problem)

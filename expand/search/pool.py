@@ -47,8 +47,8 @@ import time
 from typing import Any, Optional, Sequence
 
 from expand import snapshot
-from expand.errors import DeviceBroken, disk_error_in
-from expand.search import live
+from expand.errors import DeviceBroken, NodeLost, disk_error_in
+from expand.search import live, liveness
 from expand.search.dispatcher import dispatcher_class, publish
 from expand.search.scratch import make_scratch, read_files, remove_scratch, sweep_dead_scratch
 from expand.search.tune_output import quiet_our_kills, silent_progress_callback
@@ -60,6 +60,8 @@ PROGRESS_KEY = "trial_progress_json"  # a running trial's live.report(), for the
 # trial stopped at the limit costs its worker one (a worker stopped more often than this is not
 # restarted; the others carry on, and a batch that finds none left starts a new pool).
 _TIMEOUT_RESTARTS = 10
+# How often the driver asks whether its Ray node lives (expand/search/liveness.py).
+_HEALTH_S = 5.0
 
 
 def _publish(name: str, cls: Any) -> Any:
@@ -333,6 +335,9 @@ class WorkerPool:
         self.key = f"{os.getpid()}-{id(self)}"
         self.error = ""  # why Tune stopped, when it raised
         self.disk_error: Optional[OSError] = None  # the full or broken disk that stopped Tune, if one did
+        self.node_lost = ""  # why the driver's Ray node is gone (set once: nothing more will run)
+        self._driver_node = ""
+        self._next_health = 0.0  # time.monotonic() of the next look at the driver's node
         self._thread: Optional[threading.Thread] = None
         self._dispatcher: Any = None
         self._events: "Optional[queue.Queue[tuple[str, Any]]]" = None
@@ -355,7 +360,8 @@ class WorkerPool:
         events: "queue.Queue[tuple[str, Any]]" = queue.Queue()
         self._events = _CHANNELS[self.key] = events
         name = _dispatcher_name(self.key)
-        driver_node = ray.get_runtime_context().get_node_id()
+        driver_node = self._driver_node = ray.get_runtime_context().get_node_id()
+        self._next_health = time.monotonic() + _HEALTH_S
         # on the driver's node: it holds queued trials and files in flight, and must outlive any worker node
         self._dispatcher = dispatcher_class().options(
             name=name, scheduling_strategy=NodeAffinitySchedulingStrategy(driver_node, soft=False),
@@ -393,49 +399,63 @@ class WorkerPool:
 
     def submit(self, trials: Sequence[TrialSpec]) -> None:
         """Queue trials for the workers (starting as many workers as there are trials)."""
-        import ray
-
         _grow_pool(self.key, len(trials))
         self._out_dirs.update({t.trial_id: t.out_dir for t in trials})
         for t in trials:
             if t.time_limit_s:
                 self._shortest_limit = min(self._shortest_limit or t.time_limit_s, t.time_limit_s)
-        ray.get(self._dispatcher.put.remote([t.to_dict() for t in trials]))
+        self._ask(self._dispatcher.put.remote([t.to_dict() for t in trials]))
 
     def next_event(self) -> tuple[str, Any]:
         """Block until a worker reports (see the class docstring for the events)."""
-        import ray
-
         assert self._events is not None, "the pool is not running"
         what, item = self._next()
         if what == "stopped":
-            return "stopped", self.error or "all workers stopped"
+            return "stopped", self.node_lost or self.error or "all workers stopped"
         if what == "progress":
             return what, item
         if (item.get("extra") or {}).get("files"):  # written off this node: into the run folder now
-            files = ray.get(self._dispatcher.collect.remote(item["trial_id"]))
+            files = self._ask(self._dispatcher.collect.remote(item["trial_id"]))
             self._materialize(item["trial_id"], files)
         return what, item
 
     def _next(self) -> tuple[str, Any]:
-        """The next event; with a time limit, overdue trials are reaped while waiting for one."""
-        import ray
-
+        """The next event. While waiting: the driver's node is looked at, and with a time limit,
+        overdue trials are reaped (a steady stream of progress events puts off neither)."""
         assert self._events is not None
-        if not self._shortest_limit:
-            return self._events.get()
         while not self._overdue:
-            wait = self._next_reap - time.monotonic()
-            if wait > 0:  # (a steady stream of progress events must not put the reaping off)
+            due = [self._next_health, *([self._next_reap] if self._shortest_limit else [])]
+            wait = min(due) - time.monotonic()
+            if wait > 0:
                 try:
                     return self._events.get(timeout=wait)
                 except queue.Empty:
                     pass
-            self._next_reap = time.monotonic() + min(5.0, max(0.2, self._shortest_limit / 10))
-            for trial, seconds, limit in ray.get(self._dispatcher.reap.remote(self.time_limit_s or 0.0)):
-                result = timeout_result(TrialSpec.from_dict(trial), seconds, limit, "its Ray worker was killed")
-                self._overdue.append(result.to_dict())
+            now = time.monotonic()
+            if now >= self._next_health:
+                self._next_health = now + _HEALTH_S
+                lost = liveness.node_lost(self._driver_node)
+                if lost:
+                    self.node_lost = lost
+                    return "stopped", lost
+            if self._shortest_limit and now >= self._next_reap:
+                self._next_reap = now + min(5.0, max(0.2, self._shortest_limit / 10))
+                for trial, seconds, limit in self._ask(self._dispatcher.reap.remote(self.time_limit_s or 0.0)):
+                    result = timeout_result(TrialSpec.from_dict(trial), seconds, limit, "its Ray worker was killed")
+                    self._overdue.append(result.to_dict())
         return "result", self._overdue.pop(0)
+
+    def _ask(self, call: Any) -> Any:
+        """The dispatcher's answer; its death is the loss of the driver's node (:class:`NodeLost`):
+        it lives there, and nothing else ends it while the pool runs."""
+        import ray
+
+        try:
+            return ray.get(call)
+        except ray.exceptions.RayActorError as exc:
+            self.node_lost = liveness.wait_for_node_loss(self._driver_node) or (
+                f"the Ray actor holding the trial queue died ({str(exc).strip().splitlines()[0][:120]})")
+            raise NodeLost(self.node_lost) from None
 
     def _materialize(self, trial_id: str, files: dict[str, bytes]) -> None:
         from expand.fileio import atomic_write
@@ -459,11 +479,16 @@ class WorkerPool:
         import ray
 
         try:
-            ray.get(self._dispatcher.stop.remote(self.size))
-            if self._thread is not None:
-                self._thread.join(timeout=wait)
+            if not self.node_lost:  # else the dispatcher died with its node, and Tune waits for nothing
+                ray.get(self._dispatcher.stop.remote(self.size))
+                if self._thread is not None:
+                    self._thread.join(timeout=wait)
         finally:
-            ray.kill(self._dispatcher)  # its name is free for the next pool
+            try:
+                ray.kill(self._dispatcher)  # its name is free for the next pool
+            except Exception:  # noqa: BLE001 - only where its node is gone
+                if not self.node_lost:
+                    raise
             self._thread, self._dispatcher = None, None
 
 

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence
 
-from expand.errors import DeviceBroken
+from expand.errors import DeviceBroken, NodeLost
 from expand.registry import Registry
 from expand.search import live, nodes, ray_session
 from expand.search.nodes import Requirements
@@ -222,6 +222,8 @@ class RayRunner:
                     on_result(t, TrialResult.from_dict(item))
             else:  # Tune itself stopped: nothing left can run; the next batch starts a new pool
                 pool.stop(wait=0)
+                if getattr(pool, "node_lost", ""):  # nor can a new pool: nothing here failed, so nothing is recorded
+                    raise NodeLost(pool.node_lost)
                 # a full disk under Tune's own files stops the search resumably, as one under a trial's
                 disk_error = getattr(pool, "disk_error", None)
                 for t in by_id.values():

@@ -263,6 +263,52 @@ def test_sigterm_stops_the_search_and_its_ray_cluster(tmp_path):
     assert not (run / ray_session.FILE).exists()
 
 
+@pytest.mark.ray
+def test_a_search_whose_raylet_dies_stops_resumably_instead_of_waiting_forever(tmp_path):
+    """The OOM killer takes the raylet: Tune waited for cluster resources for ever, and the search too."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from expand.search import ray_session
+
+    exp = oracle_experiment(tmp_path, options={"sleep": 1.5}, search={"max_steps": 1, "runner": "ray"})
+    run = tmp_path / "run"
+    # the GCS's health check marks a node dead after period x threshold: seconds, not Ray's ~15
+    env = dict(os.environ, RAY_health_check_period_ms="500", RAY_health_check_failure_threshold="3",
+               RAY_health_check_initial_delay_ms="0")
+    proc = subprocess.Popen([sys.executable, "-m", "expand.cli", "search", exp, "--out", str(run), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 600
+    log = run / "trials.jsonl"
+    while not (log.exists() and "s00-basis" in log.read_text()) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    session = json.loads((run / ray_session.FILE).read_text())["session_dir"]
+    (raylet,) = [p for p in ray_session.session_processes(session)
+                 if b"raylet/raylet" in open(f"/proc/{p}/cmdline", "rb").read()]
+    os.kill(raylet, signal.SIGKILL)  # as the out-of-memory killer does
+    assert proc.wait(120) == 1
+    last = proc.stderr.read().strip().splitlines()[-1]
+    assert last.startswith("x3d-expand: error: the Ray node this search runs on died") and "dmesg" in last
+    assert "unfinished (running or queued) are not recorded" in last and f"x3d-expand resume {run}'" in last
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["result"]["status"] for r in records] == ["ok"]  # nothing recorded failed for its node's death
+    deadline = time.monotonic() + 60
+    while ray_session.session_processes(session) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not ray_session.session_processes(session)  # what was left of the cluster is shut down
+    resumed = subprocess.run([sys.executable, "-m", "expand.cli", "resume", str(run), "--runner", "serial",
+                              "--quiet"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    ids = [json.loads(line)["trial_id"] for line in log.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 7  # the basis once, then the six candidates
+    assert json.loads((run / "state.json").read_text())["status"] == "finished"
+
+
 GPU_SCRIPT = """
 import json, sys
 import ray
