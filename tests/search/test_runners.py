@@ -282,16 +282,21 @@ def test_a_search_whose_raylet_dies_stops_resumably_instead_of_waiting_forever(t
                RAY_health_check_initial_delay_ms="0")
     proc = subprocess.Popen([sys.executable, "-m", "expand.cli", "search", exp, "--out", str(run), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 600
-    log = run / "trials.jsonl"
-    while not (log.exists() and "s00-basis" in log.read_text()) and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.05)
-    session = json.loads((run / ray_session.FILE).read_text())["session_dir"]
-    (raylet,) = [p for p in ray_session.session_processes(session)
-                 if b"raylet/raylet" in open(f"/proc/{p}/cmdline", "rb").read()]
-    os.kill(raylet, signal.SIGKILL)  # as the out-of-memory killer does
-    assert proc.wait(120) == 1
+    try:
+        deadline = time.monotonic() + 600
+        log = run / "trials.jsonl"
+        while not (log.exists() and "s00-basis" in log.read_text()) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        session = json.loads((run / ray_session.FILE).read_text())["session_dir"]
+        (raylet,) = [p for p in ray_session.session_processes(session)
+                     if b"raylet/raylet" in open(f"/proc/{p}/cmdline", "rb").read()]
+        os.kill(raylet, signal.SIGKILL)  # as the out-of-memory killer does
+        assert proc.wait(120) == 1
+    finally:  # a search that hangs must not outlive its test (it would slow the rest of the suite)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(60)
     last = proc.stderr.read().strip().splitlines()[-1]
     assert last.startswith("x3d-expand: error: the Ray node this search runs on died") and "dmesg" in last
     assert "unfinished (running or queued) are not recorded" in last and f"x3d-expand resume {run}'" in last
