@@ -263,6 +263,15 @@ def test_sigterm_stops_the_search_and_its_ray_cluster(tmp_path):
     assert not (run / ray_session.FILE).exists()
 
 
+def _proc_file(pid, name):
+    """/proc/PID/NAME's bytes; b"" once the process is gone (a forked child may exec or exit meanwhile)."""
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
 @pytest.mark.ray
 def test_a_search_whose_raylet_dies_stops_resumably_instead_of_waiting_forever(tmp_path):
     """The OOM killer takes the raylet: Tune waited for cluster resources for ever, and the search too."""
@@ -275,7 +284,7 @@ def test_a_search_whose_raylet_dies_stops_resumably_instead_of_waiting_forever(t
 
     from expand.search import ray_session
 
-    exp = oracle_experiment(tmp_path, options={"sleep": 1.5}, search={"max_steps": 1, "runner": "ray"})
+    exp = oracle_experiment(tmp_path, options={"sleep": 0.5}, search={"max_steps": 1, "runner": "ray"})
     run = tmp_path / "run"
     # the GCS's health check marks a node dead after period x threshold: seconds, not Ray's ~15
     env = dict(os.environ, RAY_health_check_period_ms="500", RAY_health_check_failure_threshold="3",
@@ -289,8 +298,10 @@ def test_a_search_whose_raylet_dies_stops_resumably_instead_of_waiting_forever(t
             assert proc.poll() is None, proc.stderr.read()
             time.sleep(0.05)
         session = json.loads((run / ray_session.FILE).read_text())["session_dir"]
-        (raylet,) = [p for p in ray_session.session_processes(session)
-                     if b"raylet/raylet" in open(f"/proc/{p}/cmdline", "rb").read()]
+        # the raylet, not a child it has forked and not yet exec'd (a worker starting) under its name
+        named = {p: _proc_file(p, "stat") for p in ray_session.session_processes(session)
+                 if b"raylet/raylet" in _proc_file(p, "cmdline")}
+        (raylet,) = [p for p, stat in named.items() if stat and int(stat.rsplit(b")", 1)[1].split()[1]) not in named]
         os.kill(raylet, signal.SIGKILL)  # as the out-of-memory killer does
         assert proc.wait(120) == 1
     finally:  # a search that hangs must not outlive its test (it would slow the rest of the suite)
