@@ -218,7 +218,7 @@ def live_status(run_dir: str, state: dict[str, Any]) -> tuple[str, str, Optional
     writer = holder.describe() if holder else None
     if status in ("starting", "running"):
         if holder is None:
-            return ("stopped", "not running: interrupted, killed or out of disk before it finished; "
+            return ("stopped", "not running: interrupted, killed, out of disk or its Ray node lost before it finished; "
                     f"'x3d-expand resume {os.path.abspath(run_dir)}' continues it", None)
         return status, why or f"in progress: {writer}", writer
     return status, why, writer

@@ -60,8 +60,9 @@ PROGRESS_KEY = "trial_progress_json"  # a running trial's live.report(), for the
 # trial stopped at the limit costs its worker one (a worker stopped more often than this is not
 # restarted; the others carry on, and a batch that finds none left starts a new pool).
 _TIMEOUT_RESTARTS = 10
-# How often the driver asks whether its Ray node lives (expand/search/liveness.py).
-_HEALTH_S = 5.0
+# How often the driver asks whether its Ray node lives (expand/search/liveness.py): one ~1 ms call,
+# so often enough that trials still finishing on a dying node cannot end a step before it is seen.
+_HEALTH_S = 1.0
 
 
 def _publish(name: str, cls: Any) -> Any:
