@@ -154,4 +154,3 @@ class NodeLost(RuntimeError):
     Its running trials did not fail, their node did: they are not recorded, and the search
     stops resumably; ``resume`` starts a new cluster and reruns them.
     """
-

@@ -130,9 +130,9 @@ class TrialExecutor:
                     "process, retrying it as retries.failed allows (the Ray runner replaces such a worker by "
                     "itself)", exc.error, exc.trial_id) from None
             except NodeLost as exc:
-                running = sorted(set(t.trial_id for t in todo) - set(batch) - {r.trial_id for r in stuck})
+                unfinished = len({t.trial_id for t in todo} - set(batch) - {r.trial_id for r in stuck})
                 raise NodeLost(
-                    f"{exc}; the search stopped. Finished trials are kept; the batch's {len(running)} unfinished "
+                    f"{exc}; the search stopped. Finished trials are kept; the batch's {unfinished} unfinished "
                     f"(running or queued) are not recorded: 'x3d-expand resume {self.run_dir.path}' reruns "
                     "them on a new cluster") from None
             if stuck:  # the batch's other trials have finished and are recorded
