@@ -3,7 +3,7 @@
 Apart from the trainer because others ask the same questions: the benchmarks
 (``model_throughput.py``, ``device_errors.py``) whether an exception is memory
 (retry in place with a smaller batch, ``is_out_of_memory``), and the run's
-start-up check (``expand.api.check_cluster``) why CUDA is missing. Whether the
+start-up check (``expand.preflight.check_cluster``) why CUDA is missing. Whether the
 device is broken for good (replace the process) is ``expand.errors.broken_device``:
 the trial runner asks it, and it needs no torch.
 """

@@ -145,12 +145,13 @@ class Run:
         """The path contracted to ``gflops`` (computed, not saved); ``train=True`` trains and saves it."""
         from expand import api
         from expand.complexity import ComplexityCounter
+        from expand.preflight import check_contract_targets
         from expand.search.coordinator import contract_path, load_contractions
 
         path = self.state.path
         if not path:
             raise InputError(f"{self.folder}: the run has no trained step yet")
-        api.check_contract_targets(path, [gflops])
+        check_contract_targets(path, [gflops])
         if train:
             _, items = api.contract(self.folder, [gflops], train=True, runner=runner)
         else:

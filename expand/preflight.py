@@ -1,0 +1,130 @@
+"""What a run checks before it writes anything: data, budgets, where its trials will run.
+
+Apart from ``api.py`` (which starts, resumes and contracts runs) because each
+check is a question about the inputs alone, asked the same way by the CLI
+and the Python API; each raises an exit-2 error (``ConfigError``,
+``InputError``) whose one line names the input to change.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment
+from expand.errors import ConfigError, InputError
+from expand.run import PathEntry
+
+# A step may overshoot the flops factor (coarse grids: frames 1 -> 2 is 1.89x, but
+# crop 64 -> 96 is 2.25x); a target past basis x factor^steps x this is out of reach.
+REACH_SLACK = 1.25
+
+
+def check_manifests(exp: Experiment) -> dict[str, str]:
+    """Read both splits now (exists, UTF-8, non-empty, labels in range); what a trial will see.
+
+    Returns, per split, a line like "60000 of 240000 videos, 400 classes, 148-151 per class"
+    (after the seeded, class-stratified ``max_*_videos`` subset).
+    """
+    from expand.data.manifest import carve_minival, class_counts, load_split, stratified_subset
+
+    train_all, val_all = load_split(exp.data, "train"), load_split(exp.data, "val")  # each read once
+    train, held = carve_minival(exp.data, train_all)
+    splits = {"train": (train, len(train_all), ""), "minival": (held, len(train_all), " (selects)"),
+              "val": (stratified_subset(val_all, exp.data.max_val_videos, exp.data.subset_seed), len(val_all),
+                      " (reports)" if held else "")}
+    seen = {}
+    for split, (subset, total, role) in splits.items():
+        if split == "minival" and not held:
+            continue
+        counts = class_counts(subset).values()
+        seen[split] = (f"{len(subset)} of {total} videos{role}, {len(counts)} classes, "
+                       f"{min(counts)}-{max(counts)} per class")
+    return seen
+
+
+def steps_to(target: float, basis: float, factor: float) -> int:
+    """Steps of ``factor``x from ``basis`` GFLOPs until a model reaches ``target``."""
+    return max(1, math.ceil(math.log(target / basis) / math.log(factor) - 1e-9))
+
+
+def check_budgets(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> float:
+    """Targets and caps must be reachable from the basis in max_steps; returns the basis GFLOPs."""
+    basis = counter.gflops(exp.search_space.basis)
+    steps, factor = exp.search.max_steps, exp.search_space.step.flops_factor
+    reach = basis * factor ** steps * REACH_SLACK
+    where = exp.source or "experiment"
+    for target in exp.search.targets:
+        if target < basis:
+            raise ConfigError(f"{where}: search.targets: {target:g} GFLOPs is below the basis "
+                              f"({basis:.4g} GFLOPs): no model of the search is that small")
+        if target > reach:
+            raise ConfigError(f"{where}: search.targets: {target:g} GFLOPs is out of reach: about "
+                              f"{steps_to(target, basis, factor)} "
+                              f"steps of ~{factor:g}x from the basis ({basis:.4g} GFLOPs), "
+                              f"search.max_steps is {steps}")
+    for name, cap in (("search.max_gflops", exp.search.max_gflops), ("--max-gflops", max_gflops)):
+        if cap is not None and cap < basis:
+            raise ConfigError(f"{where}: {name}: {cap:g} GFLOPs is below the basis ({basis:.4g} GFLOPs)")
+    return basis
+
+
+def validate(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> list[str]:
+    """Everything a run needs from its inputs, checked before its folder is written.
+
+    Returns lines that say what the run will do (data each trial sees, steps and trials).
+    """
+    from expand.search.trial import load_trial_function
+
+    load_trial_function(exp.trial.function)
+    lines = []
+    if exp.data.root or exp.trial.function == DEFAULT_TRIAL_FUNCTION:
+        lines += [f"{split}: {line}" for split, line in check_manifests(exp).items()]
+    basis = check_budgets(exp, counter, max_gflops)
+    axes, steps = len(exp.search_space.axes), exp.search.max_steps
+    if exp.search.targets:  # the search stops once the path passes the largest target
+        steps = min(steps, steps_to(max(exp.search.targets), basis, exp.search_space.step.flops_factor) + 1)
+    lines.append(f"plan: basis {basis:.4g} GFLOPs, up to {steps} steps x {axes} candidates: "
+                 f"at most {1 + steps * axes} trials (+ retries)")
+    return lines
+
+
+def check_cluster(exp: Experiment, address: Optional[str]) -> None:
+    """Where the trials will run can run them: exit 2 before anything is written.
+
+    A ``--address`` nothing answers at (the serial runner ignores it); GPUs per trial for the
+    serial runner, which trains in this process, where torch cannot use CUDA (the Ray runner
+    checks the cluster's GPUs when it starts).
+    """
+    if address and exp.search.runner == "ray":
+        from expand.search.nodes import check_address
+
+        check_address(address)
+    if exp.search.runner == "serial" and exp.resources.gpus_per_trial > 0:
+        import torch
+
+        if not torch.cuda.is_available():
+            from expand.device import no_cuda_reason
+
+            raise ConfigError(f"{exp.source or 'experiment'}: resources.gpus_per_trial: "
+                              f"{exp.resources.gpus_per_trial:g} GPUs per trial, but "
+                              f"the serial runner trains in this process and CUDA is not available here "
+                              f"({no_cuda_reason()}); set it to 0 to train on the CPU")
+
+
+def check_contract_targets(path: list[PathEntry], targets: list[float]) -> None:
+    """A contraction target must lie between the basis and the path's largest model."""
+    basis, last = path[0], max(path, key=lambda p: p.gflops)
+    for t in targets:
+        if not math.isfinite(t) or t <= 0:
+            raise InputError(f"--target-gflops: must be a positive finite number, got {t}")
+        if t < basis.gflops:
+            raise InputError(f"--target-gflops {t:g}: impossible: the basis already needs "
+                             f"{basis.gflops:.4g} GFLOPs")
+        if t > last.gflops:
+            raise InputError(f"--target-gflops {t:g}: above the path's largest model ({last.gflops:.4g} "
+                             f"GFLOPs at step {last.step}); resume the search with more steps to reach it")
+
+
+__all__ = ["REACH_SLACK", "check_budgets", "check_cluster", "check_contract_targets", "check_manifests",
+           "steps_to", "validate"]
