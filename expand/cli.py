@@ -2,7 +2,8 @@
 
 Exit codes (DESIGN.md): 0 success, 2 bad input (one line on stderr naming what
 and where), 1 anything else. Each subcommand lives in ``expand.commands`` and
-returns an exit code; this module only builds the parser and maps errors.
+returns an exit code; this module only builds the parser and maps errors
+(``cli_parsing`` holds the argparse it is built with).
 """
 
 from __future__ import annotations
@@ -11,120 +12,12 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Sequence
 
+from expand.cli_parsing import Numbers, Parser, positional, positive_float, positive_int
 from expand.errors import DeviceBroken, DiskUnwritable, InputError, NodeLost, disk_error_in, disk_fix, disk_problem
 
 PROG = "x3d-expand"
-
-
-class _Formatter(argparse.HelpFormatter):
-    """Shows a positional a number list may fill (see :class:`_Numbers`) as required, which it is."""
-
-    def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
-        if getattr(action, "required_after_spill", False):
-            name = self._metavar_formatter(action, default_metavar)(1)[0]
-            return f"{name} [{name} ...]" if action.nargs == "*" else name
-        return super()._format_args(action, default_metavar)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line and exit code 2."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's signature
-        namespace, rest = super().parse_known_args(args, namespace)
-        _place_spilled(self, namespace)
-        return namespace, rest
-
-
-def _number(kind: type, positive: bool = True) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        if positive and kind is int and value < 1:
-            raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-        if positive and kind is float and (not value > 0 or value == float("inf")):
-            raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-        return value
-
-    convert.__name__ = kind.__name__
-    return convert
-
-
-_positive_float = _number(float)
-_positive_int = _number(int)
-_SPILL = "_spilled_positionals"
-
-
-class _Numbers(argparse.Action):
-    """``nargs='+'`` numbers that give back what follows them to the positional.
-
-    ``contract --target-gflops 0.003 RUN`` would otherwise read RUN as a
-    fourth number: argparse's greedy matching hands every word after the flag
-    to it. Words after the numbers that are not numbers are kept and placed
-    in the command's positional (``spill_to``) once parsing ends.
-    """
-
-    def __init__(self, option_strings, dest, convert=_positive_float, spill_to="", nargs="+",  # noqa: ANN001
-                 **kwargs):
-        self.convert, self.spill_to = convert, spill_to
-        super().__init__(option_strings, dest, nargs=nargs, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
-        numbers: list[Any] = []
-        for i, text in enumerate(values):
-            try:
-                numbers.append(self.convert(text))
-            except argparse.ArgumentTypeError as exc:
-                if not numbers or not self.spill_to or _looks_numeric(text):
-                    parser.error(f"argument {'/'.join(self.option_strings)}: {exc}")
-                if getattr(namespace, _SPILL, None) is None:
-                    setattr(namespace, _SPILL, [])
-                getattr(namespace, _SPILL).append((self.spill_to, list(values[i:])))
-                break
-        setattr(namespace, self.dest, numbers)
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _place_spilled(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> None:
-    for dest, words in getattr(namespace, _SPILL, None) or []:
-        current = getattr(namespace, dest, None)
-        if isinstance(current, list):
-            setattr(namespace, dest, words + current)
-        elif current is None and len(words) == 1:
-            setattr(namespace, dest, words[0])
-        else:
-            parser.error(f"unrecognized arguments: {' '.join(words)}")
-    if hasattr(namespace, _SPILL):
-        delattr(namespace, _SPILL)
-    for action in parser._actions:  # positionals made optional so that a spill can fill them
-        if getattr(action, "required_after_spill", False) and not getattr(namespace, action.dest, None):
-            parser.error(f"the following arguments are required: {action.metavar or action.dest}")
-
-
-def _positional(p: argparse.ArgumentParser, dest: str, help: str, many: bool = False) -> None:
-    """A positional that a :class:`_Numbers` option before it may fill (see there)."""
-    action = p.add_argument(dest, nargs="*" if many else "?", default=None, metavar=dest.upper(), help=help)
-    action.required_after_spill = True
-
-
 RUN_DIR_HELP = "a run folder (the --out of search, baseline or calibrate)"
 EXPERIMENT_HELP = "an experiment YAML file, or the name of a shipped one (e.g. synthetic_tiny)"
 JSON_HELP = "print the result as one JSON object on stdout (fractions as *_frac keys; progress goes to stderr)"
@@ -167,11 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     from expand.search.runners import RUNNERS
 
     runners = RUNNERS.names()
-    parser = _Parser(prog=PROG, description="The X3D stepwise expansion search (Feichtenhofer, CVPR 2020): "
+    parser = Parser(prog=PROG, description="The X3D stepwise expansion search (Feichtenhofer, CVPR 2020): "
                                             "grow a 2D basis into an efficient video network one axis at a time.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}",
                         help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND",
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND",
                                 help="one of the commands below; COMMAND --help explains its options")
 
     p = sub.add_parser("presets", help="list X3D-XS/S/M/L/XL and the X2D basis")
@@ -182,38 +75,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slowfast-config", metavar="FILE", default=None,
                    help="read the model from a SlowFast X3D config (e.g. configs/Kinetics/X3D_M.yaml)")
     _add_factor_args(p)
-    p.add_argument("--classes", type=_positive_int, default=None,
+    p.add_argument("--classes", type=positive_int, default=None,
                    help="classes of the final layer (default 400, or the config's MODEL.NUM_CLASSES)")
     _add_json(p)
 
     data = sub.add_parser("data", help="datasets: synth, check, cache")
-    dsub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser, metavar="DATA_COMMAND",
+    dsub = data.add_subparsers(dest="data_command", required=True, parser_class=Parser, metavar="DATA_COMMAND",
                                help="synth, check or cache")
     p = dsub.add_parser("synth", help="write the synthetic motion dataset (train/val/test manifests and videos)")
     p.add_argument("out_dir", help="folder to write (existing identical files are kept)")
-    p.add_argument("--classes", type=_positive_int, default=8, help="classes (default 8)")
-    p.add_argument("--videos-per-class", type=_positive_int, default=40, help="training videos per class (default 40)")
-    p.add_argument("--val-per-class", type=_positive_int, default=25,
+    p.add_argument("--classes", type=positive_int, default=8, help="classes (default 8)")
+    p.add_argument("--videos-per-class", type=positive_int, default=40, help="training videos per class (default 40)")
+    p.add_argument("--val-per-class", type=positive_int, default=25,
                    help="validation videos per class (default 25); test.csv lists the same videos")
-    p.add_argument("--frames", type=_positive_int, default=48, help="frames per video (default 48)")
-    p.add_argument("--size", type=_positive_int, default=128, help="frame height and width in pixels (default 128)")
-    p.add_argument("--fps", type=_positive_float, default=30.0, help="frame rate written (default 30)")
+    p.add_argument("--frames", type=positive_int, default=48, help="frames per video (default 48)")
+    p.add_argument("--size", type=positive_int, default=128, help="frame height and width in pixels (default 128)")
+    p.add_argument("--fps", type=positive_float, default=30.0, help="frame rate written (default 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the videos (default 0)")
-    p.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                    help="encoding processes (default: all cores; the files do not depend on it)")
     _add_json(p)
     p = dsub.add_parser("check", help="which videos are readable, which are skipped and why")
     p.add_argument("target", metavar="DATASET",
                    help="a dataset folder (its train/val/test manifests or class folders), a manifest, "
                         "or an experiment YAML (its splits, as trials read them)")
-    p.add_argument("--num-classes", type=_positive_int, default=None,
+    p.add_argument("--num-classes", type=positive_int, default=None,
                    help="labels must be below this (default: the experiment's, or unchecked)")
-    p.add_argument("--workers", type=_positive_int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="decoding processes (default: all cores)")
     _add_json(p)
     p = dsub.add_parser("cache", help="decode an experiment's videos once into the frame cache")
     p.add_argument("experiment", help=EXPERIMENT_HELP)
-    p.add_argument("--workers", type=_positive_int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="decoding processes (default: all cores; with --address, per node: its CPUs in Ray)")
     p.add_argument("--address", default=None,
                    help="build the cache on every node of this Ray cluster ('auto' or ray://HOST:PORT), "
@@ -229,11 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
 
     p = sub.add_parser("search", help="run forward expansion (and contraction to targets)")
-    _positional(p, "experiment", EXPERIMENT_HELP)
+    positional(p, "experiment", EXPERIMENT_HELP)
     p.add_argument("--out", default=None, help="run folder (default results/<name>-<time>)")
     _add_runner(p, runners)
-    p.add_argument("--max-steps", type=_positive_int, default=None, help="override search.max_steps")
-    p.add_argument("--targets", action=_Numbers, nargs="*", default=None, metavar="GFLOPS", spill_to="experiment",
+    p.add_argument("--max-steps", type=positive_int, default=None, help="override search.max_steps")
+    p.add_argument("--targets", action=Numbers, nargs="*", default=None, metavar="GFLOPS", spill_to="experiment",
                    help="override search.targets (each must be reachable in max_steps); "
                         "the flag alone: contract to no budget")
     p.add_argument("--seed", type=int, default=None, help="override search.seed")
@@ -250,10 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "experiment's schedule; report Kendall tau against the longest, the seed-to-seed "
                                    "std and the rule's pick per schedule, and recommend the shortest that ranks "
                                    "like the longest.")
-    _positional(p, "experiment", EXPERIMENT_HELP)
-    p.add_argument("--schedules", action=_Numbers, default=[1.0, 2.0, 4.0], metavar="X", spill_to="experiment",
+    positional(p, "experiment", EXPERIMENT_HELP)
+    p.add_argument("--schedules", action=Numbers, default=[1.0, 2.0, 4.0], metavar="X", spill_to="experiment",
                    help="schedule multipliers (default 1 2 4)")
-    p.add_argument("--seeds", type=_positive_int, default=1, help="seeds per model and schedule (2+: seed std)")
+    p.add_argument("--seeds", type=positive_int, default=1, help="seeds per model and schedule (2+: seed std)")
     p.add_argument("--min-tau", type=float, default=0.8, help="tau a schedule needs to be recommended (default 0.8)")
     p.add_argument("--out", default=None, help="run folder (default results/<name>-calibration-<time>)")
     p.add_argument("--seed", type=int, default=None, help="override search.seed")
@@ -261,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
 
     p = sub.add_parser("contract", help="contract the path to FLOP budgets")
-    _positional(p, "run_dir", RUN_DIR_HELP)
-    p.add_argument("--target-gflops", action=_Numbers, required=True, metavar="GFLOPS", spill_to="run_dir",
+    positional(p, "run_dir", RUN_DIR_HELP)
+    p.add_argument("--target-gflops", action=Numbers, required=True, metavar="GFLOPS", spill_to="run_dir",
                    help="one or more budgets in GFLOPs (between the basis and the path's largest model)")
     p.add_argument("--train", action="store_true", help="train the contracted models (path models are reused)")
     _add_runner(p, runners, quiet=False)
@@ -280,16 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help=EXPERIMENT_HELP)
     p.add_argument("--method", choices=METHODS.names(), required=True,
                    help="random and tpe: Optuna samplers over the search space; compound: EfficientNet-style")
-    p.add_argument("--trials", type=_positive_int, required=True, help="trained trials to spend")
-    p.add_argument("--max-gflops", type=_positive_float, default=None, help="FLOP cap (default: the experiment's)")
+    p.add_argument("--trials", type=positive_int, required=True, help="trained trials to spend")
+    p.add_argument("--max-gflops", type=positive_float, default=None, help="FLOP cap (default: the experiment's)")
     p.add_argument("--out", default=None, help="run folder (default results/<name>-<method>-<time>)")
     p.add_argument("--seed", type=int, default=None, help="override search.seed")
     _add_runner(p, runners)
     _add_json(p)
 
     p = sub.add_parser("compare", help="best accuracy under FLOP budgets across runs")
-    _positional(p, "run_dirs", "run folders to compare (expansion, baselines)", many=True)
-    p.add_argument("--budgets", action=_Numbers, default=None, metavar="GFLOPS", spill_to="run_dirs",
+    positional(p, "run_dirs", "run folders to compare (expansion, baselines)", many=True)
+    p.add_argument("--budgets", action=Numbers, default=None, metavar="GFLOPS", spill_to="run_dirs",
                    help="GFLOPs (default: the GFLOPs of the first expansion run's path steps)")
     _add_format(p)
     p.add_argument("--plot", default=None,
@@ -299,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help=RUN_DIR_HELP)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--step", type=int, help="a step of the expansion path (0 = the basis)")
-    which.add_argument("--target-gflops", type=_positive_float, help="the path contracted to this budget")
+    which.add_argument("--target-gflops", type=positive_float, help="the path contracted to this budget")
     p.add_argument("--format", choices=["slowfast", "mmaction2", "pytorchvideo"], default="slowfast",
                    help="slowfast: a YAML for tools/run_net.py; mmaction2: a Python config for tools/train.py; "
                         "pytorchvideo: create_x3d keyword arguments (JSON)")
