@@ -55,6 +55,17 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return ("CUDA" in text and "out of memory" in text) or any(m in text for m in _OOM_MESSAGES)
 
 
+def out_of_memory_line(exc: BaseException) -> str:
+    """The line of a memory error that says how much was asked for, for the trial's record.
+
+    Not always the first: ``torch.compile`` wraps an OOM in its autotuning as
+    "backend='inductor' raised:" on a line of its own, the OOM on the next.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in lines if "memory" in line.lower() or "ALLOC_FAILED" in line),
+                lines[0] if lines else "out of memory")
+
+
 def describe_device(device: torch.device) -> str:
     """The device as the result records it and the progress line shows it, e.g. 'cuda:0 (GPU 3)'."""
     if device.type != "cuda":

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from expand.config import DataConfig, Experiment, experiment_from_dict, loader_workers
 from expand.data.prefetch import Prefetcher
-from expand.device import describe_device, is_out_of_memory, pick_device
+from expand.device import describe_device, is_out_of_memory, out_of_memory_line, pick_device
 from expand.models.x3d import build_x3d
 from expand.search.confidence import encode_per_video, video_ids_digest
 from expand.search.nodes import node_data_root
@@ -130,7 +130,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
     except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is one
         if not is_out_of_memory(exc):
             raise
-        oom = (str(exc).splitlines() or ["out of memory"])[0]
+        oom = out_of_memory_line(exc)
     finally:
         board.close()
     # Out of the except block, the exception, its traceback and _train's frame (model, optimizer,

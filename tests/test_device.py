@@ -22,6 +22,22 @@ def test_memory_errors_outside_the_caching_allocator_are_oom_too(exc, oom):
     assert is_out_of_memory(exc) is oom
 
 
+def test_torch_compile_wrapping_an_oom_is_oom_and_its_record_quotes_the_oom_not_the_wrapper():
+    import torch
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    from expand.device import is_out_of_memory, out_of_memory_line
+
+    inner = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has 1.2 GiB free")
+    wrapped = BackendCompilerFailed(lambda: None, inner, None)  # how inductor's autotuning raises it
+    assert is_out_of_memory(wrapped)
+    assert out_of_memory_line(wrapped) == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. " \
+                                          "GPU 0 has 1.2 GiB free"
+    assert out_of_memory_line(inner) == str(inner)
+    assert out_of_memory_line(RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED.")) == \
+        "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED."  # no line says memory: the first
+
+
 def test_auto_device_is_cuda_0_of_the_visible_set_or_the_cpu_and_says_which(monkeypatch):
     import torch
 
