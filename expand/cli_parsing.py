@@ -83,7 +83,9 @@ class Numbers(argparse.Action):
                     parser.error(f"argument {'/'.join(self.option_strings)}: {exc}")
                 if getattr(namespace, _SPILL, None) is None:
                     setattr(namespace, _SPILL, [])
-                getattr(namespace, _SPILL).append((self.spill_to, list(values[i:])))
+                before = getattr(namespace, self.spill_to, None)  # positionals given before the flag
+                getattr(namespace, _SPILL).append((self.spill_to, list(values[i:]),
+                                                   len(before) if isinstance(before, list) else 0))
                 break
         setattr(namespace, self.dest, numbers)
 
@@ -97,10 +99,10 @@ def _looks_numeric(text: str) -> bool:
 
 
 def _place_spilled(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> None:
-    for dest, words in getattr(namespace, _SPILL, None) or []:
+    for dest, words, given_before in getattr(namespace, _SPILL, None) or []:
         current = getattr(namespace, dest, None)
-        if isinstance(current, list):
-            setattr(namespace, dest, words + current)
+        if isinstance(current, list):  # in the order they were typed: `compare A --budgets 1 B` is A, B
+            setattr(namespace, dest, current[:given_before] + words + current[given_before:])
         elif current is None and len(words) == 1:
             setattr(namespace, dest, words[0])
         else:
