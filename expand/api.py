@@ -23,7 +23,18 @@ from expand.run import RunDir, RunFileError, RunOrigin, RunState
 
 # ---------------------------------------------------------------- experiment
 def apply_overrides(exp: Experiment, overrides: dict[str, Any]) -> Experiment:
-    search = dataclasses.replace(exp.search, **{k: v for k, v in overrides.items() if v is not None})
+    """The experiment with ``search`` keys replaced (the CLI's flags, the Python API's keywords).
+
+    Checked as the file's own keys are: a Python caller's ``max_steps=0`` or ``seed=-1`` is
+    the same one-line ConfigError, before anything is written, not a failure mid-run.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return exp
+    from expand.config import SearchConfig
+    from expand.schema import from_mapping, to_plain
+
+    search = from_mapping(SearchConfig, {**to_plain(exp.search), **given}, "overrides: search")
     return dataclasses.replace(exp, search=search)
 
 

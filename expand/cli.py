@@ -14,7 +14,7 @@ import sys
 import traceback
 from typing import Sequence
 
-from expand.cli_parsing import Numbers, Parser, positional, positive_float, positive_int
+from expand.cli_parsing import Numbers, Parser, positional, positive_float, positive_int, seed
 from expand.errors import DeviceBroken, DiskUnwritable, InputError, NodeLost, disk_error_in, disk_fix, disk_problem
 
 PROG = "x3d-expand"
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=positive_int, default=48, help="frames per video (default 48)")
     p.add_argument("--size", type=positive_int, default=128, help="frame height and width in pixels (default 128)")
     p.add_argument("--fps", type=positive_float, default=30.0, help="frame rate written (default 30)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the videos (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed of the videos (default 0)")
     p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                    help="encoding processes (default: all cores; the files do not depend on it)")
     _add_json(p)
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help=EXPERIMENT_HELP)
     p.add_argument("--preset", help="a preset name (see 'presets'), instead of the six factors")
     _add_factor_args(p)
-    p.add_argument("--seed", type=int, default=None, help="trial seed (default: the experiment's search.seed)")
+    p.add_argument("--seed", type=seed, default=None, help="trial seed (default: the experiment's search.seed)")
     p.add_argument("--out", default=None, help="folder for the trial's files (weights, TensorBoard)")
     _add_json(p)
 
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", action=Numbers, nargs="*", default=None, metavar="GFLOPS", spill_to="experiment",
                    help="override search.targets (each must be reachable in max_steps); "
                         "the flag alone: contract to no budget")
-    p.add_argument("--seed", type=int, default=None, help="override search.seed")
+    p.add_argument("--seed", type=seed, default=None, help="override search.seed")
     _add_json(p)
 
     p = sub.add_parser("resume", help="continue an interrupted search, baseline or calibration")
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=positive_int, default=1, help="seeds per model and schedule (2+: seed std)")
     p.add_argument("--min-tau", type=float, default=0.8, help="tau a schedule needs to be recommended (default 0.8)")
     p.add_argument("--out", default=None, help="run folder (default results/<name>-calibration-<time>)")
-    p.add_argument("--seed", type=int, default=None, help="override search.seed")
+    p.add_argument("--seed", type=seed, default=None, help="override search.seed")
     _add_runner(p, runners)
     _add_json(p)
 
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=positive_int, required=True, help="trained trials to spend")
     p.add_argument("--max-gflops", type=positive_float, default=None, help="FLOP cap (default: the experiment's)")
     p.add_argument("--out", default=None, help="run folder (default results/<name>-<method>-<time>)")
-    p.add_argument("--seed", type=int, default=None, help="override search.seed")
+    p.add_argument("--seed", type=seed, default=None, help="override search.seed")
     _add_runner(p, runners)
     _add_json(p)
 

@@ -56,6 +56,17 @@ def number(kind: type, positive: bool = True) -> Callable[[str], Any]:
 
 positive_float = number(float)
 positive_int = number(int)
+
+
+def seed(text: str) -> int:
+    """A seed every consumer takes (``expand.schema.MAX_SEED``), refused here rather than mid-run."""
+    from expand.schema import seed_range
+
+    value = number(int, positive=False)(text)
+    problem = seed_range(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
 _SPILL = "_spilled_positionals"
 
 
@@ -120,4 +131,4 @@ def positional(p: argparse.ArgumentParser, dest: str, help: str, many: bool = Fa
     action.required_after_spill = True
 
 
-__all__ = ["Numbers", "Parser", "number", "positional", "positive_float", "positive_int"]
+__all__ = ["Numbers", "Parser", "number", "positional", "positive_float", "positive_int", "seed"]

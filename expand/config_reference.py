@@ -45,7 +45,7 @@ MEANINGS: dict[str, str] = {
     "data.cache_quality": "1-100 (JPEG's scale; h264 maps it to a CRF, 75 -> 23); null: the format's default.",
     "data.max_train_videos": "Use a seeded, class-stratified subset of this many training videos (null: all).",
     "data.max_val_videos": "Use a seeded, class-stratified subset of this many validation videos (null: all).",
-    "data.subset_seed": "Seed of the `max_*_videos` subsets and of the minival.",
+    "data.subset_seed": "Seed of the `max_*_videos` subsets and of the minival (0-4294967295).",
     "data.minival": "Videos carved from the training split (stratified, never trained on) to *select* with; "
                     "the validation split then only reports. null: select on the validation split.",
     "schedule.epochs": "Epochs each trial trains (the short schedule every candidate gets).",
@@ -105,7 +105,7 @@ MEANINGS: dict[str, str] = {
     "search.max_gflops": "Candidates above this many GFLOPs are skipped (null: no cap).",
     "search.targets": "GFLOP budgets to contract the path to at the end (paper §4); each must be reachable "
                       "in `max_steps`.",
-    "search.seed": "The run's seed; each trial's seed is derived from it and the trial's place.",
+    "search.seed": "The run's seed (0-4294967295); each trial's seed is derived from it and the trial's place.",
     "search.runner": "Where trials run: `ray` (parallel workers) or `serial` (this process), or a "
                      "registered runner.",
     "search.selection": "Selection rule (overrides the search space's): `paper`, `gain_per_gflop`, "

@@ -233,6 +233,15 @@ def positive_range(value: Any) -> str | None:
     return None
 
 
+# The largest seed every consumer takes: numpy's RandomState (Optuna's samplers) refuses 2**32 and
+# negatives, so a seed outside this range would fail in the middle of a run, not at its start.
+MAX_SEED = 2**32 - 1
+
+
+def seed_range(value: Any) -> str | None:
+    return None if value is None or 0 <= value <= MAX_SEED else f"must be 0-{MAX_SEED}, got {value}"
+
+
 def non_negative(value: Any) -> str | None:
     return None if value is None or value >= 0 else f"must be >= 0, got {value}"
 

@@ -129,3 +129,53 @@ def test_data_synth_bad_targets_are_exit_2(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     _assert_one_line_exit_2(capsys, ["data", "synth", str(tmp_path / "file")], "not a folder")
     _assert_one_line_exit_2(capsys, ["data", "synth", str(tmp_path / "d"), "--size", "8"], "--size")
+
+
+@pytest.mark.parametrize("search, needle", [
+    ({"seed": -1}, "search.seed: must be 0-4294967295, got -1"),
+    ({"seed": 2**32}, "search.seed: must be 0-4294967295"),  # numpy and Optuna's samplers refuse it mid-run
+])
+def test_a_seed_no_sampler_takes_is_exit_2_before_the_run_folder_exists(tmp_path, capsys, search, needle):
+    exp = oracle_experiment(tmp_path, search=search)
+    for argv in (["search", exp], ["baseline", exp, "--method", "tpe", "--trials", "2"]):
+        _assert_one_line_exit_2(capsys, [*argv, "--out", str(tmp_path / "run")], needle)
+        assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv", [["search", "EXP", "--seed", "-1"], ["baseline", "EXP", "--method", "random",
+                                  "--trials", "2", "--seed", "4294967296"], ["data", "synth", "OUT", "--seed", "-3"]])
+def test_a_seed_flag_out_of_range_is_a_usage_error(tmp_path, capsys, argv):
+    exp = oracle_experiment(tmp_path)
+    argv = [exp if a == "EXP" else str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    code = main(argv)
+    err = _err(capsys)
+    assert code == 2 and "--seed: must be 0-4294967295" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    ({"max_steps": 0}, "overrides: search.max_steps: must be > 0, got 0"),
+    ({"seed": -1}, "overrides: search.seed: must be 0-4294967295"),
+    ({"targets": 0.5}, "overrides: search.targets: expected a list, got 0.5"),
+    ({"max_stepz": 2}, "overrides: search.max_stepz: unknown key"),
+    ({"runner": "gpu"}, "overrides: search.runner: unknown runner 'gpu'"),
+])
+def test_python_api_overrides_are_checked_like_the_files_keys_before_anything_is_written(tmp_path, overrides,
+                                                                                         needle):
+    import expand
+    from expand.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.").replace("(", r"\(")):
+        expand.search(oracle_experiment(tmp_path), out=str(tmp_path / "run"), quiet=True, **overrides)
+    assert not (tmp_path / "run").exists()
+
+
+def test_python_api_overrides_replace_only_what_they_name(tmp_path):
+    from expand.api import apply_overrides
+    from expand.config import load_experiment
+
+    exp = load_experiment(oracle_experiment(tmp_path, search={"max_steps": 3, "targets": [0.01], "seed": 5}))
+    assert apply_overrides(exp, {"seed": None, "max_steps": None}) is exp  # flags not given
+    again = apply_overrides(exp, {"max_steps": 2, "seed": 7})
+    assert (again.search.max_steps, again.search.seed, again.search.targets) == (2, 7, [0.01])
+    assert again.search_space == exp.search_space and again.search.confirm == exp.search.confirm

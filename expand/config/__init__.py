@@ -17,7 +17,7 @@ from expand.config.space import (AXES, SHIPPED_ROOT, Bounds, Grid, SearchSpace, 
                                  parse_search_space, resolve_search_space_path, resolve_shipped, selection_check)
 from expand.errors import ConfigError
 from expand.schema import (check_field, from_mapping, key_path, load_yaml, non_negative, positive, positive_range,
-                           to_plain)
+                           seed_range, to_plain)
 from expand.search.runners import RUNNERS
 
 DEFAULT_TRIAL_FUNCTION = "expand.train:run_trial"
@@ -70,7 +70,7 @@ class DataConfig:
     max_train_videos: Optional[int] = check_field(positive, None)
     max_val_videos: Optional[int] = check_field(positive, None)
     # max_*_videos take a seeded, class-stratified subset (expand.data.manifest.stratified_subset)
-    subset_seed: int = 0
+    subset_seed: int = check_field(seed_range, 0)
     # Videos carved from the training split (seeded, stratified, never trained on) to *select*
     # with; the validation split then only *reports* the chosen models' accuracy. None: off.
     minival: Optional[int] = check_field(positive, None)
@@ -197,7 +197,7 @@ class SearchConfig:
     max_steps: int = check_field(positive, 5)
     max_gflops: Optional[float] = check_field(positive, None)
     targets: list[float] = field(default_factory=list)
-    seed: int = 0
+    seed: int = check_field(seed_range, 0)
     runner: str = check_field(_runner_check, "ray")  # a name in expand.search.runners.RUNNERS
     selection: Optional[str] = check_field(lambda v: v and selection_check(v), None)
     confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
