@@ -271,9 +271,11 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     path = state.get("path", [])
     if state.get("kind", "expansion") != "expansion":
         best = state.get("best") or {}
+        cap = state.get("max_gflops")
+        capped = (f"{state.get('over_cap', 0)} samples over the cap {cap:g} GFLOPs (not trained)"
+                  if cap is not None else "no GFLOP cap")
         parts += ["", f"{state['kind']} baseline: {state.get('trained', 0)} of {state.get('trial_budget')} "
-                      f"trials trained, {state.get('over_cap', 0)} samples over the cap "
-                      f"{state.get('max_gflops')} GFLOPs (not trained), {state.get('repeats', 0)} repeats"]
+                      f"trials trained, {capped}, {state.get('repeats', 0)} repeats"]
         if best:
             parts.append(f"best: {best['name']} ({best['gflops']:.4g} GF, top1 {_pct(best['top1'])}%)")
     if path:

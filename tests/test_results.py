@@ -2,6 +2,7 @@ import os
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -295,3 +296,16 @@ def test_show_says_when_a_step_chose_without_some_of_its_candidates(tmp_path, ru
                      "(injected)); width failed (RuntimeError: injected failure on width (attempt 1))"]
     assert main(["show", str(run_dir)]) == 0
     assert "note: step" not in capsys.readouterr().out  # every candidate of that run trained
+
+
+def test_show_of_a_baseline_without_a_cap_says_so(tmp_path, capsys, _isolated_cache):
+    from tests.search.helpers import oracle_experiment
+
+    exp = oracle_experiment(tmp_path, search={"targets": []})
+    argv = ["baseline", exp, "--method", "random", "--trials", "1", "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"random baseline: 1 of 1 trials trained, no GFLOP cap, \d+ repeats", out)
+    assert "None" not in out  # was "0 samples over the cap None GFLOPs"
