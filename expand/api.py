@@ -16,8 +16,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict, load_experiment
 from expand.errors import ConfigError, InputError
-from expand.preflight import (check_budgets, check_cluster, check_contract_targets, check_manifests,
-                              validate)
+from expand.preflight import (check_budgets, check_cluster, check_contract_targets, check_has_path,
+                              check_manifests, validate)
 from expand.run import RunDir, RunFileError, RunOrigin, RunState
 
 
@@ -297,9 +297,9 @@ def contract(run_dir: str, targets: list[float], train: bool = False, runner: Op
     from expand.search.coordinator import contract_path, save_contractions
 
     run, _, exp = load_run(run_dir)
-    path = run.state().path
-    if not path:
-        raise InputError(f"{run.path}: the run has no trained step yet")
+    state = run.state()
+    path = state.path
+    check_has_path(run.path, state.kind, path)
     check_contract_targets(path, targets)
     if train:
         check_cluster(apply_overrides(exp, {"runner": runner}), address)

@@ -178,35 +178,83 @@ def render_export(fmt: str, spec: ArchSpec, fps: float, jitter: tuple[float, flo
     raise InputError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
 
 
+def _path_model(run: Any, state: dict[str, Any], exp: Any, step: Optional[int], target_gflops: Optional[float],
+                fmt: str, counter: Any) -> tuple[ArchSpec, str, str]:
+    """An expansion's model: a step of its path, or the path contracted to a budget."""
+    from expand.results import contraction_source
+    from expand.search.coordinator import PathEntry, contract_path, saved_contractions
+
+    path = [PathEntry.from_dict(p) for p in state.get("path", [])]
+    if not path:
+        raise InputError(f"{run.path}: the run has no trained step yet")
+    if step is not None:
+        entry = next((p for p in path if p.step == step), None)
+        if entry is None:
+            raise InputError(f"--step {step}: the path has steps {path[0].step}..{path[-1].step}")
+        source = f"step {step} ({entry.axis}), trial {entry.trial_id}, val top-1 {100 * entry.top1:.1f}%"
+        return entry.spec, file_name(entry.gflops, step, fmt), source
+    assert target_gflops is not None
+    saved = {c["target_gflops"]: c for c in saved_contractions(run, state.get("path", []))}
+    item = saved.get(target_gflops) or contract_path(path, [target_gflops], exp.search_space, counter)[0]
+    if not item.get("spec"):
+        raise InputError(f"--target-gflops {target_gflops:g}: {item.get('note')}")
+    top1 = f", val top-1 {100 * item['top1']:.1f}%" if item.get("top1") is not None else ""
+    source = f"budget {target_gflops:g} GFLOPs: {contraction_source(item)}{top1}"
+    return ArchSpec.from_dict(item["spec"]), file_name(target_gflops, None, fmt), source
+
+
+def _baseline_model(run: Any, state: dict[str, Any], step: Optional[int], target_gflops: Optional[float],
+                    fmt: str) -> tuple[ArchSpec, str, str]:
+    """A baseline's model: trial N as ``show`` numbers them, or its most accurate one within a budget
+    (what ``compare`` reports for that budget)."""
+    import math
+
+    from expand.results import baseline_rows
+    from expand.run import latest_by_trial
+
+    attempts = latest_by_trial(run.read_trials().records)
+    rows = baseline_rows(state, attempts)
+    trained = [r for r in rows if r["status"] == "ok" and not math.isnan(r["top1"])]
+    what = f"the {state.get('kind')} baseline"
+    if step is not None:
+        row = next((r for r in rows if r["step"] == step), None)
+        if row is None:
+            raise InputError(f"--step {step}: {what} has trials 1..{len(rows)} (as 'show' numbers them)"
+                             if rows else f"{run.path}: {what} has no trial yet")
+        if row not in trained:
+            raise InputError(f"--step {step}: trial {row['trial_id']} of {what} did not train ({row['status']})")
+    else:
+        assert target_gflops is not None
+        within = [r for r in trained if r["gflops"] <= target_gflops]
+        if not within:
+            smallest = min((r["gflops"] for r in trained), default=None)
+            raise InputError(f"--target-gflops {target_gflops:g}: {what} trained no model at or under it"
+                             + (f" (its smallest: {smallest:.4g} GFLOPs)" if smallest is not None else ""))
+        row = max(within, key=lambda r: r["top1"])
+    source = (f"{state.get('kind')} baseline trial {row['step']} ({row['trial_id']}), val top-1 "
+              f"{100 * row['top1']:.1f}%" + (f", the best at or under {target_gflops:g} GFLOPs"
+                                             if target_gflops is not None else ""))
+    name = file_name(row["gflops"], None, fmt).replace("x3d_", f"x3d_{state.get('kind')}_trial{row['step']}_", 1)
+    return attempts[row["trial_id"]][-1].trial.spec, name, source
+
+
 def export_run(run_dir: str, step: Optional[int] = None, target_gflops: Optional[float] = None,
                fmt: str = "slowfast") -> ExportedModel:
     """Write RUN_DIR/export/<name> for a path step or a contracted budget, in ``fmt``."""
     from expand.api import load_run
     from expand.complexity import COUNTER_SHORT, ComplexityCounter
     from expand.fileio import atomic_write
-    from expand.results import contraction_source
-    from expand.search.coordinator import PathEntry, contract_path, saved_contractions
 
     run, state, exp = load_run(run_dir)
-    path = [PathEntry.from_dict(p) for p in state.get("path", [])]
-    if not path:
-        raise InputError(f"{run.path}: the run has no trained step yet")
     counter = ComplexityCounter()
-    if step is not None:
-        entry = next((p for p in path if p.step == step), None)
-        if entry is None:
-            raise InputError(f"--step {step}: the path has steps {path[0].step}..{path[-1].step}")
-        spec, name = entry.spec, file_name(entry.gflops, step, fmt)
-        source = f"step {step} ({entry.axis}), trial {entry.trial_id}, val top-1 {100 * entry.top1:.1f}%"
+    kind = state.get("kind", "expansion")
+    if kind == "calibration":
+        raise InputError(f"{run.path}: a calibration run ranks schedules and chooses no model; export from a "
+                         "search or a baseline")
+    if kind != "expansion":
+        spec, name, source = _baseline_model(run, state, step, target_gflops, fmt)
     else:
-        assert target_gflops is not None
-        saved = {c["target_gflops"]: c for c in saved_contractions(run, state.get("path", []))}
-        item = saved.get(target_gflops) or contract_path(path, [target_gflops], exp.search_space, counter)[0]
-        if not item.get("spec"):
-            raise InputError(f"--target-gflops {target_gflops:g}: {item.get('note')}")
-        spec, name = ArchSpec.from_dict(item["spec"]), file_name(target_gflops, None, fmt)
-        top1 = f", val top-1 {100 * item['top1']:.1f}%" if item.get("top1") is not None else ""
-        source = f"budget {target_gflops:g} GFLOPs: {contraction_source(item)}{top1}"
+        spec, name, source = _path_model(run, state, exp, step, target_gflops, fmt, counter)
     gflops, params = counter.gflops(spec), counter.params(spec)
     notes = [f"run: {os.path.abspath(run.path)}", f"model: {spec.name}; {source}",
              f"{gflops:.4g} GFLOPs ({COUNTER_SHORT}, {spec.frames}x{spec.crop}^2), {params:,} params"]

@@ -112,6 +112,17 @@ def check_cluster(exp: Experiment, address: Optional[str]) -> None:
                               f"({no_cuda_reason()}); set it to 0 to train on the CPU")
 
 
+def check_has_path(folder: str, kind: str, path: list[PathEntry]) -> None:
+    """Contraction needs an expansion path: a baseline or a calibration has none to contract."""
+    if kind == "calibration":
+        raise InputError(f"{folder}: a calibration run has no expansion path to contract; contract a search's run")
+    if kind != "expansion":
+        raise InputError(f"{folder}: a {kind} baseline has no expansion path to contract; 'x3d-expand export "
+                         f"{folder} --target-gflops X' exports its most accurate model under X")
+    if not path:
+        raise InputError(f"{folder}: the run has no trained step yet")
+
+
 def check_contract_targets(path: list[PathEntry], targets: list[float]) -> None:
     """A contraction target must lie between the basis and the path's largest model."""
     basis, last = path[0], max(path, key=lambda p: p.gflops)
@@ -126,5 +137,5 @@ def check_contract_targets(path: list[PathEntry], targets: list[float]) -> None:
                              f"GFLOPs at step {last.step}); resume the search with more steps to reach it")
 
 
-__all__ = ["REACH_SLACK", "check_budgets", "check_cluster", "check_contract_targets", "check_manifests",
-           "steps_to", "validate"]
+__all__ = ["REACH_SLACK", "check_budgets", "check_cluster", "check_contract_targets", "check_has_path",
+           "check_manifests", "steps_to", "validate"]

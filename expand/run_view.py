@@ -145,12 +145,11 @@ class Run:
         """The path contracted to ``gflops`` (computed, not saved); ``train=True`` trains and saves it."""
         from expand import api
         from expand.complexity import ComplexityCounter
-        from expand.preflight import check_contract_targets
+        from expand.preflight import check_contract_targets, check_has_path
         from expand.search.coordinator import contract_path, load_contractions
 
         path = self.state.path
-        if not path:
-            raise InputError(f"{self.folder}: the run has no trained step yet")
+        check_has_path(self.folder, self.state.kind, path)
         check_contract_targets(path, [gflops])
         if train:
             _, items = api.contract(self.folder, [gflops], train=True, runner=runner)
@@ -181,6 +180,12 @@ class Run:
             if rec is None:
                 raise InputError(f"trial {trial!r}: no such trial in {self.folder}")
             return rec.trial.spec, trial
+        if budget is not None and self.state.kind != "expansion":  # a baseline: its best within the budget
+            row = self.best(budget)
+            if row is None:
+                raise InputError(f"budget {budget:g} GFLOPs: the {self.state.kind} baseline trained no model "
+                                 "at or under it")
+            return self.spec(trial=row.trial_id)
         if budget is not None:
             c = self.contract(budget)
             if c.spec is None:

@@ -205,3 +205,33 @@ def test_a_contraction_that_lands_on_a_trained_path_model_reuses_it(oracle_run, 
     assert "= step 0 (basis), trained" in shown and f"{100 * basis['top1']:.1f}" in shown
     assert main(["export", str(run), "--target-gflops", f"{target:.6g}"]) == 0
     assert "not trained" not in capsys.readouterr().out
+
+
+def test_a_baseline_exports_a_trial_as_show_numbers_them_or_its_best_under_a_budget(tmp_path, capsys):
+    import expand
+    from tests.search.helpers import oracle_experiment
+
+    run = expand.baseline(oracle_experiment(tmp_path, search={"targets": []}), "random", 3,
+                          out=str(tmp_path / "b"), quiet=True)
+    trials = run.trials.sort_values("trial_id").reset_index(drop=True)  # show numbers them in this order
+    assert main(["export", run.folder, "--step", "2", "--format", "pytorchvideo", "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    second = trials.iloc[1]
+    assert f"random baseline trial 2 ({second.trial_id})" in exported["source"]
+    assert {f: exported["spec"][f] for f in ("frames", "stride", "crop", "width", "bottleneck", "depth")} == \
+        {f: second[f] for f in ("frames", "stride", "crop", "width", "bottleneck", "depth")}
+    assert "random_trial2_" in exported["path"] and exported["path"].endswith("_pytorchvideo.json")
+    budget = float(trials.gflops.median())
+    best = run.best(budget)
+    assert main(["export", run.folder, "--target-gflops", str(budget), "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert f"({best.trial_id})" in exported["source"] and "the best at or under" in exported["source"]
+    assert float(exported["gflops"]) <= budget
+
+    for argv, message in ((["export", run.folder, "--step", "4"], "has trials 1..3 (as 'show' numbers them)"),
+                          (["export", run.folder, "--target-gflops", "0.0001"], "trained no model at or under it"),
+                          (["contract", run.folder, "--target-gflops", "0.01"],
+                           "a random baseline has no expansion path to contract; 'x3d-expand export")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1

@@ -71,3 +71,14 @@ def test_gpus_for_the_serial_runner_without_cuda_are_refused_before_the_run(tmp_
                                           r"trains in this process and CUDA is not available"):
         check_cluster(exp, address=None)
     check_cluster(load_experiment(oracle_experiment(tmp_path, "cpu.yaml")), address=None)  # 0 GPUs: fine
+
+
+def test_only_an_expansion_with_a_trained_step_has_a_path_to_contract():
+    from expand.preflight import check_has_path
+
+    check_has_path("run", "expansion", [_entry(0, 0.01)])
+    for kind, path, message in (("expansion", [], "no trained step yet"),
+                                ("tpe", [], "a tpe baseline has no expansion path .* 'x3d-expand export run"),
+                                ("calibration", [], "a calibration run has no expansion path")):
+        with pytest.raises(InputError, match=message):
+            check_has_path("run", kind, path)

@@ -127,6 +127,13 @@ def test_a_baseline_run_reads_the_same_way(tmp_path):
     assert run.kind == "random" and len(run.trials) == 3
     assert len(run.path) == 1 and run.path.top1_frac.iloc[0] == run.trials.top1_frac.max()
     assert run.steps.chosen.sum() == 1 and not math.isnan(run.steps.top1_frac.max())
+    budget = float(run.trials.gflops.median())  # a baseline's model under a budget: its best there
+    assert run.spec(budget=budget)[1] == run.best(budget).trial_id
+    assert run.model(budget=budget, weights=False).training is False
+    with pytest.raises(InputError, match="the random baseline trained no model at or under it"):
+        run.spec(budget=0.0001)
+    with pytest.raises(InputError, match="a random baseline has no expansion path to contract"):
+        run.contract(0.01)
 
 
 def test_resume_from_python_continues_a_run_and_returns_it(tmp_path):
