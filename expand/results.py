@@ -184,6 +184,33 @@ def cost(run_dir: str) -> dict[str, Any]:
             "unit": "GPU-hours" if gpu else "trial-hours (one worker each)"}
 
 
+def videos_seen(attempts: dict[str, list]) -> dict[str, list[int]]:
+    """The videos the trained trials saw, per split: ``[fewest, most]`` over trials (equal, unless
+    the dataset changed during the run), and how many listed videos were unreadable and skipped."""
+    seen = [recs[-1].result.extra.get("videos") for recs in attempts.values() if recs[-1].result.status == "ok"]
+    seen = [v for v in seen if isinstance(v, dict)]
+    keys = [k for k in ("train", "val", "minival", "unreadable") if any(k in v for v in seen)]
+    return {k: [min(v.get(k, 0) for v in seen), max(v.get(k, 0) for v in seen)] for k in keys}
+
+
+def videos_line(seen: dict[str, list[int]], data_root: str = "") -> str:
+    """'data: 317 train, 200 val videos per trial; 4 listed videos unreadable, skipped ...' ('' if unknown)."""
+    if not seen:
+        return ""
+
+    def count(k: str) -> str:
+        low, high = seen[k]
+        return f"{low}" if low == high else f"{low}-{high}"
+
+    splits = ", ".join(f"{count(k)} {k}" for k in ("train", "val", "minival") if k in seen)
+    line = f"data: {splits} videos per trial"
+    if seen.get("unreadable", [0, 0])[1]:
+        where = f" {data_root}" if data_root else ""
+        line += (f"; {count('unreadable')} listed video(s) unreadable or missing, skipped by every trial "
+                 f"('x3d-expand data check{where}' says why)")
+    return line
+
+
 def contraction_source(c: dict[str, Any]) -> str:
     """Where a contracted model's accuracy comes from: a reused path model, its own trial, or nowhere yet."""
     if c.get("reused_step") is not None:
@@ -227,7 +254,7 @@ def live_status(run_dir: str, state: dict[str, Any]) -> tuple[str, str, Optional
 def render_run(run_dir: str, fmt: str = "table") -> str:
     from expand.search.coordinator import saved_contractions
 
-    state, _, partial = _read(run_dir)
+    state, attempts, partial = _read(run_dir)
     if state.get("kind") == "calibration":
         from expand.search.calibrate import render_calibration
 
@@ -244,7 +271,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
             "stop_reason": why, "selection": state.get("selection_rule"),
             "counter": COUNTER, "candidates": [{c: r.get(c) for c in ROW_COLUMNS} for r in rows],
             "path": state.get("path", []), "contractions": contractions, "cost": spend,
-            "incomplete_lines": partial,
+            "videos": videos_seen(attempts), "incomplete_lines": partial,
         }))
     if fmt == "csv":
         return step_frame(run_dir).to_csv(index=False)
@@ -284,8 +311,10 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     if contractions:
         parts += ["", "contracted models:", render_contractions(contractions, fmt)]
     t = spend["total"]
-    parts += ["", f"cost: {int(t['trials'])} trials, {t['trial_seconds']:.0f} trial-seconds, "
-                  f"{t['device_hours']:.3f} {spend['unit']}",
+    data_line = videos_line(videos_seen(attempts), _data_root(run_dir))
+    parts += ["", *([data_line] if data_line else []),
+              f"cost: {int(t['trials'])} trials, {t['trial_seconds']:.0f} trial-seconds, "
+              f"{t['device_hours']:.3f} {spend['unit']}",
               f"{FLOPS_NOTE} top1 in %; gain: top-1 points over the step's parent; gain/GFLOP: top-1 "
               "points per added GFLOP. (csv/json: fractions, in *_frac columns.)"]
     if state.get("kind", "expansion") == "expansion" and len(rows) > 1:
@@ -319,6 +348,14 @@ def partial_decisions(rows: list[dict[str, Any]]) -> list[str]:
             notes.append(f"note: step {step} chose among {len(cands) - len(lost)} of its {len(cands)} candidates, "
                          f"without {why}")
     return notes
+
+
+def _data_root(run_dir: str) -> str:
+    """The run's dataset folder, as its config.yaml records it ('' when it has none or cannot say)."""
+    try:
+        return str((RunDir(run_dir).read_config().get("data") or {}).get("root") or "")
+    except Exception:  # noqa: BLE001 - only a hint in a line of `show`
+        return ""
 
 
 def _pct(x: Any, signed: bool = False) -> str:

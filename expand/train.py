@@ -151,9 +151,14 @@ def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, de
 
     sched, cfg, spec = exp.schedule, exp.trial, trial.spec
     live.report(trial.trial_id, phase="opening the data")  # its cache was built before the first trial
-    train_items, _, cache = prepare_split(data, exp.search_space, "train")
-    val_items, _, _ = prepare_split(data, exp.search_space, "val")
-    select_items = prepare_split(data, exp.search_space, "minival")[0] if data.minival else None
+    train_items, train_skipped, cache = prepare_split(data, exp.search_space, "train")
+    val_items, val_skipped, _ = prepare_split(data, exp.search_space, "val")
+    select_items, select_skipped = (prepare_split(data, exp.search_space, "minival")[:2] if data.minival
+                                    else (None, []))
+    # what the trial saw, for `show`: listed videos that cannot be read are skipped, not trained on
+    videos = {"train": len(train_items), "val": len(val_items),
+              **({"minival": len(select_items)} if select_items is not None else {}),
+              "unreadable": len(train_skipped) + len(val_skipped) + len(select_skipped)}
     train_ds = ClipDataset(train_items, cache, data, spec.frames, spec.stride, spec.crop, "train", trial.seed)
     val_ds = ClipDataset(val_items, cache, data, spec.frames, spec.stride, spec.crop, "val", trial.seed)
     batch = max(1, int(sched.batch_size * trial.batch_scale))  # halved after an OOM, if asked
@@ -287,7 +292,8 @@ def _train(trial: TrialSpec, exp: Experiment, data: DataConfig, workers: int, de
                "data_wait_s": data_wait, "compute_s": compute, "eval_s": eval_s, "steps": step,
                "batch_size": batch, "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
                "channels_last": memory_format == torch.channels_last_3d,
-               "selected_on": "minival" if select_items is not None else "val", **reported},
+               "selected_on": "minival" if select_items is not None else "val", "videos": videos,
+               **reported},
         per_video=per_video,
     )
 

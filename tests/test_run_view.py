@@ -20,6 +20,8 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     write_dataset(SynthConfig(str(root), classes=2, videos_per_class=4, val_per_class=2, frames=12, size=64,
                               seed=1))
+    with open(root / "train.csv", "a") as fh:  # a listed video that is gone: skipped by every trial, and said
+        fh.write("videos/taken_down.mp4 1\n")
     space = yaml.safe_load(open(TINY))
     space["axes"] = ["fast", "spatial"]
     (root / "space.yaml").write_text(yaml.safe_dump(space))
@@ -145,3 +147,18 @@ def test_resume_from_python_continues_a_run_and_returns_it(tmp_path):
     assert list(again.path.trial_id) == list(first.path.trial_id) and again.status == "finished"
     with pytest.raises(InputError, match="not a run folder"):
         expand.resume(str(tmp_path / "nowhere"), quiet=True)
+
+
+def test_show_says_how_many_videos_the_trials_saw_and_that_a_missing_one_was_skipped(trained_run, capsys):
+    import json
+
+    from expand.cli import main
+
+    run, root = trained_run
+    assert set(run.trials.status) == {"ok"}
+    assert main(["show", run.folder]) == 0
+    out = capsys.readouterr().out
+    assert (f"data: 8 train, 4 val videos per trial; 1 listed video(s) unreadable or missing, skipped by every "
+            f"trial ('x3d-expand data check {root}' says why)") in out
+    assert main(["show", run.folder, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["videos"] == {"train": [8, 8], "val": [4, 4], "unreadable": [1, 1]}
