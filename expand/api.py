@@ -120,11 +120,15 @@ def finish(run: RunDir, quiet: bool = False) -> str:
 
 
 @contextlib.contextmanager
-def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool = False) -> Iterator[Any]:
+def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool, what: str) -> Iterator[Any]:
     """The progress display and the started runner of one command, both closed however it ends."""
+    from expand.console import COMMAND_LINE
     from expand.search.progress import make_progress
+    from expand.search.progress_log import LOG_FILE, RunLog, TeeProgress
 
-    progress = make_progress(quiet)
+    log = RunLog(run.file(LOG_FILE))  # what the screen shows, kept in the run folder with times
+    log.header(COMMAND_LINE.get() or f"Python API: {what} of {exp.name!r}")
+    progress = TeeProgress(make_progress(quiet), log)
     try:
         where = f"joining the Ray cluster at {address}" if address else "starting Ray and the first trial worker"
         with progress.phase(where if exp.search.runner == "ray" else "preparing the trial runner"):
@@ -136,6 +140,10 @@ def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: 
             yield runner, progress
         finally:
             runner.close()
+        log.ended()
+    except BaseException as exc:
+        log.stopped(exc)
+        raise
     finally:
         progress.close()
 
@@ -161,7 +169,7 @@ def execute_search(exp: Experiment, run: RunDir, address: Optional[str], quiet: 
     from expand.complexity import ComplexityCounter
     from expand.search.coordinator import Coordinator
 
-    with _trial_session(exp, run, address, quiet) as (runner, progress):
+    with _trial_session(exp, run, address, quiet, "search") as (runner, progress):
         return Coordinator(exp, run, runner, ComplexityCounter(), progress,
                            extra_state=_origin_dict(origin)).run()
 
@@ -171,7 +179,7 @@ def execute_baseline(exp: Experiment, run: RunDir, method: str, budget: int, max
     from expand.baselines import Baseline
     from expand.complexity import ComplexityCounter
 
-    with _trial_session(exp, run, address, quiet) as (runner, progress):
+    with _trial_session(exp, run, address, quiet, f"{method} baseline") as (runner, progress):
         return Baseline(exp, run, runner, ComplexityCounter(), method, budget, max_gflops, progress,
                         extra_state=extra).run()
 
@@ -181,7 +189,7 @@ def execute_calibration(exp: Experiment, run: RunDir, address: Optional[str], qu
     from expand.complexity import ComplexityCounter
     from expand.search.calibrate import Calibration
 
-    with _trial_session(exp, run, address, quiet) as (runner, progress):
+    with _trial_session(exp, run, address, quiet, "calibration") as (runner, progress):
         return Calibration(exp, run, runner, ComplexityCounter(), extra["multipliers"], extra["seeds"],
                            extra["min_tau"], progress, extra_state=extra).run()
 
@@ -335,7 +343,7 @@ def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, a
         c["trial_id"] = tid
     if not trials:  # every budget is impossible or reuses a trained path model: nothing to start
         return items
-    with _trial_session(exp, run, address) as (runner, progress):
+    with _trial_session(exp, run, address, False, "training of contracted models") as (runner, progress):
         # an executor, not a Coordinator: training contracted models must not rewrite state.json
         executor = TrialExecutor(run, runner, exp.retries, progress, limits=TimeLimits.of(exp.trial))
         results = executor.train(list(trials.values()))

@@ -256,8 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # usage errors (2) and --help (0) as return codes
         return int(exc.code or 0)
-    from expand import commands
+    import shlex
 
+    from expand import commands
+    from expand.console import COMMAND_LINE
+
+    command_line = COMMAND_LINE.set(shlex.join([PROG, *(sys.argv[1:] if argv is None else argv)]))
     previous = _stop_on_signals()
     handler = commands.HANDLERS[
         f"data_{args.data_command}" if args.command == "data" else args.command
@@ -292,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        COMMAND_LINE.reset(command_line)
 
 
 def entry_point() -> None:

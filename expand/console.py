@@ -10,6 +10,7 @@ so no step of a long search is silent for long.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import sys
 import threading
@@ -18,6 +19,9 @@ from typing import Callable, Iterator, Optional, TextIO
 
 HEARTBEAT_S = float(os.environ.get("X3D_EXPAND_HEARTBEAT_S", "15"))
 PHASE_QUIET_S = 1.0  # a phase shorter than this prints nothing
+# The x3d-expand command line being run (the CLI sets it; '' when called from Python), for the
+# header a run's progress.log gives each command that writes to it.
+COMMAND_LINE: contextvars.ContextVar[str] = contextvars.ContextVar("x3d_expand_command_line", default="")
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -123,4 +127,5 @@ def phase(label: str, say: Optional[Callable[[str], None]] = None, heartbeat_s: 
             say(f"  ... {label}: done in {time.perf_counter() - start:.1f}s")
 
 
-__all__ = ["CountProgress", "phase", "is_terminal", "under_live_display", "format_seconds", "HEARTBEAT_S"]
+__all__ = ["CountProgress", "phase", "is_terminal", "under_live_display", "format_seconds", "HEARTBEAT_S",
+           "COMMAND_LINE"]

@@ -253,6 +253,11 @@ def test_a_hangup_stops_the_search_in_order_and_resume_retrains_nothing(tmp_path
     assert main(["resume", str(run), "--quiet"]) == 0
     after = [json.loads(x)["trial_id"] for x in (run / "trials.jsonl").read_text().splitlines()]
     assert after[:len(before)] == before and len(after) == len(set(after)) == 7  # none twice
+    log = (run / "progress.log").read_text().splitlines()  # the run's own record of both commands
+    headers = [i for i, line in enumerate(log) if line[20:].startswith("== ") and "== done" not in line]
+    assert len(headers) == 2 and " search " in log[headers[0]] and " resume " in log[headers[1]]
+    assert log[headers[1] - 1].endswith("stopped: SIGHUP")  # the search's last word, then the resume's
+    assert log[-1][20:].startswith("== done in ")
 
 
 def test_under_nohup_a_hangup_is_still_ignored(tmp_path, _isolated_cache):
