@@ -37,6 +37,8 @@ SPEEDS = {"slow": 2.0, "fast": 4.0}
 PATTERNS = ("stripes", "checker")
 OBJECT = 24
 MIN_SIZE = 32  # room for the 24 px square to sit anywhere
+MAX_SIZE = 1024  # the largest crop an X3D spec takes (expand.spec.CEILINGS)
+MAX_CLIP_BYTES = 2 * 2**30  # a video is rendered whole in memory: frames x size^2 x 3 bytes
 DATASET_VERSION = 5  # bump when the rendering changes: an old dataset is rewritten
 PERIOD = 4
 CLUTTER_BLOBS = 3
@@ -61,8 +63,14 @@ class SynthConfig:
         if self.size < MIN_SIZE or self.size % 2:
             raise InputError(f"--size: must be an even number >= {MIN_SIZE} (the moving square is "
                              f"{OBJECT} px and 4:2:0 video needs even sizes), got {self.size}")
+        if self.size > MAX_SIZE:
+            raise InputError(f"--size: at most {MAX_SIZE} (the largest crop an X3D model takes), got {self.size}")
         if self.frames < 2:
             raise InputError(f"--frames: motion needs at least 2 frames, got {self.frames}")
+        if self.frames * self.size ** 2 * 3 > MAX_CLIP_BYTES:
+            raise InputError(f"--frames {self.frames} at --size {self.size}: each video is rendered in memory "
+                             f"({self.frames * self.size ** 2 * 3 / 2**30:.1f} GiB, over "
+                             f"{MAX_CLIP_BYTES / 2**30:.0f} GiB); use fewer frames or a smaller size")
         if not 1 <= self.fps <= 240 or self.fps != self.fps:
             raise InputError(f"--fps: must be in [1, 240], got {self.fps}")
         if os.path.exists(self.out_dir) and not os.path.isdir(self.out_dir):

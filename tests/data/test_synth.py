@@ -94,6 +94,8 @@ def test_yuv_conversion_matches_ffmpeg_within_its_filtering():
 
 @pytest.mark.parametrize("kw, msg", [
     (dict(size=8), "--size"), (dict(size=49), "--size"), (dict(frames=1), "--frames"),
+    (dict(size=100000), "--size: at most 1024"),  # was an internal MemoryError (149 GiB of grid)
+    (dict(frames=1000, size=1024), r"--frames 1000 at --size 1024: each video is rendered in memory \(2.9 GiB"),
 ])
 def test_bad_synth_settings_are_input_errors(tmp_path, kw, msg):
     from expand.errors import InputError
