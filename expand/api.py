@@ -120,14 +120,19 @@ def finish(run: RunDir, quiet: bool = False) -> str:
 
 
 @contextlib.contextmanager
-def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool, what: str) -> Iterator[Any]:
-    """The progress display and the started runner of one command, both closed however it ends."""
+def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool, what: str,
+                   notes: Sequence[str] = ()) -> Iterator[Any]:
+    """The progress display and the started runner of one command, both closed however it ends.
+
+    ``notes``: what the command said before it (the data each trial sees, the plan), for the log."""
     from expand.console import COMMAND_LINE
     from expand.search.progress import make_progress
     from expand.search.progress_log import LOG_FILE, RunLog, TeeProgress
 
     log = RunLog(run.file(LOG_FILE))  # what the screen shows, kept in the run folder with times
     log.header(COMMAND_LINE.get() or f"Python API: {what} of {exp.name!r}")
+    for line in notes:
+        log.line(line)
     progress = TeeProgress(make_progress(quiet), log)
     try:
         where = f"joining the Ray cluster at {address}" if address else "starting Ray and the first trial worker"
@@ -164,12 +169,12 @@ def _build_frame_caches(exp: Experiment, on_ray: bool, progress: Any, quiet: boo
 
 
 def execute_search(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool,
-                   origin: RunOrigin) -> Any:
+                   origin: RunOrigin, notes: Sequence[str] = ()) -> Any:
     """Run (or replay) the expansion in a locked run folder; returns the SearchOutcome."""
     from expand.complexity import ComplexityCounter
     from expand.search.coordinator import Coordinator
 
-    with _trial_session(exp, run, address, quiet, "search") as (runner, progress):
+    with _trial_session(exp, run, address, quiet, "search", notes) as (runner, progress):
         return Coordinator(exp, run, runner, ComplexityCounter(), progress,
                            extra_state=_origin_dict(origin)).run()
 
@@ -236,7 +241,7 @@ def start_search(experiment: str, out: Optional[str] = None, address: Optional[s
         print(f"run folder: {run.path}")
         print("\n".join(plan), flush=True)
     try:
-        return run, execute_search(exp, run, address, quiet, origin)
+        return run, execute_search(exp, run, address, quiet, origin, plan)
     finally:
         run.release()
 
@@ -265,6 +270,7 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
     """Continue a run (expansion or baseline); finished trials of the same model are never retrained."""
     run, _, stored = load_run(run_dir)
     run.acquire("resume")
+    notes: list[str] = []
     try:
         state = run.state()  # read again under the lock: the last writer may just have finished
         exp = stored
@@ -278,6 +284,8 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
             if changed:
                 exp = current
                 run.write_config(exp.to_dict())
+                notes = [f"resumed with --force: {source} changed ({', '.join(changed[:8])}); trials of changed "
+                         "models rerun"]
         if runner:
             exp = apply_overrides(exp, {"runner": runner})
         address = address or state.origin.address
@@ -292,7 +300,7 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
                      **{k: state.extra.get(k) for k in ("method", "trial_budget", "max_gflops_arg")}}
             return run, execute_baseline(exp, run, state.kind, int(state.extra["trial_budget"]),
                                          state.extra.get("max_gflops_arg"), address, quiet, extra)
-        return run, execute_search(exp, run, address, quiet, state.origin)
+        return run, execute_search(exp, run, address, quiet, state.origin, notes)
     finally:
         run.release()
 

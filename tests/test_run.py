@@ -127,6 +127,9 @@ def test_force_resume_after_the_space_changed_retrains_changed_models(tmp_path):
     for p in state.path:  # each path model's result came from a trial of that very model
         mine = [r for r in records if r.trial.trial_id == p.trial_id and r.result.ok]
         assert mine[-1].trial.spec == p.spec and mine[-1].result.top1 == pytest.approx(p.top1)
+    log = (tmp_path / "run" / "progress.log").read_text()  # the run's record says what --force changed
+    assert "plan: basis " in log and f"resumed with --force: {exp_path} changed (" in log
+    assert log.count("== x3d-expand resume ") == 1  # the refused resume wrote nothing
 
 
 def test_a_run_killed_before_its_first_state_resumes(tmp_path):

@@ -67,6 +67,10 @@ class RunLog(ConsoleProgress):
         """The command that appends from here on (a run is written by several: search, then resumes)."""
         self._print(f"== {what} (pid {os.getpid()} on {socket.gethostname()})")
 
+    def line(self, text: str) -> None:
+        """A line the screen showed outside the progress events (the plan, a resume's changes)."""
+        self._print(text)
+
     def ended(self) -> None:
         from expand.console import format_seconds
 
