@@ -245,10 +245,31 @@ def live_status(run_dir: str, state: dict[str, Any]) -> tuple[str, str, Optional
     writer = holder.describe() if holder else None
     if status in ("starting", "running"):
         if holder is None:
-            return ("stopped", "not running: interrupted, killed, out of disk or its Ray node lost before it finished; "
+            return ("stopped", f"not running: {_how_it_stopped(run_dir)}; "
                     f"'x3d-expand resume {os.path.abspath(run_dir)}' continues it", None)
         return status, why or f"in progress: {writer}", writer
     return status, why, writer
+
+
+def _how_it_stopped(run_dir: str) -> str:
+    """What the run's progress.log says of its last command's end (see expand/search/progress_log.py)."""
+    from expand.search.progress_log import LOG_FILE
+
+    generic = "interrupted, killed, out of disk or its Ray node lost before it finished"
+    try:
+        with open(os.path.join(run_dir, LOG_FILE), "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 8192))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return generic  # a run from before the log, or an unreadable one
+    last = lines[-1] if lines else ""
+    when, text = last[:19], last[20:]
+    if text.startswith("stopped: "):
+        return f"{text} at {when} (progress.log)"
+    if text.startswith("== done"):
+        return generic
+    return (f"its log ends at {when} without a last word: killed (kill -9, the out-of-memory killer) or its "
+            "machine went down" if when else generic)
 
 
 def render_run(run_dir: str, fmt: str = "table") -> str:

@@ -238,7 +238,7 @@ def _search_in_background(tmp_path, ignore_hangup=False):
     return proc, run
 
 
-def test_a_hangup_stops_the_search_in_order_and_resume_retrains_nothing(tmp_path, _isolated_cache):
+def test_a_hangup_stops_the_search_in_order_and_resume_retrains_nothing(tmp_path, capsys, _isolated_cache):
     # ssh dropped without tmux: SIGHUP to the terminal's process group. Its default (die at once)
     # orphans a local Ray cluster; handled like SIGTERM, everything is closed in order.
     import signal
@@ -250,6 +250,8 @@ def test_a_hangup_stops_the_search_in_order_and_resume_retrains_nothing(tmp_path
     assert err == ["x3d-expand: terminated (SIGHUP: the terminal or ssh session closed); finished trials "
                    "are kept, 'resume' continues"]
     before = [json.loads(x)["trial_id"] for x in (run / "trials.jsonl").read_text().splitlines()]
+    assert main(["show", str(run)]) == 0
+    assert "status: stopped  (not running: stopped: SIGHUP at " in capsys.readouterr().out.splitlines()[0]
     assert main(["resume", str(run), "--quiet"]) == 0
     after = [json.loads(x)["trial_id"] for x in (run / "trials.jsonl").read_text().splitlines()]
     assert after[:len(before)] == before and len(after) == len(set(after)) == 7  # none twice

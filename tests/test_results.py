@@ -213,6 +213,17 @@ def test_a_run_said_to_be_running_that_nobody_writes_shows_as_stopped(tmp_path, 
     assert main(["show", str(killed)]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert "status: stopped  (not running: " in first and f"'x3d-expand resume {killed}' continues it" in first
+    log = killed / "progress.log"  # what the run's log says of how its last command ended
+    for tail, said in (("2026-12-07 04:02:28 stopped: SIGHUP", "not running: stopped: SIGHUP at 2026-12-07 04:02:28 "
+                                                             "(progress.log); 'x3d-expand resume"),
+                       ("2026-12-07 04:02:28   start  s01-fast   x3d_2x4_64", "not running: its log ends at "
+                        "2026-12-07 04:02:28 without a last word: killed (kill -9, the out-of-memory killer)")):
+        log.write_text("2026-12-07 04:02:20 == x3d-expand search exp.yaml (pid 1 on vm)\n" + tail + "\n")
+        assert main(["show", str(killed)]) == 0
+        assert said in capsys.readouterr().out.splitlines()[0]
+    log.unlink()  # a run from before the log: the causes it may have had
+    assert main(["show", str(killed)]) == 0
+    assert "not running: interrupted, killed, out of disk" in capsys.readouterr().out.splitlines()[0]
     import expand
 
     assert expand.load_run(str(killed)).status == "stopped"  # the Python API says it as show does
