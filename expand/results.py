@@ -268,8 +268,8 @@ def _how_it_stopped(run_dir: str) -> str:
         return f"{text} at {when} (progress.log)"
     if text.startswith("== done"):
         return generic
-    return (f"its log ends at {when} without a last word: killed (kill -9, the out-of-memory killer) or its "
-            "machine went down" if when else generic)
+    return (f"its log ends at {when} without a last word: killed (kill -9, the out-of-memory killer), its "
+            "machine went down or its disk filled (the log's last line could not be written)" if when else generic)
 
 
 def render_run(run_dir: str, fmt: str = "table") -> str:
