@@ -121,10 +121,13 @@ def finish(run: RunDir, quiet: bool = False) -> str:
 
 @contextlib.contextmanager
 def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool, what: str,
-                   notes: Sequence[str] = ()) -> Iterator[Any]:
+                   notes: Sequence[str] = (), lazy: bool = False) -> Iterator[Any]:
     """The progress display and the started runner of one command, both closed however it ends.
 
-    ``notes``: what the command said before it (the data each trial sees, the plan), for the log."""
+    ``notes``: what the command said before it (the data each trial sees, the plan), for the log.
+    ``lazy``: start the runner only when a trial needs it (``resume`` of a finished run replays
+    its log and trains nothing: no Ray cluster, no cache check). Otherwise it starts at once, so
+    the first Ray worker loads while the coordinator counts the basis's FLOPs."""
     from expand.console import COMMAND_LINE
     from expand.search.progress import make_progress
     from expand.search.progress_log import LOG_FILE, RunLog, TeeProgress
@@ -134,14 +137,35 @@ def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: 
     for line in notes:
         log.line(line)
     progress = TeeProgress(make_progress(quiet), log)
-    try:
+
+    def start() -> Any:
+        from expand.search.runners import RayRunner
+
         where = f"joining the Ray cluster at {address}" if address else "starting Ray and the first trial worker"
         with progress.phase(where if exp.search.runner == "ray" else "preparing the trial runner"):
-            runner = runner_for(exp, run, address)
+            started = runner_for(exp, run, address)
         try:
-            from expand.search.runners import RayRunner
+            _build_frame_caches(exp, isinstance(started, RayRunner), progress, quiet)
+        except BaseException:
+            started.close()
+            raise
+        return started
 
-            _build_frame_caches(exp, isinstance(runner, RayRunner), progress, quiet)
+    try:
+        from expand.search.runners import LazyRunner
+
+        in_process = {"ray": False, "serial": True}  # the shipped kinds; a registered one starts at once
+        if lazy and exp.search.runner in in_process:
+            if exp.search.runner == "ray" and not address:  # what a killed earlier driver left, as at a start
+                from expand.search import ray_session
+
+                note = ray_session.clean_stale(run.path)
+                if note:
+                    progress.note(note)
+            runner = LazyRunner(start, in_process[exp.search.runner])
+        else:
+            runner = start()
+        try:
             yield runner, progress
         finally:
             runner.close()
@@ -169,32 +193,32 @@ def _build_frame_caches(exp: Experiment, on_ray: bool, progress: Any, quiet: boo
 
 
 def execute_search(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool,
-                   origin: RunOrigin, notes: Sequence[str] = ()) -> Any:
+                   origin: RunOrigin, notes: Sequence[str] = (), lazy: bool = False) -> Any:
     """Run (or replay) the expansion in a locked run folder; returns the SearchOutcome."""
     from expand.complexity import ComplexityCounter
     from expand.search.coordinator import Coordinator
 
-    with _trial_session(exp, run, address, quiet, "search", notes) as (runner, progress):
+    with _trial_session(exp, run, address, quiet, "search", notes, lazy) as (runner, progress):
         return Coordinator(exp, run, runner, ComplexityCounter(), progress,
                            extra_state=_origin_dict(origin)).run()
 
 
 def execute_baseline(exp: Experiment, run: RunDir, method: str, budget: int, max_gflops: Optional[float],
-                     address: Optional[str], quiet: bool, extra: dict[str, Any]) -> Any:
+                     address: Optional[str], quiet: bool, extra: dict[str, Any], lazy: bool = False) -> Any:
     from expand.baselines import Baseline
     from expand.complexity import ComplexityCounter
 
-    with _trial_session(exp, run, address, quiet, f"{method} baseline") as (runner, progress):
+    with _trial_session(exp, run, address, quiet, f"{method} baseline", lazy=lazy) as (runner, progress):
         return Baseline(exp, run, runner, ComplexityCounter(), method, budget, max_gflops, progress,
                         extra_state=extra).run()
 
 
 def execute_calibration(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool,
-                        extra: dict[str, Any]) -> dict[str, Any]:
+                        extra: dict[str, Any], lazy: bool = False) -> dict[str, Any]:
     from expand.complexity import ComplexityCounter
     from expand.search.calibrate import Calibration
 
-    with _trial_session(exp, run, address, quiet, "calibration") as (runner, progress):
+    with _trial_session(exp, run, address, quiet, "calibration", lazy=lazy) as (runner, progress):
         return Calibration(exp, run, runner, ComplexityCounter(), extra["multipliers"], extra["seeds"],
                            extra["min_tau"], progress, extra_state=extra).run()
 
@@ -292,15 +316,16 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
         check_cluster(exp, address)
         if not quiet:
             print(f"resuming {run.path}")
+        lazy = state.status == "finished" and not notes  # likely nothing to train: start Ray only if needed
         if state.kind == "calibration":
             extra = {**_origin_dict(state.origin), **{k: state.extra[k] for k in ("multipliers", "seeds", "min_tau")}}
-            return run, execute_calibration(exp, run, address, quiet, extra)
+            return run, execute_calibration(exp, run, address, quiet, extra, lazy)
         if state.kind != "expansion":
             extra = {**_origin_dict(state.origin),
                      **{k: state.extra.get(k) for k in ("method", "trial_budget", "max_gflops_arg")}}
             return run, execute_baseline(exp, run, state.kind, int(state.extra["trial_budget"]),
-                                         state.extra.get("max_gflops_arg"), address, quiet, extra)
-        return run, execute_search(exp, run, address, quiet, state.origin, notes)
+                                         state.extra.get("max_gflops_arg"), address, quiet, extra, lazy)
+        return run, execute_search(exp, run, address, quiet, state.origin, notes, lazy)
     finally:
         run.release()
 

@@ -275,6 +275,42 @@ def _keep_sigterm_handler() -> Any:
             signal.signal(signal.SIGTERM, previous)
 
 
+class LazyRunner:
+    """A runner started when a trial first needs it (``start`` builds it), not when the command starts.
+
+    Why: ``resume`` of a finished run, or of one whose next trials all finished before
+    it stopped, replays the log and trains nothing; starting a Ray cluster and checking
+    every video's cache entry for it cost seconds to minutes. ``trials_in_process`` is
+    the kind's own (the coordinator asks before anything runs).
+    """
+
+    def __init__(self, start: Callable[[], Runner], trials_in_process: bool) -> None:
+        self._start = start
+        self._runner: Optional[Runner] = None
+        self.trials_in_process = trials_in_process
+
+    @property
+    def started(self) -> bool:
+        return self._runner is not None
+
+    def _get(self) -> Runner:
+        if self._runner is None:
+            self._runner = self._start()
+        return self._runner
+
+    @property
+    def parallelism(self) -> int:
+        return self._get().parallelism
+
+    def run(self, trials: Sequence[TrialSpec], on_result: OnResult,
+            on_progress: Optional[OnProgress] = None) -> None:
+        self._get().run(trials, on_result, on_progress=on_progress)
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+
+
 @dataclass(frozen=True)
 class RunnerKind:
     """A named way to run trials: ``make(function, options)`` builds the Runner."""

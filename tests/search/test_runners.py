@@ -439,3 +439,41 @@ def test_a_runner_registered_in_the_table_is_used_by_name(tmp_path):
         RUNNERS.unregister("recording")
     with pytest.raises(ConfigError, match="search.runner: unknown runner 'recording' \\(runners: ray, serial\\)"):
         load_experiment(oracle_experiment(tmp_path, "e2.yaml", search={"runner": "recording"}))
+
+
+def test_a_lazy_runner_starts_once_when_a_trial_first_needs_it_and_closes_only_what_it_started():
+    from expand.search.runners import LazyRunner, SerialRunner
+
+    started = []
+
+    def start():
+        started.append(SerialRunner(lambda t: TrialResult(t.trial_id, "ok", top1=0.5)))
+        return started[-1]
+
+    idle = LazyRunner(start, trials_in_process=True)
+    assert idle.trials_in_process and not idle.started
+    idle.close()  # a replay that trained nothing: nothing was started, nothing to close
+    assert started == []
+    lazy = LazyRunner(start, trials_in_process=True)
+    got = []
+    spec = TrialSpec("t0", 0, "basis", ArchSpec(frames=1, stride=8, crop=64), 0, 0.002, 1, {})
+    lazy.run([spec], lambda t, r: got.append(r.status))
+    assert lazy.parallelism == 1 and len(started) == 1 and got == ["ok"]
+    lazy.run([spec], lambda t, r: got.append(r.status))
+    assert len(started) == 1 and got == ["ok", "ok"]  # one runner for the command's whole life
+
+
+def test_resume_of_a_finished_run_replays_it_without_starting_a_runner(tmp_path, capsys, monkeypatch):
+    import expand.api
+    from expand.cli import main
+
+    exp = oracle_experiment(tmp_path, search={"max_steps": 1, "targets": []})
+    assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    before = capsys.readouterr().out
+
+    def no_runner(*args, **kwargs):
+        raise AssertionError("a finished run needs no runner to resume")
+
+    monkeypatch.setattr(expand.api, "runner_for", no_runner)
+    assert main(["resume", str(tmp_path / "run"), "--quiet"]) == 0
+    assert capsys.readouterr().out.split("\n", 1)[1] == before.split("\n", 1)[1]  # the same table
