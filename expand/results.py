@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Optional
+from typing import Any
 
 import pandas as pd
 
 from expand.complexity import COUNTER
 from expand.rounding import format_factor
 from expand.run import RunDir, latest_by_trial
+from expand.run.status import live_status
 from expand.spec import FACTORS, MULTIPLIERS
 from expand.tables import clean_nans, json_line, machine_key, render
 
@@ -231,45 +232,6 @@ def render_contractions(items: list[dict[str, Any]], fmt: str) -> str:
                   headers=["target GFLOPs", "step", "axis", "model", "GFLOPs", "FLOP error", "top1 %", "source",
                            "note"],
                   digits=4)
-
-
-def live_status(run_dir: str, state: dict[str, Any]) -> tuple[str, str, Optional[str]]:
-    """The run's status as it is now: (status, why, who writes it).
-
-    ``state.json`` says ``running`` from the start of a search to its end; a search
-    killed, interrupted or stopped by a full disk leaves it so. The run's lock tells
-    the two apart: a run said to be running that nobody writes is ``stopped``.
-    """
-    status, why = state.get("status") or "?", state.get("stop_reason") or ""
-    holder = RunDir(run_dir).writer()
-    writer = holder.describe() if holder else None
-    if status in ("starting", "running"):
-        if holder is None:
-            return ("stopped", f"not running: {_how_it_stopped(run_dir)}; "
-                    f"'x3d-expand resume {os.path.abspath(run_dir)}' continues it", None)
-        return status, why or f"in progress: {writer}", writer
-    return status, why, writer
-
-
-def _how_it_stopped(run_dir: str) -> str:
-    """What the run's progress.log says of its last command's end (see expand/search/progress_log.py)."""
-    from expand.search.progress_log import LOG_FILE
-
-    generic = "interrupted, killed, out of disk or its Ray node lost before it finished"
-    try:
-        with open(os.path.join(run_dir, LOG_FILE), "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 8192))
-            lines = fh.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return generic  # a run from before the log, or an unreadable one
-    last = lines[-1] if lines else ""
-    when, text = last[:19], last[20:]
-    if text.startswith("stopped: "):
-        return f"{text} at {when} (progress.log)"
-    if text.startswith("== done"):
-        return generic
-    return (f"its log ends at {when} without a last word: killed (kill -9, the out-of-memory killer), its "
-            "machine went down or its disk filled (the log's last line could not be written)" if when else generic)
 
 
 def render_run(run_dir: str, fmt: str = "table") -> str:

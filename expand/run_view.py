@@ -84,7 +84,7 @@ class Run:
     @property
     def status(self) -> str:
         """As ``show`` says it: ``stopped`` for a run state.json calls running that nobody writes."""
-        from expand.results import live_status
+        from expand.run.status import live_status
 
         s = self.state
         return live_status(self.folder, {"status": s.status, "stop_reason": s.stop_reason})[0]

@@ -23,9 +23,8 @@ import sys
 import time
 from typing import Any, ContextManager, Iterator, Optional
 
+from expand.run.status import LOG_FILE
 from expand.search.progress import ConsoleProgress, SilentProgress
-
-LOG_FILE = "progress.log"
 
 
 class RunLog(ConsoleProgress):
