@@ -312,21 +312,38 @@ def test_a_search_whose_raylet_dies_stops_resumably_instead_of_waiting_forever(t
         if proc.poll() is None:
             proc.terminate()
             proc.wait(60)
-    # ours is the last line: Tune's loop has ended before Ray shut down (else Ray's "core worker has
-    # already been shutdown ... The process will exit" came after it, once in a CI run)
-    last = (tmp_path / "stderr.txt").read_text().strip().splitlines()[-1]
-    assert last.startswith("x3d-expand: error: the Ray node this search runs on died") and "dmesg" in last
-    assert "unfinished (running or queued) are not recorded" in last and f"x3d-expand resume {run}'" in last
     statuses = [json.loads(line)["result"]["status"] for line in log.read_text().splitlines()]
     assert statuses[0] == "ok" and set(statuses) == {"ok"}  # nothing recorded failed for its node's death
-    deadline = time.monotonic() + 60
-    while ray_session.session_processes(session) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not ray_session.session_processes(session)  # what was left of the cluster is shut down
+    lines = (tmp_path / "stderr.txt").read_text().strip().splitlines()
+    ours = [i for i, line in enumerate(lines) if line.startswith("x3d-expand: error: the Ray node this search")]
     capsys.readouterr()
-    assert main(["show", str(run), "--format", "json"]) == 0
-    shown = json.loads(capsys.readouterr().out)  # stopped, the lock free: 'resume' may go on
-    assert shown["status"] == "stopped" and f"x3d-expand resume {run}'" in shown["stop_reason"]
+    if ours:
+        # ours is the last line: Tune's loop has ended before Ray shut down (else Ray's "core worker has
+        # already been shutdown ... The process will exit" came after it, once in a CI run)
+        last = lines[-1]
+        assert ours == [len(lines) - 1] and "dmesg" in last
+        assert "unfinished (running or queued) are not recorded" in last and f"x3d-expand resume {run}'" in last
+        deadline = time.monotonic() + 60
+        while ray_session.session_processes(session) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not ray_session.session_processes(session)  # what was left of the cluster is shut down
+        assert main(["show", str(run), "--format", "json"]) == 0
+        shown = json.loads(capsys.readouterr().out)  # stopped, the lock free: 'resume' may go on
+        assert shown["status"] == "stopped" and "stopped: NodeLost: the Ray node" in shown["stop_reason"]
+    else:
+        # Ray's own core worker may see the raylet's socket close first and end the driver at once
+        # (exit 1, from C++: no Python handler runs; 1 CI run in ~8). Nothing is lost: show says the
+        # log ended without a last word, and what resume does first stops what is left of the cluster.
+        assert main(["show", str(run), "--format", "json"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["status"] == "stopped" and "without a last word: killed" in shown["stop_reason"]
+        ray_session.clean_stale(str(run))
+        deadline = time.monotonic() + 30  # a SIGKILL is delivered, not waited for
+        while [p for p in ray_session.session_processes(session) if ray_session.pid_alive(p)] and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in ray_session.session_processes(session) if ray_session.pid_alive(p)]
+    assert f"x3d-expand resume {run}'" in shown["stop_reason"]
 
 
 GPU_SCRIPT = """
