@@ -128,6 +128,7 @@ class RayRunner:
         self._pool: Optional[WorkerPool] = None
         self._abandoned = False
         self._started_ray = False
+        self._own_cluster = False  # started by ray.init here, not joined (--address, RAY_ADDRESS)
         os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
         # Without Tune's file loggers its end-of-run summary warns, per worker, that
         # it found no metrics files: results reach us through the callback instead.
@@ -139,9 +140,13 @@ class RayRunner:
                 note = ray_session.clean_stale(self._run_path)
                 if note:
                     print(note, flush=True)
+            # No --address: a cluster of our own, as documented. Ray's default would join whatever
+            # cluster it finds on this machine (the last `ray start`, a stray one left running);
+            # RAY_ADDRESS (set by `ray job submit`) still picks the cluster, as Ray intends.
+            own = "local" if address is None and not os.environ.get("RAY_ADDRESS") else address
             with _keep_sigterm_handler():
                 ray.init(
-                    address=address,
+                    address=own,
                     include_dashboard=False,
                     log_to_driver=False,
                     configure_logging=False,
@@ -149,13 +154,14 @@ class RayRunner:
                     runtime_env=_shipped_package() if ship_package else None,
                 )
             self._started_ray = True
+            self._own_cluster = own == "local"
         try:
             self._check_resources()
             if requirements is not None and (address is not None or len(_alive_nodes()) > 1):
                 line = nodes.summary(nodes.require_nodes(requirements))  # exit 2 naming a node that cannot
                 if line:
                     print(line, flush=True)
-            if self._started_ray and address is None:  # a cluster of our own: what a kill -9 would leave
+            if self._started_ray and self._own_cluster:  # a cluster of our own: what a kill -9 would leave
                 ray_session.record(self._run_path, ray._private.worker._global_node.get_session_dir_path())
             self._start()  # the first worker loads while the caller counts the basis
         except BaseException:  # SIGTERM or Ctrl-C while starting: nobody else will close what we started

@@ -9,6 +9,6 @@ def ray_cluster():
     ~0.9 GB. Package-scoped, so its daemons (~7 % of a core while idle) are gone before the
     rest of the suite runs on the same two cores."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()

@@ -349,7 +349,7 @@ def test_a_search_whose_raylet_dies_stops_resumably_instead_of_waiting_forever(t
 GPU_SCRIPT = """
 import json, sys
 import ray
-ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+ray.init(address="local", num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
 from expand.config import load_experiment
 from expand.search.runners import RayRunner
 from expand.search.trial import TrialSpec
