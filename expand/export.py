@@ -181,12 +181,12 @@ def render_export(fmt: str, spec: ArchSpec, fps: float, jitter: tuple[float, flo
 def _path_model(run: Any, state: dict[str, Any], exp: Any, step: Optional[int], target_gflops: Optional[float],
                 fmt: str, counter: Any) -> tuple[ArchSpec, str, str]:
     """An expansion's model: a step of its path, or the path contracted to a budget."""
+    from expand.preflight import check_has_path
     from expand.results import contraction_source
     from expand.search.coordinator import PathEntry, contract_path, saved_contractions
 
     path = [PathEntry.from_dict(p) for p in state.get("path", [])]
-    if not path:
-        raise InputError(f"{run.path}: the run has no trained step yet")
+    check_has_path(run.path, "expansion", path)
     if step is not None:
         entry = next((p for p in path if p.step == step), None)
         if entry is None:
@@ -223,14 +223,16 @@ def _baseline_model(run: Any, state: dict[str, Any], step: Optional[int], target
                              if rows else f"{run.path}: {what} has no trial yet")
         if row not in trained:
             raise InputError(f"--step {step}: trial {row['trial_id']} of {what} did not train ({row['status']})")
-    else:
+    else:  # Run.best: the rule run.model(budget=) uses, with compare's tolerance at the budget
+        from expand.run_view import Run
+
         assert target_gflops is not None
-        within = [r for r in trained if r["gflops"] <= target_gflops]
-        if not within:
+        best = Run(run.path).best(target_gflops)
+        if best is None:
             smallest = min((r["gflops"] for r in trained), default=None)
             raise InputError(f"--target-gflops {target_gflops:g}: {what} trained no model at or under it"
                              + (f" (its smallest: {smallest:.4g} GFLOPs)" if smallest is not None else ""))
-        row = max(within, key=lambda r: r["top1"])
+        row = next(r for r in rows if r["trial_id"] == best.trial_id)
     source = (f"{state.get('kind')} baseline trial {row['step']} ({row['trial_id']}), val top-1 "
               f"{100 * row['top1']:.1f}%" + (f", the best at or under {target_gflops:g} GFLOPs"
                                              if target_gflops is not None else ""))
