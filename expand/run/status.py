@@ -8,11 +8,14 @@ what became of it since.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Optional
 
 from expand.run import RunDir
 
 LOG_FILE = "progress.log"  # RUN/progress.log: the lines each command showed, with times
+STAMP_FORMAT = "%Y-%m-%d %H:%M:%S"  # each log line's time, then a space, then the line
+_STAMP_LEN = len(time.strftime(STAMP_FORMAT, time.gmtime(0)))
 
 
 def live_status(run_dir: str, state: dict[str, Any]) -> tuple[str, str, Optional[str]]:
@@ -44,7 +47,7 @@ def _last_logged(run_dir: str) -> tuple[str, str]:
     except OSError:
         return "", ""  # a run from before the log, or an unreadable one
     last = lines[-1] if lines else ""
-    return last[:19], last[20:]
+    return last[:_STAMP_LEN], last[_STAMP_LEN + 1:]
 
 
 def _how_it_stopped(run_dir: str) -> str:
@@ -61,4 +64,4 @@ def _how_it_stopped(run_dir: str) -> str:
             "machine went down or its disk filled (the log's last line could not be written)")
 
 
-__all__ = ["LOG_FILE", "live_status"]
+__all__ = ["LOG_FILE", "STAMP_FORMAT", "live_status"]

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any, ContextManager, Iterator, Optional
 
-from expand.run.status import LOG_FILE
+from expand.run.status import LOG_FILE, STAMP_FORMAT
 from expand.search.progress import ConsoleProgress, SilentProgress
 
 
@@ -32,7 +32,8 @@ class RunLog(ConsoleProgress):
 
     def __init__(self, path: str) -> None:
         self.path = path
-        super().__init__(stream=None, heartbeat_s=0)  # no ticker; phases still beat at HEARTBEAT_S
+        # heartbeat 0: every epoch line, and no ticker (no "still training" lines); phases beat as on screen
+        super().__init__(stream=None, heartbeat_s=0)
         from expand.console import HEARTBEAT_S
 
         self.phase_heartbeat_s = HEARTBEAT_S
@@ -52,7 +53,7 @@ class RunLog(ConsoleProgress):
             return
         with self._lock:
             try:
-                self.out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+                self.out.write(f"{time.strftime(STAMP_FORMAT)} {text}\n")
                 self.out.flush()
             except OSError as exc:
                 self._give_up(exc)
