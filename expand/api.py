@@ -152,17 +152,17 @@ def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: 
         return started
 
     try:
-        from expand.search.runners import LazyRunner
+        from expand.search.runners import RUNNERS, LazyRunner
 
-        in_process = {"ray": False, "serial": True}  # the shipped kinds; a registered one starts at once
-        if lazy and exp.search.runner in in_process:
+        in_process = RUNNERS.get(exp.search.runner).trials_in_process
+        if lazy and in_process is not None:
             if exp.search.runner == "ray" and not address:  # what a killed earlier driver left, as at a start
                 from expand.search import ray_session
 
                 note = ray_session.clean_stale(run.path)
                 if note:
                     progress.note(note)
-            runner = LazyRunner(start, in_process[exp.search.runner])
+            runner = LazyRunner(start, in_process)
         else:
             runner = start()
         try:

@@ -324,6 +324,9 @@ class RunnerKind:
     name: str
     make: Callable[[str, "RunnerOptions"], Runner]
     description: str
+    # whether its trials run in the caller's process, known before it is built; a kind that says
+    # (True or False) may be started lazily (LazyRunner), one that does not (None) starts at once
+    trials_in_process: Optional[bool] = None
 
 
 @dataclass(frozen=True)
@@ -349,11 +352,11 @@ RUNNERS.register("ray", RunnerKind(
         gpus_per_trial=o.gpus_per_trial, address=o.address, max_concurrent=o.max_concurrent,
         worker_crash_retries=o.worker_crash_retries, requirements=o.requirements,
         ship_package=o.ship_package, time_limit_s=o.time_limit_s, trial_time_limits=o.trial_time_limits),
-    "parallel trials on a Ray cluster (local by default, --address for an existing one)"))
+    "parallel trials on a Ray cluster (local by default, --address for an existing one)", trials_in_process=False))
 RUNNERS.register("serial", RunnerKind(
     "serial", lambda function, o: SerialRunner(function, time_limit_s=o.time_limit_s,
                                                trial_time_limits=o.trial_time_limits),
-    "one trial after another in this process (debugging, tests)"))
+    "one trial after another in this process (debugging, tests)", trials_in_process=True))
 
 
 def make_runner(
