@@ -180,7 +180,8 @@ def cost(run_dir: str) -> dict[str, Any]:
             units = r.result.gpus if r.result.gpus else 1.0
             gpu = gpu or bool(r.result.gpus)
             s["device_hours"] += r.result.seconds * units / 3600
-    total = {k: sum(s[k] for s in per_step.values()) for k in ("trials", "trial_seconds", "device_hours")}
+    total = {"trials": sum(s["trials"] for s in per_step.values()),
+             **{k: sum((s[k] for s in per_step.values()), 0.0) for k in ("trial_seconds", "device_hours")}}
     return {"per_step": {str(k): v for k, v in sorted(per_step.items())}, "total": total,
             "unit": "GPU-hours" if gpu else "trial-hours (one worker each)"}
 

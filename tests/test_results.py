@@ -54,6 +54,17 @@ def test_cost_adds_up_to_trial_seconds(run_dir):
         spent["total"]["trial_seconds"])
 
 
+def test_cost_of_a_run_with_no_trials_yet_is_in_floats(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / "trials.jsonl").write_text("")
+    spent = cost(str(copy))
+    assert spent["total"] == {"trials": 0, "trial_seconds": 0.0, "device_hours": 0.0}
+    assert isinstance(spent["total"]["device_hours"], float)  # compare prints 0.0000 like its other rows
+
+
 def test_gain_columns(run_dir):
     rows = step_rows(str(run_dir))
     basis = rows[0]
