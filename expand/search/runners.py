@@ -84,6 +84,20 @@ class SerialRunner:
         pass
 
 
+class _TokenAuthNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+
+def _drop_token_auth_notice() -> None:
+    """Ray 2.60 says "Token authentication is enabled for this Ray cluster" on every ``ray.init``
+    of a new local cluster: the only line a ``--quiet`` search printed, about a safe default of a
+    cluster the search starts and stops itself. Its warning that auth is *disabled* still shows."""
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _TokenAuthNotice) for f in log.filters):
+        log.addFilter(_TokenAuthNotice())
+
+
 class RayRunner:
     """Parallel trials on a :class:`~expand.search.pool.WorkerPool` that lives as long as the runner.
 
@@ -133,6 +147,7 @@ class RayRunner:
         # Without Tune's file loggers its end-of-run summary warns, per worker, that
         # it found no metrics files: results reach us through the callback instead.
         logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+        _drop_token_auth_notice()
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         self._run_path = os.path.dirname(self.storage_dir)  # the run folder (storage is RUN/ray)
         if not ray.is_initialized():

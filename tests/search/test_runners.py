@@ -225,6 +225,7 @@ def test_kill_9_in_the_ray_start_up_window_then_resume_cleans_up_and_retrains_no
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert "stopped" in resumed.stdout and "Ray session" in resumed.stdout
+    assert "Token authentication" not in resumed.stderr  # --quiet: Ray's notice of its default is dropped
     assert not [p for p in left if ray_session.pid_alive(p)]  # the killed search's cluster is gone
     assert not session_file.exists()  # and the resumed one shut its own down
     records = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
