@@ -207,9 +207,9 @@ def videos_line(seen: dict[str, list[int]], data_root: str = "") -> str:
     splits = ", ".join(f"{count(k)} {k}" for k in ("train", "val", "minival") if k in seen)
     line = f"data: {splits} videos per trial"
     if seen.get("unreadable", [0, 0])[1]:
-        where = f" {data_root}" if data_root else ""
-        line += (f"; {count('unreadable')} listed video(s) unreadable or missing, skipped by every trial "
-                 f"('x3d-expand data check{where}' says why)")
+        from expand.data.checks import unreadable_note
+
+        line += f"; {unreadable_note(count('unreadable'), data_root)}"
     return line
 
 

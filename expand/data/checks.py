@@ -21,6 +21,13 @@ from expand.fileio import atomic_write
 RECORD = ".x3d-check.json"
 
 
+def unreadable_note(count: str, data_root: str = "") -> str:
+    """The words for videos a search lists but cannot use, said alike at start-up and by ``show``."""
+    where = f" {data_root}" if data_root else ""
+    return (f"{count} listed video(s) unreadable or missing, skipped by every trial "
+            f"('x3d-expand data check{where}' says why)")
+
+
 def _stamp(path: str) -> Optional[list[int]]:
     try:
         st = os.stat(path)

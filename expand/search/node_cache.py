@@ -318,12 +318,15 @@ def build_here(job: CacheJob, progress: bool = True) -> Optional[str]:
     todo = [p for p in paths if not cache.cached(p)]
     errors = cache.build(todo, workers=workers, progress=progress)
     built = plan.sampled + sum(p not in errors for p in todo)
-    if not built:
+    bad = sum(bool(cache.error(p)) for p in paths)  # a complete cache still says what its trials will skip
+    if not built and not bad:
         return None
     from expand.console import format_seconds
+    from expand.data.checks import unreadable_note
 
-    return (f"frame cache: {built} video(s) decoded in {format_seconds(time.perf_counter() - start)} on "
-            f"{workers} core(s) -> {cache.directory}")
+    line = (f"frame cache: {built} video(s) decoded in {format_seconds(time.perf_counter() - start)} on "
+            f"{workers} core(s) -> {cache.directory}" if built else f"frame cache: complete at {cache.directory}")
+    return line + (f"; {unreadable_note(str(bad), job.data.root)}" if bad else "")
 
 
 def build_before_trials(job: CacheJob, on_ray: bool, say: Callable[[str], None] = print,
@@ -334,18 +337,23 @@ def build_before_trials(job: CacheJob, on_ray: bool, say: Callable[[str], None] 
     Returns a line for the log, or None when every cache was complete already."""
     if on_ray:
         reports = build_on_nodes(job, say=say, progress=progress)
-        return summary(reports) if any(r.built or r.problem for r in reports) else None
+        return summary(reports, job.data.root) if any(r.built or r.problem or r.skipped for r in reports) else None
     return build_here(job, progress)
 
 
-def summary(reports: list[NodeCache]) -> str:
+def summary(reports: list[NodeCache], data_root: str = "") -> str:
     """One line for the log."""
+    from expand.data.checks import unreadable_note
+
     folders = {r.cache_dir for r in reports if r.cache_dir}
     built = sum(r.built for r in reports)
     line = f"frame caches ready on {sum(not r.problem for r in reports)} of {len(reports)} node(s) " \
            f"({len(folders)} folder(s), {built} video(s) decoded now)"
+    # the nodes sharing a folder split the list, so their counts add up; each folder holds it all
+    skipped = max((sum(r.skipped for r in reports if r.cache_dir == f) for f in folders), default=0)
     bad = [f"{r.name}: {r.problem}" for r in reports if r.problem]
-    return line + (f"; {'; '.join(bad)}" if bad else "")
+    return line + (f"; {unreadable_note(str(skipped), data_root)}" if skipped else "") + \
+        (f"; {'; '.join(bad)}" if bad else "")
 
 
 __all__ = ["CacheJob", "NodeCache", "build_on_nodes", "build_here", "build_before_trials", "summary", "mark", "seen", "unmark", "plan_share",

@@ -124,6 +124,35 @@ def test_the_summary_counts_folders_and_names_each_node_with_a_problem():
     assert "h3 (node cccccccc): its build stopped" in line
 
 
+def test_the_summary_counts_each_unreadable_video_once_however_the_nodes_share_folders():
+    reports = [NodeCache("a" * 8, "h1", "/d/c", skipped=1), NodeCache("b" * 8, "h2", "/d/c", skipped=2),
+               NodeCache("c" * 8, "h3", "/e/c", skipped=3)]  # a and b split the list; c holds all of it
+    line = node_cache.summary(reports, "/data")
+    assert "; 3 listed video(s) unreadable or missing, skipped by every trial ('x3d-expand data check /data'" in line
+    assert "unreadable" not in node_cache.summary([NodeCache("a" * 8, "h1", "/d/c", built=2)])
+
+
+def test_a_complete_cache_still_says_how_many_listed_videos_its_trials_will_skip(dataset, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    broken = sorted((root / "videos").rglob("*.mp4"))[0]
+    broken.write_bytes(b"not a video")
+    job = _job(str(root), tmp_path, cache=str(tmp_path / "cache"))
+    first = node_cache.build_here(job, progress=False)
+    assert first.startswith("frame cache: ") and "video(s) decoded" in first
+    assert first.endswith(f"; 1 listed video(s) unreadable or missing, skipped by every trial "
+                          f"('x3d-expand data check {root}' says why)")
+    again = node_cache.build_here(job, progress=False)  # nothing to decode: the line says only what is skipped
+    assert again == (f"frame cache: complete at {tmp_path / 'cache'}; 1 listed video(s) unreadable or missing, "
+                     f"skipped by every trial ('x3d-expand data check {root}' says why)")
+    broken.unlink()
+    shutil.copy(sorted((root / "videos").rglob("*.mp4"))[0], broken)  # mended: a complete cache is quiet
+    node_cache.build_here(job, progress=False)
+    assert node_cache.build_here(job, progress=False) is None
+
+
 def _oracle_with_data(tmp_path, root, **data):
     from tests.search.helpers import oracle_experiment
 
