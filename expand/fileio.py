@@ -16,6 +16,22 @@ import tempfile
 from typing import IO, Callable, Iterator
 
 
+def make_folder(path: str, what: str) -> str:
+    """``path`` made if missing, for files the command will write; exit 2 (one line) when it cannot
+    be one — a file of that name, a read-only mount, no permission — before anything runs."""
+    from expand.errors import InputError
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"{path}: exists and is not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:  # a parent that is a file, no permission, a read-only mount
+        raise InputError(f"{path}: cannot create the {what}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot write in the {what}: permission denied")
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -95,3 +95,20 @@ def test_a_torn_last_line_is_cut_off_and_kept_and_a_whole_one_gets_its_newline(t
     assert fileio.cut_torn_tail(str(log), lambda tail: tail.endswith(b"}")) == 0
     assert log.read_bytes() == b'{"a": 1}\n{"b": 2}\n'
     assert fileio.cut_torn_tail(str(log)) == 0 and fileio.cut_torn_tail(str(tmp_path / "none")) == 0
+
+
+def test_make_folder_makes_nested_folders_and_refuses_what_cannot_be_one_in_one_line(tmp_path, monkeypatch):
+    from expand.errors import InputError
+
+    made = fileio.make_folder(str(tmp_path / "a" / "b"), "run folder")
+    assert os.path.isdir(made)
+    assert fileio.make_folder(made, "run folder") == made  # an existing folder is fine
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match=r"/file: exists and is not a folder$"):
+        fileio.make_folder(str(tmp_path / "file"), "run folder")
+    with pytest.raises(InputError, match=r"/file/sub: cannot create the run folder: Not a directory$"):
+        fileio.make_folder(str(tmp_path / "file" / "sub"), "run folder")
+    # a folder this user may not write in (root may write anywhere, so the check is what is faked)
+    monkeypatch.setattr(fileio.os, "access", lambda path, mode: False)
+    with pytest.raises(InputError, match=r"/a/b: cannot write in the trial's folder: permission denied$"):
+        fileio.make_folder(made, "trial's folder")

@@ -9,6 +9,7 @@ import tempfile
 
 from expand.complexity import ComplexityCounter
 from expand.config import load_experiment
+from expand.fileio import make_folder
 from expand.search.node_cache import CacheJob, build_here
 from expand.search.time_limits import TimeLimits
 from expand.search.trial import TrialSpec, call_safely, load_trial_function
@@ -20,7 +21,7 @@ def train_one(args: argparse.Namespace, spec_from_args) -> int:
     spec = spec_from_args(args, base=exp.search_space.basis)
     func = load_trial_function(exp.trial.function)
     c = ComplexityCounter().count(spec)
-    out = args.out or tempfile.mkdtemp(prefix="x3d-train-")
+    out = make_folder(args.out, "trial's folder") if args.out else tempfile.mkdtemp(prefix="x3d-train-")
     trial = TrialSpec("manual", 0, "manual", spec, args.seed if args.seed is not None else exp.search.seed,
                       c.gflops, c.params, exp.to_dict(), os.path.abspath(out))
     job = CacheJob.of(exp)
@@ -37,7 +38,9 @@ def train_one(args: argparse.Namespace, spec_from_args) -> int:
               f"  error: {result.error}")
     else:
         print(f"{spec.name}: {result.status}  top1 {100 * result.top1:.1f}%  top5 {100 * result.top5:.1f}%  "
-              f"val loss {result.val_loss:.3f}  {result.seconds:.1f}s  {c.gflops:.4f} GFLOPs  "
-              f"train {result.train_clips_per_s:.0f} clips/s  infer {result.infer_clips_per_s:.0f} clips/s"
+              f"val loss {result.val_loss:.3f}  {result.seconds:.1f}s  {c.gflops:.4f} GFLOPs"
+              + "".join(f"  {what} {rate:.0f} clips/s" for what, rate in
+                        (("train", result.train_clips_per_s), ("infer", result.infer_clips_per_s))
+                        if rate == rate)  # NaN: nothing was timed (the oracle trains nothing)
               + (f"\n  error: {result.error}" if result.error else ""))
     return 0 if result.ok else 1

@@ -33,8 +33,7 @@ from typing import Any, Optional
 
 import yaml
 
-from expand.errors import InputError
-from expand.fileio import append_line, atomic_write, cut_torn_tail
+from expand.fileio import append_line, atomic_write, cut_torn_tail, make_folder
 from expand.run.lock import LockHolder, RunLock
 from expand.run.records import (STATE_VERSION, Candidate, PathEntry, RunFileError, RunOrigin, RunState,
                                 StepRecord, TrialLog, TrialRecord, parse_trial_line, latest_by_trial)
@@ -74,12 +73,7 @@ class RunDir:
 
     # --- ownership ---
     def create(self) -> None:
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise InputError(f"{self.path}: exists and is not a folder")
-        try:
-            os.makedirs(self.path, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"{self.path}: cannot create the run folder: {exc.strerror}") from None
+        make_folder(self.path, "run folder")
 
     def acquire(self, command: str = "") -> "RunDir":
         """Become the run's one writer (exit 2 if another process is); repairs a torn trial log."""

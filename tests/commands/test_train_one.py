@@ -22,6 +22,17 @@ def test_train_prints_the_trials_result_as_a_line_or_as_json(tmp_path, capsys):
     assert line["seed"] == 4 and 0 <= line["top1_frac"] <= 1
     code, out, _ = run(capsys, "train", exp, "--preset", "X3D-XS")
     assert code == 0 and out.startswith("x3d_4x12_160_w2.0_b2.25_d2.2: ok  top1 ")
+    assert "nan" not in out and " infer " in out  # the oracle trains nothing: no train rate to print
+
+
+def test_train_with_an_out_that_cannot_be_a_folder_is_a_one_line_exit_2_before_training(tmp_path, capsys):
+    exp = oracle_experiment(tmp_path)
+    (tmp_path / "taken").write_text("not a folder")
+    for out_arg, why in ((tmp_path / "taken", "exists and is not a folder"),
+                         (tmp_path / "taken" / "trial", "cannot create the trial's folder: Not a directory")):
+        code, out, err = run(capsys, "train", exp, "--preset", "X3D-XS", "--out", str(out_arg))
+        assert code == 2 and out == "" and err.strip() == f"x3d-expand: error: {out_arg}: {why}"
+    assert (tmp_path / "taken").read_text() == "not a folder"
 
 
 def test_train_stops_a_hung_trial_at_the_experiments_time_limit(tmp_path, capsys):
