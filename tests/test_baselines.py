@@ -151,6 +151,29 @@ def test_compare_table_and_plot(tmp_path, oracle_run, capsys):
     assert plot.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
 
 
+def test_compare_refuses_a_run_given_twice_and_a_plot_it_cannot_write_before_reading_runs(
+        tmp_path, oracle_run, capsys):
+    import shutil
+
+    for argv, why in (([str(oracle_run), str(oracle_run) + "/"], f"{oracle_run}: given twice; compare each run once"),
+                      ([str(oracle_run), "--plot", str(tmp_path / "c.svg")], "give a .png path"),
+                      ([str(tmp_path / "missing"), "--plot", "/dev/null/c.png"],
+                       "--plot /dev/null/c.png: /dev/null: exists and is not a folder")):
+        assert main(["compare", *argv]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and why in err and len(err.strip().splitlines()) == 1
+    assert main(["compare", str(oracle_run), "--plot", str(tmp_path / "new" / "c.png")]) == 0
+    assert (tmp_path / "new" / "c.png").is_file()  # a missing folder for the plot is made
+    capsys.readouterr()
+    # two runs in folders of the same name: a row and a curve each, told apart by their parents
+    for parent in ("a", "b"):
+        shutil.copytree(oracle_run, tmp_path / parent / "run")
+    assert main(["compare", str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run"), "--json",
+                 "--plot", str(tmp_path / "two.png")]) == 0
+    rows = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["run"] for r in rows] == ["expansion: a/run", "expansion: b/run"]
+
+
 def test_best_under():
     pts = [(1.0, 0.2), (2.0, 0.5), (4.0, 0.4)]
     assert best_under(pts, 0.5) != best_under(pts, 0.5)  # nan: nothing fits

@@ -29,6 +29,33 @@ def _default_budgets(runs: list[tuple[str, dict, list]]) -> list[float]:
     return [math.exp(lo + (hi - lo) * i / 2) for i in range(3)]
 
 
+def _same(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _names(paths: list[str]) -> list[str]:
+    """Each run's folder name, or as much of its path as tells it apart (``a/demo``, ``b/demo``):
+    a row and a plot curve per run, never two runs under one label."""
+    parts = [os.path.abspath(p).rstrip(os.sep).split(os.sep) for p in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = [os.sep.join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [os.path.abspath(p) for p in paths]
+
+
+def _check_plot_path(plot: str) -> None:
+    """Before any run is read: a --plot the figure can be written to (a .pdf goes beside it)."""
+    from expand.fileio import make_folder
+
+    if not plot.lower().endswith(".png"):
+        raise InputError(f"--plot {plot}: give a .png path (a .pdf is written beside it)")
+    try:
+        make_folder(os.path.dirname(os.path.abspath(plot)), "plot's folder")
+    except InputError as exc:
+        raise InputError(f"--plot {plot}: {exc}") from None
+
+
 def compare_cmd(args: argparse.Namespace) -> int:
     from expand import results
     from expand.baselines import best_under, run_points
@@ -36,15 +63,20 @@ def compare_cmd(args: argparse.Namespace) -> int:
     from expand.plots import plot_compare
     from expand.tables import clean_nans, json_line, render
 
+    if args.plot:
+        _check_plot_path(args.plot)
     runs = []
     for d in args.run_dirs:
         run, state, _ = load_run(d)
         runs.append((run.path, state, run_points(run.path)))
+    twice = [p for i, (p, _, _) in enumerate(runs) if any(_same(p, q) for q, _, _ in runs[:i])]
+    if twice:
+        raise InputError(f"{twice[0]}: given twice; compare each run once")
     budgets = sorted(args.budgets or _default_budgets(runs))
     rows, curves = [], {}
-    for path, state, points in runs:
+    for (path, state, points), name in zip(runs, _names([p for p, _, _ in runs])):
         spend = results.cost(path)["total"]
-        label = f"{state.get('kind', 'expansion')}: {os.path.basename(os.path.normpath(path))}"
+        label = f"{state.get('kind', 'expansion')}: {name}"
         rows.append({"run": label, "path": path, "trials": int(spend["trials"]),
                      "device_hours": spend["device_hours"], "best": [best_under(points, b) for b in budgets]})
         curves[label] = points
