@@ -77,6 +77,8 @@ def cache_cmd(args: argparse.Namespace) -> int:
     from expand.data.manifest import split_items
 
     exp = load_experiment(args.experiment)
+    if not exp.data.root:
+        raise DataError(f"{args.experiment}: data.root is not set: the experiment reads no videos")
     if exp.data.cache == "off":
         raise DataError(f"{args.experiment}: data.cache is off: nothing to build")
     if args.address:

@@ -9,6 +9,7 @@ since) is only *probed* (opened, first frame decoded), never decoded whole.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -121,11 +122,19 @@ def check_splits(target: str, num_classes: Optional[int] = None) -> list[CheckSp
     from expand.data.manifest import read_csv_manifest, read_folder_dataset
     from expand.errors import DataError
 
+    if not os.path.exists(target) and os.sep not in target:  # a shipped experiment's name, as `search` takes
+        from expand.config import resolve_experiment_path
+        from expand.errors import ConfigError
+
+        with contextlib.suppress(ConfigError):
+            target = resolve_experiment_path(target)
     if os.path.isfile(target) and target.lower().endswith(EXPERIMENT_SUFFIXES):
         from expand.config import load_experiment
         from expand.data.manifest import split_items
 
         data = load_experiment(target).data
+        if not data.root:
+            raise DataError(f"{target}: data.root is not set: the experiment reads no videos")
         names = ("train", "val", "minival") if data.minival else ("train", "val")
         return [CheckSplit(n, data.root, split_items(data, n)) for n in names]
     if os.path.isfile(target):

@@ -101,3 +101,17 @@ def test_data_check_bad_targets_exit_2(tmp_path, capsys, what, message):
     assert main(["data", "check", str(tmp_path / what)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_data_check_and_cache_take_a_shipped_experiments_name_and_refuse_one_without_a_dataset(capsys):
+    """As `search` does: a shipped name is the experiment; the oracle reads no videos, and says so."""
+    from expand.cli import main
+
+    for command in ("check", "cache"):
+        assert main(["data", command, "oracle"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1
+        assert err.rstrip().endswith("oracle.yaml: data.root is not set: the experiment reads no videos") or \
+            err.rstrip().endswith("oracle: data.root is not set: the experiment reads no videos")
+    assert main(["data", "check", "no_such_experiment"]) == 2  # not a name either: the folder message
+    assert "no_such_experiment: no such dataset folder, manifest or experiment" in capsys.readouterr().err
