@@ -312,7 +312,8 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
                          "models rerun"]
         if runner:
             exp = apply_overrides(exp, {"runner": runner})
-        address = address or state.origin.address
+        # the cluster the run was started on, while its trials still run on Ray (not after --runner serial)
+        address = address or (state.origin.address if exp.search.runner == "ray" else None)
         check_cluster(exp, address)
         if not quiet:
             print(f"resuming {run.path}")

@@ -92,11 +92,16 @@ def validate(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) 
 def check_cluster(exp: Experiment, address: Optional[str]) -> None:
     """Where the trials will run can run them: exit 2 before anything is written.
 
-    A ``--address`` nothing answers at (the serial runner ignores it); GPUs per trial for the
+    A ``--address`` nothing answers at, or one given to the serial runner (it would be ignored:
+    a user who names a cluster expects the trials to run there); GPUs per trial for the
     serial runner, which trains in this process, where torch cannot use CUDA (the Ray runner
     checks the cluster's GPUs when it starts).
     """
-    if address and exp.search.runner == "ray":
+    if address and exp.search.runner != "ray":
+        raise ConfigError(f"--address {address}: joins a Ray cluster, but {exp.source or 'the experiment'} "
+                          f"runs its trials in this process (search.runner: {exp.search.runner}); "
+                          "add --runner ray")
+    if address:
         from expand.search.nodes import check_address
 
         check_address(address)

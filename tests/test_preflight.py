@@ -82,3 +82,28 @@ def test_only_an_expansion_with_a_trained_step_has_a_path_to_contract():
                                 ("calibration", [], "a calibration run has no expansion path")):
         with pytest.raises(InputError, match=message):
             check_has_path("run", kind, path)
+
+
+def test_an_address_for_the_serial_runner_is_refused_not_ignored(tmp_path):
+    """A user who names a cluster expects the trials there; the serial runner trains in this process."""
+    exp = load_experiment(oracle_experiment(tmp_path))  # search.runner: serial
+    with pytest.raises(ConfigError, match=r"^--address auto: joins a Ray cluster, but .* runs its trials in this "
+                                          r"process \(search.runner: serial\); add --runner ray$"):
+        check_cluster(exp, address="auto")
+    check_cluster(exp, address=None)
+
+
+def test_resume_with_the_serial_runner_leaves_the_cluster_the_run_was_started_on(tmp_path, capsys):
+    """A run started on a cluster (its address recorded) and resumed here with --runner serial."""
+    import json
+
+    from expand.cli import main
+
+    run = tmp_path / "run"
+    assert main(["search", oracle_experiment(tmp_path), "--out", str(run), "--quiet"]) == 0
+    state = json.loads((run / "state.json").read_text())
+    (run / "state.json").write_text(json.dumps({**state, "address": "auto"}))
+    capsys.readouterr()
+    assert main(["resume", str(run), "--runner", "serial", "--quiet"]) == 0, capsys.readouterr().err
+    assert main(["resume", str(run), "--runner", "serial", "--address", "auto", "--quiet"]) == 2
+    assert "add --runner ray" in capsys.readouterr().err
