@@ -16,8 +16,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict, load_experiment
 from expand.errors import ConfigError, InputError
-from expand.preflight import (check_budgets, check_cluster, check_contract_targets, check_has_path,
-                              check_manifests, validate)
+from expand.preflight import (check_baseline_args, check_budgets, check_cluster, check_contract_targets,
+                              check_has_path, check_manifests, validate)
 from expand.run import RunDir, RunFileError, RunOrigin, RunState
 
 
@@ -275,6 +275,7 @@ def start_baseline(experiment: str, method: str, trials: int, max_gflops: Option
                    **overrides: Any) -> tuple[RunDir, Any]:
     from expand.complexity import ComplexityCounter
 
+    check_baseline_args(method, trials, max_gflops)
     exp = apply_overrides(load_experiment(experiment), overrides)
     validate(exp, ComplexityCounter(), max_gflops)
     check_cluster(exp, address)

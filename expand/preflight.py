@@ -69,6 +69,20 @@ def check_budgets(exp: Experiment, counter: Any, max_gflops: Optional[float] = N
     return basis
 
 
+def check_baseline_args(method: str, trials: Any, max_gflops: Any) -> None:
+    """A baseline's own arguments, before its run folder is written: the CLI's parser checks them
+    for ``x3d-expand baseline``; ``expand.baseline(...)`` from Python comes here unchecked."""
+    from expand.baselines import METHODS
+
+    if method not in METHODS:
+        raise InputError(f"method {method!r}: must be one of {', '.join(METHODS)}")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise InputError(f"trials: must be an integer >= 1, got {trials!r}")
+    if max_gflops is not None and (isinstance(max_gflops, bool) or not isinstance(max_gflops, (int, float))
+                                   or not math.isfinite(max_gflops) or max_gflops <= 0):
+        raise InputError(f"max_gflops: must be a finite number > 0 (or None), got {max_gflops!r}")
+
+
 def validate(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> list[str]:
     """Everything a run needs from its inputs, checked before its folder is written.
 
@@ -142,5 +156,5 @@ def check_contract_targets(path: list[PathEntry], targets: list[float]) -> None:
                              f"GFLOPs at step {last.step}); resume the search with more steps to reach it")
 
 
-__all__ = ["REACH_SLACK", "check_budgets", "check_cluster", "check_contract_targets", "check_has_path",
-           "check_manifests", "steps_to", "validate"]
+__all__ = ["REACH_SLACK", "check_baseline_args", "check_budgets", "check_cluster", "check_contract_targets",
+           "check_has_path", "check_manifests", "steps_to", "validate"]

@@ -170,6 +170,26 @@ def test_python_api_overrides_are_checked_like_the_files_keys_before_anything_is
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("args, needle", [
+    (("random", 0, None), "trials: must be an integer >= 1, got 0"),
+    (("random", "3", None), "trials: must be an integer >= 1, got '3'"),
+    (("grid", 3, None), "method 'grid': must be one of random, tpe, compound"),
+    (("random", 3, float("nan")), "max_gflops: must be a finite number > 0 (or None), got nan"),
+    (("random", 3, -1.0), "max_gflops: must be a finite number > 0 (or None), got -1.0"),
+])
+def test_python_api_baseline_arguments_are_checked_before_anything_is_written(tmp_path, args, needle):
+    """The CLI's parser checks --method/--trials/--max-gflops; from Python a bad one ran a baseline
+    of 0 trials, or died (LookupError, TypeError) after writing its run folder."""
+    import expand
+    from expand.errors import InputError
+
+    method, trials, max_gflops = args
+    with pytest.raises(InputError, match="^" + needle.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):
+        expand.baseline(oracle_experiment(tmp_path), method, trials, max_gflops, out=str(tmp_path / "run"),
+                        quiet=True)
+    assert not (tmp_path / "run").exists()
+
+
 def test_python_api_overrides_replace_only_what_they_name(tmp_path):
     from expand.api import apply_overrides
     from expand.config import load_experiment
