@@ -9,6 +9,7 @@ and the Python API; each raises an exit-2 error (``ConfigError``,
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Optional
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment
@@ -76,11 +77,10 @@ def check_baseline_args(method: str, trials: Any, max_gflops: Any) -> None:
 
     if method not in METHODS:
         raise InputError(f"method {method!r}: must be one of {', '.join(METHODS)}")
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+    if isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1:
         raise InputError(f"trials: must be an integer >= 1, got {trials!r}")
-    if max_gflops is not None and (isinstance(max_gflops, bool) or not isinstance(max_gflops, (int, float))
-                                   or not math.isfinite(max_gflops) or max_gflops <= 0):
-        raise InputError(f"max_gflops: must be a finite number > 0 (or None), got {max_gflops!r}")
+    if max_gflops is not None:
+        check_gflops(max_gflops, "max_gflops")
 
 
 def validate(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> list[str]:
@@ -142,19 +142,27 @@ def check_has_path(folder: str, kind: str, path: list[PathEntry]) -> None:
         raise InputError(f"{folder}: the run has no trained step yet")
 
 
-def check_contract_targets(path: list[PathEntry], targets: list[float]) -> None:
-    """A contraction target must lie between the basis and the path's largest model."""
+def check_gflops(value: Any, name: str) -> float:
+    """A GFLOP budget given from Python (the CLI's parser checks its own): a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"{name}: must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_contract_targets(path: list[PathEntry], targets: list[float], name: str = "--target-gflops") -> None:
+    """A contraction target must lie between the basis and the path's largest model.
+
+    ``name``: what the caller called it (``--target-gflops``; ``gflops`` or ``budget`` from Python)."""
     basis, last = path[0], max(path, key=lambda p: p.gflops)
     for t in targets:
-        if not math.isfinite(t) or t <= 0:
-            raise InputError(f"--target-gflops: must be a positive finite number, got {t}")
+        check_gflops(t, name)
         if t < basis.gflops:
-            raise InputError(f"--target-gflops {t:g}: impossible: the basis already needs "
+            raise InputError(f"{name} {t:g}: impossible: the basis already needs "
                              f"{basis.gflops:.4g} GFLOPs")
         if t > last.gflops:
-            raise InputError(f"--target-gflops {t:g}: above the path's largest model ({last.gflops:.4g} "
+            raise InputError(f"{name} {t:g}: above the path's largest model ({last.gflops:.4g} "
                              f"GFLOPs at step {last.step}); resume the search with more steps to reach it")
 
 
 __all__ = ["REACH_SLACK", "check_baseline_args", "check_budgets", "check_cluster", "check_contract_targets",
-           "check_has_path", "check_manifests", "steps_to", "validate"]
+           "check_gflops", "check_has_path", "check_manifests", "steps_to", "validate"]

@@ -12,6 +12,7 @@ Units: DataFrames keep fractions and say so (``top1_frac`` 0.37 is 37 %), as ste
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
@@ -150,7 +151,7 @@ class Run:
 
         path = self.state.path
         check_has_path(self.folder, self.state.kind, path)
-        check_contract_targets(path, [gflops])
+        check_contract_targets(path, [gflops], "gflops")
         if train:
             _, items = api.contract(self.folder, [gflops], train=True, runner=runner)
         else:
@@ -162,6 +163,10 @@ class Run:
 
     def best(self, budget_gflops: Optional[float] = None) -> Optional[pd.Series]:
         """The most accurate trained model at or under the budget (any trial, contracted included)."""
+        from expand.preflight import check_gflops
+
+        if budget_gflops is not None:
+            check_gflops(budget_gflops, "budget_gflops")
         t = self.trials
         t = t[(t.status == "ok") & t.top1_frac.notna()]
         if budget_gflops is not None:
@@ -175,6 +180,12 @@ class Run:
         """The spec a :meth:`model` call means, and the trial that trained it (None: never trained)."""
         if sum(x is not None for x in (step, budget, trial)) > 1:
             raise InputError("model: give at most one of step, budget and trial")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral)):
+            raise InputError(f"step: must be an integer (0 = the basis), got {step!r}")
+        if budget is not None:
+            from expand.preflight import check_gflops
+
+            check_gflops(budget, "budget")
         if trial is not None:
             rec = next((r for r in self._dir.read_trials().records if r.trial.trial_id == trial), None)
             if rec is None:

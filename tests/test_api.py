@@ -174,8 +174,8 @@ def test_python_api_overrides_are_checked_like_the_files_keys_before_anything_is
     (("random", 0, None), "trials: must be an integer >= 1, got 0"),
     (("random", "3", None), "trials: must be an integer >= 1, got '3'"),
     (("grid", 3, None), "method 'grid': must be one of random, tpe, compound"),
-    (("random", 3, float("nan")), "max_gflops: must be a finite number > 0 (or None), got nan"),
-    (("random", 3, -1.0), "max_gflops: must be a finite number > 0 (or None), got -1.0"),
+    (("random", 3, float("nan")), "max_gflops: must be a positive finite number, got nan"),
+    (("random", 3, -1.0), "max_gflops: must be a positive finite number, got -1.0"),
 ])
 def test_python_api_baseline_arguments_are_checked_before_anything_is_written(tmp_path, args, needle):
     """The CLI's parser checks --method/--trials/--max-gflops; from Python a bad one ran a baseline

@@ -122,6 +122,17 @@ def test_oracle_run_contracts_and_builds_fresh_networks(tmp_path):
     assert out.shape == (1, 10)
     with pytest.raises(InputError, match="kept no weights"):
         run.model()
+    # arguments named as Python names them; numpy's integers (a DataFrame's cells) are integers
+    assert run.spec(step=run.path.step.iloc[-1])[0] == run.spec(step=2)[0]
+    for call, message in ((lambda: run.model(step="1"), r"^step: must be an integer \(0 = the basis\), got '1'$"),
+                          (lambda: run.model(step=True), r"^step: must be an integer"),
+                          (lambda: run.best(float("nan")), r"^budget_gflops: must be a positive finite number"),
+                          (lambda: run.best(-1), r"^budget_gflops: must be a positive finite number, got -1$"),
+                          (lambda: run.model(budget=float("inf")), r"^budget: must be a positive finite number"),
+                          (lambda: run.contract(float("nan")), r"^gflops: must be a positive finite number, got nan$"),
+                          (lambda: run.contract(1e-9), r"^gflops 1e-09: impossible: the basis already needs")):
+        with pytest.raises(InputError, match=message):
+            call()
 
 
 def test_a_baseline_run_reads_the_same_way(tmp_path):
