@@ -174,6 +174,41 @@ def test_compare_refuses_a_run_given_twice_and_a_plot_it_cannot_write_before_rea
     assert [r["run"] for r in rows] == ["expansion: a/run", "expansion: b/run"]
 
 
+def test_compare_says_when_runs_did_not_train_alike(tmp_path, oracle_run, capsys):
+    import shutil
+
+    import yaml
+
+    for name in ("a", "b"):
+        shutil.copytree(oracle_run, tmp_path / name)
+    plot = ["--plot", str(tmp_path / "c.png")]
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json", *plot]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == []  # one experiment: nothing to say
+    config = yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())
+    config["schedule"]["epochs"] += 1
+    config["data"]["cache_format"] = "npy"  # how frames are stored is not how a model trains
+    (tmp_path / "b" / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), *plot]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: expansion: b trained unlike expansion: a (schedule.epochs): its top-1s are not "
+                     "comparable"]
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--format", "csv", *plot]) == 0
+    out, err = capsys.readouterr()
+    assert "note" not in out and err.startswith("note: expansion: b trained unlike")  # stdout: one CSV
+
+
+def test_a_calibration_in_compare_is_said_to_mix_schedule_lengths(tmp_path):
+    from expand.commands.baseline import _comparability_notes
+    from expand.config import load_experiment
+
+    exp = load_experiment(oracle_experiment(tmp_path))
+    notes = _comparability_notes(["expansion: s", "calibration: c"],
+                                 [{"kind": "expansion"}, {"kind": "calibration", "multipliers": [1.0, 2.0, 4.0]}],
+                                 [exp, exp])
+    assert notes == ["calibration: c trained each candidate at 1x, 2x, 4x the schedule: its column is the best "
+                     "over those lengths"]
+
+
 def test_best_under():
     pts = [(1.0, 0.2), (2.0, 0.5), (4.0, 0.4)]
     assert best_under(pts, 0.5) != best_under(pts, 0.5)  # nan: nothing fits

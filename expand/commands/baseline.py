@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 
 from expand.errors import InputError
 
@@ -44,6 +45,35 @@ def _names(paths: list[str]) -> list[str]:
     return [os.path.abspath(p) for p in paths]
 
 
+# how the frames are stored, not which: runs that differ only here trained alike
+_NOT_TRAINING = ("data.cache", "data.cache_format", "data.cache_quality")
+
+
+def _comparability_notes(labels: list[str], states: list[dict], exps: list) -> list[str]:
+    """Why a row's top-1 may not be comparable with the first run's: a table that mixes training
+    settings, or a calibration's several schedule lengths, reads as a contest it is not."""
+    from expand.api import diff_keys
+
+    def training(exp) -> dict:  # what a trial's top-1 depends on besides its model
+        d = exp.to_dict()
+        picked = {k: d[k] for k in ("data", "schedule")}
+        picked["trial"] = {k: d["trial"][k] for k in ("function", "options", "precise_bn_batches")}
+        return picked
+
+    notes, first = [], training(exps[0])
+    for label, state, exp in zip(labels[1:], states[1:], exps[1:]):
+        keys = [k for k in diff_keys(first, training(exp)) if not k.startswith(_NOT_TRAINING)]
+        if keys:
+            notes.append(f"{label} trained unlike {labels[0]} ({', '.join(keys[:6])}"
+                         f"{', ...' if len(keys) > 6 else ''}): its top-1s are not comparable")
+    for label, state in zip(labels, states):
+        if state.get("kind") == "calibration":
+            lengths = ", ".join(f"{m:g}x" for m in state.get("multipliers", []))
+            notes.append(f"{label} trained each candidate at {lengths} the schedule: its column is the best "
+                         "over those lengths")
+    return notes
+
+
 def _check_plot_path(plot: str) -> None:
     """Before any run is read: a --plot the figure can be written to (a .pdf goes beside it)."""
     from expand.fileio import make_folder
@@ -65,10 +95,11 @@ def compare_cmd(args: argparse.Namespace) -> int:
 
     if args.plot:
         _check_plot_path(args.plot)
-    runs = []
+    runs, exps = [], []
     for d in args.run_dirs:
-        run, state, _ = load_run(d)
+        run, state, exp = load_run(d)
         runs.append((run.path, state, run_points(run.path)))
+        exps.append(exp)
     twice = [p for i, (p, _, _) in enumerate(runs) if any(_same(p, q) for q, _, _ in runs[:i])]
     if twice:
         raise InputError(f"{twice[0]}: given twice; compare each run once")
@@ -80,19 +111,22 @@ def compare_cmd(args: argparse.Namespace) -> int:
         rows.append({"run": label, "path": path, "trials": int(spend["trials"]),
                      "device_hours": spend["device_hours"], "best": [best_under(points, b) for b in budgets]})
         curves[label] = points
+    notes = _comparability_notes([r["run"] for r in rows], [state for _, state, _ in runs], exps)
     plot = args.plot or os.path.join(os.path.dirname(os.path.abspath(runs[0][0])), "compare.png")
     plot_compare(curves, budgets, plot)
     fmt = "json" if args.json else args.format
     if fmt == "json":  # fractions, named so: best_top1_frac[i] is the best at budgets_gflops[i]
         print(json_line(clean_nans({"budgets_gflops": budgets, "plot": plot, "runs": [
             {"run": r["run"], "path": r["path"], "trials": r["trials"], "device_hours": r["device_hours"],
-             "best_top1_frac": r["best"]} for r in rows]})))
+             "best_top1_frac": r["best"]} for r in rows], "notes": notes})))
         return 0
     if fmt == "csv":
         columns = ["run", "trials", "device_hours", *[f"best_top1_frac_at_{b:.4g}" for b in budgets]]
         flat = [{"run": r["run"], "trials": r["trials"], "device_hours": r["device_hours"],
                  **dict(zip(columns[3:], r["best"]))} for r in rows]
         print(render(flat, columns, "csv"), end="")
+        for note in notes:  # stdout stays one CSV
+            print(f"note: {note}", file=sys.stderr)
         return 0
     headers = ["run", "trials", "device-hours", *[f"best top1 % @ {b:.4g} GF" for b in budgets]]
     shown = [{"run": r["run"], "trials": r["trials"], "device_hours": r["device_hours"],
@@ -102,4 +136,6 @@ def compare_cmd(args: argparse.Namespace) -> int:
     if fmt == "table":
         print(f"\nbest top1 % @ X: best val top-1 (in %) of a trained model at or under X GFLOPs (contracted "
               f"models included); trials count every attempt. plot: {plot} (and .pdf)")
+    for note in notes:
+        print(f"note: {note}")
     return 0
