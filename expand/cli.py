@@ -14,7 +14,7 @@ import sys
 import traceback
 from typing import Sequence
 
-from expand.cli_parsing import Numbers, Parser, positional, positive_float, positive_int, seed
+from expand.cli_parsing import Numbers, Parser, positional, positive_float, positive_int, seed, steps
 from expand.errors import DeviceBroken, DiskUnwritable, InputError, NodeLost, disk_error_in, disk_fix, disk_problem
 
 PROG = "x3d-expand"
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     positional(p, "experiment", EXPERIMENT_HELP)
     p.add_argument("--out", default=None, help="run folder (default results/<name>-<time>)")
     _add_runner(p, runners)
-    p.add_argument("--max-steps", type=positive_int, default=None, help="override search.max_steps")
+    p.add_argument("--max-steps", type=steps, default=None, help="override search.max_steps (1-100)")
     p.add_argument("--targets", action=Numbers, nargs="*", default=None, metavar="GFLOPS", spill_to="experiment",
                    help="override search.targets (each must be reachable in max_steps); "
                         "the flag alone: contract to no budget")

@@ -8,7 +8,7 @@ argument is parsed, not which arguments there are.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, NoReturn, Optional
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -58,15 +58,26 @@ positive_float = number(float)
 positive_int = number(int)
 
 
+def _checked_int(text: str, check: Callable[[Any], Optional[str]]) -> int:
+    value = number(int, positive=False)(text)
+    problem = check(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 def seed(text: str) -> int:
     """A seed every consumer takes (``expand.schema.MAX_SEED``), refused here rather than mid-run."""
     from expand.schema import seed_range
 
-    value = number(int, positive=False)(text)
-    problem = seed_range(value)
-    if problem:
-        raise argparse.ArgumentTypeError(problem)
-    return value
+    return _checked_int(text, seed_range)
+
+
+def steps(text: str) -> int:
+    """``--max-steps``, in the range ``search.max_steps`` takes (``expand.schema.MAX_STEPS``)."""
+    from expand.schema import step_count
+
+    return _checked_int(text, step_count)
 _SPILL = "_spilled_positionals"
 
 

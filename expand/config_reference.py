@@ -101,7 +101,7 @@ MEANINGS: dict[str, str] = {
     "resources.max_concurrent": "At most this many trials at once (null: as many as the resources allow).",
     "resources.ship_package": "Upload this checkout's `expand` package to the Ray cluster (for nodes that "
                               "have the dependencies but not the package).",
-    "search.max_steps": "Expansion steps after the basis (each trains one candidate per axis).",
+    "search.max_steps": "Expansion steps after the basis, 1-100 (each trains one candidate per axis).",
     "search.max_gflops": "Candidates above this many GFLOPs are skipped (null: no cap).",
     "search.targets": "GFLOP budgets to contract the path to at the end (paper §4); each must be reachable "
                       "in `max_steps`.",
@@ -148,7 +148,7 @@ MEANINGS: dict[str, str] = {
     "space.bounds.width": "[min, max] width factor.",
     "space.bounds.bottleneck": "[min, max] bottleneck factor.",
     "space.bounds.depth": "[min, max] depth factor.",
-    "space.step.flops_factor": "Each expansion aims at this x the parent's GFLOPs (the paper: 2).",
+    "space.step.flops_factor": "Each expansion aims at this x the parent's GFLOPs, in (1, 10] (the paper: 2).",
     "space.step.mode": "`nearest`: the grid value closest to the factor in log-FLOPs; `at_least`: the "
                        "smallest one that reaches it (the literal rule).",
     "space.step.tolerance": "`at_least` accepts values this fraction short of the factor.",

@@ -242,6 +242,14 @@ def seed_range(value: Any) -> str | None:
     return None if value is None or 0 <= value <= MAX_SEED else f"must be 0-{MAX_SEED}, got {value}"
 
 
+# X2D to X3D-XL is about ten 2x steps; 100 is room for any path and keeps factor**steps a float
+MAX_STEPS = 100
+
+
+def step_count(value: Any) -> str | None:
+    return None if value is None or 1 <= value <= MAX_STEPS else f"must be 1-{MAX_STEPS}, got {value}"
+
+
 def non_negative(value: Any) -> str | None:
     return None if value is None or value >= 0 else f"must be >= 0, got {value}"
 

@@ -1,9 +1,11 @@
 """The CLI's argparse on a parser of its own: usage errors are one line and exit 2, and a number
 list gives back the words after it to the positional (the CLI's own commands: tests/test_cli.py)."""
 
+import re
+
 import pytest
 
-from expand.cli_parsing import Numbers, Parser, number, positional, positive_int
+from expand.cli_parsing import Numbers, Parser, number, positional, positive_int, seed, steps
 
 
 def _parser() -> Parser:
@@ -49,3 +51,15 @@ def test_help_shows_the_positional_a_number_list_may_fill_as_required(capsys):
         _parser().parse_args(["--help"])
     usage = " ".join(capsys.readouterr().out.split("\n\n")[0].split())
     assert usage.endswith("NAMES [NAMES ...]") and "[NAMES [NAMES" not in usage
+
+
+@pytest.mark.parametrize("convert, text, error", [(steps, "0", "must be 1-100, got 0"),
+                                                  (steps, "101", "must be 1-100, got 101"),
+                                                  (seed, "-1", "must be 0-4294967295, got -1"),
+                                                  (steps, "2.5", "expected an integer, got '2.5'")])
+def test_steps_and_seeds_take_the_range_their_config_keys_take(convert, text, error):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(error)):
+        convert(text)
+    assert steps("100") == 100 and seed("4294967295") == 4294967295

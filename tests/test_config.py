@@ -60,3 +60,23 @@ def test_a_time_limit_is_a_positive_number_of_seconds_auto_or_null(value, messag
     d["trial"]["time_limit_s"], d["trial"]["time_limit_factor"] = "auto", 0.5
     with pytest.raises(ConfigError, match="trial.time_limit_factor: must be >= 1, got 0.5"):
         experiment_from_dict(d)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    (("search", "max_steps"), 0, "search.max_steps: must be 1-100, got 0"),
+    (("search", "max_steps"), 10**12, "search.max_steps: must be 1-100, got 1000000000000"),
+    (("search_space", "step", "flops_factor"), 1.0, "search_space.step.flops_factor: must be in (1, 10], got 1"),
+    (("search_space", "step", "flops_factor"), 1e308, "search_space.step.flops_factor: must be in (1, 10], got 1e+308"),
+])
+def test_steps_and_the_step_factor_are_bounded_so_the_reach_check_cannot_overflow(key, value, message):
+    """factor ** max_steps was an OverflowError (an internal error) for a huge factor or step count."""
+    from expand.config import experiment_from_dict, load_experiment
+
+    d = load_experiment(os.path.join(ROOT, "experiments", "oracle.yaml")).to_dict()
+    assert experiment_from_dict(d).search.max_steps == 4
+    where = d
+    for k in key[:-1]:
+        where = where[k]
+    where[key[-1]] = value
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        experiment_from_dict(d)

@@ -17,7 +17,7 @@ from expand.config.space import (AXES, SHIPPED_ROOT, Bounds, Grid, SearchSpace, 
                                  parse_search_space, resolve_search_space_path, resolve_shipped, selection_check)
 from expand.errors import ConfigError
 from expand.schema import (check_field, from_mapping, key_path, load_yaml, non_negative, positive, positive_range,
-                           seed_range, to_plain)
+                           seed_range, step_count, to_plain)
 from expand.search.runners import RUNNERS
 
 DEFAULT_TRIAL_FUNCTION = "expand.train:run_trial"
@@ -194,7 +194,7 @@ class ConfirmConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    max_steps: int = check_field(positive, 5)
+    max_steps: int = check_field(step_count, 5)
     max_gflops: Optional[float] = check_field(positive, None)
     targets: list[float] = field(default_factory=list)
     seed: int = check_field(seed_range, 0)

@@ -84,7 +84,8 @@ class StepRule:
     3 frames (2.77x), handing the coarse axes larger, unfair steps.
     """
 
-    flops_factor: float = check_field(lambda v: None if v > 1 else "must be > 1", 2.0)
+    # at most 10x a step (the paper's is 2x): past that a step is no longer one axis's small move
+    flops_factor: float = check_field(lambda v: None if 1 < v <= 10 else f"must be in (1, 10], got {v:g}", 2.0)
     mode: Literal["nearest", "at_least"] = "nearest"
     tolerance: float = check_field(lambda v: None if 0 <= v < 0.5 else "must be in [0, 0.5)", 0.0)
 

@@ -39,7 +39,7 @@ def test_shipped_search_spaces_load():
         ({"axes": ["fast", "colour"]}, r"axes: unknown axis 'colour'"),
         ({"axes": ["fast", "fast"]}, r"axes: an axis is listed twice"),
         ({"selection": "magic"}, r"selection: unknown rule 'magic'"),
-        ({"step": {"flops_factor": 1.0}}, r"step.flops_factor: must be > 1"),
+        ({"step": {"flops_factor": 1.0}}, r"step.flops_factor: must be in \(1, 10\], got 1"),
         ({"step": {"mode": "sometimes"}}, r"step.mode: must be one of"),
         ({"grid": {"crop": 6}}, r"grid.crop"),
         ({"bounds": {"frames": [8, 2]}}, r"bounds.frames: must be \[min, max\]"),
