@@ -63,9 +63,9 @@ MEANINGS: dict[str, str] = {
     "trial.function": "The trial function, `module:function` taking a TrialSpec and returning a TrialResult "
                       "(default: the trainer; `expand.search.oracle:run_oracle` trains nothing).",
     "trial.device": "`auto` (the first GPU Ray gave the trial, else the CPU), `cpu`, or `cuda:N`.",
-    "trial.workers": "DataLoader processes per trial; `auto`: the trial's CPUs less one.",
-    "trial.prefetch": "Batches loaded ahead in a thread when `workers` is 0.",
-    "trial.threads": "torch threads per trial (0: torch's default).",
+    "trial.workers": "DataLoader processes per trial, 0-256; `auto`: the trial's CPUs less one.",
+    "trial.prefetch": "Batches loaded ahead in a thread when `workers` is 0 (0-64).",
+    "trial.threads": "torch threads per trial, 0-256 (0: torch's default).",
     "trial.amp": "Mixed precision: `auto` (on CUDA: bf16 where the GPU supports it, else fp16; off on CPU), "
                  "`bf16`, `fp16` (with a grad scaler) or `off`.",
     "trial.channels_last": "Use `channels_last_3d` (about halves an X3D step on CPU; off under bf16 autocast "

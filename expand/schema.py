@@ -250,6 +250,16 @@ def step_count(value: Any) -> str | None:
     return None if value is None or 1 <= value <= MAX_STEPS else f"must be 1-{MAX_STEPS}, got {value}"
 
 
+def at_most(limit: int, why: str) -> Any:
+    """A check for a count 0..``limit``: more is a typo that harms the machine (``why``), not a setting."""
+    def check(value: Any) -> str | None:
+        if value is None or 0 <= value <= limit:
+            return None
+        return f"must be 0-{limit} ({why}), got {value}"
+
+    return check
+
+
 def non_negative(value: Any) -> str | None:
     return None if value is None or value >= 0 else f"must be >= 0, got {value}"
 

@@ -80,3 +80,18 @@ def test_steps_and_the_step_factor_are_bounded_so_the_reach_check_cannot_overflo
     where[key[-1]] = value
     with pytest.raises(ConfigError, match=re.escape(message)):
         experiment_from_dict(d)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("workers", 800, "trial.workers: must be 0-256 (loader processes), got 800"),
+    ("threads", 100000, "trial.threads: must be 0-256 (torch threads), got 100000"),
+    ("prefetch", 1000, "trial.prefetch: must be 0-64 (batches held in memory), got 1000"),
+])
+def test_a_typo_that_would_flood_the_machine_with_loaders_or_threads_is_refused(key, value, message):
+    from expand.config import experiment_from_dict, load_experiment
+
+    d = load_experiment(os.path.join(ROOT, "experiments", "oracle.yaml")).to_dict()
+    for fine in ("auto", 8, 0) if key == "workers" else (8, 0):
+        assert getattr(experiment_from_dict({**d, "trial": {**d["trial"], key: fine}}).trial, key) == fine
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        experiment_from_dict({**d, "trial": {**d["trial"], key: value}})

@@ -16,8 +16,8 @@ from typing import Any, Literal, Optional, Union
 from expand.config.space import (AXES, SHIPPED_ROOT, Bounds, Grid, SearchSpace, StepRule, load_search_space,
                                  parse_search_space, resolve_search_space_path, resolve_shipped, selection_check)
 from expand.errors import ConfigError
-from expand.schema import (check_field, from_mapping, key_path, load_yaml, non_negative, positive, positive_range,
-                           seed_range, step_count, to_plain)
+from expand.schema import (at_most, check_field, from_mapping, key_path, load_yaml, non_negative, positive,
+                           positive_range, seed_range, step_count, to_plain)
 from expand.search.runners import RUNNERS
 
 DEFAULT_TRIAL_FUNCTION = "expand.train:run_trial"
@@ -99,15 +99,22 @@ class ScheduleConfig:
         return self.base_lr * self.batch_size / self.base_batch_size
 
 
+_LOADER_PROCESSES = at_most(256, "loader processes")
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     function: str = DEFAULT_TRIAL_FUNCTION
     device: str = "auto"
     # DataLoader worker processes per trial; auto: the trial's CPUs (resources.cpus_per_trial) less
     # the one that runs the training loop, so a trial's loaders never oversubscribe what Ray gave it
-    workers: Union[int, Literal["auto"]] = check_field(lambda v: None if v == "auto" else non_negative(v), "auto")
-    prefetch: int = check_field(non_negative, 0)  # batches loaded ahead in a thread (workers 0; data/prefetch.py)
-    threads: int = check_field(non_negative, 0)
+    # the bounds: a typo (800 for 8) would start hundreds of processes that each import torch, or,
+    # for threads, crash the worker (torch 2.13 segfaults at exit with 100000 threads, measured)
+    workers: Union[int, Literal["auto"]] = check_field(
+        lambda v: None if v == "auto" else _LOADER_PROCESSES(v), "auto")
+    # batches loaded ahead in a thread (workers 0; data/prefetch.py)
+    prefetch: int = check_field(at_most(64, "batches held in memory"), 0)
+    threads: int = check_field(at_most(256, "torch threads"), 0)
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
     channels_last: bool = True
     compile: bool = False
