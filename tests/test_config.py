@@ -22,7 +22,7 @@ def test_loader_workers_auto_follow_the_trials_cpus():
     assert exp.trial.workers == "auto" and experiment_from_dict(exp.to_dict()).trial.workers == "auto"
     d = exp.to_dict()
     d["trial"]["workers"] = -1
-    with pytest.raises(ConfigError, match="trial.workers: must be >= 0"):
+    with pytest.raises(ConfigError, match=r"trial.workers: must be 0-256 \(loader processes\), got -1"):
         experiment_from_dict(d)
 
 
