@@ -154,7 +154,7 @@ def test_a_seed_flag_out_of_range_is_a_usage_error(tmp_path, capsys, argv):
 
 
 @pytest.mark.parametrize("overrides, needle", [
-    ({"max_steps": 0}, "overrides: search.max_steps: must be > 0, got 0"),
+    ({"max_steps": 0}, "overrides: search.max_steps: must be 1-100, got 0"),
     ({"seed": -1}, "overrides: search.seed: must be 0-4294967295"),
     ({"targets": 0.5}, "overrides: search.targets: expected a list, got 0.5"),
     ({"max_stepz": 2}, "overrides: search.max_stepz: unknown key"),
