@@ -245,8 +245,9 @@ def test_a_baseline_method_registered_in_the_table_runs_like_the_shipped_ones(tm
         assert (tmp_path / "b" / "optuna.journal").is_file()
     finally:
         METHODS.unregister("random7")
-    with pytest.raises(Exception, match="--method random7: must be one of random, tpe, compound"):
+    with pytest.raises(expand.InputError, match="method 'random7': must be one of random, tpe, compound"):
         expand.baseline(oracle_experiment(tmp_path, "e2.yaml"), "random7", 3, out=str(tmp_path / "c"), quiet=True)
+    assert not (tmp_path / "c").exists()  # refused before its folder is written
 
 
 def test_a_baseline_stopped_by_a_full_disk_with_its_journal_torn_resumes(tmp_path, capsys):
