@@ -308,7 +308,8 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
                         " close calls; search.confirm.max_extra_trials above 0 trains them again with new seeds." if unsure else ""))
     parts += partial_decisions(rows)
     if partial:
-        parts.append(f"note: {partial} incomplete line(s) at the end of trials.jsonl were ignored")
+        parts.append(f"note: {partial} unreadable line(s) in trials.jsonl ignored (a write cut short, or a "
+                     "damaged or edited file): their trials count as not run, and `resume` reruns them")
     return "\n".join(parts)
 
 

@@ -40,7 +40,26 @@ def test_show_reads_a_half_written_trials_file(run_dir, tmp_path, capsys):
     with open(copy / "trials.jsonl", "a") as fh:
         fh.write('{"trial_id": "s03-fast", "step": 3, "ax')
     assert main(["show", str(copy)]) == 0
-    assert "1 incomplete line(s)" in capsys.readouterr().out
+    assert "1 unreadable line(s) in trials.jsonl ignored" in capsys.readouterr().out
+
+
+def test_show_counts_a_damaged_line_in_the_middle_of_trials_jsonl_and_resume_reruns_its_trial(run_dir, tmp_path,
+                                                                                              capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    lines = (copy / "trials.jsonl").read_text().splitlines()
+    lost = json.loads(lines[2])["trial_id"]
+    lines[2] = '{"trial_id": 5}'  # valid JSON, not a trial record: an edit or a damaged block
+    (copy / "trials.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["show", str(copy)]) == 0
+    assert ("note: 1 unreadable line(s) in trials.jsonl ignored (a write cut short, or a damaged or edited "
+            "file): their trials count as not run, and `resume` reruns them") in capsys.readouterr().out
+    assert main(["resume", str(copy), "--quiet"]) == 0
+    ids = [json.loads(line).get("trial_id") for line in (copy / "trials.jsonl").read_text().splitlines()]
+    assert ids.count(lost) == 1 and ids[-1] == lost  # rerun once, at the end; nothing else retrained
+    assert len(ids) == len(lines) + 1
 
 
 def test_cost_adds_up_to_trial_seconds(run_dir):
