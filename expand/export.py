@@ -38,6 +38,7 @@ class ExportedModel:
     source: str
     format: str = "slowfast"
     command: str = ""  # how to train it there
+    data_note: str = ""  # SlowFast: the manifests written for it, or why its data path is a placeholder
 
 
 def check_expressible(spec: ArchSpec) -> None:
@@ -124,11 +125,16 @@ def read_slowfast_config(path: str) -> ArchSpec:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def slowfast_command(config_path: str, data_dir: Optional[str] = None, prefix: str = "") -> str:
+def slowfast_command(config_path: str, data_dir: Optional[str] = None, prefix: str = "",
+                     separator: str = " ") -> str:
     """The ``tools/run_net.py`` line that trains an exported config (SlowFast needs ``--opts``)."""
+    import shlex
+
     opts = [("DATA.PATH_TO_DATA_DIR", data_dir or "/path/to/folder/with/train.csv,val.csv,test.csv")]
     if prefix:
         opts.append(("DATA.PATH_PREFIX", prefix))
+    if separator != " ":  # yacs keeps a value it cannot literal_eval ("," "|" ";") as the string
+        opts.append(("DATA.PATH_LABEL_SEPARATOR", shlex.quote(separator)))
     opts += [("NUM_GPUS", str(RECIPE_GPUS)), ("TRAIN.BATCH_SIZE", str(RECIPE_BATCH)),
              ("OUTPUT_DIR", "/path/to/output")]
     return f"python tools/run_net.py --cfg {config_path} --opts " + " ".join(f"{k} {v}" for k, v in opts)
@@ -153,6 +159,54 @@ def slowfast_data_dir(exp: Any) -> tuple[Optional[str], str]:
     if not os.path.isfile(os.path.join(root, "test.csv")):
         return None, ""
     return root, root if not data.path_prefix else data.path_prefix
+
+
+# SlowFast splits each manifest line on DATA.PATH_LABEL_SEPARATOR and needs exactly two fields
+# (three read as path, name, label): the first of these that no path holds
+SEPARATORS = (" ", ",", "|", ";")
+
+
+@dataclass(frozen=True)
+class SlowFastData:
+    """Where SlowFast finds the run's videos: ``folder`` (train/val/test.csv), prefix and separator."""
+
+    folder: Optional[str]  # None: not known here (the placeholder path is printed)
+    prefix: str = ""
+    separator: str = " "
+    note: str = ""  # what was written, or why the placeholder stays
+
+
+def slowfast_data(exp: Any, write_to: str) -> SlowFastData:
+    """The run's dataset as SlowFast reads it: its own folder when it is already SlowFast's layout and
+    every line splits in two there; else manifests written to ``write_to`` from the splits the trials
+    read (whole, absolute paths, labels as the trials used; test.csv = val.csv, as ``data synth``)."""
+    from expand.data.manifest import load_split
+    from expand.errors import DataError
+
+    data = exp.data
+    if not data.root:  # a run without videos (the oracle): nothing to point at
+        return SlowFastData(None)
+    try:
+        splits = {"train": load_split(data, "train"), "val": load_split(data, "val")}
+    except (DataError, OSError) as exc:  # exported where the dataset is not: the user names it
+        return SlowFastData(None, note=f"the run's dataset is not readable here ({exc}): set "
+                                       "DATA.PATH_TO_DATA_DIR to a folder with its train.csv, val.csv, test.csv")
+    paths = [os.path.abspath(i.path) for items in splits.values() for i in items]
+    root, prefix = slowfast_data_dir(exp)
+    if root is not None and data.separator in SEPARATORS and not any(data.separator in p for p in paths):
+        return SlowFastData(root, prefix, data.separator)
+    separator = next((s for s in SEPARATORS if not any(s in p for p in paths)), None)
+    if separator is None:
+        return SlowFastData(None, note=f"every separator SlowFast could split on ({' '.join(map(repr, SEPARATORS))})"
+                                       " is in some video's path: write the manifests yourself")
+    from expand.fileio import atomic_write
+
+    for name, items in (("train", splits["train"]), ("val", splits["val"]), ("test", splits["val"])):
+        atomic_write(os.path.join(write_to, f"{name}.csv"),
+                     "".join(f"{os.path.abspath(i.path)}{separator}{i.label}\n" for i in items))
+    return SlowFastData(write_to, "", separator,
+                        note=f"SlowFast manifests written to {write_to} ({len(splits['train'])} train, "
+                             f"{len(splits['val'])} val videos; separator {separator!r})")
 
 
 def render_export(fmt: str, spec: ArchSpec, fps: float, jitter: tuple[float, float], notes: list[str],
@@ -261,11 +315,17 @@ def export_run(run_dir: str, step: Optional[int] = None, target_gflops: Optional
     notes = [f"run: {os.path.abspath(run.path)}", f"model: {spec.name}; {source}",
              f"{gflops:.4g} GFLOPs ({COUNTER_SHORT}, {spec.frames}x{spec.crop}^2), {params:,} params"]
     out = os.path.join(run.file("export"), name)
-    data_dir, prefix = slowfast_data_dir(exp)
-    command = {"slowfast": slowfast_command(out, data_dir, prefix),
-               "mmaction2": f"python tools/train.py {out}",
-               "pytorchvideo": f"create_x3d(**json.load(open('{out}'))['create_x3d'])"}[fmt]
+    data_note = ""
+    if fmt == "slowfast":
+        sf = slowfast_data(exp, os.path.join(run.file("export"), "slowfast_data"))
+        data_note = sf.note
+        command = slowfast_command(out, sf.folder, sf.prefix, sf.separator)
+    elif fmt == "mmaction2":
+        command = f"python tools/train.py {out}"
+    else:
+        command = f"create_x3d(**json.load(open('{out}'))['create_x3d'])"
+    notes += [data_note] if data_note else []
     text = render_export(fmt, spec, exp.data.fps, tuple(exp.data.jitter), notes, command)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     atomic_write(out, text)
-    return ExportedModel(out, spec, gflops, params, source, fmt, command)
+    return ExportedModel(out, spec, gflops, params, source, fmt, command, data_note)

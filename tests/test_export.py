@@ -125,6 +125,95 @@ def test_slowfast_export_names_a_synth_dataset_as_its_data_dir(tmp_path):
     assert slowfast_data_dir(Exp) == (None, "")
 
 
+def _folder_dataset(root, names):
+    for split in ("train", "val"):
+        for name in names:
+            (root / split / name).mkdir(parents=True)
+            for i in range(2):
+                (root / split / name / f"clip {i}, x.mp4").write_bytes(b"")  # listed, never decoded here
+
+
+def _slowfast_reads(folder, separator):
+    """Each split as SlowFast's Kinetics loader parses it: line.split(separator) must give path, label."""
+    out = {}
+    for split in ("train", "val", "test"):
+        rows = [line.split(separator) for line in (folder / f"{split}.csv").read_text().splitlines()]
+        assert all(len(r) == 2 for r in rows), rows
+        out[split] = [(p, int(label)) for p, label in rows]
+    return out
+
+
+def test_slowfast_export_writes_manifests_slowfast_can_split_for_a_folder_dataset(tmp_path):
+    """SlowFast reads only train/val/test.csv and splits each line on its separator into exactly two
+    fields: a folder dataset has no manifests, and these paths hold a space and a comma."""
+    from expand.config import DataConfig
+    from expand.data.manifest import load_split
+    from expand.export import slowfast_data
+
+    _folder_dataset(tmp_path / "d", ["play ball", "b,c"])
+
+    class Exp:
+        data = DataConfig(format="folder", root=str(tmp_path / "d"), train="train", val="val", num_classes=2)
+
+    sf = slowfast_data(Exp, str(tmp_path / "sf"))
+    assert (sf.folder, sf.prefix, sf.separator) == (str(tmp_path / "sf"), "", "|")
+    assert sf.note.startswith(f"SlowFast manifests written to {tmp_path / 'sf'} (4 train, 4 val videos")
+    read = _slowfast_reads(tmp_path / "sf", "|")
+    for split in ("train", "val"):  # the videos and labels the trials used
+        assert read[split] == [(i.path, i.label) for i in load_split(Exp.data, split)]
+    assert read["test"] == read["val"]
+
+
+def test_slowfast_export_rewrites_manifests_whose_paths_hold_their_separator(tmp_path):
+    from expand.config import DataConfig
+    from expand.export import slowfast_data
+
+    root = tmp_path / "d"
+    root.mkdir()
+    for name in ("train", "val", "test"):  # SlowFast's layout, but a path with a space in it
+        (root / f"{name}.csv").write_text("videos/a b.mp4 0\nvideos/c.mp4 1\n")
+
+    class Exp:
+        data = DataConfig(root=str(root), num_classes=2)
+
+    sf = slowfast_data(Exp, str(tmp_path / "sf"))
+    assert sf.folder == str(tmp_path / "sf") and sf.separator == ","  # " " splits 'videos/a b.mp4 0' in 3
+    assert _slowfast_reads(tmp_path / "sf", ",")["train"] == [(str(root / "videos" / "a b.mp4"), 0),
+                                                            (str(root / "videos" / "c.mp4"), 1)]
+    (root / "train.csv").write_text("videos/ab.mp4 0\nvideos/c.mp4 1\n")
+    for name in ("val", "test"):
+        (root / f"{name}.csv").write_text("videos/c.mp4 1\n")
+    assert slowfast_data(Exp, str(tmp_path / "sf2")) == type(sf)(str(root), str(root), " ")  # used as it is
+    assert not (tmp_path / "sf2").exists()
+
+    class Gone:
+        data = DataConfig(root=str(tmp_path / "elsewhere"), num_classes=2)
+
+    gone = slowfast_data(Gone, str(tmp_path / "sf3"))
+    assert gone.folder is None and "not readable here" in gone.note and not (tmp_path / "sf3").exists()
+
+
+def test_export_of_a_folder_dataset_run_prints_a_command_with_its_manifests(oracle_run, tmp_path, capsys):
+    import shlex
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(oracle_run, run)
+    _folder_dataset(tmp_path / "d", ["x y", "z"])
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"].update({"format": "folder", "root": str(tmp_path / "d"), "train": "train", "val": "val"})
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["export", str(run), "--step", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["data_note"].startswith(f"SlowFast manifests written to {run / 'export' / 'slowfast_data'}")
+    argv = shlex.split(out["train_command"])
+    opts = dict(zip(argv[argv.index("--opts") + 1::2], argv[argv.index("--opts") + 2::2]))
+    assert opts["DATA.PATH_TO_DATA_DIR"] == str(run / "export" / "slowfast_data")
+    assert opts["DATA.PATH_LABEL_SEPARATOR"] == "|"  # " " and "," are in the paths; yacs keeps "|" a string
+    assert len(_slowfast_reads(run / "export" / "slowfast_data", "|")["train"]) == 4
+    assert "SlowFast manifests written to" in open(out["path"]).read()  # the file says so too
+
+
 def test_flops_reads_a_slowfast_config_and_an_export_round_trips(oracle_run, tmp_path, capsys):
     cfg = {"MODEL": {"ARCH": "x3d", "NUM_CLASSES": 400}, "X3D": {"WIDTH_FACTOR": 2.0, "DEPTH_FACTOR": 2.2,
            "BOTTLENECK_FACTOR": 2.25}, "DATA": {"NUM_FRAMES": 16, "SAMPLING_RATE": 5, "TRAIN_CROP_SIZE": 224}}

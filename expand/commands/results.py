@@ -32,8 +32,10 @@ def export_cmd(args: argparse.Namespace) -> int:
     if args.json:
         print(json_line({"path": model.path, "format": model.format, "spec": model.spec.to_dict(),
                          "gflops": model.gflops, "params": model.params, "source": model.source,
-                         "train_command": model.command}))
+                         "train_command": model.command, "data_note": model.data_note}))
     else:
         print(f"{model.path}: {model.spec.name}, {model.gflops:.4g} GFLOPs, {model.params:,} params ({model.source})")
+        if model.data_note:
+            print(model.data_note)
         print(f"train it with:\n  {model.command}")
     return 0
