@@ -100,7 +100,7 @@ def test_resume_with_the_serial_runner_leaves_the_cluster_the_run_was_started_on
     from expand.cli import main
 
     run = tmp_path / "run"
-    assert main(["search", oracle_experiment(tmp_path), "--out", str(run), "--quiet"]) == 0
+    assert main(["search", oracle_experiment(tmp_path, search={"max_steps": 1}), "--out", str(run), "--quiet"]) == 0
     state = json.loads((run / "state.json").read_text())
     (run / "state.json").write_text(json.dumps({**state, "address": "auto"}))
     capsys.readouterr()
