@@ -210,8 +210,9 @@ def slowfast_data(exp: Any, write_to: str) -> SlowFastData:
 
 
 def render_export(fmt: str, spec: ArchSpec, fps: float, jitter: tuple[float, float], notes: list[str],
-                  command: str) -> str:
-    """The file's text in ``fmt``; ``notes`` say where the model came from."""
+                  command: str, data: Optional[tuple[str, str, str]] = None) -> str:
+    """The file's text in ``fmt``; ``notes`` say where the model came from; ``data``: the run's
+    manifests for mmaction2 (folder, prefix, separator; SlowFast's are in ``command``)."""
     import json
 
     from expand import interop
@@ -224,7 +225,7 @@ def render_export(fmt: str, spec: ArchSpec, fps: float, jitter: tuple[float, flo
                         "all GPUs together) for your machine.", *notes])
         return head + yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)
     if fmt == "mmaction2":
-        return interop.mmaction2_config(spec, fps, jitter) + "\n" + _header(notes)
+        return interop.mmaction2_config(spec, fps, jitter, data=data) + "\n" + _header(notes)
     if fmt == "pytorchvideo":
         return json.dumps({**interop.pytorchvideo_export(spec, fps), "notes": notes,
                            "usage": "from pytorchvideo.models.x3d import create_x3d; "
@@ -315,17 +316,18 @@ def export_run(run_dir: str, step: Optional[int] = None, target_gflops: Optional
     notes = [f"run: {os.path.abspath(run.path)}", f"model: {spec.name}; {source}",
              f"{gflops:.4g} GFLOPs ({COUNTER_SHORT}, {spec.frames}x{spec.crop}^2), {params:,} params"]
     out = os.path.join(run.file("export"), name)
-    data_note = ""
-    if fmt == "slowfast":
+    data_note, data = "", None
+    if fmt in ("slowfast", "mmaction2"):  # both read 'path label' lines split in exactly two
         sf = slowfast_data(exp, os.path.join(run.file("export"), "slowfast_data"))
-        data_note = sf.note
+        data_note, data = sf.note, (sf.folder, sf.prefix, sf.separator) if sf.folder else None
+    if fmt == "slowfast":
         command = slowfast_command(out, sf.folder, sf.prefix, sf.separator)
     elif fmt == "mmaction2":
         command = f"python tools/train.py {out}"
     else:
         command = f"create_x3d(**json.load(open('{out}'))['create_x3d'])"
     notes += [data_note] if data_note else []
-    text = render_export(fmt, spec, exp.data.fps, tuple(exp.data.jitter), notes, command)
+    text = render_export(fmt, spec, exp.data.fps, tuple(exp.data.jitter), notes, command, data)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     atomic_write(out, text)
     return ExportedModel(out, spec, gflops, params, source, fmt, command, data_note)

@@ -18,7 +18,8 @@ Neither library is imported here; the round-trip tests read the configs back.
 from __future__ import annotations
 
 import ast
-from typing import Any
+import os
+from typing import Any, Optional
 
 from expand.errors import SpecError
 from expand.presets import test_crop_for
@@ -71,18 +72,33 @@ def spec_from_pytorchvideo(export: dict[str, Any]) -> ArchSpec:
 
 # ------------------------------------------------------------------ mmaction2
 def mmaction2_config(spec: ArchSpec, fps: float = 30.0, jitter: tuple[float, float] = (1.143, 1.429),
-                     batch_size: int = 16, epochs: int = 300, lr: float = 0.1) -> str:
+                     batch_size: int = 16, epochs: int = 300, lr: float = 0.1,
+                     data: Optional[tuple[str, str, str]] = None) -> str:
     """An mmaction2 (1.x, mmengine) config for ``tools/train.py``: model, pipelines, schedule.
 
-    Paths are placeholders that fail loudly until filled; the schedule is the
-    X3D recipe (cosine, warm-up, SGD 0.9, wd 5e-5) at ``batch_size`` per GPU.
+    ``data``: (a folder with train.csv and val.csv, the path prefix, the separator) — the run's
+    videos as 'path label' lines, which mmaction2's VideoDataset splits on its ``delimiter`` into
+    exactly two fields, as SlowFast does; without it the paths are placeholders that fail loudly.
+    The schedule is the X3D recipe (cosine, warm-up, SGD 0.9, wd 5e-5) at ``batch_size`` per GPU.
     """
     _check(spec, MMACTION_FIXED, "mmaction2")
+    if data is not None:
+        folder, prefix, delimiter = data
+        data_lines = (f"# the run's videos, as the search read them: 'path{delimiter}label' lines in {folder}\n"
+                      f"data_root = {prefix!r}\ndata_root_val = {prefix!r}\n"
+                      f"ann_file_train = {os.path.join(folder, 'train.csv')!r}\n"
+                      f"ann_file_val = {os.path.join(folder, 'val.csv')!r}\n")
+    else:
+        delimiter = " "
+        data_lines = ("# REQUIRED: your data. Annotation files are 'path label' lines (the same as SlowFast's csv).\n"
+                      "data_root = 'REQUIRED/path/to/videos'\ndata_root_val = 'REQUIRED/path/to/videos'\n"
+                      "ann_file_train = 'REQUIRED/path/to/train.csv'\nann_file_val = 'REQUIRED/path/to/val.csv'\n")
     test_crop = test_crop_for(spec.crop)
     short = (int(round(spec.crop * jitter[0])), int(round(spec.crop * jitter[1])))
     gamma_w = spec.width / 2
+    set_paths = "" if data else " --cfg-options train_dataloader.dataset.ann_file=... (or edit the paths below)"
     return f'''# mmaction2 X3D config written by x3d-expand (mmaction2 1.x / mmengine); train it with
-#   python tools/train.py THIS_FILE --cfg-options train_dataloader.dataset.ann_file=... (or edit the paths below)
+#   python tools/train.py THIS_FILE{set_paths}
 # gamma_w is the paper's width factor: SlowFast's WIDTH_FACTOR {spec.width:g} / 2 = {gamma_w:g}.
 # model: {spec.name} ({spec.frames}x{spec.stride}, crop {spec.crop})
 default_scope = 'mmaction'
@@ -104,13 +120,8 @@ model = dict(
         std=[57.38, 57.38, 57.38],
         format_shape='NCTHW'))
 
-# REQUIRED: your data. Annotation files are 'path label' lines (the same as SlowFast's csv).
 dataset_type = 'VideoDataset'
-data_root = 'REQUIRED/path/to/videos'
-data_root_val = 'REQUIRED/path/to/videos'
-ann_file_train = 'REQUIRED/path/to/train.csv'
-ann_file_val = 'REQUIRED/path/to/val.csv'
-
+{data_lines}
 train_pipeline = [
     dict(type='DecordInit'),
     dict(type='SampleFrames', clip_len={spec.frames}, frame_interval={spec.stride}, num_clips=1, target_fps={int(round(fps))}),
@@ -134,12 +145,12 @@ train_dataloader = dict(
     batch_size={batch_size}, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type=dataset_type, ann_file=ann_file_train, data_prefix=dict(video=data_root),
-                 pipeline=train_pipeline))
+                 delimiter={delimiter!r}, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size={batch_size}, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type=dataset_type, ann_file=ann_file_val, data_prefix=dict(video=data_root_val),
-                 pipeline=val_pipeline, test_mode=True))
+                 delimiter={delimiter!r}, pipeline=val_pipeline, test_mode=True))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator

@@ -257,6 +257,35 @@ def test_mmaction2_export_converts_gamma_w_and_round_trips():
         assert spec_from_mmaction2(read_mmaction2_config(mmaction2_config(s))) == s
 
 
+def test_mmaction2_export_reads_the_runs_manifests_as_its_video_dataset_does(tmp_path):
+    """mmaction2's VideoDataset: line.strip().split(delimiter) into (filename, label), joined to
+    data_prefix['video']; the config points it at the manifests export wrote, with their separator."""
+    import os
+
+    from expand.config import DataConfig
+    from expand.data.manifest import load_split
+    from expand.export import slowfast_data
+    from expand.interop import mmaction2_config, read_mmaction2_config
+
+    _folder_dataset(tmp_path / "d", ["play ball", "b,c"])
+
+    class Exp:
+        data = DataConfig(format="folder", root=str(tmp_path / "d"), train="train", val="val", num_classes=2)
+
+    sf = slowfast_data(Exp, str(tmp_path / "sf"))
+    cfg = read_mmaction2_config(mmaction2_config(get_preset("X3D-M").spec, data=(sf.folder, sf.prefix, sf.separator)))
+    for split, loader in (("train", "train_dataloader"), ("val", "val_dataloader")):
+        dataset = cfg[loader]["dataset"]
+        assert dataset["ann_file"] == str(tmp_path / "sf" / f"{split}.csv") and dataset["delimiter"] == "|"
+        read = []
+        for line in open(dataset["ann_file"]).read().splitlines():
+            filename, label = line.strip().split(dataset["delimiter"])
+            read.append((os.path.join(dataset["data_prefix"]["video"], filename), int(label)))
+        assert read == [(i.path, i.label) for i in load_split(Exp.data, split)]
+    placeholder = read_mmaction2_config(mmaction2_config(get_preset("X3D-M").spec))
+    assert placeholder["train_dataloader"]["dataset"]["delimiter"] == " "
+
+
 def test_pytorchvideo_export_matches_create_x3d_arguments_and_round_trips(oracle_run, capsys):
     from expand.interop import pytorchvideo_export, spec_from_pytorchvideo
 
