@@ -83,8 +83,8 @@ MEANINGS: dict[str, str] = {
     "trial.time_limit_s": "Seconds one attempt may run before it is stopped and recorded `timeout` (Ray: its "
                           "worker is killed and restarted); `auto`: `time_limit_factor` times what this run's "
                           "finished trials took per GFLOP, at least `time_limit_min_s` (no limit until one has "
-                          "finished); null: no limit. Raise it and `resume --force` to retrain the trials it "
-                          "stopped.",
+                          "finished); null: no limit. At most 30 days. Raise it and `resume --force` to "
+                          "retrain the trials it stopped.",
     "trial.time_limit_factor": "With `time_limit_s: auto`: an attempt may run this many times the seconds its "
                                "GFLOPs took in this run's finished trials.",
     "trial.time_limit_min_s": "With `time_limit_s: auto`: no attempt's limit is shorter than this.",

@@ -260,6 +260,16 @@ def at_most(limit: int, why: str) -> Any:
     return check
 
 
+# A trial's time limit beyond 30 days is no limit, and past ~1e10 s a timer cannot be set at all
+MAX_TIME_LIMIT_S = 30 * 24 * 3600
+
+
+def time_limit(value: Any) -> str | None:
+    if value is None or 0 < value <= MAX_TIME_LIMIT_S:
+        return None
+    return f"must be > 0 and at most {MAX_TIME_LIMIT_S} s (30 days), got {value}"
+
+
 def non_negative(value: Any) -> str | None:
     return None if value is None or value >= 0 else f"must be >= 0, got {value}"
 

@@ -17,7 +17,7 @@ from expand.config.space import (AXES, SHIPPED_ROOT, Bounds, Grid, SearchSpace, 
                                  parse_search_space, resolve_search_space_path, resolve_shipped, selection_check)
 from expand.errors import ConfigError
 from expand.schema import (at_most, check_field, from_mapping, key_path, load_yaml, non_negative, positive,
-                           positive_range, seed_range, step_count, to_plain)
+                           positive_range, seed_range, step_count, time_limit, to_plain)
 from expand.search.runners import RUNNERS
 
 DEFAULT_TRIAL_FUNCTION = "expand.train:run_trial"
@@ -139,9 +139,9 @@ class TrialConfig:
     # run's finished trials took per GFLOP, at least time_limit_min_s (expand/search/time_limits.py;
     # no limit until a trial has finished). null: no limit
     time_limit_s: Union[float, Literal["auto"], None] = check_field(
-        lambda v: None if v == "auto" else positive(v), None)
+        lambda v: None if v == "auto" else time_limit(v), None)
     time_limit_factor: float = check_field(lambda v: None if v >= 1 else f"must be >= 1, got {v}", 4.0)
-    time_limit_min_s: float = check_field(positive, 900.0)
+    time_limit_min_s: float = check_field(time_limit, 900.0)
     # save a snapshot of the training (weights, optimizer, grad scaler, RNGs, place in the data order)
     # to RUN/trials/<id>/snapshot.pt at most this often, at a step's end; the trial's next attempt
     # (after Ctrl-C and resume, a worker crash, a time limit) carries on from it and ends with the

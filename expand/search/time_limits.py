@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
+from expand.schema import MAX_TIME_LIMIT_S
 from expand.search.trial import TrialResult, TrialSpec
 
 
@@ -77,7 +78,8 @@ class TimeLimits:
         if rate is None:
             return None
         assert self.factor is not None
-        return max(self.min_s, float(round(self.factor * rate * trial.gflops)))  # whole seconds: readable
+        limit = min(self.factor * rate * trial.gflops, MAX_TIME_LIMIT_S)  # a huge factor stays a number
+        return min(max(self.min_s, float(round(limit))), MAX_TIME_LIMIT_S)  # whole seconds: readable
 
     def stamp(self, result: TrialResult) -> TrialResult:
         """Record the policy a ``timeout`` ran under, for :meth:`cut_short` on a later resume."""

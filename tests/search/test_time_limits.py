@@ -42,6 +42,26 @@ def test_auto_is_the_factor_times_the_runs_seconds_per_gflop_with_a_floor():
     assert TimeLimits().for_trial(_trial(6.0), finished) is None
 
 
+def test_an_auto_limit_is_at_most_30_days_however_large_the_factor():
+    """A limit past ~1e10 s cannot be set as a timer (the trial failed: OverflowError); 1e308 x a rate is inf."""
+    finished = [(1.0, _ok(10.0))]
+    assert TimeLimits(factor=1e308, min_s=1.0).for_trial(_trial(6.0), finished) == 30 * 24 * 3600
+    assert TimeLimits(factor=4.0, min_s=1.0).for_trial(_trial(6.0), finished) == 240.0
+
+
+@pytest.mark.parametrize("key", ["time_limit_s", "time_limit_min_s"])
+def test_a_time_limit_over_30_days_is_refused_in_the_file(key):
+    from expand.config import load_experiment, experiment_from_dict
+    from expand.errors import ConfigError
+
+    d = load_experiment("oracle").to_dict()
+    d["trial"][key] = 30 * 24 * 3600
+    assert getattr(experiment_from_dict(d).trial, key) == 30 * 24 * 3600
+    d["trial"][key] = 1e308
+    with pytest.raises(ConfigError, match=rf"trial.{key}: must be > 0 and at most 2592000 s \(30 days\), got 1e\+308"):
+        experiment_from_dict(d)
+
+
 def test_a_timeout_under_auto_records_the_factor_and_says_so():
     auto = TimeLimits(factor=4.0, min_s=900.0)
     stopped = auto.stamp(TrialResult("t", "timeout", error="stopped after 960 s: trial.time_limit_s is 960",
