@@ -33,9 +33,9 @@ MEANINGS: dict[str, str] = {
     "data.test_crop_ratio": "Validation crop = train crop x this (1.0: the train crop, as the search counts FLOPs).",
     "data.mean": "Per-channel mean subtracted from frames in [0, 1] (SlowFast's `DATA.MEAN`).",
     "data.std": "Per-channel std frames are divided by (SlowFast's `DATA.STD`).",
-    "data.val_clips": "Clips per validation video, averaged (1: the centre clip).",
+    "data.val_clips": "Clips per validation video, averaged, 1-100 (1: the centre clip).",
     "data.train_clips_per_video": "Random clips drawn from each training video per epoch (more distinct clips "
-                                  "from a small set of long videos).",
+                                  "from a small set of long videos), 1-100.",
     "data.val_crops": "Spatial crops per validation clip: 1 (centre) or 3.",
     "data.cache": "Frame cache folder: `auto` (`<root>/.x3d-frame-cache`), a path (relative to the experiment "
                   "file, like `data.root`), or `off` (decode videos in "
@@ -48,7 +48,7 @@ MEANINGS: dict[str, str] = {
     "data.subset_seed": "Seed of the `max_*_videos` subsets and of the minival (0-4294967295).",
     "data.minival": "Videos carved from the training split (stratified, never trained on) to *select* with; "
                     "the validation split then only reports. null: select on the validation split.",
-    "schedule.epochs": "Epochs each trial trains (the short schedule every candidate gets).",
+    "schedule.epochs": "Epochs each trial trains, at most 10000 (the short schedule every candidate gets).",
     "schedule.iterations": "Train steps instead of epochs (null: use `epochs`).",
     "schedule.batch_size": "Clips per step per trial (halved per OOM with `retries.oom_halve_batch`).",
     "schedule.base_lr": "Learning rate for `base_batch_size` clips; the trial's is scaled linearly to its batch.",

@@ -250,12 +250,14 @@ def step_count(value: Any) -> str | None:
     return None if value is None or 1 <= value <= MAX_STEPS else f"must be 1-{MAX_STEPS}, got {value}"
 
 
-def at_most(limit: int, why: str) -> Any:
-    """A check for a count 0..``limit``: more is a typo that harms the machine (``why``), not a setting."""
+def at_most(limit: float, why: str, low: float = 0, low_open: bool = False) -> Any:
+    """A check for a value ``low``..``limit``: more is a typo that harms the machine or the run
+    (``why``), not a setting. ``low_open``: ``low`` itself is refused (> 0 rather than >= 0)."""
     def check(value: Any) -> str | None:
-        if value is None or 0 <= value <= limit:
+        if value is None or ((value > low if low_open else value >= low) and value <= limit):
             return None
-        return f"must be 0-{limit} ({why}), got {value}"
+        span = f"> {low:g} and at most {limit:g}" if low_open else f"{low:g}-{limit:g}"
+        return f"must be {span} ({why}), got {value}"
 
     return check
 

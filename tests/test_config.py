@@ -95,3 +95,19 @@ def test_a_typo_that_would_flood_the_machine_with_loaders_or_threads_is_refused(
         assert getattr(experiment_from_dict({**d, "trial": {**d["trial"], key: fine}}).trial, key) == fine
     with pytest.raises(ConfigError, match=re.escape(message)):
         experiment_from_dict({**d, "trial": {**d["trial"], key: value}})
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("schedule", "epochs", 1e308, "schedule.epochs: must be > 0 and at most 10000 (a trial's epochs), got 1e+308"),
+    ("data", "val_clips", 1000000, "data.val_clips: must be 1-100 (clips per video), got 1000000"),
+    ("data", "train_clips_per_video", 10**9, "data.train_clips_per_video: must be 1-100 (clips per video), got"),
+])
+def test_a_typo_that_would_overflow_or_multiply_the_data_is_refused(section, key, value, message):
+    """epochs 1e308 failed every trial (OverflowError); 1e9 clips per video was recorded as an OOM
+    (a 2.5 TB allocation) and retried with half the batch."""
+    from expand.config import experiment_from_dict, load_experiment
+
+    d = load_experiment(os.path.join(ROOT, "experiments", "synthetic_tiny.yaml")).to_dict()
+    assert experiment_from_dict({**d, section: {**d[section], key: 2}}) is not None
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        experiment_from_dict({**d, section: {**d[section], key: value}})

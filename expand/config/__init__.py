@@ -55,10 +55,11 @@ class DataConfig:
     test_crop_ratio: float = check_field(positive, 1.0)
     mean: list[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
     std: list[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
-    val_clips: int = check_field(positive, 1)
+    # the bounds here and below: a typo (1000000 for 10) must not decode a dataset a million times
+    val_clips: int = check_field(at_most(100, "clips per video", low=1), 1)
     # Random clips drawn from each training video per epoch: a small dataset of
     # long videos gives more distinct clips without more files (default 1).
-    train_clips_per_video: int = check_field(positive, 1)
+    train_clips_per_video: int = check_field(at_most(100, "clips per video", low=1), 1)
     val_crops: Literal[1, 3] = 1
     cache: str = "auto"
     # how the cache stores frames (expand/data/store.py; chosen by benchmarks/data_scale.py):
@@ -80,7 +81,7 @@ class DataConfig:
 class ScheduleConfig:
     """The short schedule every candidate gets (scaled-down SlowFast X3D recipe)."""
 
-    epochs: float = check_field(positive, 10.0)
+    epochs: float = check_field(at_most(10000, "a trial's epochs", low_open=True), 10.0)
     iterations: Optional[int] = check_field(positive, None)
     batch_size: int = check_field(positive, 16)
     base_lr: float = check_field(positive, 0.1)
