@@ -26,13 +26,13 @@ MEANINGS: dict[str, str] = {
     "data.separator": "Column separator of the manifests (SlowFast's `DATA.PATH_LABEL_SEPARATOR`).",
     "data.path_prefix": "Prefix joined to every manifest path (SlowFast's `DATA.PATH_PREFIX`).",
     "data.num_classes": "Classes; labels must be below it. Sets the network's output width.",
-    "data.fps": "Frame rate clips are sampled at: `stride` counts frames at this rate (30 in X3D).",
+    "data.fps": "Frame rate clips are sampled at: `stride` counts frames at this rate (30 in X3D; at most 1000).",
     "data.hflip": "Random horizontal flips in training.",
     "data.jitter": "Training scale jitter: the short side is resized to [min, max] x the crop, then cropped "
-                   "(X3D: 256-320 px for a 224 crop).",
-    "data.test_crop_ratio": "Validation crop = train crop x this (1.0: the train crop, as the search counts FLOPs).",
+                   "(X3D: 256-320 px for a 224 crop); max at most 8.",
+    "data.test_crop_ratio": "Validation crop = train crop x this (1.0: the train crop, as the search counts FLOPs; at most 8).",
     "data.mean": "Per-channel mean subtracted from frames in [0, 1] (SlowFast's `DATA.MEAN`).",
-    "data.std": "Per-channel std frames are divided by (SlowFast's `DATA.STD`).",
+    "data.std": "Per-channel std frames are divided by (SlowFast's `DATA.STD`); each > 0.",
     "data.val_clips": "Clips per validation video, averaged, 1-100 (1: the centre clip).",
     "data.train_clips_per_video": "Random clips drawn from each training video per epoch (more distinct clips "
                                   "from a small set of long videos), 1-100.",

@@ -222,15 +222,23 @@ def positive(value: Any) -> str | None:
     return None if value is None or value > 0 else f"must be > 0, got {value}"
 
 
-def positive_range(value: Any) -> str | None:
-    """A ``[min, max]`` pair with 0 < min <= max (None: unset)."""
+def positive_range(value: Any, limit: float = math.inf, why: str = "") -> str | None:
+    """A ``[min, max]`` pair with 0 < min <= max <= ``limit`` (None: unset)."""
     if value is None:
         return None
     if len(value) != 2 or value[0] > value[1]:
         return f"must be [min, max] with min <= max, got {value}"
     if value[0] <= 0:
         return f"minimum must be > 0, got {value[0]}"
+    if value[1] > limit:
+        return f"maximum must be at most {limit:g} ({why}), got {value[1]}"
     return None
+
+
+def positive_values(value: Any) -> str | None:
+    """A list of values each > 0 (a per-channel std: 0 divides a frame by zero)."""
+    bad = [v for v in value or [] if not v > 0]
+    return f"every value must be > 0, got {bad[0]}" if bad else None
 
 
 # The largest seed every consumer takes: numpy's RandomState (Optuna's samplers) refuses 2**32 and

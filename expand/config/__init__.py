@@ -17,7 +17,7 @@ from expand.config.space import (AXES, SHIPPED_ROOT, Bounds, Grid, SearchSpace, 
                                  parse_search_space, resolve_search_space_path, resolve_shipped, selection_check)
 from expand.errors import ConfigError
 from expand.schema import (at_most, check_field, from_mapping, key_path, load_yaml, non_negative, positive,
-                           positive_range, seed_range, step_count, time_limit, to_plain)
+                           positive_range, positive_values, seed_range, step_count, time_limit, to_plain)
 from expand.search.runners import RUNNERS
 
 DEFAULT_TRIAL_FUNCTION = "expand.train:run_trial"
@@ -49,12 +49,14 @@ class DataConfig:
     separator: str = " "
     path_prefix: str = ""
     num_classes: int = check_field(positive, 400)
-    fps: float = check_field(positive, 30.0)
+    # the bounds below: a typo (1e308) overflowed a resize or hung the clip sampler, not a config error
+    fps: float = check_field(at_most(1000, "frames per second", low_open=True), 30.0)
     hflip: bool = True
-    jitter: list[float] = check_field(positive_range, default_factory=lambda: [1.143, 1.429])
-    test_crop_ratio: float = check_field(positive, 1.0)
+    jitter: list[float] = check_field(lambda v: positive_range(v, 8, "x the crop"),
+                                      default_factory=lambda: [1.143, 1.429])
+    test_crop_ratio: float = check_field(at_most(8, "x the train crop", low_open=True), 1.0)
     mean: list[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
-    std: list[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
+    std: list[float] = check_field(positive_values, default_factory=lambda: [0.225, 0.225, 0.225])
     # the bounds here and below: a typo (1000000 for 10) must not decode a dataset a million times
     val_clips: int = check_field(at_most(100, "clips per video", low=1), 1)
     # Random clips drawn from each training video per epoch: a small dataset of
