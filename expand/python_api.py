@@ -8,6 +8,7 @@ written) and can be resumed from either side.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from expand.errors import InputError
@@ -19,6 +20,16 @@ if TYPE_CHECKING:
     from expand.spec import ArchSpec
 
 
+def _check_paths(call: str, address: Any = None, **paths: Any) -> None:
+    """A wrong type (``out=123``) is an InputError naming the argument, as a bad value is, not a
+    TypeError from deep inside; ``pathlib.Path`` is as good as a string."""
+    for name, value in paths.items():
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise InputError(f"{call}: {name} must be a path (str or pathlib.Path), got {type(value).__name__}")
+    if address is not None and not isinstance(address, str):
+        raise InputError(f"{call}: address must be a str (host:port or 'auto'), got {type(address).__name__}")
+
+
 def search(experiment: str, out: Optional[str] = None, address: Optional[str] = None, quiet: bool = False,
            **overrides: Any) -> "Run":
     """Run the expansion search of ``experiment`` (a file, or a shipped experiment's name).
@@ -28,6 +39,7 @@ def search(experiment: str, out: Optional[str] = None, address: Optional[str] = 
     """
     from expand import api
 
+    _check_paths("search", address, experiment=experiment, out=out)
     run, _ = api.start_search(experiment, out=out, address=address, quiet=quiet, **overrides)
     return _finished(run, quiet)
 
@@ -37,6 +49,7 @@ def resume(path: str, force: bool = False, runner: Optional[str] = None, address
     """Continue a run (finished trials of the same model are never retrained)."""
     from expand import api
 
+    _check_paths("resume", address, path=path)
     run, _ = api.resume(path, force=force, runner=runner, address=address, quiet=quiet)
     return _finished(run, quiet)
 
@@ -47,6 +60,7 @@ def baseline(experiment: str, method: str, trials: int, max_gflops: Optional[flo
     """A baseline search (``expand.baselines.METHODS``: random, tpe, compound, or one you registered)."""
     from expand import api
 
+    _check_paths("baseline", address, experiment=experiment, out=out)
     run, _ = api.start_baseline(experiment, method, trials, max_gflops, out=out, address=address, quiet=quiet,
                                 **overrides)
     return _finished(run, quiet)

@@ -1,6 +1,7 @@
 """Bad input, as a new user and a hostile tester would type it: one line, exit 2, nothing written."""
 
 import os
+import re
 import time
 
 import pytest
@@ -188,6 +189,34 @@ def test_python_api_baseline_arguments_are_checked_before_anything_is_written(tm
         expand.baseline(oracle_experiment(tmp_path), method, trials, max_gflops, out=str(tmp_path / "run"),
                         quiet=True)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("call, kwargs, needle", [
+    ("search", {"out": 123}, "search: out must be a path (str or pathlib.Path), got int"),
+    ("search", {"address": 6379}, "search: address must be a str (host:port or 'auto'), got int"),
+    ("baseline", {"out": ["x"]}, "baseline: out must be a path (str or pathlib.Path), got list"),
+])
+def test_python_api_wrong_argument_types_are_input_errors_before_anything_is_written(tmp_path, call, kwargs,
+                                                                                      needle):
+    """out=123 raised "TypeError: expected str, bytes or os.PathLike object" from os.path, after
+    the experiment was loaded."""
+    import expand
+    from expand.errors import InputError
+
+    args = ("random", 2) if call == "baseline" else ()
+    with pytest.raises(InputError, match="^" + re.escape(needle) + "$"):
+        getattr(expand, call)(oracle_experiment(tmp_path), *args, quiet=True, **kwargs)
+    with pytest.raises(InputError, match="^resume: path must be a path"):
+        expand.resume(7)
+    assert os.listdir(tmp_path) == ["exp.yaml"]
+
+
+def test_python_api_takes_pathlib_paths(tmp_path):
+    import expand
+
+    run = expand.search(tmp_path / oracle_experiment(tmp_path), out=tmp_path / "run", quiet=True, max_steps=1)
+    assert run.folder == str(tmp_path / "run") and len(run.trials) > 0 and run.status == "finished"
+    assert expand.resume(tmp_path / "run", quiet=True).folder == str(tmp_path / "run")
 
 
 def test_python_api_overrides_replace_only_what_they_name(tmp_path):
