@@ -49,8 +49,8 @@ MEANINGS: dict[str, str] = {
     "data.minival": "Videos carved from the training split (stratified, never trained on) to *select* with; "
                     "the validation split then only reports. null: select on the validation split.",
     "schedule.epochs": "Epochs each trial trains, at most 10000 (the short schedule every candidate gets).",
-    "schedule.iterations": "Train steps instead of epochs (null: use `epochs`).",
-    "schedule.batch_size": "Clips per step per trial (halved per OOM with `retries.oom_halve_batch`).",
+    "schedule.iterations": "Train steps instead of epochs (null: use `epochs`); at most 100000000.",
+    "schedule.batch_size": "Clips per step per trial, 1-4096 (halved per OOM with `retries.oom_halve_batch`).",
     "schedule.base_lr": "Learning rate for `base_batch_size` clips; the trial's is scaled linearly to its batch.",
     "schedule.base_batch_size": "The batch `base_lr` is given for (X3D: 0.1 for 128 clips, SlowFast's X3D_M.yaml).",
     "schedule.momentum": "SGD momentum.",

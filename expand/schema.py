@@ -258,13 +258,18 @@ def step_count(value: Any) -> str | None:
     return None if value is None or 1 <= value <= MAX_STEPS else f"must be 1-{MAX_STEPS}, got {value}"
 
 
+def _number(x: float) -> str:
+    """100000000, not 1e+08: the bound as a user would type it."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
 def at_most(limit: float, why: str, low: float = 0, low_open: bool = False) -> Any:
     """A check for a value ``low``..``limit``: more is a typo that harms the machine or the run
     (``why``), not a setting. ``low_open``: ``low`` itself is refused (> 0 rather than >= 0)."""
     def check(value: Any) -> str | None:
         if value is None or ((value > low if low_open else value >= low) and value <= limit):
             return None
-        span = f"> {low:g} and at most {limit:g}" if low_open else f"{low:g}-{limit:g}"
+        span = f"> {_number(low)} and at most {_number(limit)}" if low_open else f"{_number(low)}-{_number(limit)}"
         return f"must be {span} ({why}), got {value}"
 
     return check

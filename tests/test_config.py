@@ -101,14 +101,16 @@ def test_a_typo_that_would_flood_the_machine_with_loaders_or_threads_is_refused(
     ("schedule", "epochs", 1e308, "schedule.epochs: must be > 0 and at most 10000 (a trial's epochs), got 1e+308"),
     ("data", "val_clips", 1000000, "data.val_clips: must be 1-100 (clips per video), got 1000000"),
     ("data", "train_clips_per_video", 10**9, "data.train_clips_per_video: must be 1-100 (clips per video), got"),
+    ("schedule", "batch_size", 10**9, "schedule.batch_size: must be 1-4096 (clips per step on one device), got"),
+    ("schedule", "iterations", 10**12, "schedule.iterations: must be 1-100000000 (a trial's train steps), got"),
     ("data", "fps", 1e308, "data.fps: must be > 0 and at most 1000 (frames per second), got 1e+308"),
     ("data", "test_crop_ratio", 1e308, "data.test_crop_ratio: must be > 0 and at most 8 (x the train crop), got"),
     ("data", "jitter", [1.0, 1e308], "data.jitter: maximum must be at most 8 (x the crop), got 1e+308"),
     ("data", "std", [0.2, 0.0, 0.2], "data.std: every value must be > 0, got 0.0"),
 ])
 def test_a_typo_that_would_overflow_or_multiply_the_data_is_refused(section, key, value, message):
-    """epochs 1e308 failed every trial (OverflowError); 1e9 clips per video was recorded as an OOM
-    (a 2.5 TB allocation) and retried with half the batch; fps 1e308 hung the clip sampler, a crop
+    """epochs 1e308 failed every trial (OverflowError); 1e9 clips per video (or per batch) was recorded
+    as an OOM (a 2.5 TB allocation) and retried with half the batch; fps 1e308 hung the clip sampler, a crop
     ratio or jitter of 1e308 stopped the command with an internal OverflowError; std 0 divided
     every frame by zero and the trial "diverged"."""
     from expand.config import experiment_from_dict, load_experiment

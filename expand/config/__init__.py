@@ -84,8 +84,9 @@ class ScheduleConfig:
     """The short schedule every candidate gets (scaled-down SlowFast X3D recipe)."""
 
     epochs: float = check_field(at_most(10000, "a trial's epochs", low_open=True), 10.0)
-    iterations: Optional[int] = check_field(positive, None)
-    batch_size: int = check_field(positive, 16)
+    iterations: Optional[int] = check_field(at_most(10**8, "a trial's train steps", low=1), None)
+    # more is a typo: its first batch fails to allocate, is recorded as an OOM and halved retry by retry
+    batch_size: int = check_field(at_most(4096, "clips per step on one device", low=1), 16)
     base_lr: float = check_field(positive, 0.1)
     base_batch_size: int = check_field(positive, 128)
     momentum: float = check_field(non_negative, 0.9)
