@@ -142,7 +142,8 @@ MEANINGS: dict[str, str] = {
     "space.grid.width": "Resolution of width factors.",
     "space.grid.bottleneck": "Resolution of bottleneck factors.",
     "space.grid.depth": "Resolution of depth factors.",
-    "space.bounds.frames": "[min, max] frames; expansions beyond are skipped.",
+    "space.bounds.frames": "[min, max] frames; expansions beyond are skipped. Each max is at most the "
+                           "ceiling of `expand.spec.CEILINGS` (frames/stride 256, crop 1024, factors 16).",
     "space.bounds.stride": "[min, max] stride.",
     "space.bounds.crop": "[min, max] crop in pixels.",
     "space.bounds.width": "[min, max] width factor.",

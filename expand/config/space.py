@@ -17,7 +17,7 @@ from expand.errors import ConfigError, SpecError
 from expand.schema import check_field, from_mapping, key_path, load_yaml, positive, positive_range, to_plain
 from expand.search.axes import AXES as AXIS_TABLE
 from expand.search.select import RULES
-from expand.spec import FACTORS, ArchSpec
+from expand.spec import CEILINGS, FACTORS, ArchSpec
 
 # The paper's six axes, the default of every search space (the table itself is AXIS_TABLE).
 AXES: tuple[str, ...] = AXIS_TABLE.names()
@@ -55,16 +55,23 @@ class Grid:
     depth: float = check_field(positive, 0.1)
 
 
+def _bound(factor: str, default: list[float]) -> Any:
+    """A factor's [min, max], max at most its ArchSpec ceiling: past it (a typo, 1e308) a search
+    would stop with an internal error the step its expansion crossed it, not at its start."""
+    why = "no X3D model needs more; expand.spec.CEILINGS"
+    return check_field(lambda v: positive_range(v, CEILINGS[factor], why), default_factory=lambda: list(default))
+
+
 @dataclass(frozen=True)
 class Bounds:
     """Inclusive [min, max] of each factor; expansions beyond them are skipped."""
 
-    frames: list[float] = check_field(positive_range, default_factory=lambda: [1, 32])
-    stride: list[float] = check_field(positive_range, default_factory=lambda: [1, 64])
-    crop: list[float] = check_field(positive_range, default_factory=lambda: [32, 448])
-    width: list[float] = check_field(positive_range, default_factory=lambda: [0.1, 8.0])
-    bottleneck: list[float] = check_field(positive_range, default_factory=lambda: [0.1, 8.0])
-    depth: list[float] = check_field(positive_range, default_factory=lambda: [0.1, 10.0])
+    frames: list[float] = _bound("frames", [1, 32])
+    stride: list[float] = _bound("stride", [1, 64])
+    crop: list[float] = _bound("crop", [32, 448])
+    width: list[float] = _bound("width", [0.1, 8.0])
+    bottleneck: list[float] = _bound("bottleneck", [0.1, 8.0])
+    depth: list[float] = _bound("depth", [0.1, 10.0])
 
     def of(self, factor: str) -> tuple[float, float]:
         lo, hi = getattr(self, factor)

@@ -44,6 +44,9 @@ def test_shipped_search_spaces_load():
         ({"grid": {"crop": 6}}, r"grid.crop"),
         ({"bounds": {"frames": [8, 2]}}, r"bounds.frames: must be \[min, max\]"),
         ({"bounds": {"frames": [0, 2]}}, r"bounds.frames: minimum must be > 0, got 0"),
+        # past a ceiling the search stopped with a SpecError the step an expansion crossed it
+        ({"bounds": {"crop": [32, 1e308]}}, r"bounds.crop: maximum must be at most 1024 \(no X3D model needs more"),
+        ({"bounds": {"frames": [1, 300]}}, r"bounds.frames: maximum must be at most 256 \(no X3D"),
         ({"colour": 1}, r"colour: unknown key"),
     ],
 )
