@@ -23,7 +23,7 @@ MEANINGS: dict[str, str] = {
                  "variable `X3D_EXPAND_DATA_ROOT` says where that node mounts it.",
     "data.train": "Training split: a manifest file (csv) or folder, relative to `root`.",
     "data.val": "Validation split, as `train`.",
-    "data.separator": "Column separator of the manifests (SlowFast's `DATA.PATH_LABEL_SEPARATOR`).",
+    "data.separator": "Column separator of the manifests, not empty (SlowFast's `DATA.PATH_LABEL_SEPARATOR`).",
     "data.path_prefix": "Prefix joined to every manifest path (SlowFast's `DATA.PATH_PREFIX`).",
     "data.num_classes": "Classes; labels must be below it. Sets the network's output width.",
     "data.fps": "Frame rate clips are sampled at: `stride` counts frames at this rate (30 in X3D; at most 1000).",
@@ -31,8 +31,8 @@ MEANINGS: dict[str, str] = {
     "data.jitter": "Training scale jitter: the short side is resized to [min, max] x the crop, then cropped "
                    "(X3D: 256-320 px for a 224 crop); max at most 8.",
     "data.test_crop_ratio": "Validation crop = train crop x this (1.0: the train crop, as the search counts FLOPs; at most 8).",
-    "data.mean": "Per-channel mean subtracted from frames in [0, 1] (SlowFast's `DATA.MEAN`).",
-    "data.std": "Per-channel std frames are divided by (SlowFast's `DATA.STD`); each > 0.",
+    "data.mean": "Per-channel (R, G, B) mean subtracted from frames in [0, 1] (SlowFast's `DATA.MEAN`).",
+    "data.std": "Per-channel (R, G, B) std frames are divided by (SlowFast's `DATA.STD`); each > 0.",
     "data.val_clips": "Clips per validation video, averaged, 1-100 (1: the centre clip).",
     "data.train_clips_per_video": "Random clips drawn from each training video per epoch (more distinct clips "
                                   "from a small set of long videos), 1-100.",
@@ -53,7 +53,7 @@ MEANINGS: dict[str, str] = {
     "schedule.batch_size": "Clips per step per trial, 1-4096 (halved per OOM with `retries.oom_halve_batch`).",
     "schedule.base_lr": "Learning rate for `base_batch_size` clips; the trial's is scaled linearly to its batch.",
     "schedule.base_batch_size": "The batch `base_lr` is given for (X3D: 0.1 for 128 clips, SlowFast's X3D_M.yaml).",
-    "schedule.momentum": "SGD momentum.",
+    "schedule.momentum": "SGD momentum, in [0, 1).",
     "schedule.weight_decay": "Weight decay (not on BN and biases, as SlowFast's X3D recipe).",
     "schedule.warmup_fraction": "Fraction of the steps spent warming up linearly before the cosine decay.",
     "schedule.warmup_start_factor": "Warm-up starts at this x the learning rate.",
@@ -62,7 +62,7 @@ MEANINGS: dict[str, str] = {
     "schedule.grad_clip": "Clip gradients to this global norm (null: off).",
     "trial.function": "The trial function, `module:function` taking a TrialSpec and returning a TrialResult "
                       "(default: the trainer; `expand.search.oracle:run_oracle` trains nothing).",
-    "trial.device": "`auto` (the first GPU Ray gave the trial, else the CPU), `cpu`, or `cuda:N`.",
+    "trial.device": "`auto` (the first GPU Ray gave the trial, else the CPU), `cpu`, `cuda`/`cuda:N`, `mps` or `xpu`.",
     "trial.workers": "DataLoader processes per trial, 0-256; `auto`: the trial's CPUs less one.",
     "trial.prefetch": "Batches loaded ahead in a thread when `workers` is 0 (0-64).",
     "trial.threads": "torch threads per trial, 0-256 (0: torch's default).",
@@ -116,7 +116,7 @@ MEANINGS: dict[str, str] = {
     "search.confirm.contender": "A candidate with at least this chance of being the pick is confirmed too.",
     "search.confirm.seed_std": "Seed-to-seed std of top-1 as a fraction (from `x3d-expand calibrate`); "
                                "null: measured in the run.",
-    "retries.failed": "Retries of a trial that raised.",
+    "retries.failed": "Retries of a trial that raised (each retries key: 0-100).",
     "retries.oom": "Retries of a trial that ran out of GPU memory.",
     "retries.diverged": "Retries of a trial whose loss became non-finite.",
     "retries.worker_crash": "Reruns of a trial whose Ray worker (or node) died.",

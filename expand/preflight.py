@@ -46,7 +46,8 @@ def check_manifests(exp: Experiment) -> dict[str, str]:
 
 def steps_to(target: float, basis: float, factor: float) -> int:
     """Steps of ``factor``x from ``basis`` GFLOPs until a model reaches ``target``."""
-    return max(1, math.ceil(math.log(target / basis) / math.log(factor) - 1e-9))
+    # logs of each, not of the ratio: 1e308 / basis overflowed to inf
+    return max(1, math.ceil((math.log(target) - math.log(basis)) / math.log(factor) - 1e-9))
 
 
 def check_budgets(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> float:

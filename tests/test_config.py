@@ -120,3 +120,35 @@ def test_a_typo_that_would_overflow_or_multiply_the_data_is_refused(section, key
     assert experiment_from_dict({**d, section: {**d[section], key: fine}}) is not None
     with pytest.raises(ConfigError, match=re.escape(message)):
         experiment_from_dict({**d, section: {**d[section], key: value}})
+
+
+@pytest.mark.parametrize("section, key, fine, value, message", [
+    ("trial", "device", "cuda:1", "tpu", "trial.device: must be auto, cpu, cuda, cuda:N, mps or xpu, got 'tpu'"),
+    ("data", "mean", [0.4, 0.4, 0.4], [0.4, 0.4], "data.mean: must be 3 values (R, G, B), got 2"),
+    ("data", "std", [0.2, 0.2, 0.2], [0.2], "data.std: must be 3 values (R, G, B), got 1"),
+    ("data", "separator", ",", "", "data.separator: must be one or more characters"),
+    ("schedule", "momentum", 0.0, 1.5, "schedule.momentum: must be in [0, 1), got 1.5"),
+    ("retries", "failed", 100, 10**9, "retries.failed: must be 0-100 (retries of one trial), got 1000000000"),
+])
+def test_a_value_that_would_fail_or_retry_every_trial_is_refused_at_start(section, key, fine, value, message):
+    """Each was accepted and then failed every trial (torch.device('tpu'), a 2-value mean broadcast
+    against 3 channels), silently read whitespace (separator ''), diverged (momentum >= 1), or
+    retried an always-failing trial a billion times."""
+    from expand.config import experiment_from_dict, load_experiment
+
+    d = load_experiment(os.path.join(ROOT, "experiments", "synthetic_tiny.yaml"), check_paths=False).to_dict()
+    assert getattr(getattr(experiment_from_dict({**d, section: {**d[section], key: fine}}), section), key) == fine
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        experiment_from_dict({**d, section: {**d[section], key: value}})
+
+
+def test_a_target_far_out_of_reach_is_a_config_error_not_an_overflow(tmp_path):
+    """targets [1e308]: 1e308 / basis overflowed to inf and validate() raised OverflowError."""
+    from expand.complexity import ComplexityCounter
+    from expand.config import experiment_from_dict, load_experiment
+    from expand.preflight import check_budgets
+
+    d = load_experiment(os.path.join(ROOT, "experiments", "synthetic_tiny.yaml"), check_paths=False).to_dict()
+    exp = experiment_from_dict({**d, "search": {**d["search"], "targets": [1e308]}})
+    with pytest.raises(ConfigError, match=r"search.targets: 1e\+308 GFLOPs is out of reach: about 10\d\d steps"):
+        check_budgets(exp, ComplexityCounter())

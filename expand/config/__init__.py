@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
@@ -38,6 +39,17 @@ def resolve_experiment_path(name_or_path: str) -> str:
     return resolve_shipped("experiment", "experiments", [], name_or_path)
 
 
+def _per_channel(value: list[float]) -> str | None:
+    return None if len(value) == 3 else f"must be 3 values (R, G, B), got {len(value)}"
+
+
+def _device_check(value: str) -> str | None:
+    """Names torch.device takes for training; anything else failed every trial (``tpu``) instead
+    of the search's start."""
+    return None if re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", value) else (
+        f"must be auto, cpu, cuda, cuda:N, mps or xpu, got {value!r}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the videos are and how clips are sampled (SlowFast conventions)."""
@@ -46,7 +58,8 @@ class DataConfig:
     root: str = ""
     train: str = "train.csv"
     val: str = "val.csv"
-    separator: str = " "
+    separator: str = check_field(lambda v: None if v and "\n" not in v else "must be one or more characters "
+                                 "(not a newline), as SlowFast's PATH_LABEL_SEPARATOR", " ")
     path_prefix: str = ""
     num_classes: int = check_field(positive, 400)
     # the bounds below: a typo (1e308) overflowed a resize or hung the clip sampler, not a config error
@@ -55,8 +68,9 @@ class DataConfig:
     jitter: list[float] = check_field(lambda v: positive_range(v, 8, "x the crop"),
                                       default_factory=lambda: [1.143, 1.429])
     test_crop_ratio: float = check_field(at_most(8, "x the train crop", low_open=True), 1.0)
-    mean: list[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
-    std: list[float] = check_field(positive_values, default_factory=lambda: [0.225, 0.225, 0.225])
+    mean: list[float] = check_field(_per_channel, default_factory=lambda: [0.45, 0.45, 0.45])
+    std: list[float] = check_field(lambda v: _per_channel(v) or positive_values(v),
+                                   default_factory=lambda: [0.225, 0.225, 0.225])
     # the bounds here and below: a typo (1000000 for 10) must not decode a dataset a million times
     val_clips: int = check_field(at_most(100, "clips per video", low=1), 1)
     # Random clips drawn from each training video per epoch: a small dataset of
@@ -89,7 +103,7 @@ class ScheduleConfig:
     batch_size: int = check_field(at_most(4096, "clips per step on one device", low=1), 16)
     base_lr: float = check_field(positive, 0.1)
     base_batch_size: int = check_field(positive, 128)
-    momentum: float = check_field(non_negative, 0.9)
+    momentum: float = check_field(lambda v: None if 0 <= v < 1 else f"must be in [0, 1), got {v}", 0.9)
     weight_decay: float = check_field(non_negative, 5e-5)
     warmup_fraction: float = check_field(lambda v: None if 0 <= v < 1 else "must be in [0, 1)", 0.1)
     warmup_start_factor: float = check_field(positive, 0.1)
@@ -109,7 +123,7 @@ _LOADER_PROCESSES = at_most(256, "loader processes")
 @dataclass(frozen=True)
 class TrialConfig:
     function: str = DEFAULT_TRIAL_FUNCTION
-    device: str = "auto"
+    device: str = check_field(_device_check, "auto")
     # DataLoader worker processes per trial; auto: the trial's CPUs (resources.cpus_per_trial) less
     # the one that runs the training loop, so a trial's loaders never oversubscribe what Ray gave it
     # the bounds: a typo (800 for 8) would start hundreds of processes that each import torch, or,
@@ -171,13 +185,17 @@ class ResourcesConfig:
     ship_package: bool = False
 
 
+_RETRIES = at_most(100, "retries of one trial")
+
+
 @dataclass(frozen=True)
 class RetriesConfig:
-    failed: int = check_field(non_negative, 1)
-    oom: int = check_field(non_negative, 0)
-    diverged: int = check_field(non_negative, 0)
-    worker_crash: int = check_field(non_negative, 1)
-    timeout: int = check_field(non_negative, 0)  # retries of an attempt stopped at trial.time_limit_s
+    # at most 100 each: a typo (1000000000) would retry a trial that always fails for ever
+    failed: int = check_field(_RETRIES, 1)
+    oom: int = check_field(_RETRIES, 0)
+    diverged: int = check_field(_RETRIES, 0)
+    worker_crash: int = check_field(_RETRIES, 1)
+    timeout: int = check_field(_RETRIES, 0)  # retries of an attempt stopped at trial.time_limit_s
     # an OOM retry runs with half the batch (and the linearly scaled learning rate)
     oom_halve_batch: bool = False
 
