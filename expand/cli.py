@@ -14,7 +14,8 @@ import sys
 import traceback
 from typing import Sequence
 
-from expand.cli_parsing import Numbers, Parser, positional, positive_float, positive_int, seed, steps
+from expand.cli_parsing import (Numbers, Parser, int_up_to, positional, positive_float, positive_int, processes, seed,
+                                steps)
 from expand.errors import DeviceBroken, DiskUnwritable, InputError, NodeLost, disk_error_in, disk_fix, disk_problem
 
 PROG = "x3d-expand"
@@ -85,14 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("synth", help="write the synthetic motion dataset (train/val/test manifests and videos)")
     p.add_argument("out_dir", help="folder to write (existing identical files are kept)")
     p.add_argument("--classes", type=positive_int, default=8, help="classes (default 8)")
-    p.add_argument("--videos-per-class", type=positive_int, default=40, help="training videos per class (default 40)")
-    p.add_argument("--val-per-class", type=positive_int, default=25,
+    # at most 10000: 1000000000 (a typo) encoded for ever (the dataset is for trying the search out)
+    p.add_argument("--videos-per-class", type=int_up_to(10000, "videos per class"), default=40,
+                   help="training videos per class (default 40)")
+    p.add_argument("--val-per-class", type=int_up_to(10000, "videos per class"), default=25,
                    help="validation videos per class (default 25); test.csv lists the same videos")
     p.add_argument("--frames", type=positive_int, default=48, help="frames per video (default 48)")
     p.add_argument("--size", type=positive_int, default=128, help="frame height and width in pixels (default 128)")
     p.add_argument("--fps", type=positive_float, default=30.0, help="frame rate written (default 30)")
     p.add_argument("--seed", type=seed, default=0, help="random seed of the videos (default 0)")
-    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=processes, default=os.cpu_count() or 1,
                    help="encoding processes (default: all cores; the files do not depend on it)")
     _add_json(p)
     p = dsub.add_parser("check", help="which videos are readable, which are skipped and why")
@@ -101,12 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "or an experiment YAML (its splits, as trials read them)")
     p.add_argument("--num-classes", type=positive_int, default=None,
                    help="labels must be below this (default: the experiment's, or unchecked)")
-    p.add_argument("--workers", type=positive_int, default=None,
+    p.add_argument("--workers", type=processes, default=None,
                    help="decoding processes (default: all cores)")
     _add_json(p)
     p = dsub.add_parser("cache", help="decode an experiment's videos once into the frame cache")
     p.add_argument("experiment", help=EXPERIMENT_HELP)
-    p.add_argument("--workers", type=positive_int, default=None,
+    p.add_argument("--workers", type=processes, default=None,
                    help="decoding processes (default: all cores; with --address, per node: its CPUs in Ray)")
     p.add_argument("--address", default=None,
                    help="build the cache on every node of this Ray cluster ('auto' or ray://HOST:PORT), "
@@ -232,12 +235,23 @@ def _stop_on_signals() -> dict:
     return {sig: signal.signal(sig, handler) for sig in wanted}
 
 
-def _say_terminated(signum: int) -> None:
+# What is kept after a stop, by command (data synth said "finished trials are kept, 'resume' continues")
+_AFTER_STOP = {
+    **dict.fromkeys(("search", "resume", "baseline", "calibrate", "contract"),
+                    "finished trials are kept, 'resume' continues"),
+    "data_cache": "finished cache entries are kept: run it again to continue",
+    "data_synth": "the dataset is incomplete: run the same command again",
+    "train": "the trial did not finish",
+}
+
+
+def _say_terminated(signum: int, command: str) -> None:
     import signal
 
     why = "SIGHUP: the terminal or ssh session closed" if signum == getattr(signal, "SIGHUP", -1) else "SIGTERM"
+    after = f"; {_AFTER_STOP[command]}" if command in _AFTER_STOP else ""
     try:  # after a hangup the terminal is gone: writing to it fails, and that must not turn into a traceback
-        print(f"{PROG}: terminated ({why}); finished trials are kept, 'resume' continues", file=sys.stderr)
+        print(f"{PROG}: terminated ({why}){after}", file=sys.stderr)
     except OSError:
         pass
 
@@ -263,9 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     command_line = COMMAND_LINE.set(shlex.join([PROG, *(sys.argv[1:] if argv is None else argv)]))
     previous = _stop_on_signals()
-    handler = commands.HANDLERS[
-        f"data_{args.data_command}" if args.command == "data" else args.command
-    ]
+    command = f"data_{args.data_command}" if args.command == "data" else args.command
+    handler = commands.HANDLERS[command]
     try:
         return int(handler(args) or 0)
     except InputError as exc:
@@ -275,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except Terminated as exc:
-        _say_terminated(exc.signum)
+        _say_terminated(exc.signum, command)
         return 128 + exc.signum
     except BrokenPipeError:
         return 0

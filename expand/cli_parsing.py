@@ -73,6 +73,21 @@ def seed(text: str) -> int:
     return _checked_int(text, seed_range)
 
 
+def int_up_to(limit: int, why: str) -> Callable[[str], int]:
+    """An integer 1..``limit``: more is a typo that would run for days or fork the machine to death."""
+    from expand.schema import at_most
+
+    def convert(text: str) -> int:
+        return _checked_int(text, at_most(limit, why, low=1))
+
+    convert.__name__ = "int"
+    return convert
+
+
+# --workers of the data commands: as trial.workers (expand.config), 100000 forked 100000 processes
+processes = int_up_to(256, "processes")
+
+
 def steps(text: str) -> int:
     """``--max-steps``, in the range ``search.max_steps`` takes (``expand.schema.MAX_STEPS``)."""
     from expand.schema import step_count

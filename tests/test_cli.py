@@ -44,6 +44,12 @@ def test_flops_json_is_one_object(capsys):
         (["flops", "--crop", "abc"], "invalid int value"),
         (["flops", "--preset", "X3D-M", "--classes", "0"], "must be >= 1"),
         (["launch"], "invalid choice"),
+        # 1000000000 encoded for ever; --workers 100000 forked 100000 processes
+        (["data", "synth", "out", "--videos-per-class", "1000000000"],
+         "--videos-per-class: must be 1-10000 (videos per class), got 1000000000"),
+        (["data", "synth", "out", "--workers", "100000"], "--workers: must be 1-256 (processes), got 100000"),
+        (["data", "check", "out", "--workers", "0"], "--workers: must be 1-256 (processes), got 0"),
+        (["data", "cache", "synthetic_tiny", "--workers", "257"], "--workers: must be 1-256 (processes), got 257"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, message):

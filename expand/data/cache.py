@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
@@ -26,6 +25,7 @@ import numpy as np
 from expand.data.store import FORMATS, SUFFIX, FrameSource, open_store, write_h264, write_jpeg
 from expand.data.video import VideoError, iter_frames
 from expand.fileio import atomic_write, atomic_writer, default_mode, naming
+from expand.pools import process_pool
 
 CACHE_VERSION = 2
 DEFAULT_FORMAT = "h264"
@@ -129,8 +129,9 @@ class FrameCache:
 
         if todo and workers > 1:
             args = [(self.directory, self.fps, self.short_side, self.format, self.quality, p) for p in todo]
-            with ProcessPoolExecutor(workers) as pool:
-                for p, error in zip(todo, pool.map(_build_worker, args, chunksize=4)):
+            with process_pool(workers) as pool:
+                # chunksize 1: a chunk handed to a worker cannot be cancelled (expand.pools)
+                for p, error in zip(todo, pool.map(_build_worker, args)):
                     done += 1
                     if error:
                         errors[p] = error

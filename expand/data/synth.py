@@ -266,10 +266,10 @@ def write_dataset(cfg: SynthConfig, workers: int = 1) -> dict:
     if os.path.exists(meta_path):
         os.remove(meta_path)  # a half-rewritten dataset must not look up to date
     if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
+        from expand.pools import process_pool
 
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_write_one, jobs, chunksize=8))
+        with process_pool(workers) as pool:
+            list(pool.map(_write_one, jobs))  # chunksize 1: see expand.pools
     else:
         for job in jobs:
             _write_one(job)

@@ -131,3 +131,27 @@ def test_synth_writes_a_test_manifest_slowfast_reads_after_training(tmp_path):
     (tmp_path / "d" / "test.csv").unlink()  # a dataset written before test.csv existed gains it
     assert write_dataset(cfg).get("up_to_date") is True
     assert (tmp_path / "d" / "test.csv").read_text() == val
+
+
+def test_sigterm_stops_synth_with_a_line_about_the_dataset_not_about_trials(tmp_path):
+    """It said "finished trials are kept, 'resume' continues" (the search's line) and forked
+    workers inherited the CLI's handler."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "synth"
+    proc = subprocess.Popen([sys.executable, "-m", "expand.cli", "data", "synth", str(out), "--size", "32",
+                             "--frames", "8", "--videos-per-class", "5000", "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("videos/*/*.mp4")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == (
+        "x3d-expand: terminated (SIGTERM); the dataset is incomplete: run the same command again")
+    assert "resume" not in err and "Traceback" not in err
+    assert not (out / "dataset.json").exists()  # nothing says it is complete
