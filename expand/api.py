@@ -16,8 +16,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict, load_experiment
 from expand.errors import ConfigError, InputError
-from expand.preflight import (check_baseline_args, check_budgets, check_cluster, check_contract_targets,
-                              check_has_path, check_manifests, validate)
+from expand.preflight import (check_baseline_args, check_budgets, check_calibration_args, check_cluster,
+                              check_contract_targets, check_has_path, check_manifests, validate)
 from expand.run import RunDir, RunFileError, RunOrigin, RunState
 
 
@@ -229,9 +229,8 @@ def start_calibration(experiment: str, multipliers: Sequence[float] = (1.0, 2.0,
     """Train the first step's candidates at several schedule lengths; see expand/search/calibrate.py."""
     from expand.complexity import ComplexityCounter
 
-    if len(set(multipliers)) < 2:
-        raise InputError("--schedules: give at least two different multipliers (e.g. 1 2 4)")
     exp = apply_overrides(load_experiment(experiment), overrides)
+    check_calibration_args(exp, multipliers, seeds, min_tau)
     validate(exp, ComplexityCounter())
     check_cluster(exp, address)
     origin = RunOrigin(exp.source, overrides, address)

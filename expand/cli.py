@@ -149,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     positional(p, "experiment", EXPERIMENT_HELP)
     p.add_argument("--schedules", action=Numbers, default=[1.0, 2.0, 4.0], metavar="X", spill_to="experiment",
                    help="schedule multipliers (default 1 2 4)")
-    p.add_argument("--seeds", type=positive_int, default=1, help="seeds per model and schedule (2+: seed std)")
-    p.add_argument("--min-tau", type=float, default=0.8, help="tau a schedule needs to be recommended (default 0.8)")
+    p.add_argument("--seeds", type=int_up_to(100, "seeds per model and schedule"), default=1,
+                   help="seeds per model and schedule (2+: seed std)")
+    p.add_argument("--min-tau", type=float, default=0.8,
+                   help="tau a schedule needs to be recommended, -1 to 1 (default 0.8)")
     p.add_argument("--out", default=None, help="run folder (default results/<name>-calibration-<time>)")
     p.add_argument("--seed", type=seed, default=None, help="override search.seed")
     _add_runner(p, runners)

@@ -84,6 +84,33 @@ def check_baseline_args(method: str, trials: Any, max_gflops: Any) -> None:
         check_gflops(max_gflops, "max_gflops")
 
 
+def check_calibration_args(exp: Experiment, multipliers: Any, seeds: Any, min_tau: Any) -> None:
+    """``calibrate``'s own arguments, before its run folder is written: each scaled schedule must be
+    one the experiment file could hold (``--schedules 1 1e308`` was an internal OverflowError),
+    ``--seeds 1000000`` would train for ever, and a tau outside [-1, 1] recommends nothing."""
+    from expand.config import experiment_from_dict
+    from expand.search.calibrate import scaled_experiment
+
+    for m in multipliers:
+        if isinstance(m, bool) or not isinstance(m, numbers.Real) or not (math.isfinite(m) and m > 0):
+            raise InputError(f"--schedules: each multiplier must be a finite number > 0, got {m!r}")
+    if len(set(multipliers)) < 2:
+        raise InputError("--schedules: give at least two different multipliers (e.g. 1 2 4)")
+    if isinstance(seeds, bool) or not isinstance(seeds, numbers.Integral) or not 1 <= seeds <= MAX_CALIBRATION_SEEDS:
+        raise InputError(f"--seeds: must be 1-{MAX_CALIBRATION_SEEDS} (seeds per model and schedule), got {seeds!r}")
+    if isinstance(min_tau, bool) or not isinstance(min_tau, numbers.Real) or not -1 <= min_tau <= 1:
+        raise InputError(f"--min-tau: must be in [-1, 1] (a Kendall tau), got {min_tau!r}")
+    resolved = exp.to_dict()
+    for m in sorted(set(multipliers)):
+        try:
+            experiment_from_dict(scaled_experiment(resolved, float(m)), where=f"--schedules {m:g}:")
+        except ConfigError as exc:
+            raise InputError(f"{exc} (the experiment's schedule x {m:g})") from None
+
+
+MAX_CALIBRATION_SEEDS = 100
+
+
 def validate(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> list[str]:
     """Everything a run needs from its inputs, checked before its folder is written.
 

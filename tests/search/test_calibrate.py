@@ -82,3 +82,31 @@ def test_calibrate_refuses_a_single_schedule(tmp_path):
     r = _cli("calibrate", oracle_experiment(tmp_path), "--schedules", "2", "--out", str(tmp_path / "c"))
     assert r.returncode == 2 and "at least two different multipliers" in r.stderr
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    # 1e308 epochs: an internal OverflowError; 100000x a 10-epoch schedule: past schedule.epochs' bound
+    (["--schedules", "1", "1e308"], "--schedules 1e+308: schedule.epochs: must be a finite number, got inf"),
+    (["--schedules", "1", "100000"], "--schedules 100000: schedule.epochs: must be > 0 and at most 10000"),
+    (["--seeds", "1000000"], "--seeds: must be 1-100 (seeds per model and schedule), got 1000000"),
+    (["--min-tau", "2"], "--min-tau: must be in [-1, 1] (a Kendall tau), got 2.0"),
+    (["--min-tau", "nan"], "--min-tau: must be in [-1, 1] (a Kendall tau), got nan"),
+])
+def test_calibrate_arguments_that_would_overflow_run_for_ever_or_recommend_nothing_are_exit_2(
+        tmp_path, capsys, args, message):
+    from expand.cli import main
+
+    assert main(["calibrate", oracle_experiment(tmp_path), *args, "--out", str(tmp_path / "c"), "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+def test_calibration_arguments_from_python_are_checked_like_the_clis(tmp_path):
+    from expand.api import start_calibration
+    from expand.errors import InputError
+
+    with pytest.raises(InputError, match=r"^--seeds: must be 1-100 .*got 1.5"):
+        start_calibration(oracle_experiment(tmp_path), seeds=1.5, out=str(tmp_path / "c"), quiet=True)
+    with pytest.raises(InputError, match=r"^--schedules: each multiplier must be a finite number > 0, got -1"):
+        start_calibration(oracle_experiment(tmp_path), multipliers=[1, -1], out=str(tmp_path / "c"), quiet=True)
+    assert not (tmp_path / "c").exists()
