@@ -112,10 +112,10 @@ MEANINGS: dict[str, str] = {
                         "`accuracy`, or a registered rule.",
     "search.confirm.confidence": "A step whose chosen candidate is picked with less confidence than this is "
                                  "marked `*?` and, with `max_extra_trials`, confirmed with more seeds.",
-    "search.confirm.max_extra_trials": "Extra seeded trials per step to confirm a close call (0: off).",
+    "search.confirm.max_extra_trials": "Extra seeded trials per step to confirm a close call, 0-1000 (0: off).",
     "search.confirm.contender": "A candidate with at least this chance of being the pick is confirmed too.",
-    "search.confirm.seed_std": "Seed-to-seed std of top-1 as a fraction (from `x3d-expand calibrate`); "
-                               "null: measured in the run.",
+    "search.confirm.seed_std": "Seed-to-seed std of top-1 as a fraction, 0-0.5 (from `x3d-expand calibrate`; "
+                               "3.5 points is 0.035); null: measured in the run.",
     "retries.failed": "Retries of a trial that raised (each retries key: 0-100).",
     "retries.oom": "Retries of a trial that ran out of GPU memory.",
     "retries.diverged": "Retries of a trial whose loss became non-finite.",

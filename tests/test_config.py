@@ -152,3 +152,22 @@ def test_a_target_far_out_of_reach_is_a_config_error_not_an_overflow(tmp_path):
     exp = experiment_from_dict({**d, "search": {**d["search"], "targets": [1e308]}})
     with pytest.raises(ConfigError, match=r"search.targets: 1e\+308 GFLOPs is out of reach: about 10\d\d steps"):
         check_budgets(exp, ComplexityCounter())
+
+
+@pytest.mark.parametrize("key, fine, value, message", [
+    ("seed_std", 0.035, 3.5, "search.confirm.seed_std: must be a fraction of top-1 in [0, 0.5] (3.5 points is 0.035), got 3.5"),
+    ("max_extra_trials", 1000, 10**9, "search.confirm.max_extra_trials: must be 0-1000 (extra trials per step), got"),
+])
+def test_confirmation_settings_in_the_wrong_unit_or_absurd_are_refused(key, fine, value, message):
+    """seed_std 3.5 (top-1 points, not a fraction) made every step a coin toss: each candidate a
+    contender, max_extra_trials spent on every step."""
+    from expand.config import experiment_from_dict, load_experiment
+
+    d = load_experiment(os.path.join(ROOT, "experiments", "synthetic_tiny.yaml"), check_paths=False).to_dict()
+
+    def with_confirm(v):
+        return {**d, "search": {**d["search"], "confirm": {**d["search"]["confirm"], key: v}}}
+
+    assert getattr(experiment_from_dict(with_confirm(fine)).search.confirm, key) == fine
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        experiment_from_dict(with_confirm(value))

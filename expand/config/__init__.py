@@ -213,12 +213,16 @@ class ConfirmConfig:
     """
 
     confidence: float = check_field(_probability, 0.9)
-    max_extra_trials: int = check_field(non_negative, 0)  # per step; 0: confirmation off
+    max_extra_trials: int = check_field(at_most(1000, "extra trials per step"), 0)  # 0: confirmation off
     # a candidate whose chance of being the rule's pick is at least this is a contender
     contender: float = check_field(_probability, 0.05)
     # the seed-to-seed std of top-1 (a fraction), when known (x3d-expand calibrate measures it);
     # null: measured in the run, pooled with the binomial std of the selection videos
-    seed_std: Optional[float] = check_field(non_negative, None)
+    # at most 0.5 (no std of a fraction is larger): 3.5, top-1 points where a fraction is meant, made
+    # every step look like a coin toss and spent max_extra_trials on each
+    seed_std: Optional[float] = check_field(
+        lambda v: None if v is None or 0 <= v <= 0.5 else
+        f"must be a fraction of top-1 in [0, 0.5] (3.5 points is 0.035), got {v}", None)
 
 
 @dataclass(frozen=True)
