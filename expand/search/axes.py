@@ -336,6 +336,6 @@ def contract(
         note = (
             f"grid too coarse for 2%: {name} {_show(getattr(best, name))} gives "
             f"{best_gflops:.4g} GFLOPs, the next value {_show(getattr(above, name))} gives "
-            f"{counter.gflops(above):.4g}"
+            f"{counter.gflops(above):.4g}, over the budget"
         )
     return Contraction(axis, parent, child, best, target_gflops, best_gflops, note)
