@@ -17,11 +17,12 @@ points at a folder that does not exist). In order:
 3. the node check again, with the package shipped by Ray (``resources.ship_package``);
 4. a node added and lost while it runs a task of ``on_each`` (the pinned tasks that build the
    frame caches before the first trial): its entry is the error that stopped it, the other
-   nodes' tasks return, and nothing hangs.
+   nodes' tasks return, and nothing hangs;
+5. a search given no ``--address`` while this cluster runs: it starts its own, not joins this one.
 
 Prints one JSON line (``RESULT {...}``) for the test to check.
 
-    python multinode.py WORKDIR DATA_EXPERIMENT REMOVE_EXPERIMENT
+    python multinode.py WORKDIR DATA_EXPERIMENT REMOVE_EXPERIMENT PLAIN_EXPERIMENT
 """
 
 from __future__ import annotations
@@ -67,7 +68,19 @@ def _lose_a_node_mid_task(cluster, workdir: str) -> dict:
             "hold_got": {k: (f"error {type(v).__name__}" if isinstance(v, Exception) else "ok") for k, v in got.items()}}
 
 
-def main(workdir: str, data_exp: str, remove_exp: str) -> None:
+def _search_without_address(workdir: str, experiment: str) -> dict:
+    """Step 5: with this cluster still running, a search given no --address (and no RAY_ADDRESS)
+    starts a cluster of its own, as documented; Ray's default would join this one."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run([sys.executable, "-m", "expand.cli", "search", experiment, "--out",
+                           os.path.join(workdir, "run-own"), "--quiet"], capture_output=True, text=True,
+                          timeout=300, env=env)
+    return {"own_rc": proc.returncode, "own_stderr": proc.stderr[-2000:]}
+
+
+def main(workdir: str, data_exp: str, remove_exp: str, plain_exp: str) -> None:
     from ray.cluster_utils import Cluster
 
     fast_health = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
@@ -166,6 +179,7 @@ def main(workdir: str, data_exp: str, remove_exp: str) -> None:
         report["shipped_package"] = {r.node_id: r.package for r in reports}
         report["shipped_problems"] = [p for r in reports for p in r.problems]
         report.update(_lose_a_node_mid_task(cluster, workdir))
+        report.update(_search_without_address(workdir, plain_exp))
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -173,4 +187,4 @@ def main(workdir: str, data_exp: str, remove_exp: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -39,7 +39,8 @@ def cluster_runs(tmp_path_factory):
     remove = _experiment(work / "remove.yaml", {"snapshot_steps": 6, "step_s": 0.5, "save_weights": True,
                                                 "count_file": str(work / "calls.txt"),
                                                 "hold_file": str(work / "go")})
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "multinode.py"), str(work), data_exp, remove],
+    plain = _experiment(work / "plain.yaml", {})
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "multinode.py"), str(work), data_exp, remove, plain],
                           capture_output=True, text=True, timeout=540, cwd=work,  # not the checkout
                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
@@ -187,3 +188,15 @@ def test_a_node_lost_while_its_pinned_task_runs_is_that_nodes_error_and_the_othe
     assert len(got) == 3 and lost in report["hold_started"] and len(report["hold_started"]) == 3
     assert got[lost].startswith("error ")
     assert all(v == "ok" for k, v in got.items() if k != lost)
+
+
+@pytest.mark.ray
+def test_a_search_without_address_starts_its_own_cluster_while_another_runs_here(cluster_runs):
+    """Ray's default address ("auto") joins the last cluster started on the machine: a search
+    meant to be local ran its trials on someone else's cluster. Each trial records its node."""
+    work, report = cluster_runs
+    assert report["own_rc"] == 0, report["own_stderr"]
+    records = _records(work / "run-own")
+    nodes = {r["result"]["extra"]["node"] for r in records}
+    assert len(records) == 7 and all(r["result"]["status"] == "ok" for r in records)
+    assert len(nodes) == 1 and not nodes & {*report["nodes"], report["head"]}
