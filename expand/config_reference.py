@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 MEANINGS: dict[str, str] = {
     # ---------------------------------------------------------------- experiment file
-    "name": "Names the run: the default run folder is `results/<name>-<time>`.",
+    "name": "Names the run: the default run folder is `results/<name>-<time>` (letters, digits, `.`, `_`, `-`).",
     "search_space": "A search space file (path relative to the experiment, or a shipped name: `x3d_paper`, "
                     "`tiny_cpu`, ...) or the search space inline as a mapping (keys below).",
     "data.format": "`csv`: SlowFast manifests (`path label` lines); `folder`: one folder per class.",

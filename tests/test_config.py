@@ -4,6 +4,7 @@ import os
 import re
 
 import pytest
+import yaml
 
 from expand.errors import ConfigError
 
@@ -171,3 +172,20 @@ def test_confirmation_settings_in_the_wrong_unit_or_absurd_are_refused(key, fine
     assert getattr(experiment_from_dict(with_confirm(fine)).search.confirm, key) == fine
     with pytest.raises(ConfigError, match=re.escape(message)):
         experiment_from_dict(with_confirm(value))
+
+
+@pytest.mark.parametrize("name", ["../../escape", "", "a b", "x/y", ".hidden", "n" * 101])
+def test_an_experiment_name_that_is_not_a_folder_name_is_refused(tmp_path, name):
+    """The default run folder is results/<name>-<time>: "../../escape" wrote outside results."""
+    from expand.config import experiment_from_dict, load_experiment
+
+    d = yaml.safe_load(open(os.path.join(ROOT, "experiments", "oracle.yaml")))
+    d["search_space"] = os.path.join(ROOT, "search_spaces", "tiny_cpu.yaml")
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump({**d, "name": "fine-name_1.0"}))
+    assert load_experiment(str(tmp_path / "e.yaml")).name == "fine-name_1.0"
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump({**d, "name": name}))
+    with pytest.raises(ConfigError, match=r"e\.yaml: name: must be 1-100 letters, digits"):
+        load_experiment(str(tmp_path / "e.yaml"))
+    # a run folder's config.yaml from before the check still loads (resume, show)
+    assert experiment_from_dict({**load_experiment(os.path.join(ROOT, "experiments", "oracle.yaml")).to_dict(),
+                                 "name": name}).name == name

@@ -382,7 +382,18 @@ def _not_a_folder_above(path: str) -> str:
 def load_experiment(path: str, check_paths: bool = True) -> Experiment:
     """Load and validate an experiment file (or a shipped one by name); problems are one-line ConfigErrors."""
     path = resolve_experiment_path(path)
-    return parse_experiment(load_yaml(path), f"{path}:", os.path.dirname(path), check_paths)
+    exp = parse_experiment(load_yaml(path), f"{path}:", os.path.dirname(path), check_paths)
+    check_run_name(exp.name, f"{path}:")
+    return exp
+
+
+def check_run_name(name: str, where: str) -> None:
+    """The name is the default run folder's (results/<name>-<time>): "../../x" wrote outside results,
+    "" a folder named "-<time>", "a/b" a nested one. Checked for experiment files only: a run
+    folder's config.yaml from before keeps working for resume."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise ConfigError(f"{key_path(where, 'name')}: must be 1-100 letters, digits, '.', '_' or '-' "
+                          f"(it names the run folder results/<name>-<time>), got {name!r}")
 
 
 def experiment_from_dict(data: dict[str, Any], where: str = "config.yaml:") -> Experiment:
