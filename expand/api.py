@@ -53,6 +53,7 @@ def new_run(exp: Experiment, out: str, origin: RunOrigin, kind: str = "expansion
     from expand.data.manifest import write_label_map
 
     run = RunDir(out)
+    check_new_run_folder(run)
     run.acquire(f"{kind} {exp.name}")
     try:
         if run.exists():
@@ -66,6 +67,22 @@ def new_run(exp: Experiment, out: str, origin: RunOrigin, kind: str = "expansion
         run.release()
         raise
     return run
+
+
+def check_new_run_folder(run: RunDir) -> None:
+    """``--out`` is a new or empty folder (or a run: ``resume`` is the way on). A folder of other
+    files took the run's config.yaml, state.json, trials/, plots/ and export/ among them: ``--out .``
+    in an experiment folder mixed the two. Checked before the lock file is written there."""
+    if not os.path.isdir(run.path) or run.exists():
+        return
+    try:
+        entries = sorted(e for e in os.listdir(run.path) if e != ".lock")
+    except OSError:
+        return  # unreadable: acquiring the lock says why
+    if entries:
+        raise InputError(f"{run.path}: not empty and not a run folder ({len(entries)} entr"
+                         f"{'y' if len(entries) == 1 else 'ies'}, e.g. {entries[0]!r}); give a new or empty "
+                         "folder for the run")
 
 
 def load_run(run_dir: str) -> tuple[RunDir, dict[str, Any], Experiment]:

@@ -126,6 +126,24 @@ def test_out_pointing_at_a_file_is_exit_2(tmp_path, capsys):
     assert (tmp_path / "file").read_text() == "precious"
 
 
+@pytest.mark.parametrize("command", ["search", "baseline", "calibrate"])
+def test_out_at_a_folder_of_other_files_is_exit_2_and_writes_nothing_there(tmp_path, capsys, command):
+    """`--out .` in an experiment folder wrote the run's config.yaml, state.json, trials/ and
+    plots/ among the user's files (a config.yaml of theirs overwritten)."""
+    exp = oracle_experiment(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    extra = {"baseline": ["--method", "random", "--trials", "2"]}.get(command, [])
+    _assert_one_line_exit_2(capsys, [command, exp, *extra, "--out", str(mine)],
+                            f"{mine}: not empty and not a run folder (1 entry, e.g. 'notes.txt'); give a new or "
+                            "empty folder for the run")
+    assert os.listdir(mine) == ["notes.txt"]  # not even the lock file
+    (mine / "notes.txt").unlink()
+    assert main([command, exp, *extra, "--out", str(mine), "--quiet", "--runner", "serial"]) == 0  # empty: fine
+    assert (mine / "state.json").exists()
+
+
 def test_data_synth_bad_targets_are_exit_2(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     _assert_one_line_exit_2(capsys, ["data", "synth", str(tmp_path / "file")], "not a folder")
