@@ -28,6 +28,7 @@ from typing import Iterator
 
 import json
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -256,6 +257,7 @@ def write_dataset(cfg: SynthConfig, workers: int = 1) -> dict:
     if _up_to_date(meta_path, meta, [j[0] for j in jobs]):
         _write_manifests(cfg.out_dir, rows)  # a dataset written before test.csv existed gains it
         return dict(meta, up_to_date=True)
+    _refuse_foreign_manifests(cfg.out_dir)
     try:
         for name in names:
             os.makedirs(os.path.join(cfg.out_dir, "videos", name), exist_ok=True)
@@ -277,6 +279,28 @@ def write_dataset(cfg: SynthConfig, workers: int = 1) -> dict:
     with open(meta_path, "w", encoding="utf-8") as fh:
         json.dump(meta, fh, indent=1)
     return meta
+
+
+_OURS = re.compile(r"videos/[a-z_]+/(train|val)_\d{4}\.mp4 \d+")
+
+
+def _refuse_foreign_manifests(out_dir: str) -> None:
+    """A train/val/test.csv this command did not write is a real dataset's: ``data synth data/k400``
+    by mistake overwrote its manifests. Ours are known by their lines (a dataset.json may be gone:
+    a rewrite removes it first)."""
+    for split in ("train", "val", "test"):
+        path = os.path.join(out_dir, f"{split}.csv")
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                foreign = next((line.rstrip("\n") for line in fh if line.strip() and not _OURS.fullmatch(line.strip())),
+                               None)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            continue
+        if foreign is not None:
+            from expand.errors import InputError
+
+            raise InputError(f"{path}: a manifest data synth did not write ({foreign[:60]!r}); give a new folder "
+                             "for the synthetic dataset (nothing was written)")
 
 
 def _write_manifests(out_dir: str, rows: dict[str, list[str]]) -> None:

@@ -1,3 +1,6 @@
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -110,6 +113,25 @@ def test_synth_into_a_file_is_an_input_error(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(InputError, match="not a folder"):
         SynthConfig(str(tmp_path / "f"))
+
+
+def test_synth_into_a_real_datasets_folder_leaves_its_manifests_alone(tmp_path, capsys):
+    """`data synth data/k400` by mistake overwrote the dataset's train/val/test.csv."""
+    from expand.cli import main
+
+    real = tmp_path / "k400"
+    real.mkdir()
+    (real / "val.csv").write_text("abseiling/x.mp4 0\n")
+    small = ["--classes", "2", "--videos-per-class", "2", "--val-per-class", "1", "--frames", "8", "--size", "32"]
+    assert main(["data", "synth", str(real), *small]) == 2
+    assert f"{real / 'val.csv'}: a manifest data synth did not write ('abseiling/x.mp4 0')" in capsys.readouterr().err
+    assert os.listdir(real) == ["val.csv"] and (real / "val.csv").read_text() == "abseiling/x.mp4 0\n"
+    # its own dataset, written again with other settings after a rewrite lost dataset.json: fine
+    ours = tmp_path / "synth"
+    assert main(["data", "synth", str(ours), *small]) == 0
+    (ours / "dataset.json").unlink()
+    assert main(["data", "synth", str(ours), *small[:-2], "--size", "64"]) == 0
+    assert json.loads((ours / "dataset.json").read_text())["size"] == 64
 
 
 def test_synth_under_a_file_is_exit_2_not_an_internal_error(tmp_path, capsys):
