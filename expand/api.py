@@ -317,11 +317,14 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
         exp = stored
         source = state.origin.experiment_source
         if source and os.path.isfile(source):
-            current = apply_overrides(load_experiment(source), state.origin.overrides)
+            current = apply_overrides(_load_source(source, stored), state.origin.overrides)
             changed = diff_keys(stored.to_dict(), current.to_dict())
             if changed and not force:
+                moved = set(changed) <= MOVABLE_KEYS
                 raise InputError(f"{source} changed since the run started ({', '.join(changed[:8])}); "
-                                 "use --force to resume with the new file (trials of changed models rerun)")
+                                 "use --force to resume with the new file ("
+                                 + ("only paths changed: no finished trial reruns)" if moved
+                                    else "trials of changed models rerun)"))
             if changed:
                 exp = current
                 run.write_config(exp.to_dict())
@@ -346,6 +349,22 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
         return run, execute_search(exp, run, address, quiet, state.origin, notes, lazy)
     finally:
         run.release()
+
+
+# paths a trial's fingerprint leaves out (expand.search.trial.TrialSpec.fingerprint): changing them
+# (the dataset moved to another mount) retrains nothing
+MOVABLE_KEYS = {"data.root", "data.cache"}
+
+
+def _load_source(source: str, stored: Experiment) -> Experiment:
+    """The experiment file a run was started from, as it is now; a dataset that moved is said so."""
+    try:
+        return load_experiment(source)
+    except ConfigError as exc:
+        if stored.data.root and not os.path.isdir(stored.data.root):
+            raise ConfigError(f"{exc}; moved the dataset? set data.root in {source} to where it is now and "
+                              "resume with --force (only paths changed: no finished trial reruns)") from None
+        raise
 
 
 # ---------------------------------------------------------------- contraction

@@ -132,6 +132,31 @@ def test_force_resume_after_the_space_changed_retrains_changed_models(tmp_path):
     assert log.count("== x3d-expand resume ") == 1  # the refused resume wrote nothing
 
 
+def test_a_dataset_moved_to_another_mount_is_resumed_with_a_hint_and_nothing_retrained(tmp_path, capsys):
+    """The error named only the missing data.root; a forced resume retrains nothing (a trial's
+    fingerprint leaves paths out), and the messages now say so."""
+    from expand.data.synth import SynthConfig, write_dataset
+
+    write_dataset(SynthConfig(str(tmp_path / "data"), classes=2, videos_per_class=2, val_per_class=1, frames=8,
+                              size=32))
+    exp_path = oracle_experiment(tmp_path, search={"max_steps": 1}, data={"root": "data", "num_classes": 2})
+    assert main(["search", exp_path, "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    trained = len(RunDir(str(tmp_path / "run")).read_trials().records)
+    os.rename(tmp_path / "data", tmp_path / "mnt")
+    capsys.readouterr()
+    assert main(["resume", str(tmp_path / "run"), "--quiet"]) == 2
+    assert (f"data.root: {tmp_path / 'data'} does not exist; moved the dataset? set data.root in {exp_path} to "
+            "where it is now and resume with --force (only paths changed: no finished trial reruns)"
+            ) in capsys.readouterr().err
+    data = yaml.safe_load(open(exp_path))
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({**data, "data": {**data["data"], "root": "mnt"}}))
+    assert main(["resume", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "changed since the run started (data.root); use --force to resume with the new file (only paths " \
+           "changed: no finished trial reruns)" in capsys.readouterr().err
+    assert main(["resume", str(tmp_path / "run"), "--force", "--quiet"]) == 0
+    assert len(RunDir(str(tmp_path / "run")).read_trials().records) == trained
+
+
 def test_a_run_killed_before_its_first_state_resumes(tmp_path):
     run = _finished_run(tmp_path, steps=1)
     for name in ("state.json", "trials.jsonl", "steps.csv"):
