@@ -282,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"data_{args.data_command}" if args.command == "data" else args.command
     handler = commands.HANDLERS[command]
     try:
+        from expand.environ import check_environment
+
+        check_environment()
         return int(handler(args) or 0)
     except InputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

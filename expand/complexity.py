@@ -76,8 +76,7 @@ def _fvcore_version() -> str:
 _COUNTING = threading.Lock()
 
 
-# fvcore traces a real forward pass; past this a count would swap or be killed.
-COUNT_MEMORY_LIMIT = int(os.environ.get("X3D_EXPAND_COUNT_MEMORY_GB", "6")) * 2**30
+# fvcore traces a real forward pass; past expand.environ.count_memory_limit() a count would swap or be killed.
 
 
 def count_memory_estimate(spec: ArchSpec) -> int:
@@ -103,12 +102,14 @@ def count_memory_estimate(spec: ArchSpec) -> int:
 
 def count_complexity(spec: ArchSpec) -> Complexity:
     """Count GFLOPs and parameters of ``spec`` with fvcore (uncached)."""
-    need = count_memory_estimate(spec)
-    if need > COUNT_MEMORY_LIMIT:
+    from expand.environ import count_memory_limit
+
+    need, limit = count_memory_estimate(spec), count_memory_limit()
+    if need > limit:
         from expand.errors import SpecError
 
-        raise SpecError(f"{spec.name}: counting its FLOPs would need ~{need / 2**30:.0f} GiB "
-                        f"(limit {COUNT_MEMORY_LIMIT / 2**30:.0f} GiB, X3D_EXPAND_COUNT_MEMORY_GB); "
+        raise SpecError(f"{spec.name}: counting its FLOPs would need ~{need / 2**30:.2g} GiB "
+                        f"(limit {limit / 2**30:g} GiB, X3D_EXPAND_COUNT_MEMORY_GB); "
                         "lower frames or crop")
     with _COUNTING:
         return _count_complexity(spec)

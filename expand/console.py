@@ -3,7 +3,7 @@
 Two modes, picked from the stream: on a terminal a live bar (tqdm) that
 redraws in place; anywhere else (a log file, CI, ``| tee``) plain lines, a
 few per task, because carriage returns make logs unreadable. A phase that
-runs longer than ``HEARTBEAT_S`` says it is still running at that interval,
+runs longer than ``X3D_EXPAND_HEARTBEAT_S`` seconds (15) says it is still running at that interval,
 so no step of a long search is silent for long.
 """
 
@@ -17,7 +17,8 @@ import threading
 import time
 from typing import Callable, Iterator, Optional, TextIO
 
-HEARTBEAT_S = float(os.environ.get("X3D_EXPAND_HEARTBEAT_S", "15"))
+from expand.environ import heartbeat_s as env_heartbeat_s
+
 PHASE_QUIET_S = 1.0  # a phase shorter than this prints nothing
 # The x3d-expand command line being run (the CLI sets it; '' when called from Python), for the
 # header a run's progress.log gives each command that writes to it.
@@ -58,7 +59,8 @@ def under_live_display(stream: TextIO) -> bool:
 
 class CountProgress:
     """``done`` out of ``total`` items: a tqdm bar on a terminal; elsewhere a line per ~10 %, or sooner
-    when ``HEARTBEAT_S`` passed since the last line (a slow item never leaves a log silent for long)."""
+    when ``X3D_EXPAND_HEARTBEAT_S`` seconds passed since the last line (a slow item never leaves a log
+    silent for long)."""
 
     def __init__(self, total: int, label: str, stream: Optional[TextIO] = None, enabled: bool = True) -> None:
         self.total, self.label, self.enabled = total, label, enabled and total > 0
@@ -67,6 +69,7 @@ class CountProgress:
         self._bar = None
         self._next_line = 0
         self._last_line = 0.0
+        self._heartbeat_s = env_heartbeat_s()
         if self.enabled and is_terminal(self.stream) and not under_live_display(self.stream):
             from tqdm import tqdm
 
@@ -82,7 +85,7 @@ class CountProgress:
                 self._bar.close()
             return
         elapsed = time.perf_counter() - self.start
-        if done < self._next_line and done < self.total and elapsed - self._last_line < HEARTBEAT_S:
+        if done < self._next_line and done < self.total and elapsed - self._last_line < self._heartbeat_s:
             return
         self._next_line = done + max(1, self.total // 10)
         self._last_line = elapsed
@@ -102,7 +105,7 @@ def phase(label: str, say: Optional[Callable[[str], None]] = None, heartbeat_s: 
     ``say`` prints one line (default: stderr).
     """
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
-    every = HEARTBEAT_S if heartbeat_s is None else heartbeat_s
+    every = env_heartbeat_s() if heartbeat_s is None else heartbeat_s
     first = PHASE_QUIET_S if quiet_s is None else quiet_s
     start = time.perf_counter()
     done = threading.Event()
@@ -127,5 +130,5 @@ def phase(label: str, say: Optional[Callable[[str], None]] = None, heartbeat_s: 
             say(f"  ... {label}: done in {time.perf_counter() - start:.1f}s")
 
 
-__all__ = ["CountProgress", "phase", "is_terminal", "under_live_display", "format_seconds", "HEARTBEAT_S",
+__all__ = ["CountProgress", "phase", "is_terminal", "under_live_display", "format_seconds",
            "COMMAND_LINE"]

@@ -103,11 +103,12 @@ def test_one_count_serves_every_stride(tmp_path):
 
 
 def test_a_model_too_big_to_trace_is_refused_before_fvcore():
-    from expand.complexity import COUNT_MEMORY_LIMIT, count_complexity, count_memory_estimate
+    from expand.complexity import count_complexity, count_memory_estimate
+    from expand.environ import count_memory_limit
     from expand.errors import SpecError
 
     big = ArchSpec(256, 1, 1024, width=2.0, bottleneck=2.25, depth=2.2)
-    assert count_memory_estimate(big) > COUNT_MEMORY_LIMIT
+    assert count_memory_estimate(big) > count_memory_limit()
     with pytest.raises(SpecError, match="would need"):
         count_complexity(big)
 

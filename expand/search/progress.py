@@ -3,7 +3,7 @@
 Three sinks share one interface (the coordinator, the baselines and the
 calibration call them): ``SilentProgress`` (``--quiet``, tests),
 ``ConsoleProgress`` (plain lines, for logs and CI: a line per trial start and
-finish, a line per running trial at most every ``HEARTBEAT_S``, and a line for
+finish, a line per running trial at most every ``X3D_EXPAND_HEARTBEAT_S`` seconds, and a line for
 any phase that runs over a second) and ``LiveProgress`` (a terminal: the same
 lines scroll above a live table of the step's trials, with state, elapsed,
 epoch, loss and running top-1). :func:`make_progress` picks one.
@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, ContextManager, Optional, TextIO
 
-from expand.console import HEARTBEAT_S, format_seconds, is_terminal, phase
+from expand.console import format_seconds, is_terminal, phase
+from expand.environ import heartbeat_s as env_heartbeat_s
 from expand.search.time_limits import whole_trial_seconds
 from expand.search.trial import TrialResult, TrialSpec
 
@@ -115,7 +116,7 @@ class ConsoleProgress(SilentProgress):
 
     def __init__(self, stream: Optional[TextIO] = None, heartbeat_s: Optional[float] = None) -> None:
         self.out = stream or sys.stdout
-        self.heartbeat_s = HEARTBEAT_S if heartbeat_s is None else heartbeat_s
+        self.heartbeat_s = env_heartbeat_s() if heartbeat_s is None else heartbeat_s
         self.start = time.perf_counter()
         self.eta = Eta()
         self.step_seconds: list[float] = []

@@ -34,9 +34,9 @@ class RunLog(ConsoleProgress):
         self.path = path
         # heartbeat 0: every epoch line, and no ticker (no "still training" lines); phases beat as on screen
         super().__init__(stream=None, heartbeat_s=0)
-        from expand.console import HEARTBEAT_S
+        from expand.environ import heartbeat_s
 
-        self.phase_heartbeat_s = HEARTBEAT_S
+        self.phase_heartbeat_s = heartbeat_s()
         self.broken: Optional[OSError] = None
         try:
             self.out = open(path, "a", encoding="utf-8")
