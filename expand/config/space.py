@@ -140,6 +140,11 @@ def parse_search_space(data: Any, where: str, num_classes: int | None = None) ->
         basis = ArchSpec.from_dict(basis_data)
     except SpecError as exc:
         raise ConfigError(f"{key_path(where, 'basis')}: {exc}") from None
+    for factor in ("crop", "width", "bottleneck", "depth"):  # the factors with a grid
+        step, (_, hi) = getattr(raw.grid, factor), raw.bounds.of(factor)
+        if step > hi:  # no level but 0 fits: the axis said "at its upper bound", whatever the basis
+            raise ConfigError(f"{key_path(where, f'grid.{factor}')}: {step:g} is larger than bounds.{factor}'s "
+                              f"max {hi:g}: no {factor} on the grid fits")
     if basis.crop % raw.grid.crop:
         raise ConfigError(
             f"{key_path(where, 'basis.crop')}: {basis.crop} is not a multiple of grid.crop {raw.grid.crop}"

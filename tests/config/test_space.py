@@ -92,3 +92,16 @@ def test_a_merge_key_may_be_overridden_as_yaml_means_it(tmp_path):
     path = tmp_path / "merge.yaml"
     path.write_text("base: &b\n  lr: 0.1\n  epochs: 3\nrun:\n  <<: *b\n  lr: 0.2\n")
     assert load_yaml(str(path))["run"] == {"lr": 0.2, "epochs": 3}
+
+
+@pytest.mark.parametrize("factor, step, message", [
+    ("width", 10, r"grid.width: 10 is larger than bounds.width's max 4: no width on the grid fits"),
+    ("crop", 1e308, r"grid.crop: 1e\+308 is larger than bounds.crop's max 128: no crop on the grid fits"),
+])
+def test_a_grid_step_past_the_bounds_is_refused(tmp_path, factor, step, message):
+    """grid.width 10 made the width axis 'at its upper bound (1.0)' at every step; grid.crop 1e308
+    was reported as 'basis.crop: 64 is not a multiple of grid.crop 1000000...' (309 digits)."""
+    data = space_data()
+    data["grid"] = {**data["grid"], factor: step}
+    with pytest.raises(ConfigError, match=message):
+        load_search_space(write(tmp_path, "space.yaml", data))
