@@ -33,7 +33,33 @@ def pick_device(name: str, gpus_per_trial: float = 0.0) -> torch.device:
                                f"{'; CUDA_VISIBLE_DEVICES=' + visible if visible is not None else ''}); "
                                "set gpus_per_trial: 0 to train on the CPU")
         return torch.device("cpu")
+    problem = device_problem(name)
+    if problem:
+        raise RuntimeError(problem)
     return torch.device(name)
+
+
+def device_problem(name: str) -> str:
+    """Why ``trial.device: name`` cannot train in this process ('' when it can).
+
+    Without it, ``device: cuda`` on a CPU build failed each trial with "AttributeError: module
+    'torch._C' has no attribute '_cuda_resetPeakMemoryStats'", and ``cuda:3`` on a one-GPU node
+    with "invalid device ordinal" after the data was loaded.
+    """
+    kind, _, index = name.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            return f"trial.device is {name} but CUDA is not available in this process ({no_cuda_reason()})"
+        if index and int(index) >= torch.cuda.device_count():
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            return (f"trial.device is {name} but this process sees {torch.cuda.device_count()} GPU(s)"
+                    f"{' (CUDA_VISIBLE_DEVICES=' + visible + ')' if visible is not None else ''}; "
+                    "device: auto takes the one Ray gave the trial")
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        return f"trial.device is {name} but MPS is not available in this process"
+    elif kind == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        return f"trial.device is {name} but no XPU is available in this process"
+    return ""
 
 
 # Messages of memory errors that are not torch.cuda.OutOfMemoryError: cudaMalloc failing outside the

@@ -147,6 +147,8 @@ def check_cluster(exp: Experiment, address: Optional[str]) -> None:
         from expand.search.nodes import check_address
 
         check_address(address)
+    if exp.search.runner == "serial":
+        check_device_here(exp, "the serial runner trains in this process")
     if exp.search.runner == "serial" and exp.resources.gpus_per_trial > 0:
         import torch
 
@@ -157,6 +159,18 @@ def check_cluster(exp: Experiment, address: Optional[str]) -> None:
                               f"{exp.resources.gpus_per_trial:g} GPUs per trial, but "
                               f"the serial runner trains in this process and CUDA is not available here "
                               f"({no_cuda_reason()}); set it to 0 to train on the CPU")
+
+
+def check_device_here(exp: Experiment, why: str) -> None:
+    """An explicit ``trial.device`` this process cannot train on, for trials that run here
+    (the serial runner, ``train``); on Ray each trial checks it where it runs."""
+    if exp.trial.device == "auto":
+        return
+    from expand.device import device_problem
+
+    problem = device_problem(exp.trial.device)
+    if problem:
+        raise ConfigError(f"{exp.source or 'experiment'}: {problem}, and {why}; use device: auto or cpu")
 
 
 def check_has_path(folder: str, kind: str, path: list[PathEntry]) -> None:
@@ -193,4 +207,4 @@ def check_contract_targets(path: list[PathEntry], targets: list[float], name: st
 
 
 __all__ = ["REACH_SLACK", "check_baseline_args", "check_budgets", "check_cluster", "check_contract_targets",
-           "check_gflops", "check_has_path", "check_manifests", "steps_to", "validate"]
+           "check_device_here", "check_gflops", "check_has_path", "check_manifests", "steps_to", "validate"]

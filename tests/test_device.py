@@ -68,3 +68,39 @@ def test_a_trial_given_gpus_never_falls_back_to_the_cpu(monkeypatch):
     assert "CUDA_VISIBLE_DEVICES=3" in message and message.endswith("set gpus_per_trial: 0 to train on the CPU")
     assert ("is a CPU build" in message) == (torch.version.cuda is None)
     assert pick_device("auto", gpus_per_trial=0) == torch.device("cpu")  # a CPU search stays one
+
+
+def test_an_explicit_device_this_process_cannot_use_is_a_clear_error_not_a_torch_internal(monkeypatch):
+    """device: cuda on a CPU build failed each trial with "AttributeError: module 'torch._C' has no
+    attribute '_cuda_resetPeakMemoryStats'"; cuda:3 on a one-GPU worker with "invalid device ordinal"."""
+    import torch
+
+    from expand.device import device_problem, pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match=r"^trial.device is cuda but CUDA is not available in this process \("):
+        pick_device("cuda")
+    assert pick_device("cpu") == torch.device("cpu") and device_problem("cpu") == ""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
+    assert device_problem("cuda:0") == "" and device_problem("cuda") == ""
+    assert device_problem("cuda:3") == ("trial.device is cuda:3 but this process sees 1 GPU(s) "
+                                        "(CUDA_VISIBLE_DEVICES=5); device: auto takes the one Ray gave the trial")
+
+
+@pytest.mark.parametrize("command", ["train", "search"])
+def test_device_cuda_where_trials_run_in_this_process_and_torch_has_no_cuda_is_exit_2(tmp_path, capsys, monkeypatch,
+                                                                                     command):
+    import torch
+
+    from expand.cli import main
+    from tests.search.helpers import oracle_experiment
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    exp = oracle_experiment(tmp_path, trial={"device": "cuda"})
+    extra = ["--preset", "X2D"] if command == "train" else ["--out", str(tmp_path / "run")]
+    assert main([command, exp, *extra]) == 2
+    err = capsys.readouterr().err
+    assert "trial.device is cuda but CUDA is not available in this process" in err and "use device: auto or cpu" in err
+    assert not (tmp_path / "run").exists()

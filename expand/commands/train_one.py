@@ -10,6 +10,7 @@ import tempfile
 from expand.complexity import ComplexityCounter
 from expand.config import load_experiment
 from expand.fileio import make_folder
+from expand.preflight import check_device_here
 from expand.search.node_cache import CacheJob, build_here
 from expand.search.time_limits import TimeLimits
 from expand.search.trial import TrialSpec, call_safely, load_trial_function
@@ -18,6 +19,7 @@ from expand.tables import clean_nans, json_line
 
 def train_one(args: argparse.Namespace, spec_from_args) -> int:
     exp = load_experiment(args.experiment)
+    check_device_here(exp, "train runs the trial in this process")
     spec = spec_from_args(args, base=exp.search_space.basis)
     func = load_trial_function(exp.trial.function)
     c = ComplexityCounter().count(spec)
