@@ -9,6 +9,7 @@ and the Python API; each raises an exit-2 error (``ConfigError``,
 from __future__ import annotations
 
 import math
+import os
 import numbers
 from typing import Any, Optional
 
@@ -149,6 +150,8 @@ def check_cluster(exp: Experiment, address: Optional[str]) -> None:
         check_address(address)
     if exp.search.runner == "serial":
         check_device_here(exp, "the serial runner trains in this process")
+    elif not address and not os.environ.get("RAY_ADDRESS"):  # a Ray cluster of its own, on this machine
+        check_device_here(exp, "the search's own Ray cluster runs its trials on this machine")
     if exp.search.runner == "serial" and exp.resources.gpus_per_trial > 0:
         import torch
 

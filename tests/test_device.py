@@ -89,9 +89,11 @@ def test_an_explicit_device_this_process_cannot_use_is_a_clear_error_not_a_torch
                                         "(CUDA_VISIBLE_DEVICES=5); device: auto takes the one Ray gave the trial")
 
 
-@pytest.mark.parametrize("command", ["train", "search"])
+@pytest.mark.parametrize("command", ["train", "search", "search-ray"])
 def test_device_cuda_where_trials_run_in_this_process_and_torch_has_no_cuda_is_exit_2(tmp_path, capsys, monkeypatch,
                                                                                      command):
+    """search-ray: the search's own local cluster runs its trials on this machine too (with
+    --address they run elsewhere, and each trial checks where it runs)."""
     import torch
 
     from expand.cli import main
@@ -100,6 +102,9 @@ def test_device_cuda_where_trials_run_in_this_process_and_torch_has_no_cuda_is_e
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     exp = oracle_experiment(tmp_path, trial={"device": "cuda"})
     extra = ["--preset", "X2D"] if command == "train" else ["--out", str(tmp_path / "run")]
+    if command == "search-ray":
+        command, extra = "search", [*extra, "--runner", "ray"]
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert main([command, exp, *extra]) == 2
     err = capsys.readouterr().err
     assert "trial.device is cuda but CUDA is not available in this process" in err and "use device: auto or cpu" in err
