@@ -16,8 +16,9 @@ from typing import Any, Iterator, Optional, Sequence
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict, load_experiment
 from expand.errors import ConfigError, InputError
-from expand.preflight import (check_baseline_args, check_budgets, check_calibration_args, check_cluster,
-                              check_contract_targets, check_has_path, check_manifests, validate)
+from expand.preflight import (MOVABLE_KEYS, check_baseline_args, check_budgets, check_calibration_args,
+                              check_cluster, check_contract_targets, check_has_path, check_manifests,
+                              check_new_run_folder, load_source_experiment, validate)
 from expand.run import RunDir, RunFileError, RunOrigin, RunState
 
 
@@ -67,22 +68,6 @@ def new_run(exp: Experiment, out: str, origin: RunOrigin, kind: str = "expansion
         run.release()
         raise
     return run
-
-
-def check_new_run_folder(run: RunDir) -> None:
-    """``--out`` is a new or empty folder (or a run: ``resume`` is the way on). A folder of other
-    files took the run's config.yaml, state.json, trials/, plots/ and export/ among them: ``--out .``
-    in an experiment folder mixed the two. Checked before the lock file is written there."""
-    if not os.path.isdir(run.path) or run.exists():
-        return
-    try:
-        entries = sorted(e for e in os.listdir(run.path) if e != ".lock")
-    except OSError:
-        return  # unreadable: acquiring the lock says why
-    if entries:
-        raise InputError(f"{run.path}: not empty and not a run folder ({len(entries)} entr"
-                         f"{'y' if len(entries) == 1 else 'ies'}, e.g. {entries[0]!r}); give a new or empty "
-                         "folder for the run")
 
 
 def load_run(run_dir: str) -> tuple[RunDir, dict[str, Any], Experiment]:
@@ -317,7 +302,7 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
         exp = stored
         source = state.origin.experiment_source
         if source and os.path.isfile(source):
-            current = apply_overrides(_load_source(source, stored), state.origin.overrides)
+            current = apply_overrides(load_source_experiment(source, stored), state.origin.overrides)
             changed = diff_keys(stored.to_dict(), current.to_dict())
             if changed and not force:
                 moved = set(changed) <= MOVABLE_KEYS
@@ -349,22 +334,6 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
         return run, execute_search(exp, run, address, quiet, state.origin, notes, lazy)
     finally:
         run.release()
-
-
-# paths a trial's fingerprint leaves out (expand.search.trial.TrialSpec.fingerprint): changing them
-# (the dataset moved to another mount) retrains nothing
-MOVABLE_KEYS = {"data.root", "data.cache"}
-
-
-def _load_source(source: str, stored: Experiment) -> Experiment:
-    """The experiment file a run was started from, as it is now; a dataset that moved is said so."""
-    try:
-        return load_experiment(source)
-    except ConfigError as exc:
-        if stored.data.root and not os.path.isdir(stored.data.root):
-            raise ConfigError(f"{exc}; moved the dataset? set data.root in {source} to where it is now and "
-                              "resume with --force (only paths changed: no finished trial reruns)") from None
-        raise
 
 
 # ---------------------------------------------------------------- contraction

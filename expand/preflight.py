@@ -9,13 +9,13 @@ and the Python API; each raises an exit-2 error (``ConfigError``,
 from __future__ import annotations
 
 import math
-import os
 import numbers
+import os
 from typing import Any, Optional
 
-from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment
+from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, load_experiment
 from expand.errors import ConfigError, InputError
-from expand.run import PathEntry
+from expand.run import PathEntry, RunDir
 
 # A step may overshoot the flops factor (coarse grids: frames 1 -> 2 is 1.89x, but
 # crop 64 -> 96 is 2.25x); a target past basis x factor^steps x this is out of reach.
@@ -176,6 +176,38 @@ def check_device_here(exp: Experiment, why: str) -> None:
         raise ConfigError(f"{exp.source or 'experiment'}: {problem}, and {why}; use device: auto or cpu")
 
 
+def check_new_run_folder(run: RunDir) -> None:
+    """``--out`` is a new or empty folder (or a run: ``resume`` is the way on). A folder of other
+    files took the run's config.yaml, state.json, trials/, plots/ and export/ among them: ``--out .``
+    in an experiment folder mixed the two. Checked before the lock file is written there."""
+    if not os.path.isdir(run.path) or run.exists():
+        return
+    try:
+        entries = sorted(e for e in os.listdir(run.path) if e != ".lock")
+    except OSError:
+        return  # unreadable: acquiring the lock says why
+    if entries:
+        raise InputError(f"{run.path}: not empty and not a run folder ({len(entries)} entr"
+                         f"{'y' if len(entries) == 1 else 'ies'}, e.g. {entries[0]!r}); give a new or empty "
+                         "folder for the run")
+
+
+# paths a trial's fingerprint leaves out (expand.search.trial.TrialSpec.fingerprint): changing them
+# (the dataset moved to another mount) retrains nothing
+MOVABLE_KEYS = {"data.root", "data.cache"}
+
+
+def load_source_experiment(source: str, stored: Experiment) -> Experiment:
+    """The experiment file a run was started from, as it is now; a dataset that moved is said so."""
+    try:
+        return load_experiment(source)
+    except ConfigError as exc:
+        if stored.data.root and not os.path.isdir(stored.data.root):
+            raise ConfigError(f"{exc}; moved the dataset? set data.root in {source} to where it is now and "
+                              "resume with --force (only paths changed: no finished trial reruns)") from None
+        raise
+
+
 def check_has_path(folder: str, kind: str, path: list[PathEntry]) -> None:
     """Contraction needs an expansion path: a baseline or a calibration has none to contract."""
     if kind == "calibration":
@@ -210,4 +242,5 @@ def check_contract_targets(path: list[PathEntry], targets: list[float], name: st
 
 
 __all__ = ["REACH_SLACK", "check_baseline_args", "check_budgets", "check_cluster", "check_contract_targets",
-           "check_device_here", "check_gflops", "check_has_path", "check_manifests", "steps_to", "validate"]
+           "check_device_here", "check_gflops", "check_has_path", "check_manifests", "check_new_run_folder",
+           "load_source_experiment", "MOVABLE_KEYS", "steps_to", "validate"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
@@ -19,13 +18,10 @@ from expand.config.space import (AXES, SHIPPED_ROOT, Bounds, Grid, SearchSpace, 
 from expand.errors import ConfigError
 from expand.schema import (at_most, check_field, from_mapping, key_path, load_yaml, non_negative, positive,
                            positive_range, positive_values, seed_range, step_count, time_limit, to_plain)
-from expand.search.runners import RUNNERS
+from expand.config.checks import (LOADER_PROCESSES, RETRIES, check_data_paths, check_run_name, device_name,
+                                  per_channel, probability, runner_check)
 
 DEFAULT_TRIAL_FUNCTION = "expand.train:run_trial"
-
-
-def _runner_check(value: str) -> str | None:
-    return None if value in RUNNERS else RUNNERS.unknown(value)
 
 
 def resolve_experiment_path(name_or_path: str) -> str:
@@ -37,17 +33,6 @@ def resolve_experiment_path(name_or_path: str) -> str:
     if os.path.exists(name_or_path) or os.sep in name_or_path or name_or_path.endswith((".yaml", ".yml")):
         return os.path.abspath(name_or_path)
     return resolve_shipped("experiment", "experiments", [], name_or_path)
-
-
-def _per_channel(value: list[float]) -> str | None:
-    return None if len(value) == 3 else f"must be 3 values (R, G, B), got {len(value)}"
-
-
-def _device_check(value: str) -> str | None:
-    """Names torch.device takes for training; anything else failed every trial (``tpu``) instead
-    of the search's start."""
-    return None if re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", value) else (
-        f"must be auto, cpu, cuda, cuda:N, mps or xpu, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -68,8 +53,8 @@ class DataConfig:
     jitter: list[float] = check_field(lambda v: positive_range(v, 8, "x the crop"),
                                       default_factory=lambda: [1.143, 1.429])
     test_crop_ratio: float = check_field(at_most(8, "x the train crop", low_open=True), 1.0)
-    mean: list[float] = check_field(_per_channel, default_factory=lambda: [0.45, 0.45, 0.45])
-    std: list[float] = check_field(lambda v: _per_channel(v) or positive_values(v),
+    mean: list[float] = check_field(per_channel, default_factory=lambda: [0.45, 0.45, 0.45])
+    std: list[float] = check_field(lambda v: per_channel(v) or positive_values(v),
                                    default_factory=lambda: [0.225, 0.225, 0.225])
     # the bounds here and below: a typo (1000000 for 10) must not decode a dataset a million times
     val_clips: int = check_field(at_most(100, "clips per video", low=1), 1)
@@ -117,19 +102,16 @@ class ScheduleConfig:
         return self.base_lr * self.batch_size / self.base_batch_size
 
 
-_LOADER_PROCESSES = at_most(256, "loader processes")
-
-
 @dataclass(frozen=True)
 class TrialConfig:
     function: str = DEFAULT_TRIAL_FUNCTION
-    device: str = check_field(_device_check, "auto")
+    device: str = check_field(device_name, "auto")
     # DataLoader worker processes per trial; auto: the trial's CPUs (resources.cpus_per_trial) less
     # the one that runs the training loop, so a trial's loaders never oversubscribe what Ray gave it
     # the bounds: a typo (800 for 8) would start hundreds of processes that each import torch, or,
     # for threads, crash the worker (torch 2.13 segfaults at exit with 100000 threads, measured)
     workers: Union[int, Literal["auto"]] = check_field(
-        lambda v: None if v == "auto" else _LOADER_PROCESSES(v), "auto")
+        lambda v: None if v == "auto" else LOADER_PROCESSES(v), "auto")
     # batches loaded ahead in a thread (workers 0; data/prefetch.py)
     prefetch: int = check_field(at_most(64, "batches held in memory"), 0)
     threads: int = check_field(at_most(256, "torch threads"), 0)
@@ -185,23 +167,16 @@ class ResourcesConfig:
     ship_package: bool = False
 
 
-_RETRIES = at_most(100, "retries of one trial")
-
-
 @dataclass(frozen=True)
 class RetriesConfig:
     # at most 100 each: a typo (1000000000) would retry a trial that always fails for ever
-    failed: int = check_field(_RETRIES, 1)
-    oom: int = check_field(_RETRIES, 0)
-    diverged: int = check_field(_RETRIES, 0)
-    worker_crash: int = check_field(_RETRIES, 1)
-    timeout: int = check_field(_RETRIES, 0)  # retries of an attempt stopped at trial.time_limit_s
+    failed: int = check_field(RETRIES, 1)
+    oom: int = check_field(RETRIES, 0)
+    diverged: int = check_field(RETRIES, 0)
+    worker_crash: int = check_field(RETRIES, 1)
+    timeout: int = check_field(RETRIES, 0)  # retries of an attempt stopped at trial.time_limit_s
     # an OOM retry runs with half the batch (and the linearly scaled learning rate)
     oom_halve_batch: bool = False
-
-
-def _probability(value: float) -> str | None:
-    return None if 0 < value < 1 else f"must be between 0 and 1 (exclusive), got {value}"
 
 
 @dataclass(frozen=True)
@@ -212,10 +187,10 @@ class ConfirmConfig:
     it matters with confirmation off (``max_extra_trials: 0``, the default).
     """
 
-    confidence: float = check_field(_probability, 0.9)
+    confidence: float = check_field(probability, 0.9)
     max_extra_trials: int = check_field(at_most(1000, "extra trials per step"), 0)  # 0: confirmation off
     # a candidate whose chance of being the rule's pick is at least this is a contender
-    contender: float = check_field(_probability, 0.05)
+    contender: float = check_field(probability, 0.05)
     # the seed-to-seed std of top-1 (a fraction), when known (x3d-expand calibrate measures it);
     # null: measured in the run, pooled with the binomial std of the selection videos
     # at most 0.5 (no std of a fraction is larger): 3.5, top-1 points where a fraction is meant, made
@@ -231,7 +206,7 @@ class SearchConfig:
     max_gflops: Optional[float] = check_field(positive, None)
     targets: list[float] = field(default_factory=list)
     seed: int = check_field(seed_range, 0)
-    runner: str = check_field(_runner_check, "ray")  # a name in expand.search.runners.RUNNERS
+    runner: str = check_field(runner_check, "ray")  # a name in expand.search.runners.RUNNERS
     selection: Optional[str] = check_field(lambda v: v and selection_check(v), None)
     confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
 
@@ -345,55 +320,12 @@ def check_gpus_per_trial(gpus: float, function: str, where: str) -> None:
                           f"{gpus - 1:g} idle; give 1 (or 0.5: two trials share one) and let more trials run at once")
 
 
-def check_data_paths(data: DataConfig, where: str) -> None:
-    """The dataset root and its train/val manifests (or folders) must exist."""
-    if not data.root:
-        raise ConfigError(f"{key_path(where, 'data.root')}: required (the dataset folder)")
-    if not os.path.isdir(data.root):
-        raise ConfigError(f"{key_path(where, 'data.root')}: {data.root} does not exist")
-    for split in ("train", "val"):
-        path = os.path.join(data.root, getattr(data, split))
-        if data.format == "csv" and not os.path.isfile(path):
-            raise ConfigError(f"{key_path(where, f'data.{split}')}: manifest {path} does not exist")
-        if data.format == "folder" and not os.path.isdir(path):
-            raise ConfigError(f"{key_path(where, f'data.{split}')}: folder {path} does not exist")
-    if data.cache not in ("auto", "off"):
-        blocker = _not_a_folder_above(data.cache)
-        if blocker:
-            raise ConfigError(f"{key_path(where, 'data.cache')}: cannot create {data.cache}: "
-                              f"{blocker} is a file, not a folder")
-
-
-def _not_a_folder_above(path: str) -> str:
-    """The nearest existing path at or above ``path`` when it is not a folder ('' when it is one).
-
-    Only this is checked before a run: whether a folder can be created on a cluster's nodes is
-    for each node to say (its cache build reports it), and the head may lack their local disks.
-    """
-    path = os.path.abspath(path)
-    while not os.path.lexists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            return ""
-        path = parent
-    return "" if os.path.isdir(path) else path
-
-
 def load_experiment(path: str, check_paths: bool = True) -> Experiment:
     """Load and validate an experiment file (or a shipped one by name); problems are one-line ConfigErrors."""
     path = resolve_experiment_path(path)
     exp = parse_experiment(load_yaml(path), f"{path}:", os.path.dirname(path), check_paths)
     check_run_name(exp.name, f"{path}:")
     return exp
-
-
-def check_run_name(name: str, where: str) -> None:
-    """The name is the default run folder's (results/<name>-<time>): "../../x" wrote outside results,
-    "" a folder named "-<time>", "a/b" a nested one. Checked for experiment files only: a run
-    folder's config.yaml from before keeps working for resume."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
-        raise ConfigError(f"{key_path(where, 'name')}: must be 1-100 letters, digits, '.', '_' or '-' "
-                          f"(it names the run folder results/<name>-<time>), got {name!r}")
 
 
 def experiment_from_dict(data: dict[str, Any], where: str = "config.yaml:") -> Experiment:
