@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help=EXPERIMENT_HELP)
     p.add_argument("--method", choices=METHODS.names(), required=True,
                    help="random and tpe: Optuna samplers over the search space; compound: EfficientNet-style")
-    p.add_argument("--trials", type=positive_int, required=True, help="trained trials to spend")
+    p.add_argument("--trials", type=int_up_to(10000, "trained trials"), required=True,
+                   help="trained trials to spend, 1-10000")
     p.add_argument("--max-gflops", type=positive_float, default=None, help="FLOP cap (default: the experiment's)")
     p.add_argument("--out", default=None, help="run folder (default results/<name>-<method>-<time>)")
     p.add_argument("--seed", type=seed, default=None, help="override search.seed")

@@ -72,6 +72,9 @@ def check_budgets(exp: Experiment, counter: Any, max_gflops: Optional[float] = N
     return basis
 
 
+MAX_BASELINE_TRIALS = 10000  # more is a typo (1000000000 ran until killed), not a budget anyone trains
+
+
 def check_baseline_args(method: str, trials: Any, max_gflops: Any) -> None:
     """A baseline's own arguments, before its run folder is written: the CLI's parser checks them
     for ``x3d-expand baseline``; ``expand.baseline(...)`` from Python comes here unchecked."""
@@ -79,8 +82,8 @@ def check_baseline_args(method: str, trials: Any, max_gflops: Any) -> None:
 
     if method not in METHODS:
         raise InputError(f"method {method!r}: must be one of {', '.join(METHODS)}")
-    if isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1:
-        raise InputError(f"trials: must be an integer >= 1, got {trials!r}")
+    if isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or not 1 <= trials <= MAX_BASELINE_TRIALS:
+        raise InputError(f"trials: must be an integer 1-{MAX_BASELINE_TRIALS}, got {trials!r}")
     if max_gflops is not None:
         check_gflops(max_gflops, "max_gflops")
 

@@ -190,8 +190,9 @@ def test_python_api_overrides_are_checked_like_the_files_keys_before_anything_is
 
 
 @pytest.mark.parametrize("args, needle", [
-    (("random", 0, None), "trials: must be an integer >= 1, got 0"),
-    (("random", "3", None), "trials: must be an integer >= 1, got '3'"),
+    (("random", 0, None), "trials: must be an integer 1-10000, got 0"),
+    (("random", "3", None), "trials: must be an integer 1-10000, got '3'"),
+    (("random", 10**9, None), "trials: must be an integer 1-10000, got 1000000000"),
     (("grid", 3, None), "method 'grid': must be one of random, tpe, compound"),
     (("random", 3, float("nan")), "max_gflops: must be a positive finite number, got nan"),
     (("random", 3, -1.0), "max_gflops: must be a positive finite number, got -1.0"),
