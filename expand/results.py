@@ -317,21 +317,26 @@ UNTRAINED = ("failed", "oom", "timeout", "diverged")  # a candidate the step cou
 
 
 def partial_decisions(rows: list[dict[str, Any]]) -> list[str]:
-    """One note per decided step that chose without some of its candidates.
+    """One note per decided step that chose without some of its candidates, and for a step that
+    trained none of them (the search stopped there: the table said only "failed", the reasons
+    were in the CSV).
 
     A candidate that failed, ran out of memory or time, or diverged is not
     compared: the step picked among the others, and had it trained, the path
     might differ. The table shows each such row; this says what it means.
     """
     notes = []
-    for step in sorted({r["step"] for r in rows if r["step"] and r["chosen"]}):
+    for step in sorted({r["step"] for r in rows if r["step"]}):
         cands = [r for r in rows if r["step"] == step and r["status"] != "duplicate"]
         lost = [r for r in cands if r["status"] in UNTRAINED]
-        if lost:
-            why = "; ".join(f"{r['axis']} {r['status']}" + (f" ({r['reason'][:80]})" if r.get("reason") else "")
-                            for r in lost)
+        why = "; ".join(f"{r['axis']} {r['status']}" + (f" ({r['reason'][:80]})" if r.get("reason") else "")
+                        for r in lost)
+        if lost and any(r["chosen"] for r in cands):
             notes.append(f"note: step {step} chose among {len(cands) - len(lost)} of its {len(cands)} candidates, "
                          f"without {why}")
+        elif lost and all(r["status"] in (*UNTRAINED, "skipped") for r in cands):
+            notes.append(f"note: step {step} trained none of its {len(cands)} candidates, so the search stopped "
+                         f"there: {why}")
     return notes
 
 

@@ -339,6 +339,22 @@ def test_show_says_when_a_step_chose_without_some_of_its_candidates(tmp_path, ru
     assert "note: step" not in capsys.readouterr().out  # every candidate of that run trained
 
 
+def test_show_says_why_a_step_that_trained_none_of_its_candidates_stopped_the_search(tmp_path, capsys,
+                                                                                    _isolated_cache):
+    """The table said 'failed' on each row and nothing else; the reasons were only in the CSV."""
+    from tests.search.helpers import oracle_experiment
+
+    axes = ("fast", "temporal", "spatial", "depth", "width", "bottleneck")
+    exp = oracle_experiment(tmp_path, options={"fail_axes": dict.fromkeys(axes, 9)},
+                            search={"max_steps": 2, "targets": []}, retries={"failed": 0})
+    assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "run")]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: step")]
+    assert notes == ["note: step 1 trained none of its 6 candidates, so the search stopped there: " + "; ".join(
+        f"{a} failed (RuntimeError: injected failure on {a} (attempt 1))" for a in axes)]
+
+
 def test_show_of_a_baseline_without_a_cap_says_so(tmp_path, capsys, _isolated_cache):
     from tests.search.helpers import oracle_experiment
 
