@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict, load_experiment
 from expand.errors import ConfigError, InputError
-from expand.preflight import (MOVABLE_KEYS, check_baseline_args, check_budgets, check_calibration_args,
+from expand.preflight import (check_baseline_args, check_budgets, check_calibration_args,
                               check_cluster, check_contract_targets, check_has_path, check_manifests,
                               check_new_run_folder, load_source_experiment, validate)
 from expand.run import RunDir, RunFileError, RunOrigin, RunState
@@ -305,10 +305,12 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
             current = apply_overrides(load_source_experiment(source, stored), state.origin.overrides)
             changed = diff_keys(stored.to_dict(), current.to_dict())
             if changed and not force:
-                moved = set(changed) <= MOVABLE_KEYS
+                from expand.search.trial import reruns_trials
+
+                kept = not any(reruns_trials(k) for k in changed)
                 raise InputError(f"{source} changed since the run started ({', '.join(changed[:8])}); "
                                  "use --force to resume with the new file ("
-                                 + ("only paths changed: no finished trial reruns)" if moved
+                                 + ("no trial's fingerprint reads these: no finished trial reruns)" if kept
                                     else "trials of changed models rerun)"))
             if changed:
                 exp = current

@@ -195,11 +195,6 @@ def check_new_run_folder(run: RunDir) -> None:
                          "folder for the run")
 
 
-# paths a trial's fingerprint leaves out (expand.search.trial.TrialSpec.fingerprint): changing them
-# (the dataset moved to another mount) retrains nothing
-MOVABLE_KEYS = {"data.root", "data.cache"}
-
-
 def load_source_experiment(source: str, stored: Experiment) -> Experiment:
     """The experiment file a run was started from, as it is now; a dataset that moved is said so."""
     try:
@@ -246,4 +241,4 @@ def check_contract_targets(path: list[PathEntry], targets: list[float], name: st
 
 __all__ = ["REACH_SLACK", "check_baseline_args", "check_budgets", "check_cluster", "check_contract_targets",
            "check_device_here", "check_gflops", "check_has_path", "check_manifests", "check_new_run_folder",
-           "load_source_experiment", "MOVABLE_KEYS", "steps_to", "validate"]
+           "load_source_experiment", "steps_to", "validate"]

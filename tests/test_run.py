@@ -151,8 +151,8 @@ def test_a_dataset_moved_to_another_mount_is_resumed_with_a_hint_and_nothing_ret
     data = yaml.safe_load(open(exp_path))
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump({**data, "data": {**data["data"], "root": "mnt"}}))
     assert main(["resume", str(tmp_path / "run"), "--quiet"]) == 2
-    assert "changed since the run started (data.root); use --force to resume with the new file (only paths " \
-           "changed: no finished trial reruns)" in capsys.readouterr().err
+    assert "changed since the run started (data.root); use --force to resume with the new file (no trial's " \
+           "fingerprint reads these: no finished trial reruns)" in capsys.readouterr().err
     assert main(["resume", str(tmp_path / "run"), "--force", "--quiet"]) == 0
     assert len(RunDir(str(tmp_path / "run")).read_trials().records) == trained
 

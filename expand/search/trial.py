@@ -95,6 +95,18 @@ class TrialSpec:
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# The experiment keys a trial's fingerprint reads, directly or through its spec and seed (keys as
+# api.diff_keys writes them). Changing any other one (paths, retries, resources, the runner, the
+# targets) reruns no finished trial: `resume --force` says so.
+_FINGERPRINTED = ("schedule.", "data.", "trial.function", "trial.options", "search_space.", "search.seed")
+_NOT_FINGERPRINTED = ("data.root", "data.cache")
+
+
+def reruns_trials(key: str) -> bool:
+    """Does changing experiment key ``key`` change trials' fingerprints (so they train again)?"""
+    return key.startswith(_FINGERPRINTED) and key not in _NOT_FINGERPRINTED
+
+
 @dataclass
 class TrialResult:
     """What a trial reports. Metrics are fractions in [0, 1]; NaN where not measured."""

@@ -81,3 +81,47 @@ def test_off_the_main_thread_where_torch_loses_the_signal_the_line_still_names_t
     assert result.error_line.startswith("RuntimeError: DataLoader worker (pid(s)")
     assert "exited unexpectedly (a data loader worker died, most often killed by the host's out-of-memory " \
            "killer (dmesg names it) or on a small /dev/shm" in result.error_line
+
+
+def _leaves(d, prefix=""):
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict) and v:
+            yield from _leaves(v, key)
+        else:
+            yield key
+
+
+def _changed(d, key):
+    import copy
+
+    d = copy.deepcopy(d)
+    *path, last = key.split(".")
+    node = d
+    for p in path:
+        node = node[p]
+    node[last] = ["changed", node[last]]  # any other value
+    return d
+
+
+def test_reruns_trials_names_exactly_the_keys_the_fingerprint_reads():
+    """`resume --force` says whether a changed key reruns finished trials; that must follow
+    TrialSpec.fingerprint, key by key, or it would promise what resume does not do."""
+    import dataclasses
+    import os
+
+    from expand.config import load_experiment
+    from expand.search.trial import reruns_trials
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    exp = load_experiment(os.path.join(root, "experiments", "synthetic_tiny.yaml"), check_paths=False).to_dict()
+    exp["trial"]["options"] = {"x": 1}
+    base = dataclasses.replace(_TRIAL, experiment=exp).fingerprint()
+    keys = [k for k in _leaves(exp) if not k.startswith("search_space.") and k != "search.seed"]
+    assert {"data.root", "retries.failed", "schedule.epochs", "trial.options.x", "trial.device"} <= set(keys)
+    for key in keys:
+        moved = dataclasses.replace(_TRIAL, experiment=_changed(exp, key)).fingerprint() != base
+        assert moved == reruns_trials(key), key
+    # the space and the seed act through the trial's spec and seed, which the fingerprint reads
+    assert reruns_trials("search_space.basis.crop") and reruns_trials("search.seed")
+    assert dataclasses.replace(_TRIAL, seed=1).fingerprint() != _TRIAL.fingerprint()
