@@ -51,7 +51,11 @@ def check_address(address: Optional[str], timeout: float = 10.0) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise InputError(f"--address {address}: no Ray cluster answers at {host}:{port} "
+        # Ray turns 127.0.0.1 and localhost into this machine's address: say so, or the line names an
+        # address the user never typed
+        canonical = not address.startswith("ray://") and address not in (f"{host}:{port}", "auto")
+        where = f"{host}:{port}" + (f" (Ray's form of {address})" if canonical else "")
+        raise InputError(f"--address {address}: no Ray cluster answers at {where} "
                          f"({exc.strerror or type(exc).__name__})") from None
 
 
