@@ -256,6 +256,8 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
             "counter": COUNTER, "candidates": [{c: r.get(c) for c in ROW_COLUMNS} for r in rows],
             "path": state.get("path", []), "contractions": contractions, "cost": spend,
             "videos": videos_seen(attempts), "incomplete_lines": partial,
+            # the table's notes on steps that chose without some candidates or trained none
+            "notes": [n[len("note: "):] for n in partial_decisions(rows)],
         }))
     if fmt == "csv":
         return step_frame(run_dir).to_csv(index=False)

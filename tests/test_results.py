@@ -356,6 +356,8 @@ def test_show_says_why_a_step_that_trained_none_of_its_candidates_stopped_the_se
         f"{a} failed (RuntimeError: injected failure on {a} (attempt 1))" for a in axes)
         + ". Once the cause is fixed, raise retries.failed in the experiment and `resume --force`: they train "
         "again, finished trials are kept"]
+    assert main(["show", str(tmp_path / "run"), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == [n[len("note: "):] for n in notes]
     # as the note says: with one more retry allowed, a forced resume trains them (their second attempt
     # fails too here: fail_axes 9) and retrains nothing that finished
     data = yaml.safe_load(open(exp))
