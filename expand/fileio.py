@@ -27,8 +27,14 @@ def make_folder(path: str, what: str) -> str:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:  # a parent that is a file, no permission, a read-only mount
         raise InputError(f"{path}: cannot create the {what}: {exc.strerror}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: cannot write in the {what}: permission denied")
+    # a file written and removed, not os.access: root passes that on a read-only mount or in /proc,
+    # and the command then died writing its first file ("internal error: FileNotFoundError")
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".x3d-write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write in the {what}: {exc.strerror}") from None
     return path
 
 

@@ -148,6 +148,21 @@ def test_number_lists_reject_what_is_not_a_number_or_a_place(capsys, argv, messa
     assert code == 2 and message in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("plot, needle", [
+    ("/proc/x.png", "--plot /proc/x.png: /proc: cannot write in the plot's folder"),
+    ("FOLDER.png", "a folder has that name (or its .pdf's)"),
+])
+def test_compare_plot_where_no_file_can_be_written_is_exit_2(oracle_run, tmp_path, capsys, plot, needle):
+    """Both were "internal error: FileNotFoundError" / "IsADirectoryError" after the runs were read."""
+    if plot == "FOLDER.png":
+        (tmp_path / "x.png").mkdir()
+        plot = str(tmp_path / "x.png")
+    elif not os.path.isdir("/proc/self"):  # Linux
+        pytest.skip("no /proc here")
+    code, out, err = run(capsys, "compare", str(oracle_run), "--plot", plot)
+    assert code == 2 and needle in err and err.count("\n") == 1
+
+
 def test_show_json_and_format_json_are_the_same(oracle_run, capsys):
     code, a, _ = run(capsys, "show", str(oracle_run), "--json")
     code2, b, _ = run(capsys, "show", str(oracle_run), "--format", "json")

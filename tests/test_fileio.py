@@ -108,7 +108,16 @@ def test_make_folder_makes_nested_folders_and_refuses_what_cannot_be_one_in_one_
         fileio.make_folder(str(tmp_path / "file"), "run folder")
     with pytest.raises(InputError, match=r"/file/sub: cannot create the run folder: Not a directory$"):
         fileio.make_folder(str(tmp_path / "file" / "sub"), "run folder")
-    # a folder this user may not write in (root may write anywhere, so the check is what is faked)
-    monkeypatch.setattr(fileio.os, "access", lambda path, mode: False)
-    with pytest.raises(InputError, match=r"/a/b: cannot write in the trial's folder: permission denied$"):
+    assert os.listdir(made) == []  # the write probe leaves nothing behind
+    # a real folder nobody can create files in, even root (os.access said yes there, and the command
+    # died writing its first file: "internal error: FileNotFoundError")
+    if os.path.isdir("/proc/self"):
+        with pytest.raises(InputError, match=r"^/proc: cannot write in the plot.s folder: "):
+            fileio.make_folder("/proc", "plot's folder")
+    # a folder this user may not write in (root may write anywhere, so the refusal is what is faked)
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", denied)
+    with pytest.raises(InputError, match=r"/a/b: cannot write in the trial's folder: Permission denied$"):
         fileio.make_folder(made, "trial's folder")

@@ -80,6 +80,8 @@ def _check_plot_path(plot: str) -> None:
 
     if not plot.lower().endswith(".png"):
         raise InputError(f"--plot {plot}: give a .png path (a .pdf is written beside it)")
+    if os.path.isdir(plot) or os.path.isdir(plot[:-4] + ".pdf"):
+        raise InputError(f"--plot {plot}: a folder has that name (or its .pdf's)")
     try:
         make_folder(os.path.dirname(os.path.abspath(plot)), "plot's folder")
     except InputError as exc:
