@@ -16,6 +16,9 @@ import tempfile
 from typing import IO, Callable, Iterator
 
 
+PROBE_PREFIX = ".x3d-write-probe-"  # make_folder's file, there for a moment
+
+
 def make_folder(path: str, what: str) -> str:
     """``path`` made if missing, for files the command will write; exit 2 (one line) when it cannot
     be one — a file of that name, a read-only mount, no permission — before anything runs."""
@@ -30,7 +33,7 @@ def make_folder(path: str, what: str) -> str:
     # a file written and removed, not os.access: root passes that on a read-only mount or in /proc,
     # and the command then died writing its first file ("internal error: FileNotFoundError")
     try:
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".x3d-write-probe-")
+        fd, probe = tempfile.mkstemp(dir=path, prefix=PROBE_PREFIX)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:

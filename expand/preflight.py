@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, load_experiment
 from expand.errors import ConfigError, InputError
+from expand.fileio import PROBE_PREFIX
 from expand.run import PathEntry, RunDir
 
 # A step may overshoot the flops factor (coarse grids: frames 1 -> 2 is 1.89x, but
@@ -186,7 +187,8 @@ def check_new_run_folder(run: RunDir) -> None:
     if not os.path.isdir(run.path) or run.exists():
         return
     try:
-        entries = sorted(e for e in os.listdir(run.path) if e != ".lock")
+        # not the lock, nor the write probe of another command making this folder this very moment
+        entries = sorted(e for e in os.listdir(run.path) if e != ".lock" and not e.startswith(PROBE_PREFIX))
     except OSError:
         return  # unreadable: acquiring the lock says why
     if entries:
