@@ -17,6 +17,7 @@ from typing import Sequence
 from expand.cli_parsing import (Numbers, Parser, int_up_to, positional, positive_float, positive_int, processes, seed,
                                 steps)
 from expand.errors import DeviceBroken, DiskUnwritable, InputError, NodeLost, disk_error_in, disk_fix, disk_problem
+from expand.schema import MAX_BASELINE_TRIALS, MAX_CALIBRATION_SEEDS
 
 PROG = "x3d-expand"
 RUN_DIR_HELP = "a run folder (the --out of search, baseline or calibrate)"
@@ -149,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     positional(p, "experiment", EXPERIMENT_HELP)
     p.add_argument("--schedules", action=Numbers, default=[1.0, 2.0, 4.0], metavar="X", spill_to="experiment",
                    help="schedule multipliers (default 1 2 4)")
-    p.add_argument("--seeds", type=int_up_to(100, "seeds per model and schedule"), default=1,
+    p.add_argument("--seeds", type=int_up_to(MAX_CALIBRATION_SEEDS, "seeds per model and schedule"), default=1,
                    help="seeds per model and schedule (2+: seed std)")
     p.add_argument("--min-tau", type=float, default=0.8,
                    help="tau a schedule needs to be recommended, -1 to 1 (default 0.8)")
@@ -178,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help=EXPERIMENT_HELP)
     p.add_argument("--method", choices=METHODS.names(), required=True,
                    help="random and tpe: Optuna samplers over the search space; compound: EfficientNet-style")
-    p.add_argument("--trials", type=int_up_to(10000, "trained trials"), required=True,
-                   help="trained trials to spend, 1-10000")
+    p.add_argument("--trials", type=int_up_to(MAX_BASELINE_TRIALS, "trained trials"), required=True,
+                   help=f"trained trials to spend, 1-{MAX_BASELINE_TRIALS}")
     p.add_argument("--max-gflops", type=positive_float, default=None, help="FLOP cap (default: the experiment's)")
     p.add_argument("--out", default=None, help="run folder (default results/<name>-<method>-<time>)")
     p.add_argument("--seed", type=seed, default=None, help="override search.seed")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable, NoReturn, Optional
 
+from expand.schema import MAX_PROCESSES
+
 
 class _Formatter(argparse.HelpFormatter):
     """Shows a positional a number list may fill (see :class:`Numbers`) as required, which it is."""
@@ -85,7 +87,7 @@ def int_up_to(limit: int, why: str) -> Callable[[str], int]:
 
 
 # --workers of the data commands: as trial.workers (expand.config), 100000 forked 100000 processes
-processes = int_up_to(256, "processes")
+processes = int_up_to(MAX_PROCESSES, "processes")
 
 
 def steps(text: str) -> int:

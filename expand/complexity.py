@@ -76,9 +76,6 @@ def _fvcore_version() -> str:
 _COUNTING = threading.Lock()
 
 
-# fvcore traces a real forward pass; past expand.environ.count_memory_limit() a count would swap or be killed.
-
-
 def count_memory_estimate(spec: ArchSpec) -> int:
     """Bytes a traced fp32 forward of ``spec`` at batch 1 needs, roughly (weights + live activations).
 
@@ -104,6 +101,7 @@ def count_complexity(spec: ArchSpec) -> Complexity:
     """Count GFLOPs and parameters of ``spec`` with fvcore (uncached)."""
     from expand.environ import count_memory_limit
 
+    # fvcore traces a real forward pass; past the limit a count would swap or be killed
     need, limit = count_memory_estimate(spec), count_memory_limit()
     if need > limit:
         from expand.errors import SpecError

@@ -17,6 +17,7 @@ from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, load_experiment
 from expand.errors import ConfigError, InputError
 from expand.fileio import PROBE_PREFIX
 from expand.run import PathEntry, RunDir
+from expand.schema import MAX_BASELINE_TRIALS, MAX_CALIBRATION_SEEDS
 
 # A step may overshoot the flops factor (coarse grids: frames 1 -> 2 is 1.89x, but
 # crop 64 -> 96 is 2.25x); a target past basis x factor^steps x this is out of reach.
@@ -73,9 +74,6 @@ def check_budgets(exp: Experiment, counter: Any, max_gflops: Optional[float] = N
     return basis
 
 
-MAX_BASELINE_TRIALS = 10000  # more is a typo (1000000000 ran until killed), not a budget anyone trains
-
-
 def check_baseline_args(method: str, trials: Any, max_gflops: Any) -> None:
     """A baseline's own arguments, before its run folder is written: the CLI's parser checks them
     for ``x3d-expand baseline``; ``expand.baseline(...)`` from Python comes here unchecked."""
@@ -111,9 +109,6 @@ def check_calibration_args(exp: Experiment, multipliers: Any, seeds: Any, min_ta
             experiment_from_dict(scaled_experiment(resolved, float(m)), where=f"--schedules {m:g}:")
         except ConfigError as exc:
             raise InputError(f"{exc} (the experiment's schedule x {m:g})") from None
-
-
-MAX_CALIBRATION_SEEDS = 100
 
 
 def validate(exp: Experiment, counter: Any, max_gflops: Optional[float] = None) -> list[str]:

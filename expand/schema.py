@@ -275,6 +275,13 @@ def at_most(limit: float, why: str, low: float = 0, low_open: bool = False) -> A
     return check
 
 
+# Counts past which a value is a typo, not a setting; each is checked where the value is read
+# (experiment files, the CLI's parser, the Python API), so the bound is written once here.
+MAX_PROCESSES = 256  # worker processes (trial.workers, data --workers): 800 for 8 forks 800 torch imports
+MAX_BASELINE_TRIALS = 10000  # a baseline's trials: 1000000000 ran until killed
+MAX_CALIBRATION_SEEDS = 100  # calibrate's seeds per model and schedule
+
+
 # A trial's time limit beyond 30 days is no limit, and past ~1e10 s a timer cannot be set at all
 MAX_TIME_LIMIT_S = 30 * 24 * 3600
 

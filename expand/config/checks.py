@@ -9,7 +9,7 @@ import re
 from typing import TYPE_CHECKING
 
 from expand.errors import ConfigError
-from expand.schema import at_most, key_path
+from expand.schema import MAX_PROCESSES, at_most, key_path
 from expand.search.runners import RUNNERS
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def device_name(value: str) -> str | None:
         f"must be auto, cpu, cuda, cuda:N, mps or xpu, got {value!r}")
 
 
-LOADER_PROCESSES = at_most(256, "loader processes")
+LOADER_PROCESSES = at_most(MAX_PROCESSES, "loader processes")
 RETRIES = at_most(100, "retries of one trial")
 
 
