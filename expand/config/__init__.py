@@ -18,8 +18,8 @@ from expand.config.space import (AXES, SHIPPED_ROOT, Bounds, Grid, SearchSpace, 
 from expand.errors import ConfigError
 from expand.schema import (at_most, check_field, from_mapping, key_path, load_yaml, non_negative, positive,
                            positive_range, positive_values, seed_range, step_count, time_limit, to_plain)
-from expand.config.checks import (LOADER_PROCESSES, RETRIES, check_data_paths, check_run_name, device_name,
-                                  per_channel, probability, runner_check)
+from expand.config.checks import (LOADER_PROCESSES, RETRIES, below_one, check_data_paths, check_run_name,
+                                  device_name, per_channel, probability, runner_check)
 
 DEFAULT_TRIAL_FUNCTION = "expand.train:run_trial"
 
@@ -88,12 +88,12 @@ class ScheduleConfig:
     batch_size: int = check_field(at_most(4096, "clips per step on one device", low=1), 16)
     base_lr: float = check_field(positive, 0.1)
     base_batch_size: int = check_field(positive, 128)
-    momentum: float = check_field(lambda v: None if 0 <= v < 1 else f"must be in [0, 1), got {v}", 0.9)
+    momentum: float = check_field(below_one, 0.9)
     weight_decay: float = check_field(non_negative, 5e-5)
-    warmup_fraction: float = check_field(lambda v: None if 0 <= v < 1 else "must be in [0, 1)", 0.1)
+    warmup_fraction: float = check_field(below_one, 0.1)
     warmup_start_factor: float = check_field(positive, 0.1)
-    dropout: float = check_field(lambda v: None if 0 <= v < 1 else "must be in [0, 1)", 0.5)
-    label_smoothing: float = check_field(lambda v: None if 0 <= v < 1 else "must be in [0, 1)", 0.0)
+    dropout: float = check_field(below_one, 0.5)
+    label_smoothing: float = check_field(below_one, 0.0)
     grad_clip: Optional[float] = check_field(positive, None)
 
     @property

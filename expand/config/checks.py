@@ -39,6 +39,12 @@ def probability(value: float) -> str | None:
     return None if 0 < value < 1 else f"must be between 0 and 1 (exclusive), got {value}"
 
 
+def below_one(value: float) -> str | None:
+    """A fraction in [0, 1): momentum, warm-up, dropout, label smoothing (1 or more diverges or
+    leaves nothing to train)."""
+    return None if 0 <= value < 1 else f"must be in [0, 1), got {value}"
+
+
 def check_data_paths(data: DataConfig, where: str) -> None:
     """The dataset root and its train/val manifests (or folders) must exist."""
     if not data.root:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from expand.config.checks import check_run_name, device_name, not_a_folder_above, per_channel, probability
+from expand.config.checks import (below_one, check_run_name, device_name, not_a_folder_above, per_channel,
+                                  probability)
 from expand.errors import ConfigError
 
 
@@ -16,6 +17,7 @@ def test_device_names_are_those_torch_trains_on(name, ok):
 def test_per_channel_and_probability_say_the_problem():
     assert per_channel([0.4, 0.4, 0.4]) is None and per_channel([0.4]) == "must be 3 values (R, G, B), got 1"
     assert probability(0.5) is None and probability(1.0) == "must be between 0 and 1 (exclusive), got 1.0"
+    assert below_one(0.0) is None and below_one(1) == "must be in [0, 1), got 1"
 
 
 def test_a_run_name_is_a_folder_name():
