@@ -31,6 +31,10 @@ from expand.spec import ArchSpec
 STATUSES = ("ok", "failed", "diverged", "oom", "timeout")
 
 
+# data keys that are paths: moving a dataset does not change what a trial learns (fingerprint)
+_DATA_PATHS = ("root", "cache")
+
+
 @dataclass(frozen=True)
 class TrialSpec:
     """One model to train: its spec, where it sits in the search, and how to train it."""
@@ -89,7 +93,7 @@ class TrialSpec:
         """
         exp = self.experiment or {}
         trial = exp.get("trial") or {}
-        data = {k: v for k, v in (exp.get("data") or {}).items() if k not in ("root", "cache")}
+        data = {k: v for k, v in (exp.get("data") or {}).items() if k not in _DATA_PATHS}
         payload = {"spec": self.spec.to_dict(), "seed": self.seed, "function": trial.get("function"),
                    "options": trial.get("options"), "schedule": exp.get("schedule"), "data": data}
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -99,12 +103,11 @@ class TrialSpec:
 # api.diff_keys writes them). Changing any other one (paths, retries, resources, the runner, the
 # targets) reruns no finished trial: `resume --force` says so.
 _FINGERPRINTED = ("schedule.", "data.", "trial.function", "trial.options", "search_space.", "search.seed")
-_NOT_FINGERPRINTED = ("data.root", "data.cache")
 
 
 def reruns_trials(key: str) -> bool:
     """Does changing experiment key ``key`` change trials' fingerprints (so they train again)?"""
-    return key.startswith(_FINGERPRINTED) and key not in _NOT_FINGERPRINTED
+    return key.startswith(_FINGERPRINTED) and key not in {f"data.{k}" for k in _DATA_PATHS}
 
 
 @dataclass
