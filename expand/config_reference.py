@@ -30,7 +30,8 @@ MEANINGS: dict[str, str] = {
     "data.hflip": "Random horizontal flips in training.",
     "data.jitter": "Training scale jitter: the short side is resized to [min, max] x the crop, then cropped "
                    "(X3D: 256-320 px for a 224 crop); max at most 8.",
-    "data.test_crop_ratio": "Validation crop = train crop x this (1.0: the train crop, as the search counts FLOPs; at most 8).",
+    "data.test_crop_ratio": "Validation crop = train crop x this (1.0: the train crop, as the search counts "
+                            "FLOPs; at most 8).",
     "data.mean": "Per-channel (R, G, B) mean subtracted from frames in [0, 1] (SlowFast's `DATA.MEAN`).",
     "data.std": "Per-channel (R, G, B) std frames are divided by (SlowFast's `DATA.STD`); each > 0.",
     "data.val_clips": "Clips per validation video, averaged, 1-100 (1: the centre clip).",

@@ -98,6 +98,14 @@ def test_a_typo_that_would_flood_the_machine_with_loaders_or_threads_is_refused(
         experiment_from_dict({**d, "trial": {**d["trial"], key: value}})
 
 
+def _tiny() -> dict:
+    """The shipped synthetic_tiny experiment, resolved, without its data paths checked (a fresh clone
+    has no data/synthetic until `make demo`)."""
+    from expand.config import load_experiment
+
+    return load_experiment(os.path.join(ROOT, "experiments", "synthetic_tiny.yaml"), check_paths=False).to_dict()
+
+
 @pytest.mark.parametrize("section, key, value, message", [
     ("schedule", "epochs", 1e308, "schedule.epochs: must be > 0 and at most 10000 (a trial's epochs), got 1e+308"),
     ("data", "val_clips", 1000000, "data.val_clips: must be 1-100 (clips per video), got 1000000"),
@@ -114,9 +122,9 @@ def test_a_typo_that_would_overflow_or_multiply_the_data_is_refused(section, key
     as an OOM (a 2.5 TB allocation) and retried with half the batch; fps 1e308 hung the clip sampler, a crop
     ratio or jitter of 1e308 stopped the command with an internal OverflowError; std 0 divided
     every frame by zero and the trial "diverged"."""
-    from expand.config import experiment_from_dict, load_experiment
+    from expand.config import experiment_from_dict
 
-    d = load_experiment(os.path.join(ROOT, "experiments", "synthetic_tiny.yaml"), check_paths=False).to_dict()
+    d = _tiny()
     fine = [1.0, 2.0] if key == "jitter" else [0.2, 0.2, 0.2] if key == "std" else 2
     assert experiment_from_dict({**d, section: {**d[section], key: fine}}) is not None
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -135,9 +143,9 @@ def test_a_value_that_would_fail_or_retry_every_trial_is_refused_at_start(sectio
     """Each was accepted and then failed every trial (torch.device('tpu'), a 2-value mean broadcast
     against 3 channels), silently read whitespace (separator ''), diverged (momentum >= 1), or
     retried an always-failing trial a billion times."""
-    from expand.config import experiment_from_dict, load_experiment
+    from expand.config import experiment_from_dict
 
-    d = load_experiment(os.path.join(ROOT, "experiments", "synthetic_tiny.yaml"), check_paths=False).to_dict()
+    d = _tiny()
     assert getattr(getattr(experiment_from_dict({**d, section: {**d[section], key: fine}}), section), key) == fine
     with pytest.raises(ConfigError, match=re.escape(message)):
         experiment_from_dict({**d, section: {**d[section], key: value}})
@@ -146,25 +154,26 @@ def test_a_value_that_would_fail_or_retry_every_trial_is_refused_at_start(sectio
 def test_a_target_far_out_of_reach_is_a_config_error_not_an_overflow(tmp_path):
     """targets [1e308]: 1e308 / basis overflowed to inf and validate() raised OverflowError."""
     from expand.complexity import ComplexityCounter
-    from expand.config import experiment_from_dict, load_experiment
+    from expand.config import experiment_from_dict
     from expand.preflight import check_budgets
 
-    d = load_experiment(os.path.join(ROOT, "experiments", "synthetic_tiny.yaml"), check_paths=False).to_dict()
+    d = _tiny()
     exp = experiment_from_dict({**d, "search": {**d["search"], "targets": [1e308]}})
     with pytest.raises(ConfigError, match=r"search.targets: 1e\+308 GFLOPs is out of reach: about 10\d\d steps"):
         check_budgets(exp, ComplexityCounter())
 
 
 @pytest.mark.parametrize("key, fine, value, message", [
-    ("seed_std", 0.035, 3.5, "search.confirm.seed_std: must be a fraction of top-1 in [0, 0.5] (3.5 points is 0.035), got 3.5"),
+    ("seed_std", 0.035, 3.5,
+     "search.confirm.seed_std: must be a fraction of top-1 in [0, 0.5] (3.5 points is 0.035), got 3.5"),
     ("max_extra_trials", 1000, 10**9, "search.confirm.max_extra_trials: must be 0-1000 (extra trials per step), got"),
 ])
 def test_confirmation_settings_in_the_wrong_unit_or_absurd_are_refused(key, fine, value, message):
     """seed_std 3.5 (top-1 points, not a fraction) made every step a coin toss: each candidate a
     contender, max_extra_trials spent on every step."""
-    from expand.config import experiment_from_dict, load_experiment
+    from expand.config import experiment_from_dict
 
-    d = load_experiment(os.path.join(ROOT, "experiments", "synthetic_tiny.yaml"), check_paths=False).to_dict()
+    d = _tiny()
 
     def with_confirm(v):
         return {**d, "search": {**d["search"], "confirm": {**d["search"]["confirm"], key: v}}}
