@@ -122,6 +122,32 @@ def step_rows(run_dir: str) -> list[dict[str, Any]]:
     return rows
 
 
+def confidence_note(rows: list[dict[str, Any]], unsure: list[int], level: float) -> str:
+    """The table's line on ``conf %``, and what to do about the close calls it marks.
+
+    Raising ``search.confirm.max_extra_trials`` is the advice only where a step
+    was not confirmed; a step whose contenders were trained again with more
+    seeds and still fell short spent the budget it had, so saying "turn
+    confirmation on" there sent users to a setting they already had.
+    """
+    text = ("conf %: the chance that the selection rule would pick this candidate again on other "
+            "validation videos and seeds (paired bootstrap + seed noise; a step's add up to 100).")
+    if not unsure:
+        return text
+    confirmed = {r["step"] for r in rows if r.get("seeds", 1) > 1}
+    spent = [s for s in unsure if s in confirmed]
+    plain = [s for s in unsure if s not in confirmed]
+    text += f" *? marks steps below the {level:.0%} confidence level ({', '.join(map(str, unsure))}): close calls;"
+    if plain:
+        text += (f" search.confirm.max_extra_trials above 0 trains step(s) {', '.join(map(str, plain))}'s"
+                 " contenders again with new seeds" + (";" if spent else "."))
+    if spent:
+        text += (f" step(s) {', '.join(map(str, spent))} trained theirs again (the seeds column) and spent"
+                 " search.confirm.max_extra_trials short of the level: a larger budget, or longer trials"
+                 " (x3d-expand calibrate says how long ranks), narrows them.")
+    return text
+
+
 def uncertain_steps(rows: list[dict[str, Any]], level: float) -> list[int]:
     """Steps whose chosen candidate's confidence is under ``level`` (unknown confidences are not marked)."""
     return [r["step"] for r in rows if r["chosen"] and r["step"] > 0 and _num(r.get("confidence")) < level]
@@ -304,10 +330,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
               f"{FLOPS_NOTE} top1 in %; gain: top-1 points over the step's parent; gain/GFLOP: top-1 "
               "points per added GFLOP. (csv/json: fractions, in *_frac columns.)"]
     if state.get("kind", "expansion") == "expansion" and len(rows) > 1:
-        parts.append("conf %: the chance that the selection rule would pick this candidate again on other "
-                     "validation videos and seeds (paired bootstrap + seed noise; a step's add up to 100)."
-                     + (f" *? marks steps below the {level:.0%} confidence level ({', '.join(map(str, unsure))}):"
-                        " close calls; search.confirm.max_extra_trials above 0 trains them again with new seeds." if unsure else ""))
+        parts.append(confidence_note(rows, unsure, level))
     parts += partial_decisions(rows)
     if partial:
         parts.append(f"note: {partial} unreadable line(s) in trials.jsonl ignored (a write cut short, or a "

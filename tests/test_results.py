@@ -203,11 +203,29 @@ def test_show_gives_every_step_a_confidence_and_marks_the_close_calls(tmp_path, 
     assert chosen["confidence_frac"] < 0.95 and chosen["seeds"] == 2 and chosen["top1_se_frac"] > 0
     assert set(step1[step1["seeds"] == 2]["axis"]) == {"spatial", "depth"}
     assert "conf %" in table and "*?" in table and "below the 95% confidence level (1)" in table
-    assert "search.confirm.max_extra_trials above 0 trains them again" in table  # the key a user sets
+    # confirmation ran on step 1 and stayed short: the advice is a larger budget, not to turn it on
+    assert "step(s) 1 trained theirs again (the seeds column) and spent search.confirm.max_extra_trials" in table
+    assert "above 0" not in table
     header = next(line for line in table.splitlines() if line.startswith("step "))
     assert "seeds" in header  # the column appears once a candidate averages seeds
     # and an expansion picture with error bars was drawn
     assert (tmp_path / "run" / "plots" / "expansion.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("seeds, advice, not_said", [
+    ({1: 1, 2: 1}, "max_extra_trials above 0 trains step(s) 1, 2's contenders again", "spent"),
+    ({1: 3, 2: 2}, "step(s) 1, 2 trained theirs again (the seeds column) and spent", "above 0"),
+    ({1: 1, 2: 2}, "above 0 trains step(s) 1's contenders again with new seeds; step(s) 2 trained theirs again",
+     None),
+])
+def test_the_close_call_advice_fits_whether_the_step_was_confirmed(seeds, advice, not_said):
+    from expand.results import confidence_note
+
+    rows = [{"step": s, "seeds": n, "chosen": k == 0} for s, n in seeds.items() for k in range(2)]
+    note = confidence_note(rows, [1, 2], 0.9)
+    assert "below the 90% confidence level (1, 2)" in note and advice in note
+    assert not_said is None or not_said not in note
+    assert "*?" not in confidence_note(rows, [], 0.9)  # no close call: no advice
 
 
 def test_candidates_on_the_same_point_are_nudged_apart():
