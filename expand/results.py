@@ -18,6 +18,7 @@ from expand.rounding import format_factor
 from expand.run import RunDir, latest_by_trial
 from expand.run.status import live_status
 from expand.spec import FACTORS, MULTIPLIERS
+from expand.step_notes import confidence_note, step_notes, uncertain_steps
 from expand.tables import clean_nans, json_line, machine_key, render
 
 ROW_COLUMNS = [
@@ -120,37 +121,6 @@ def step_rows(run_dir: str) -> list[dict[str, Any]]:
     for r in rows:
         r["params_m"] = r["params"] / 1e6 if r.get("params") else math.nan
     return rows
-
-
-def confidence_note(rows: list[dict[str, Any]], unsure: list[int], level: float) -> str:
-    """The table's line on ``conf %``, and what to do about the close calls it marks.
-
-    Raising ``search.confirm.max_extra_trials`` is the advice only where a step
-    was not confirmed; a step whose contenders were trained again with more
-    seeds and still fell short spent the budget it had, so saying "turn
-    confirmation on" there sent users to a setting they already had.
-    """
-    text = ("conf %: the chance that the selection rule would pick this candidate again on other "
-            "validation videos and seeds (paired bootstrap + seed noise; a step's add up to 100).")
-    if not unsure:
-        return text
-    confirmed = {r["step"] for r in rows if r.get("seeds", 1) > 1}
-    spent = [s for s in unsure if s in confirmed]
-    plain = [s for s in unsure if s not in confirmed]
-    text += f" *? marks steps below the {level:.0%} confidence level ({', '.join(map(str, unsure))}): close calls;"
-    if plain:
-        text += (f" search.confirm.max_extra_trials above 0 trains step(s) {', '.join(map(str, plain))}'s"
-                 " contenders again with new seeds" + (";" if spent else "."))
-    if spent:
-        text += (f" step(s) {', '.join(map(str, spent))} trained theirs again (the seeds column) and spent"
-                 " search.confirm.max_extra_trials short of the level: a larger budget, or longer trials"
-                 " (x3d-expand calibrate says how long ranks), narrows them.")
-    return text
-
-
-def uncertain_steps(rows: list[dict[str, Any]], level: float) -> list[int]:
-    """Steps whose chosen candidate's confidence is under ``level`` (unknown confidences are not marked)."""
-    return [r["step"] for r in rows if r["chosen"] and r["step"] > 0 and _num(r.get("confidence")) < level]
 
 
 def _with_trained_result(candidate: dict[str, Any], attempts: dict[str, list]) -> dict[str, Any]:
@@ -282,8 +252,8 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
             "counter": COUNTER, "candidates": [{c: r.get(c) for c in ROW_COLUMNS} for r in rows],
             "path": state.get("path", []), "contractions": contractions, "cost": spend,
             "videos": videos_seen(attempts), "incomplete_lines": partial,
-            # the table's notes on steps that chose without some candidates or trained none
-            "notes": [n[len("note: "):] for n in partial_decisions(rows)],
+            # the table's notes on steps: chose without some candidates, trained none, or lost accuracy
+            "notes": [n[len("note: "):] for n in step_notes(rows)],
         }))
     if fmt == "csv":
         return step_frame(run_dir).to_csv(index=False)
@@ -331,40 +301,11 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
               "points per added GFLOP. (csv/json: fractions, in *_frac columns.)"]
     if state.get("kind", "expansion") == "expansion" and len(rows) > 1:
         parts.append(confidence_note(rows, unsure, level))
-    parts += partial_decisions(rows)
+    parts += step_notes(rows)
     if partial:
         parts.append(f"note: {partial} unreadable line(s) in trials.jsonl ignored (a write cut short, or a "
                      "damaged or edited file): their trials count as not run, and `resume` reruns them")
     return "\n".join(parts)
-
-
-UNTRAINED = ("failed", "oom", "timeout", "diverged")  # a candidate the step could not compare
-
-
-def partial_decisions(rows: list[dict[str, Any]]) -> list[str]:
-    """One note per decided step that chose without some of its candidates, and for a step that
-    trained none of them (the search stopped there: the table said only "failed", the reasons
-    were in the CSV).
-
-    A candidate that failed, ran out of memory or time, or diverged is not
-    compared: the step picked among the others, and had it trained, the path
-    might differ. The table shows each such row; this says what it means.
-    """
-    notes = []
-    for step in sorted({r["step"] for r in rows if r["step"]}):
-        cands = [r for r in rows if r["step"] == step and r["status"] != "duplicate"]
-        lost = [r for r in cands if r["status"] in UNTRAINED]
-        why = "; ".join(f"{r['axis']} {r['status']}" + (f" ({r['reason'][:80]})" if r.get("reason") else "")
-                        for r in lost)
-        if lost and any(r["chosen"] for r in cands):
-            notes.append(f"note: step {step} chose among {len(cands) - len(lost)} of its {len(cands)} candidates, "
-                         f"without {why}")
-        elif lost and all(r["status"] in (*UNTRAINED, "skipped") for r in cands):
-            keys = "/".join(sorted({f"retries.{r['status']}" for r in lost}))
-            notes.append(f"note: step {step} trained none of its {len(cands)} candidates, so the search stopped "
-                         f"there: {why}. Once the cause is fixed, raise {keys} in the experiment and `resume "
-                         "--force`: they train again, finished trials are kept")
-    return notes
 
 
 def _data_root(run_dir: str) -> str:
