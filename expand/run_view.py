@@ -162,8 +162,14 @@ class Run:
         return Contraction.from_dict(item, self._trained_top1())
 
     def best(self, budget_gflops: Optional[float] = None) -> Optional[pd.Series]:
-        """The most accurate trained model at or under the budget (any trial, contracted included)."""
+        """The most accurate trained model at or under the budget (any trial, contracted included).
+
+        A model confirmed with several seeds competes with its mean (``top1_frac``,
+        ``top5_frac``; ``seeds`` says how many), as its step decided: not with its
+        luckiest seed. The row is its first trial's.
+        """
         from expand.preflight import check_gflops
+        from expand.search.decide import model_trial_id
 
         if budget_gflops is not None:
             check_gflops(budget_gflops, "budget_gflops")
@@ -173,6 +179,10 @@ class Run:
             t = t[t.gflops <= budget_gflops * (1 + 1e-9)]
         if t.empty:
             return None
+        model = t.trial_id.map(model_trial_id)
+        means = t.groupby(model)[["top1_frac", "top5_frac"]].transform("mean")
+        t = t.assign(top1_frac=means.top1_frac, top5_frac=means.top5_frac, seeds=model.map(model.value_counts()))
+        t = t[~model.duplicated()]  # each model once, on its first trial's row
         return t.sort_values(["top1_frac", "gflops"], ascending=[False, True]).iloc[0]
 
     def spec(self, step: Optional[int] = None, budget: Optional[float] = None,

@@ -13,7 +13,7 @@ from expand.cli import main
 from expand.config import load_experiment, load_search_space
 from expand.search.runners import SerialRunner
 from expand.run import RunDir
-from tests.search.helpers import ROOT, oracle_experiment
+from tests.search.helpers import ROOT, confirmed_oracle_run, oracle_experiment
 
 CAP = 0.012
 
@@ -270,3 +270,18 @@ def test_a_baseline_stopped_by_a_full_disk_with_its_journal_torn_resumes(tmp_pat
     assert (run / "optuna.journal.torn").read_bytes().startswith(b'{"op_code": 6, "worker_id": "torn')
     assert RunDir(str(run)).read_state()["status"] == "finished"
     assert main(["resume", str(run), "--quiet"]) == 0  # and the journal reads back whole
+
+
+def test_compare_counts_a_model_trained_with_several_seeds_once_at_its_mean(tmp_path):
+    run = confirmed_oracle_run(tmp_path)
+    records = [json.loads(line) for line in open(os.path.join(run, "trials.jsonl"))]
+    by_model: dict = {}
+    for r in records:
+        by_model.setdefault(r["trial_id"].split("-seed")[0], []).append(r["result"]["top1"])
+    means = {m: sum(a) / len(a) for m, a in by_model.items()}
+    assert any(len(a) == 2 and a[0] != a[1] for a in by_model.values())  # seeds that disagree
+    points = run_points(run)
+    assert sorted(a for _, a in points) == pytest.approx(sorted(means.values()))  # one point per model
+    # the best is a model's mean, not its luckiest seed (which the old per-trial points reported)
+    assert best_under(points, 1.0) == pytest.approx(max(means.values()))
+    assert max(max(a) for a in by_model.values()) > max(means.values())

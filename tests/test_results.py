@@ -201,17 +201,13 @@ def test_show_says_when_every_expansion_of_a_step_lost_accuracy(tmp_path, capsys
 
 
 def test_show_gives_every_step_a_confidence_and_marks_the_close_calls(tmp_path, capsys):
-    from tests.search.helpers import oracle_experiment
+    from tests.search.helpers import confirmed_oracle_run
 
-    # spatial and depth tie in truth (tests/search/test_decide.py): step 1 is a coin toss
-    weights = {"frames": 0.0, "rate": 0.0, "crop": 0.6, "width": 0.0, "bottleneck": 0.0, "depth": 0.2}
-    exp = oracle_experiment(tmp_path, options={"videos": 200, "noise": 0.03, "weights": weights},
-                            search={"max_steps": 1, "confirm": {"max_extra_trials": 2, "confidence": 0.95}})
-    assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    run = confirmed_oracle_run(tmp_path)  # step 1 is a coin toss, confirmed with more seeds
     table = capsys.readouterr().out
     import pandas as pd
 
-    csv = pd.read_csv(tmp_path / "run" / "steps.csv")
+    csv = pd.read_csv(os.path.join(run, "steps.csv"))
     step1 = csv[csv["step"] == 1]
     assert step1["confidence_frac"].sum() == pytest.approx(1.0)
     chosen = step1[step1["chosen"]].iloc[0]
@@ -224,7 +220,7 @@ def test_show_gives_every_step_a_confidence_and_marks_the_close_calls(tmp_path, 
     header = next(line for line in table.splitlines() if line.startswith("step "))
     assert "seeds" in header  # the column appears once a candidate averages seeds
     # and an expansion picture with error bars was drawn
-    assert (tmp_path / "run" / "plots" / "expansion.png").stat().st_size > 10_000
+    assert os.path.getsize(os.path.join(run, "plots", "expansion.png")) > 10_000
 
 
 def test_candidates_on_the_same_point_are_nudged_apart():

@@ -11,7 +11,7 @@ import yaml
 import expand
 from expand.data.synth import SynthConfig, write_dataset
 from expand.errors import InputError
-from tests.search.helpers import TINY, oracle_experiment
+from tests.search.helpers import TINY, confirmed_oracle_run, oracle_experiment
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +173,13 @@ def test_show_says_how_many_videos_the_trials_saw_and_that_a_missing_one_was_ski
             f"trial ('x3d-expand data check {root}' says why)") in out
     assert main(["show", run.folder, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["videos"] == {"train": [8, 8], "val": [4, 4], "unreadable": [1, 1]}
+
+
+def test_best_ranks_a_model_trained_with_several_seeds_by_its_mean(tmp_path):
+    run = expand.load_run(confirmed_oracle_run(tmp_path))
+    trials = run.trials[run.trials.status == "ok"]
+    model = trials.trial_id.str.replace(r"-seed\d+$", "", regex=True)
+    means = trials.groupby(model).top1_frac.mean()
+    best = run.best()
+    assert best.trial_id == means.idxmax() and best.top1_frac == pytest.approx(means.max())
+    assert best.seeds == (model == best.trial_id).sum() and trials.top1_frac.max() > means.max()

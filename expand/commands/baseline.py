@@ -137,7 +137,8 @@ def compare_cmd(args: argparse.Namespace) -> int:
     print(render(shown, ["run", "trials", "device_hours", *headers[3:]], fmt, headers=headers, digits=4))
     if fmt == "table":
         print(f"\nbest top1 % @ X: best val top-1 (in %) of a trained model at or under X GFLOPs (contracted "
-              f"models included); trials count every attempt. plot: {plot} (and .pdf)")
+              f"models included; a model trained with several seeds counts with its mean); trials count every "
+              f"attempt. plot: {plot} (and .pdf)")
     for note in notes:
         print(f"note: {note}")
     return 0

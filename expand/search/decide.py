@@ -34,6 +34,18 @@ def seed_trial_id(trial_id: str, seed_number: int) -> str:
     return f"{trial_id}-seed{seed_number}"
 
 
+def model_trial_id(trial_id: str) -> str:
+    """The trial id that names a model across its seeds: ``s01-spatial`` for ``s01-spatial-seed2``
+    (calibration's ``x2-depth-seed1`` and ``-seed2`` are ``x2-depth``); other ids are their own.
+
+    A model trained with several seeds is one model: its accuracy is the mean,
+    as the step decided on. Taking its luckiest seed as "the best model" would
+    report a figure selected from noise.
+    """
+    head, sep, tail = trial_id.rpartition("-seed")
+    return head if sep and head and tail.isdigit() else trial_id
+
+
 @dataclasses.dataclass
 class Decision:
     winner: Candidate

@@ -23,3 +23,16 @@ def oracle_experiment(tmp_path, name="exp.yaml", options=None, search=None, retr
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))
     return str(path)
+
+
+def confirmed_oracle_run(tmp_path) -> str:
+    """A one-step oracle search whose close call (spatial and depth tie in truth, tests/search/
+    test_decide.py) was confirmed with more seeds: models with two seeds whose top-1s differ."""
+    from expand.cli import main
+
+    weights = {"frames": 0.0, "rate": 0.0, "crop": 0.6, "width": 0.0, "bottleneck": 0.0, "depth": 0.2}
+    exp = oracle_experiment(tmp_path, options={"videos": 200, "noise": 0.03, "weights": weights},
+                            search={"max_steps": 1, "confirm": {"max_extra_trials": 2, "confidence": 0.95}})
+    out = os.path.join(str(tmp_path), "confirmed")
+    assert main(["search", exp, "--out", out, "--quiet"]) == 0
+    return out

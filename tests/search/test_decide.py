@@ -12,6 +12,7 @@ import pytest
 from expand.config import load_experiment
 from expand.run import RunDir
 from expand.search.coordinator import Coordinator
+from expand.search.decide import model_trial_id, seed_trial_id
 from expand.search.runners import SerialRunner
 from expand.search.select import Scored, select
 from tests.search.helpers import ROOT, oracle_experiment
@@ -127,3 +128,10 @@ def test_kill_9_during_confirmation_then_resume_retrains_nothing_finished(tmp_pa
     a, b = RunDir(str(run_dir)).read_state(), RunDir(str(tmp_path / "ref")).read_state()
     assert a["path"] == b["path"] and a["steps"] == b["steps"]
     assert sum(s["extra_trials"] for s in a["steps"]) == 12
+
+
+def test_a_confirmation_trials_id_names_its_model_and_other_ids_name_themselves():
+    assert model_trial_id(seed_trial_id("s01-spatial", 2)) == "s01-spatial"
+    assert model_trial_id("x2-depth-seed1") == model_trial_id("x2-depth-seed3") == "x2-depth"  # calibration's
+    for own in ("s01-spatial", "s00-basis", "t0003", "contract-0.006", "s01-seedx", "-seed3"):
+        assert model_trial_id(own) == own
