@@ -364,4 +364,23 @@ def run_points(run_dir: str) -> list[tuple[float, float]]:
     return points
 
 
-__all__ = ["Baseline", "BaselineMethod", "METHODS", "best_under", "run_points"]
+def scored_videos(run_dir: str) -> int:
+    """How many videos each trial's top-1 was measured on (the fewest over trials), from the
+    per-video results trials record; 0 when they recorded none (an oracle without ``videos``)."""
+    from expand.run import latest_by_trial
+
+    counts = [int(recs[-1].result.per_video["n"])
+              for recs in latest_by_trial(RunDir(run_dir).read_trials().records).values()
+              if recs[-1].result.ok and (recs[-1].result.per_video or {}).get("n")]
+    return min(counts) if counts else 0
+
+
+def binomial_se(top1: float, videos: int) -> float:
+    """The standard error of a top-1 of ``top1`` measured on ``videos`` videos (nan if either is unknown):
+    the noise the validation set alone puts on a figure, before any seed-to-seed noise."""
+    if not videos or math.isnan(top1):
+        return math.nan
+    return math.sqrt(top1 * (1 - top1) / videos)
+
+
+__all__ = ["Baseline", "BaselineMethod", "METHODS", "best_under", "binomial_se", "run_points", "scored_videos"]

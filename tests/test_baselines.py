@@ -285,3 +285,18 @@ def test_compare_counts_a_model_trained_with_several_seeds_once_at_its_mean(tmp_
     # the best is a model's mean, not its luckiest seed (which the old per-trial points reported)
     assert best_under(points, 1.0) == pytest.approx(max(means.values()))
     assert max(max(a) for a in by_model.values()) > max(means.values())
+
+
+def test_compare_says_how_sure_each_runs_best_figure_is_from_its_validation_videos(tmp_path, oracle_run, capsys):
+    run = confirmed_oracle_run(tmp_path)  # its trials record per-video results on 200 videos
+    capsys.readouterr()
+    assert main(["compare", run, str(oracle_run), "--json", "--plot", str(tmp_path / "c.png")]) == 0
+    confirmed, plain = json.loads(capsys.readouterr().out)["runs"]
+    best = max(b for b in confirmed["best_top1_frac"] if b is not None)
+    assert confirmed["scored_videos"] == 200
+    assert confirmed["binomial_se_frac"] == pytest.approx(math.sqrt(best * (1 - best) / 200))
+    assert plain["scored_videos"] == 0 and plain["binomial_se_frac"] is None  # its oracle scored no videos
+    assert main(["compare", run, str(oracle_run), "--plot", str(tmp_path / "c.png")]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("how sure:"))
+    assert f"expansion: confirmed {100 * confirmed['binomial_se_frac']:.1f} pts on 200 videos" in line
+    assert "expansion: run" not in line  # nothing said of a run whose trials did not say

@@ -90,7 +90,7 @@ def _check_plot_path(plot: str) -> None:
 
 def compare_cmd(args: argparse.Namespace) -> int:
     from expand import results
-    from expand.baselines import best_under, run_points
+    from expand.baselines import best_under, binomial_se, run_points, scored_videos
     from expand.api import load_run
     from expand.plots import plot_compare
     from expand.tables import clean_nans, json_line, render
@@ -110,8 +110,12 @@ def compare_cmd(args: argparse.Namespace) -> int:
     for (path, state, points), name in zip(runs, _names([p for p, _, _ in runs])):
         spend = results.cost(path)["total"]
         label = f"{state.get('kind', 'expansion')}: {name}"
+        best = [best_under(points, b) for b in budgets]
+        videos = scored_videos(path)
+        top = max((b for b in best if not math.isnan(b)), default=math.nan)
         rows.append({"run": label, "path": path, "trials": int(spend["trials"]),
-                     "device_hours": spend["device_hours"], "best": [best_under(points, b) for b in budgets]})
+                     "device_hours": spend["device_hours"], "best": best, "videos": videos,
+                     "se": binomial_se(top, videos)})
         curves[label] = points
     notes = _comparability_notes([r["run"] for r in rows], [state for _, state, _ in runs], exps)
     plot = args.plot or os.path.join(os.path.dirname(os.path.abspath(runs[0][0])), "compare.png")
@@ -120,7 +124,8 @@ def compare_cmd(args: argparse.Namespace) -> int:
     if fmt == "json":  # fractions, named so: best_top1_frac[i] is the best at budgets_gflops[i]
         print(json_line(clean_nans({"budgets_gflops": budgets, "plot": plot, "runs": [
             {"run": r["run"], "path": r["path"], "trials": r["trials"], "device_hours": r["device_hours"],
-             "best_top1_frac": r["best"]} for r in rows], "notes": notes})))
+             "best_top1_frac": r["best"], "scored_videos": r["videos"],
+             "binomial_se_frac": r["se"]} for r in rows], "notes": notes})))
         return 0
     if fmt == "csv":
         columns = ["run", "trials", "device_hours", *[f"best_top1_frac_at_{b:.4g}" for b in budgets]]
@@ -139,6 +144,12 @@ def compare_cmd(args: argparse.Namespace) -> int:
         print(f"\nbest top1 % @ X: best val top-1 (in %) of a trained model at or under X GFLOPs (contracted "
               f"models included; a model trained with several seeds counts with its mean); trials count every "
               f"attempt. plot: {plot} (and .pdf)")
+        sure = [f"{r['run']} {100 * r['se']:.1f} pts on {r['videos']} videos" for r in rows if not math.isnan(r["se"])]
+        if sure:
+            print(f"how sure: the validation videos alone put a binomial standard error on each figure "
+                  f"(near the run's best: {'; '.join(sure)}); a gap between two runs under ~3x that (95 %), "
+                  f"or under their seed-to-seed noise (x3d-expand calibrate measures it), does not show one beat "
+                  f"the other")
     for note in notes:
         print(f"note: {note}")
     return 0
