@@ -1,4 +1,5 @@
-"""Starting, resuming and contracting runs: what the CLI and Python callers share.
+"""Starting and resuming runs (contracting them: ``expand/contracting.py``): what the CLI and Python
+callers share.
 
 Every function here validates everything it can *before* it writes anything
 (experiment, trial function, manifests, budgets: ``preflight.py``), then holds the run's lock
@@ -16,9 +17,9 @@ from typing import Any, Iterator, Optional, Sequence
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict, load_experiment
 from expand.errors import ConfigError, InputError
-from expand.preflight import (check_baseline_args, check_budgets, check_calibration_args,
-                              check_cluster, check_contract_targets, check_has_path, check_manifests,
-                              check_new_run_folder, load_source_experiment, validate)
+from expand.preflight import (check_baseline_args, check_budgets, check_calibration_args, check_cluster,
+                              check_growth, check_manifests, check_new_run_folder, load_source_experiment,
+                              validate)
 from expand.run import RunDir, RunFileError, RunOrigin, RunState
 
 
@@ -122,7 +123,7 @@ def finish(run: RunDir, quiet: bool = False) -> str:
 
 
 @contextlib.contextmanager
-def _trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool, what: str,
+def trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: bool, what: str,
                    notes: Sequence[str] = (), lazy: bool = False) -> Iterator[Any]:
     """The progress display and the started runner of one command, both closed however it ends.
 
@@ -200,7 +201,7 @@ def execute_search(exp: Experiment, run: RunDir, address: Optional[str], quiet: 
     from expand.complexity import ComplexityCounter
     from expand.search.coordinator import Coordinator
 
-    with _trial_session(exp, run, address, quiet, "search", notes, lazy) as (runner, progress):
+    with trial_session(exp, run, address, quiet, "search", notes, lazy) as (runner, progress):
         return Coordinator(exp, run, runner, ComplexityCounter(), progress,
                            extra_state=_origin_dict(origin)).run()
 
@@ -210,7 +211,7 @@ def execute_baseline(exp: Experiment, run: RunDir, method: str, budget: int, max
     from expand.baselines import Baseline
     from expand.complexity import ComplexityCounter
 
-    with _trial_session(exp, run, address, quiet, f"{method} baseline", lazy=lazy) as (runner, progress):
+    with trial_session(exp, run, address, quiet, f"{method} baseline", lazy=lazy) as (runner, progress):
         return Baseline(exp, run, runner, ComplexityCounter(), method, budget, max_gflops, progress,
                         extra_state=extra).run()
 
@@ -220,7 +221,7 @@ def execute_calibration(exp: Experiment, run: RunDir, address: Optional[str], qu
     from expand.complexity import ComplexityCounter
     from expand.search.calibrate import Calibration
 
-    with _trial_session(exp, run, address, quiet, "calibration", lazy=lazy) as (runner, progress):
+    with trial_session(exp, run, address, quiet, "calibration", lazy=lazy) as (runner, progress):
         return Calibration(exp, run, runner, ComplexityCounter(), extra["multipliers"], extra["seeds"],
                            extra["min_tau"], progress, extra_state=extra).run()
 
@@ -292,13 +293,21 @@ def start_baseline(experiment: str, method: str, trials: int, max_gflops: Option
 
 
 def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, address: Optional[str] = None,
-           quiet: bool = False) -> tuple[RunDir, Any]:
-    """Continue a run (expansion or baseline); finished trials of the same model are never retrained."""
+           quiet: bool = False, max_steps: Optional[int] = None,
+           targets: Optional[Sequence[float]] = None) -> tuple[RunDir, Any]:
+    """Continue a run (expansion or baseline); finished trials of the same model are never retrained.
+
+    ``max_steps``/``targets`` grow a search further (a finished one too): the steps it decided
+    replay from their trials, and the new values stay with the run for later resumes.
+    """
     run, _, stored = load_run(run_dir)
     run.acquire("resume")
     notes: list[str] = []
     try:
         state = run.state()  # read again under the lock: the last writer may just have finished
+        grown = {k: v for k, v in (("max_steps", max_steps), ("targets", targets)) if v is not None}
+        if grown:
+            check_growth(state.kind, len(state.path) - 1, max_steps)
         exp = stored
         source = state.origin.experiment_source
         if source and os.path.isfile(source):
@@ -317,6 +326,14 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
                 run.write_config(exp.to_dict())
                 notes = [f"resumed with --force: {source} changed ({', '.join(changed[:8])}); trials of changed "
                          "models rerun"]
+        if grown:
+            from expand.complexity import ComplexityCounter
+
+            exp = apply_overrides(exp, grown)
+            check_budgets(dataclasses.replace(exp, source="resume --max-steps/--targets"), ComplexityCounter())
+            state.origin = dataclasses.replace(state.origin, overrides={**state.origin.overrides, **grown})
+            run.write_config(exp.to_dict())
+            notes.append("resumed to grow the search: " + ", ".join(f"search.{k} {v}" for k, v in grown.items()))
         if runner:
             exp = apply_overrides(exp, {"runner": runner})
         # the cluster the run was started on, while its trials still run on Ray (not after --runner serial)
@@ -338,64 +355,7 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
         run.release()
 
 
-# ---------------------------------------------------------------- contraction
-def contract(run_dir: str, targets: list[float], train: bool = False, runner: Optional[str] = None,
-             address: Optional[str] = None) -> tuple[RunDir, list[dict[str, Any]]]:
-    """Contract the path to each target (paper §4); with ``train``, train the contracted models."""
-    from expand.complexity import ComplexityCounter
-    from expand.search.coordinator import contract_path, save_contractions
-
-    run, _, exp = load_run(run_dir)
-    state = run.state()
-    path = state.path
-    check_has_path(run.path, state.kind, path)
-    check_contract_targets(path, targets)
-    if train:
-        check_cluster(apply_overrides(exp, {"runner": runner}), address)
-    run.acquire("contract")
-    try:
-        from expand.console import phase
-
-        counter = ComplexityCounter()
-        with phase(f"contracting the path to {len(targets)} budget(s) (fvcore counts)"):
-            items = contract_path(path, sorted(targets), exp.search_space, counter)
-        if train:
-            items = _train_contracted(run, apply_overrides(exp, {"runner": runner}), items, counter, address)
-        return run, save_contractions(run, items)
-    finally:
-        run.release()
-
-
-def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, address: Optional[str]) -> list:
-    from expand.search.executor import TrialExecutor
-    from expand.search.time_limits import TimeLimits
-    from expand.search.trial import TrialSpec, derive_seed
-    from expand.spec import ArchSpec
-
-    trials = {}
-    for c in items:
-        if not c.get("spec") or c.get("top1") is not None:  # impossible, or a trained path model reused
-            continue
-        spec = ArchSpec.from_dict(c["spec"])
-        tid = f"contract-{c['target_gflops']:g}"
-        trials[tid] = TrialSpec(tid, c["step"], f"contract:{c['axis']}", spec,
-                                derive_seed(exp.search.seed, c["step"]), counter.gflops(spec),
-                                counter.params(spec), exp.to_dict(), run.file("trials", tid))
-        c["trial_id"] = tid
-    if not trials:  # every budget is impossible or reuses a trained path model: nothing to start
-        return items
-    with _trial_session(exp, run, address, False, "training of contracted models") as (runner, progress):
-        # an executor, not a Coordinator: training contracted models must not rewrite state.json
-        executor = TrialExecutor(run, runner, exp.retries, progress, limits=TimeLimits.of(exp.trial))
-        results = executor.train(list(trials.values()))
-    for c in items:
-        r = results.get(c.get("trial_id"))
-        if r is not None:
-            c.update(top1=r.top1, top5=r.top5, status=r.status)
-    return items
-
-
 __all__ = [
     "apply_overrides", "check_budgets", "check_manifests", "validate", "new_run", "load_run",
-    "start_search", "start_baseline", "resume", "contract", "finish", "runner_for",
+    "start_search", "start_baseline", "resume", "finish", "runner_for", "trial_session",
 ]

@@ -137,9 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
 
     p = sub.add_parser("resume", help="continue an interrupted search, baseline or calibration")
-    p.add_argument("run_dir", help=RUN_DIR_HELP)
+    positional(p, "run_dir", RUN_DIR_HELP)
     p.add_argument("--force", action="store_true", help="resume although the experiment file changed")
     _add_runner(p, runners)
+    p.add_argument("--max-steps", type=steps, default=None,
+                   help="grow a search further (a finished one too): a new search.max_steps, at least the steps "
+                        "it decided; kept for later resumes")
+    p.add_argument("--targets", action=Numbers, nargs="+", default=None, metavar="GFLOPS", spill_to="run_dir",
+                   help="new search.targets: the search grows until the path passes the largest")
     _add_json(p)
 
     p = sub.add_parser("calibrate", help="is the trial schedule long enough to rank? (step 1 at 1x/2x/4x)",

@@ -74,6 +74,16 @@ def check_budgets(exp: Experiment, counter: Any, max_gflops: Optional[float] = N
     return basis
 
 
+def check_growth(kind: str, decided: int, max_steps: Optional[int]) -> None:
+    """``resume --max-steps/--targets`` grows a search's path; it cannot shorten one or grow a baseline."""
+    if kind != "expansion":
+        raise InputError(f"--max-steps/--targets: a {kind} run has no expansion path to grow; resume it "
+                         "without them")
+    if isinstance(max_steps, int) and max_steps < decided:  # (a wrong type: apply_overrides says so)
+        raise InputError(f"--max-steps {max_steps}: the run already decided {decided} steps, and a resume "
+                         "keeps them (export --step K and contract use any step of the path)")
+
+
 def check_baseline_args(method: str, trials: Any, max_gflops: Any) -> None:
     """A baseline's own arguments, before its run folder is written: the CLI's parser checks them
     for ``x3d-expand baseline``; ``expand.baseline(...)`` from Python comes here unchecked."""

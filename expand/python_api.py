@@ -9,7 +9,7 @@ written) and can be resumed from either side.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 from expand.errors import InputError
 
@@ -45,12 +45,14 @@ def search(experiment: str, out: Optional[str] = None, address: Optional[str] = 
 
 
 def resume(path: str, force: bool = False, runner: Optional[str] = None, address: Optional[str] = None,
-           quiet: bool = False) -> "Run":
-    """Continue a run (finished trials of the same model are never retrained)."""
+           quiet: bool = False, max_steps: Optional[int] = None, targets: Optional[Sequence[float]] = None) -> "Run":
+    """Continue a run (finished trials of the same model are never retrained); ``max_steps`` or
+    ``targets`` grow a search further, a finished one too."""
     from expand import api
 
     _check_paths("resume", address, path=path)
-    run, _ = api.resume(path, force=force, runner=runner, address=address, quiet=quiet)
+    run, _ = api.resume(path, force=force, runner=runner, address=address, quiet=quiet, max_steps=max_steps,
+                        targets=targets)
     return _finished(run, quiet)
 
 

@@ -144,7 +144,7 @@ class Run:
     # ------------------------------------------------------------------ models
     def contract(self, gflops: float, train: bool = False, runner: Optional[str] = None) -> Contraction:
         """The path contracted to ``gflops`` (computed, not saved); ``train=True`` trains and saves it."""
-        from expand import api
+        from expand import contracting
         from expand.complexity import ComplexityCounter
         from expand.preflight import check_contract_targets, check_has_path
         from expand.search.coordinator import contract_path, load_contractions
@@ -153,7 +153,7 @@ class Run:
         check_has_path(self.folder, self.state.kind, path)
         check_contract_targets(path, [gflops], "gflops")
         if train:
-            _, items = api.contract(self.folder, [gflops], train=True, runner=runner)
+            _, items = contracting.contract(self.folder, [gflops], train=True, runner=runner)
         else:
             items = load_contractions(self._dir)
         item = next((c for c in items if c["target_gflops"] == gflops), None)

@@ -236,6 +236,12 @@ def test_python_api_takes_pathlib_paths(tmp_path):
     run = expand.search(tmp_path / oracle_experiment(tmp_path), out=tmp_path / "run", quiet=True, max_steps=1)
     assert run.folder == str(tmp_path / "run") and len(run.trials) > 0 and run.status == "finished"
     assert expand.resume(tmp_path / "run", quiet=True).folder == str(tmp_path / "run")
+    from expand.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="search.max_steps"):  # checked as the file's own keys are
+        expand.resume(tmp_path / "run", quiet=True, max_steps="2")
+    grown = expand.resume(tmp_path / "run", quiet=True, max_steps=2)  # and the search grows one step
+    assert len(grown.path) == 3 and grown.status == "finished"
 
 
 def test_python_api_overrides_replace_only_what_they_name(tmp_path):

@@ -132,6 +132,51 @@ def test_force_resume_after_the_space_changed_retrains_changed_models(tmp_path):
     assert log.count("== x3d-expand resume ") == 1  # the refused resume wrote nothing
 
 
+def test_resume_with_more_steps_grows_a_finished_search_as_far_as_one_search_would(tmp_path, capsys):
+    """The demo's way: `search --max-steps 1` (a flag, so editing the file could not grow it)."""
+    exp_path = oracle_experiment(tmp_path, options={"noise": 0.01}, search={"max_steps": 3})
+    run = tmp_path / "run"
+    assert main(["search", exp_path, "--out", str(run), "--max-steps", "1", "--quiet"]) == 0
+    before = (run / "trials.jsonl").read_text().splitlines()
+    capsys.readouterr()
+    assert main(["resume", str(run), "--max-steps", "2"]) == 0
+    assert "search 'oracle-test': up to 2 steps" in capsys.readouterr().out
+    assert "resumed to grow the search: search.max_steps 2" in (run / "progress.log").read_text()
+    lines = (run / "trials.jsonl").read_text().splitlines()
+    assert lines[:len(before)] == before  # nothing finished trained again
+    assert sorted(json.loads(line)["trial_id"][:3] for line in lines[len(before):]) == ["s02"] * 6
+    grown = RunDir(str(run)).state()
+    assert len(grown.path) == 3 and grown.origin.overrides["max_steps"] == 2
+    assert main(["search", exp_path, "--out", str(tmp_path / "fresh"), "--max-steps", "2", "--quiet"]) == 0
+    fresh = RunDir(str(tmp_path / "fresh")).state()
+    assert [p.spec for p in grown.path] == [p.spec for p in fresh.path]  # the path one 2-step search finds
+    assert main(["resume", str(run), "--quiet"]) == 0  # the new max_steps stays with the run
+    assert (run / "trials.jsonl").read_text().splitlines() == lines
+    # the same with a larger budget: the search grows until its path passes it, then contracts to it
+    assert main(["resume", str(run), "--max-steps", "3", "--targets", "0.012", "--quiet"]) == 0
+    state = RunDir(str(run)).state()
+    assert state.path[-1].gflops > 0.012 and len(state.path) == 4
+    assert 0.012 in [c["target_gflops"] for c in json.loads((run / "contractions.json").read_text())]
+
+
+def test_resume_refuses_to_shorten_a_path_or_grow_a_baseline_and_changes_nothing(tmp_path, capsys):
+    exp_path = oracle_experiment(tmp_path, search={"max_steps": 2})
+    run = tmp_path / "run"
+    assert main(["search", exp_path, "--out", str(run), "--quiet"]) == 0
+    assert main(["baseline", exp_path, "--method", "random", "--trials", "2", "--out", str(tmp_path / "random"),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    files = {p: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    for argv, why in (([str(run), "--max-steps", "1"], "--max-steps 1: the run already decided 2 steps"),
+                      ([str(run), "--targets", "1e9"], "resume --max-steps/--targets: search.targets: 1e+09 "
+                                                       "GFLOPs is out of reach"),
+                      ([str(tmp_path / "random"), "--max-steps", "3"], "a random run has no expansion path")):
+        assert main(["resume", *argv]) == 2
+        err = capsys.readouterr().err
+        assert why in err and len(err.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"} == files
+
+
 def test_a_dataset_moved_to_another_mount_is_resumed_with_a_hint_and_nothing_retrained(tmp_path, capsys):
     """The error named only the missing data.root; a forced resume retrains nothing (a trial's
     fingerprint leaves paths out), and the messages now say so."""

@@ -7,7 +7,7 @@ import contextlib
 import sys
 from typing import Any, Callable
 
-from expand import api
+from expand import api, contracting
 from expand.tables import json_line
 
 
@@ -43,7 +43,8 @@ def search_cmd(args: argparse.Namespace) -> int:
 
 def resume_cmd(args: argparse.Namespace) -> int:
     return run_and_report(args, lambda: api.resume(args.run_dir, force=args.force, runner=args.runner,
-                                                   address=args.address, quiet=args.quiet))
+                                                   address=args.address, quiet=args.quiet,
+                                                   max_steps=args.max_steps, targets=args.targets))
 
 
 def calibrate_cmd(args: argparse.Namespace) -> int:
@@ -54,7 +55,7 @@ def calibrate_cmd(args: argparse.Namespace) -> int:
 
 def contract_cmd(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        run, merged = api.contract(args.run_dir, args.target_gflops, train=args.train, runner=args.runner,
+        run, merged = contracting.contract(args.run_dir, args.target_gflops, train=args.train, runner=args.runner,
                                    address=args.address)
     if args.json:
         print(json_line({"run": run.path, "contractions": [c for c in merged
