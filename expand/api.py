@@ -307,7 +307,7 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
         state = run.state()  # read again under the lock: the last writer may just have finished
         grown = {k: v for k, v in (("max_steps", max_steps), ("targets", targets)) if v is not None}
         if grown:
-            check_growth(state.kind, len(state.path) - 1, max_steps)
+            check_growth(state.kind, state.path, max_steps, targets, stored.search.targets)
         exp = stored
         source = state.origin.experiment_source
         if source and os.path.isfile(source):

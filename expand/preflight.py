@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, load_experiment
 from expand.errors import ConfigError, InputError
@@ -74,14 +74,26 @@ def check_budgets(exp: Experiment, counter: Any, max_gflops: Optional[float] = N
     return basis
 
 
-def check_growth(kind: str, decided: int, max_steps: Optional[int]) -> None:
-    """``resume --max-steps/--targets`` grows a search's path; it cannot shorten one or grow a baseline."""
+def check_growth(kind: str, path: list[PathEntry], max_steps: Optional[int], targets: Optional[Sequence[float]],
+                 run_targets: Sequence[float]) -> None:
+    """``resume --max-steps/--targets`` grows a search's path; it cannot shorten one or grow a baseline.
+
+    More steps alone cannot grow a path that already passed the run's largest target: the
+    search stops there (the demo's 0.003), so the resume would train nothing and say so only
+    in its last line.
+    """
     if kind != "expansion":
         raise InputError(f"--max-steps/--targets: a {kind} run has no expansion path to grow; resume it "
                          "without them")
+    decided = len(path) - 1
     if isinstance(max_steps, int) and max_steps < decided:  # (a wrong type: apply_overrides says so)
         raise InputError(f"--max-steps {max_steps}: the run already decided {decided} steps, and a resume "
                          "keeps them (export --step K and contract use any step of the path)")
+    if isinstance(max_steps, int) and max_steps > decided and targets is None and run_targets and path \
+            and path[-1].gflops > max(run_targets):
+        raise InputError(f"--max-steps {max_steps}: the path ({path[-1].gflops:.4g} GFLOPs) already passed the "
+                         f"run's largest target ({max(run_targets):g} GFLOPs), where the search stops; give "
+                         "--targets too, with a larger budget")
 
 
 def check_baseline_args(method: str, trials: Any, max_gflops: Any) -> None:

@@ -160,7 +160,7 @@ def test_resume_with_more_steps_grows_a_finished_search_as_far_as_one_search_wou
 
 
 def test_resume_refuses_to_shorten_a_path_or_grow_a_baseline_and_changes_nothing(tmp_path, capsys):
-    exp_path = oracle_experiment(tmp_path, search={"max_steps": 2})
+    exp_path = oracle_experiment(tmp_path, search={"max_steps": 2, "targets": [0.006]})
     run = tmp_path / "run"
     assert main(["search", exp_path, "--out", str(run), "--quiet"]) == 0
     assert main(["baseline", exp_path, "--method", "random", "--trials", "2", "--out", str(tmp_path / "random"),
@@ -170,7 +170,10 @@ def test_resume_refuses_to_shorten_a_path_or_grow_a_baseline_and_changes_nothing
     for argv, why in (([str(run), "--max-steps", "1"], "--max-steps 1: the run already decided 2 steps"),
                       ([str(run), "--targets", "1e9"], "resume --max-steps/--targets: search.targets: 1e+09 "
                                                        "GFLOPs is out of reach"),
-                      ([str(tmp_path / "random"), "--max-steps", "3"], "a random run has no expansion path")):
+                      ([str(tmp_path / "random"), "--max-steps", "3"], "a random run has no expansion path"),
+                      # more steps past the run's largest target: the search would stop where it stands
+                      ([str(run), "--max-steps", "3"], "already passed the run's largest target (0.006 GFLOPs), "
+                                                       "where the search stops; give --targets too")):
         assert main(["resume", *argv]) == 2
         err = capsys.readouterr().err
         assert why in err and len(err.strip().splitlines()) == 1
