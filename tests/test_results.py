@@ -191,8 +191,9 @@ def test_show_says_when_every_expansion_of_a_step_lost_accuracy(tmp_path, capsys
     # every axis hurts under this oracle: the rule still picks one, and only the gain column said so
     weights = {k: -0.05 for k in ("frames", "rate", "crop", "width", "bottleneck", "depth")}
     exp = oracle_experiment(tmp_path, options={"weights": weights}, search={"max_steps": 1})
-    assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    capsys.readouterr()
+    assert main(["search", exp, "--out", str(tmp_path / "run")]) == 0
+    live = "step 1: every trained candidate scored below its parent: no expansion paid off"
+    assert live in capsys.readouterr().out and live in (tmp_path / "run" / "progress.log").read_text()
     assert main(["show", str(tmp_path / "run")]) == 0
     assert "note: step 1: every candidate scored below its parent (the best, " in capsys.readouterr().out
     assert main(["show", str(tmp_path / "run"), "--format", "json"]) == 0

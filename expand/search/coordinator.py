@@ -261,6 +261,10 @@ class Coordinator:
             # the step is decided: under trial.checkpoint "path" only its winner keeps its weights
             apply_policy(self.run_dir.path, self.exp.trial.checkpoint, (p.trial_id for p in self.path))
             self.progress.step_finished(step, winner, parent)
+            if all(c.top1 < parent.top1 for c in ok):  # the rule picked anyway; said live, and in `show`
+                self.progress.note(f"step {step}: every trained candidate scored below its parent: no expansion "
+                                   "paid off within a trial (if steps keep doing this, check the schedule "
+                                   "with `x3d-expand calibrate`)")
         else:
             self.stop_reason = f"reached max_steps ({self.exp.search.max_steps})"
         contractions = []
