@@ -306,9 +306,7 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
     try:
         state = run.state()  # read again under the lock: the last writer may just have finished
         grown = {k: v for k, v in (("max_steps", max_steps), ("targets", targets)) if v is not None}
-        if grown:
-            check_growth(state.kind, state.path, max_steps, targets, stored.search.targets)
-        exp = stored
+        exp, changed = stored, []
         source = state.origin.experiment_source
         if source and os.path.isfile(source):
             current = apply_overrides(load_source_experiment(source, stored), state.origin.overrides)
@@ -323,22 +321,25 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
                                     else "trials of changed models rerun)"))
             if changed:
                 exp = current
-                run.write_config(exp.to_dict())
                 notes = [f"resumed with --force: {source} changed ({', '.join(changed[:8])}); trials of changed "
                          "models rerun"]
-        if grown:
+        if grown:  # checked against the experiment this resume runs (the edited file's, with --force)
             from expand.complexity import ComplexityCounter
 
+            check_growth(state.kind, state.path, max_steps, targets, exp.search.targets)
             exp = apply_overrides(exp, grown)
             check_budgets(dataclasses.replace(exp, source="resume --max-steps/--targets"), ComplexityCounter())
-            state.origin = dataclasses.replace(state.origin, overrides={**state.origin.overrides, **grown})
-            run.write_config(exp.to_dict())
             notes.append("resumed to grow the search: " + ", ".join(f"search.{k} {v}" for k, v in grown.items()))
+        recorded = exp  # what config.yaml says once every check has passed (not this resume's --runner)
         if runner:
             exp = apply_overrides(exp, {"runner": runner})
         # the cluster the run was started on, while its trials still run on Ray (not after --runner serial)
         address = address or (state.origin.address if exp.search.runner == "ray" else None)
         check_cluster(exp, address)
+        if grown:
+            state.origin = dataclasses.replace(state.origin, overrides={**state.origin.overrides, **grown})
+        if changed or grown:
+            run.write_config(recorded.to_dict())
         if not quiet:
             print(f"resuming {run.path}")
         lazy = state.status == "finished" and not notes  # likely nothing to train: start Ray only if needed

@@ -159,6 +159,24 @@ def test_resume_with_more_steps_grows_a_finished_search_as_far_as_one_search_wou
     assert 0.012 in [c["target_gflops"] for c in json.loads((run / "contractions.json").read_text())]
 
 
+def test_a_forced_resume_grows_against_the_edited_files_targets(tmp_path):
+    """--max-steps was checked against config.yaml's largest target even when --force brought a larger one."""
+    exp_path = oracle_experiment(tmp_path, search={"max_steps": 1, "targets": [0.003]})
+    run = tmp_path / "run"
+    assert main(["search", exp_path, "--out", str(run), "--quiet"]) == 0  # step 1 passes 0.003: it stops
+    data = yaml.safe_load(open(exp_path))
+    data["search"]["targets"] = [0.006]
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(data))
+    config = (run / "config.yaml").read_text()
+    assert main(["resume", str(run), "--max-steps", "2", "--quiet"]) == 2  # changed: --force first
+    assert (run / "config.yaml").read_text() == config
+    assert main(["resume", str(run), "--max-steps", "2", "--force", "--quiet"]) == 0
+    state = RunDir(str(run)).state()
+    assert len(state.path) == 3 and state.path[-1].gflops > 0.006
+    saved = yaml.safe_load((run / "config.yaml").read_text())["search"]
+    assert saved["max_steps"] == 2 and saved["targets"] == [0.006]
+
+
 def test_resume_refuses_to_shorten_a_path_or_grow_a_baseline_and_changes_nothing(tmp_path, capsys):
     exp_path = oracle_experiment(tmp_path, search={"max_steps": 2, "targets": [0.006]})
     run = tmp_path / "run"
