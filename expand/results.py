@@ -19,7 +19,7 @@ from expand.run import RunDir, latest_by_trial
 from expand.run.status import live_status
 from expand.spec import FACTORS, MULTIPLIERS
 from expand.step_notes import confidence_note, step_notes, uncertain_steps
-from expand.tables import clean_nans, json_line, machine_key, render
+from expand.tables import clean_nans, json_line, machine_key, num, render
 
 ROW_COLUMNS = [
     "step", "axis", *FACTORS,
@@ -60,7 +60,7 @@ def baseline_rows(state: dict[str, Any], attempts: dict[str, list]) -> list[dict
         t, r = recs[-1].trial, recs[-1].result
         rows.append({
             "step": i + 1, "axis": t.axis, **_factors(t.spec.to_dict()), "gflops": t.gflops,
-            "params": t.params, "ratio": math.nan, "top1": _num(r.top1), "top5": _num(r.top5),
+            "params": t.params, "ratio": math.nan, "top1": num(r.top1), "top5": num(r.top5),
             "gain": math.nan, "added_gflops": math.nan, "gain_per_gflop": math.nan, "status": r.status,
             "chosen": t.trial_id == best, "trial_id": t.trial_id, "reason": r.error_line,
             "seconds": sum(x.result.seconds for x in recs), "infer_clips_s": r.infer_clips_per_s,
@@ -86,7 +86,7 @@ def step_rows(run_dir: str) -> list[dict[str, Any]]:
             "infer_clips_s": recs[-1].result.infer_clips_per_s,
             "attempts": len(recs),
             # with a minival, top1 is the minival's (it selects) and this the validation split's
-            "val_top1": _num(recs[-1].result.extra.get("val_top1")),
+            "val_top1": num(recs[-1].result.extra.get("val_top1")),
         }
 
     if path:
@@ -100,23 +100,23 @@ def step_rows(run_dir: str) -> list[dict[str, Any]]:
         p_top1, p_gf = step.get("parent_top1"), step.get("parent_gflops")
         for c in step["candidates"]:
             c = _with_trained_result(c, attempts)
-            top1 = _num(c.get("top1"))
-            gf = _num(c.get("gflops"))
-            gain = top1 - _num(p_top1)
-            added = gf - _num(p_gf)
+            top1 = num(c.get("top1"))
+            gf = num(c.get("gflops"))
+            gain = top1 - num(p_top1)
+            added = gf - num(p_gf)
             info = trial_info(c.get("trial_id")) if c["status"] != "duplicate" else {
                 **trial_info(c.get("trial_id")), "seconds": 0.0}
             if c["status"] != "duplicate":  # confirmation trials (more seeds) are part of its cost
                 info["seconds"] += sum(trial_info(t)["seconds"] for t in c.get("seed_trials") or [])
             rows.append({
                 "step": step["step"], "axis": c["axis"], **_factors(c.get("spec")),
-                "gflops": gf, "params": c.get("params") or math.nan, "ratio": _num(c.get("ratio")),
-                "top1": top1, "top5": _num(c.get("top5")), "gain": gain, "added_gflops": added,
+                "gflops": gf, "params": c.get("params") or math.nan, "ratio": num(c.get("ratio")),
+                "top1": top1, "top5": num(c.get("top5")), "gain": gain, "added_gflops": added,
                 "gain_per_gflop": gain / added if added > 0 else math.nan,
                 "status": c["status"], "chosen": bool(c.get("chosen")), "trial_id": c.get("trial_id"),
-                "reason": c.get("reason") or "", "confidence": _num(c.get("confidence")),
+                "reason": c.get("reason") or "", "confidence": num(c.get("confidence")),
                 "seeds": int(c.get("seeds") or 1) if c["status"] in ("ok", "duplicate") else 0,
-                "top1_se": _num(c.get("top1_se")), **info,
+                "top1_se": num(c.get("top1_se")), **info,
             })
     for r in rows:
         r["params_m"] = r["params"] / 1e6 if r.get("params") else math.nan
@@ -137,12 +137,8 @@ def _with_trained_result(candidate: dict[str, Any], attempts: dict[str, list]) -
     if _factors(last.trial.spec.to_dict()) != _factors(candidate.get("spec")):  # a record from before resume --force
         return candidate
     r = last.result
-    return {**candidate, "status": r.status, "top1": _num(r.top1) if r.ok else None,
-            "top5": _num(r.top5) if r.ok else None, "reason": r.error_line}
-
-
-def _num(x: Any) -> float:
-    return math.nan if x is None else float(x)
+    return {**candidate, "status": r.status, "top1": num(r.top1) if r.ok else None,
+            "top5": num(r.top5) if r.ok else None, "reason": r.error_line}
 
 
 def _factors(spec: dict[str, Any] | None) -> dict[str, Any]:
@@ -264,7 +260,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
                   val_top1=_pct(r.get("val_top1", math.nan)), confidence=_pct(r.get("confidence", math.nan)),
                   **{k: format_factor(r[k]) for k in MULTIPLIERS if r.get(k)})
              for r in rows]
-    minival = any(not math.isnan(_num(r.get("val_top1"))) for r in rows)
+    minival = any(not math.isnan(num(r.get("val_top1"))) for r in rows)
     columns = TABLE_COLUMNS[:TABLE_COLUMNS.index("top1") + 1] + ["val_top1"] + \
         TABLE_COLUMNS[TABLE_COLUMNS.index("top1") + 1:] if minival else list(TABLE_COLUMNS)
     if any(r.get("seeds", 1) > 1 for r in rows):

@@ -21,6 +21,7 @@ import pandas as pd
 
 from expand.errors import InputError
 from expand.spec import FACTORS, ArchSpec
+from expand.tables import num
 from expand.weights import load_weights, weights_file
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ class Run:
             file = weights_file(self.folder, tid)
             rows.append({"trial_id": tid, "step": t.step, "axis": t.axis, **t.spec.factors(),
                          "gflops": t.gflops, "params": t.params, "seed": t.seed, "status": r.status,
-                         "top1_frac": _num(r.top1), "top5_frac": _num(r.top5), "seconds": sum(x.result.seconds for x in recs),
+                         "top1_frac": num(r.top1), "top5_frac": num(r.top5), "seconds": sum(x.result.seconds for x in recs),
                          "attempts": len(recs), "device": r.device, "error": r.error or "",
                          "weights": file if os.path.isfile(file) else None})
         return pd.DataFrame(rows, columns=["trial_id", "step", "axis", *FACTORS, "gflops", "params", "seed",
@@ -264,10 +265,6 @@ class Run:
     def _trained_top1(self) -> dict[str, float]:
         t = self.trials
         return {r.trial_id: r.top1_frac for r in t.itertuples() if r.status == "ok"}
-
-
-def _num(x: Any) -> float:
-    return math.nan if x is None else float(x)
 
 
 def load_run(path: str) -> Run:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-
-def _num(x: Any) -> float:
-    return math.nan if x is None else float(x)
+from expand.tables import num
 
 
 def confidence_note(rows: list[dict[str, Any]], unsure: list[int], level: float) -> str:
@@ -43,7 +41,7 @@ def confidence_note(rows: list[dict[str, Any]], unsure: list[int], level: float)
 
 def uncertain_steps(rows: list[dict[str, Any]], level: float) -> list[int]:
     """Steps whose chosen candidate's confidence is under ``level`` (unknown confidences are not marked)."""
-    return [r["step"] for r in rows if r["chosen"] and r["step"] > 0 and _num(r.get("confidence")) < level]
+    return [r["step"] for r in rows if r["chosen"] and r["step"] > 0 and num(r.get("confidence")) < level]
 
 
 UNTRAINED = ("failed", "oom", "timeout", "diverged")  # a candidate the step could not compare
@@ -86,13 +84,13 @@ def regressed_steps(rows: list[dict[str, Any]]) -> list[str]:
     """
     notes = []
     for step in sorted({r["step"] for r in rows if r["step"]}):
-        ok = [r for r in rows if r["step"] == step and r["status"] == "ok" and not math.isnan(_num(r.get("gain")))]
+        ok = [r for r in rows if r["step"] == step and r["status"] == "ok" and not math.isnan(num(r.get("gain")))]
         if not ok or not any(r["chosen"] for r in rows if r["step"] == step) or any(r["gain"] >= 0 for r in ok):
             continue
         best = max(ok, key=lambda r: r["gain"])
         trained = "every candidate" if len(ok) == len([r for r in rows if r["step"] == step
                                                          and r["status"] != "duplicate"]) else "every trained candidate"
-        se = _num(best.get("top1_se"))
+        se = num(best.get("top1_se"))
         noise = f"; its top-1's standard error {100 * se:.1f} pts" if not math.isnan(se) and se > 0 else ""
         notes.append(f"note: step {step}: {trained} scored below its parent (the best, {best['axis']}, "
                      f"{100 * best['gain']:+.1f} pts{noise}): no expansion paid off within a trial. If steps keep "

@@ -94,6 +94,11 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+def num(x: Any) -> float:
+    """A stored number as a float, None (not measured, not yet known) as NaN: the reading side's unknown."""
+    return math.nan if x is None else float(x)
+
+
 def clean_nans(obj: Any) -> Any:
     """NaN/inf floats -> None, so JSON stays valid."""
     if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):

@@ -56,7 +56,7 @@ def calibrate_cmd(args: argparse.Namespace) -> int:
 def contract_cmd(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         run, merged = contracting.contract(args.run_dir, args.target_gflops, train=args.train, runner=args.runner,
-                                   address=args.address)
+                                           address=args.address)
     if args.json:
         print(json_line({"run": run.path, "contractions": [c for c in merged
                                                            if c["target_gflops"] in args.target_gflops]}))

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Optional
 from expand.errors import InputError, SpecError
 from expand.search.trial import TrialResult, TrialSpec
 from expand.spec import ArchSpec
+from expand.tables import num
 
 STATE_VERSION = 1
 # an expansion, a calibration, or a baseline named by its method (expand.baselines.METHODS, which
@@ -94,10 +95,6 @@ def latest_by_trial(records: Iterable[TrialRecord]) -> dict[str, list[TrialRecor
 
 
 # ---------------------------------------------------------------- typed state
-def _num(v: Any) -> float:
-    return math.nan if v is None else float(v)
-
-
 @dataclass
 class PathEntry:
     """One model on the expansion path: the basis, then each step's chosen candidate."""
@@ -119,7 +116,7 @@ class PathEntry:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PathEntry":
         return cls(int(d["step"]), str(d["axis"]), str(d["trial_id"]), ArchSpec.from_dict(d["spec"]),
-                   _num(d["gflops"]), int(d.get("params") or 0), _num(d.get("top1")), _num(d.get("top5")))
+                   num(d["gflops"]), int(d.get("params") or 0), num(d.get("top1")), num(d.get("top5")))
 
 
 @dataclass
@@ -156,7 +153,7 @@ class Candidate:
         kw["spec"] = ArchSpec.from_dict(d["spec"]) if d.get("spec") else None
         for k in ("gflops", "ratio", "top1", "top5", "confidence", "top1_se"):
             if k in kw:
-                kw[k] = _num(kw[k])
+                kw[k] = num(kw[k])
         return cls(**kw)
 
 
@@ -184,10 +181,10 @@ class StepRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "StepRecord":
-        return cls(int(d["step"]), str(d["parent_id"]), _num(d["parent_gflops"]), _num(d.get("parent_top1")),
+        return cls(int(d["step"]), str(d["parent_id"]), num(d["parent_gflops"]), num(d.get("parent_top1")),
                    d.get("chosen_axis"), str(d.get("rule", "")),
-                   [Candidate.from_dict(c) for c in d["candidates"]], _num(d.get("confidence")),
-                   _num(d.get("seed_std")), str(d.get("seed_std_source") or ""),
+                   [Candidate.from_dict(c) for c in d["candidates"]], num(d.get("confidence")),
+                   num(d.get("seed_std")), str(d.get("seed_std_source") or ""),
                    str(d.get("confidence_method") or ""), int(d.get("extra_trials") or 0))
 
 
