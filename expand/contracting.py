@@ -28,7 +28,8 @@ def contract(run_dir: str, targets: list[float], train: bool = False, runner: Op
     check_has_path(run.path, state.kind, path)
     check_contract_targets(path, targets)
     if train:
-        check_cluster(apply_overrides(exp, {"runner": runner}), address)
+        exp = apply_overrides(exp, {"runner": runner})  # the trials' runner (no runner: the experiment's)
+        check_cluster(exp, address)
     run.acquire("contract")
     try:
         from expand.console import phase
@@ -37,7 +38,7 @@ def contract(run_dir: str, targets: list[float], train: bool = False, runner: Op
         with phase(f"contracting the path to {len(targets)} budget(s) (fvcore counts)"):
             items = contract_path(path, sorted(targets), exp.search_space, counter)
         if train:
-            items = _train_contracted(run, apply_overrides(exp, {"runner": runner}), items, counter, address)
+            items = _train_contracted(run, exp, items, counter, address)
         return run, save_contractions(run, items)
     finally:
         run.release()
