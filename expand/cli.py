@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
 
     p = sub.add_parser("flops", help="GFLOPs and params of one model, per stage")
+    p.add_argument("preset_name", nargs="?", metavar="PRESET", default=None,
+                   help="a preset, as with --preset (x3d-expand flops X3D-M)")
     p.add_argument("--preset", help="X2D, X3D-XS, X3D-S, X3D-M, X3D-L or X3D-XL")
     p.add_argument("--slowfast-config", metavar="FILE", default=None,
                    help="read the model from a SlowFast X3D config (e.g. configs/Kinetics/X3D_M.yaml)")

@@ -14,8 +14,9 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_flops_preset_table(capsys):
-    code, out, err = run(capsys, "flops", "--preset", "X3D-M")
+@pytest.mark.parametrize("argv", [("--preset", "X3D-M"), ("X3D-M",), ("M", "--preset", "X3D-M")])
+def test_flops_preset_table(capsys, argv):
+    code, out, err = run(capsys, "flops", *argv)
     assert code == 0
     assert "x3d_16x5_224_w2.0_b2.25_d2.2" in out
     assert "4.8987" in out and "3794322" in out
@@ -38,6 +39,9 @@ def test_flops_json_is_one_object(capsys):
     [
         (["flops"], "give --preset NAME or all six factors"),
         (["flops", "--preset", "X3D-Q"], "unknown preset 'X3D-Q'"),
+        (["flops", "X3D-Q"], "unknown preset 'X3D-Q'"),
+        (["flops", "X3D-M", "--preset", "X3D-S"], "two presets given"),
+        (["flops", "X3D-M", "--width", "2"], "cannot be combined with --width"),
         (["flops", "--preset", "X3D-M", "--frames", "4"], "cannot be combined with --frames"),
         (["flops", "--frames", "0", "--stride", "1", "--crop", "64", "--width", "1",
           "--bottleneck", "1", "--depth", "1"], "ArchSpec.frames"),

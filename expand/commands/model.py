@@ -65,6 +65,10 @@ def presets_cmd(args: argparse.Namespace) -> int:
 
 
 def flops_cmd(args: argparse.Namespace) -> int:
+    if args.preset_name:
+        if args.preset and get_preset(args.preset).name != get_preset(args.preset_name).name:
+            raise InputError(f"two presets given: {args.preset_name} and --preset {args.preset}; give one")
+        args.preset = args.preset_name
     if args.slowfast_config:
         from expand.export import read_slowfast_config
 
