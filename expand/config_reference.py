@@ -18,11 +18,17 @@ MEANINGS: dict[str, str] = {
     "name": "Names the run: the default run folder is `results/<name>-<time>` (letters, digits, `.`, `_`, `-`).",
     "search_space": "A search space file (path relative to the experiment, or a shipped name: `x3d_paper`, "
                     "`tiny_cpu`, ...) or the search space inline as a mapping (keys below).",
-    "data.format": "`csv`: SlowFast manifests (`path label` lines); `folder`: one folder per class.",
+    "data.format": "`csv`: SlowFast manifests (`path label` lines); `folder`: one folder per class; "
+                   "`kinetics`: the official Kinetics annotation CSVs (`label,youtube_id,time_start,time_end,"
+                   "split`) with the videos as downloaded (see `train_videos`).",
     "data.root": "Dataset folder; manifest paths are relative to it. On a cluster node, the environment "
                  "variable `X3D_EXPAND_DATA_ROOT` says where that node mounts it.",
-    "data.train": "Training split: a manifest file (csv) or folder, relative to `root`.",
+    "data.train": "Training split: a manifest file (csv), a folder (folder) or an annotation CSV (kinetics), "
+                  "relative to `root`.",
     "data.val": "Validation split, as `train`.",
+    "data.train_videos": "`kinetics` only: the training videos' folder, relative to `root`, flat or a folder "
+                         "per class; files are `<youtube_id>_<start:06d>_<end:06d>.mp4` (or `<youtube_id>.mp4`).",
+    "data.val_videos": "`kinetics` only: the validation videos' folder, as `train_videos`.",
     "data.separator": "Column separator of the manifests, not empty (SlowFast's `DATA.PATH_LABEL_SEPARATOR`).",
     "data.path_prefix": "Prefix joined to every manifest path (SlowFast's `DATA.PATH_PREFIX`).",
     "data.num_classes": "Classes; labels must be below it. Sets the network's output width.",

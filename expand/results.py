@@ -187,7 +187,7 @@ def videos_seen(attempts: dict[str, list]) -> dict[str, list[int]]:
     return {k: [min(v.get(k, 0) for v in seen), max(v.get(k, 0) for v in seen)] for k in keys}
 
 
-def videos_line(seen: dict[str, list[int]], data_root: str = "") -> str:
+def videos_line(seen: dict[str, list[int]], check: str = "") -> str:
     """'data: 317 train, 200 val videos per trial; 4 listed videos unreadable, skipped ...' ('' if unknown)."""
     if not seen:
         return ""
@@ -201,7 +201,7 @@ def videos_line(seen: dict[str, list[int]], data_root: str = "") -> str:
     if seen.get("unreadable", [0, 0])[1]:
         from expand.data.checks import unreadable_note
 
-        line += f"; {unreadable_note(count('unreadable'), data_root)}"
+        line += f"; {unreadable_note(count('unreadable'), check)}"
     return line
 
 
@@ -289,7 +289,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     if contractions:
         parts += ["", "contracted models:", render_contractions(contractions, fmt)]
     t = spend["total"]
-    data_line = videos_line(videos_seen(attempts), _data_root(run_dir))
+    data_line = videos_line(videos_seen(attempts), _check_target(run_dir))
     parts += ["", *([data_line] if data_line else []),
               f"cost: {int(t['trials'])} trials, {t['trial_seconds']:.0f} trial-seconds, "
               f"{t['device_hours']:.3f} {spend['unit']}",
@@ -304,12 +304,18 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     return "\n".join(parts)
 
 
-def _data_root(run_dir: str) -> str:
-    """The run's dataset folder, as its config.yaml records it ('' when it has none or cannot say)."""
+def _check_target(run_dir: str) -> str:
+    """What ``data check`` should read for the run's skipped videos: its dataset folder, or its
+    config.yaml when the folder alone reads differently ('' when it cannot say)."""
+    from expand.config import DataConfig
+    from expand.data.checks import check_target
+
+    run = RunDir(run_dir)
     try:
-        return str((RunDir(run_dir).read_config().get("data") or {}).get("root") or "")
+        data = DataConfig(**(run.read_config().get("data") or {}))
     except Exception:  # noqa: BLE001 - only a hint in a line of `show`
         return ""
+    return check_target(data, run.file("config.yaml"))
 
 
 def _pct(x: Any, signed: bool = False) -> str:

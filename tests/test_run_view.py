@@ -173,6 +173,14 @@ def test_show_says_how_many_videos_the_trials_saw_and_that_a_missing_one_was_ski
             f"trial ('x3d-expand data check {root}' says why)") in out
     assert main(["show", run.folder, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["videos"] == {"train": [8, 8], "val": [4, 4], "unreadable": [1, 1]}
+    # manifests the folder alone would not find (other names): the run's own config.yaml is what to check
+    config = os.path.join(run.folder, "config.yaml")
+    with open(config) as fh:
+        text = fh.read()
+    with open(config, "w") as fh:
+        fh.write(text.replace("train: train.csv", "train: lists/train.txt"))
+    assert main(["show", run.folder]) == 0
+    assert f"('x3d-expand data check {config}' says why)" in capsys.readouterr().out
 
 
 def test_best_ranks_a_model_trained_with_several_seeds_by_its_mean(tmp_path):

@@ -39,10 +39,13 @@ def resolve_experiment_path(name_or_path: str) -> str:
 class DataConfig:
     """Where the videos are and how clips are sampled (SlowFast conventions)."""
 
-    format: Literal["csv", "folder"] = "csv"
+    format: Literal["csv", "folder", "kinetics"] = "csv"
     root: str = ""
     train: str = "train.csv"
     val: str = "val.csv"
+    # kinetics only: each split's video folder (flat, or a folder per class), relative to root
+    train_videos: str = "train"
+    val_videos: str = "val"
     separator: str = check_field(lambda v: None if v and "\n" not in v else "must be one or more characters "
                                  "(not a newline), as SlowFast's PATH_LABEL_SEPARATOR", " ")
     path_prefix: str = ""

@@ -55,6 +55,11 @@ def check_data_paths(data: DataConfig, where: str) -> None:
         path = os.path.join(data.root, getattr(data, split))
         if data.format == "csv" and not os.path.isfile(path):
             raise ConfigError(f"{key_path(where, f'data.{split}')}: manifest {path} does not exist")
+        if data.format == "kinetics" and not os.path.isfile(path):
+            raise ConfigError(f"{key_path(where, f'data.{split}')}: annotation file {path} does not exist")
+        videos = os.path.join(data.root, getattr(data, f"{split}_videos"))
+        if data.format == "kinetics" and not os.path.isdir(videos):
+            raise ConfigError(f"{key_path(where, f'data.{split}_videos')}: video folder {videos} does not exist")
         if data.format == "folder" and not os.path.isdir(path):
             raise ConfigError(f"{key_path(where, f'data.{split}')}: folder {path} does not exist")
     if data.cache not in ("auto", "off"):

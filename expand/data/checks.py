@@ -14,7 +14,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from expand.data.video import VideoError, check_video, probe
 from expand.fileio import atomic_write
@@ -22,11 +22,26 @@ from expand.fileio import atomic_write
 RECORD = ".x3d-check.json"
 
 
-def unreadable_note(count: str, data_root: str = "") -> str:
-    """The words for videos a search lists but cannot use, said alike at start-up and by ``show``."""
-    where = f" {data_root}" if data_root else ""
+def unreadable_note(count: str, target: str = "") -> str:
+    """The words for videos a search lists but cannot use, said alike at start-up and by ``show``.
+
+    ``target`` is what to give ``data check`` (see :func:`check_target`); '' names no file.
+    """
     return (f"{count} listed video(s) unreadable or missing, skipped by every trial "
-            f"('x3d-expand data check{where}' says why)")
+            f"('x3d-expand data check {target or 'EXPERIMENT'}' says why)")
+
+
+def check_target(data: Any, experiment: str = "") -> str:
+    """What ``data check`` reads as the experiment's trials do: its dataset folder when the folder's
+    layout says the same (SlowFast's train/val.csv, or train/ and val/ class folders), else ``experiment``.
+
+    Why: a folder is read by its layout, so a Kinetics download (flat val/) or manifests with
+    other names, a prefix or a separator were checked as something else, or refused.
+    """
+    same = (data.format == "csv" and (data.train, data.val, data.separator, data.path_prefix)
+            == ("train.csv", "val.csv", " ", "")) or \
+        (data.format == "folder" and (data.train, data.val) == ("train", "val"))
+    return data.root if same and data.root else experiment
 
 
 def _stamp(path: str) -> Optional[list[int]]:

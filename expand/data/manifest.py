@@ -40,6 +40,11 @@ def read_csv_manifest(
         sep = None if separator == " " else separator
         parts = line.rsplit(sep, 1) if sep else line.rstrip().rsplit(None, 1)
         if len(parts) != 2 or not parts[0].strip():
+            from expand.data.kinetics import looks_like_annotations
+
+            if lineno == 1 and looks_like_annotations(path):
+                raise DataError(f"{path}: a Kinetics annotation file, not a 'path label' manifest: read it "
+                                "with data.format: kinetics in an experiment")
             raise DataError(f"{path}:{lineno}: expected 'path{separator}label', got {line!r}")
         video, label_text = parts[0].strip(), parts[1].strip()
         try:
@@ -87,21 +92,29 @@ def read_folder_dataset(root: str, classes: list[str] | None = None) -> tuple[li
     return items, classes
 
 
-def folder_classes(data) -> list[str]:
-    """The class names of a folder dataset, in id order (from the training split)."""
-    return read_folder_dataset(os.path.join(data.root, data.train))[1]
+def class_names(data) -> list[str] | None:
+    """The class names of a folder or Kinetics dataset, in id order (from the training split);
+    None for CSV manifests, whose labels are already ids."""
+    if data.format == "folder":
+        return read_folder_dataset(os.path.join(data.root, data.train))[1]
+    if data.format == "kinetics":
+        from expand.data.kinetics import annotation_classes
+
+        return annotation_classes(os.path.join(data.root, data.train))
+    return None
 
 
 def write_label_map(data, run_dir: str) -> str | None:
-    """RUN_DIR/label_map.json ({"class name": id}) for a folder dataset; None for CSV manifests."""
-    if data.format != "folder":
+    """RUN_DIR/label_map.json ({"class name": id}) for a folder or Kinetics dataset; None for CSV manifests."""
+    names = class_names(data)
+    if names is None:
         return None
     import json
 
     from expand.fileio import atomic_write
 
     path = os.path.join(run_dir, "label_map.json")
-    atomic_write(path, json.dumps({name: i for i, name in enumerate(folder_classes(data))}, indent=1))
+    atomic_write(path, json.dumps({name: i for i, name in enumerate(names)}, indent=1))
     return path
 
 
@@ -176,9 +189,18 @@ def load_split(data, split: str) -> list[Item]:
     """Items of ``split`` ('train' or 'val') of an experiment's DataConfig."""
     where = os.path.join(data.root, getattr(data, split))
     if data.format == "folder":
-        classes = None if split == "train" else folder_classes(data)
+        classes = None if split == "train" else class_names(data)
         items, classes = read_folder_dataset(where, classes)
         if len(classes) > data.num_classes:
             raise DataError(f"{where}: {len(classes)} class folders but num_classes is {data.num_classes}")
+        return items
+    if data.format == "kinetics":
+        from expand.data.kinetics import read_kinetics_split
+
+        classes = None if split == "train" else class_names(data)
+        videos = os.path.join(data.root, getattr(data, f"{split}_videos"))
+        items, classes = read_kinetics_split(where, videos, classes)
+        if len(classes) > data.num_classes:
+            raise DataError(f"{where}: {len(classes)} labels but num_classes is {data.num_classes}")
         return items
     return read_csv_manifest(where, data.separator, data.path_prefix, data.num_classes)

@@ -322,11 +322,11 @@ def build_here(job: CacheJob, progress: bool = True) -> Optional[str]:
     if not built and not bad:
         return None
     from expand.console import format_seconds
-    from expand.data.checks import unreadable_note
+    from expand.data.checks import check_target, unreadable_note
 
     line = (f"frame cache: {built} video(s) decoded in {format_seconds(time.perf_counter() - start)} on "
             f"{workers} core(s) -> {cache.directory}" if built else f"frame cache: complete at {cache.directory}")
-    return line + (f"; {unreadable_note(str(bad), job.data.root)}" if bad else "")
+    return line + (f"; {unreadable_note(str(bad), check_target(job.data))}" if bad else "")
 
 
 def build_before_trials(job: CacheJob, on_ray: bool, say: Callable[[str], None] = print,
@@ -337,11 +337,13 @@ def build_before_trials(job: CacheJob, on_ray: bool, say: Callable[[str], None] 
     Returns a line for the log, or None when every cache was complete already."""
     if on_ray:
         reports = build_on_nodes(job, say=say, progress=progress)
-        return summary(reports, job.data.root) if any(r.built or r.problem or r.skipped for r in reports) else None
+        from expand.data.checks import check_target
+
+        return summary(reports, check_target(job.data)) if any(r.built or r.problem or r.skipped for r in reports) else None
     return build_here(job, progress)
 
 
-def summary(reports: list[NodeCache], data_root: str = "") -> str:
+def summary(reports: list[NodeCache], check: str = "") -> str:
     """One line for the log."""
     from expand.data.checks import unreadable_note
 
@@ -352,7 +354,7 @@ def summary(reports: list[NodeCache], data_root: str = "") -> str:
     # the nodes sharing a folder split the list, so their counts add up; each folder holds it all
     skipped = max((sum(r.skipped for r in reports if r.cache_dir == f) for f in folders), default=0)
     bad = [f"{r.name}: {r.problem}" for r in reports if r.problem]
-    return line + (f"; {unreadable_note(str(skipped), data_root)}" if skipped else "") + \
+    return line + (f"; {unreadable_note(str(skipped), check)}" if skipped else "") + \
         (f"; {'; '.join(bad)}" if bad else "")
 
 

@@ -115,3 +115,20 @@ def test_data_check_and_cache_take_a_shipped_experiments_name_and_refuse_one_wit
             err.rstrip().endswith("oracle: data.root is not set: the experiment reads no videos")
     assert main(["data", "check", "no_such_experiment"]) == 2  # not a name either: the folder message
     assert "no_such_experiment: no such dataset folder, manifest or experiment" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fields, target", [
+    ({}, "/d"),                                                       # SlowFast's layout: the folder reads alike
+    ({"format": "folder", "train": "train", "val": "val"}, "/d"),
+    ({"train": "lists/train.txt"}, "exp.yaml"),                      # other names: the folder would miss them
+    ({"separator": ","}, "exp.yaml"),                                 # the folder is read with ' '
+    ({"path_prefix": "videos"}, "exp.yaml"),
+    ({"format": "folder", "train": "training", "val": "val"}, "exp.yaml"),
+    ({"format": "kinetics", "train": "annotations/train.csv"}, "exp.yaml"),  # val/ is flat: 'no class folders'
+])
+def test_data_check_is_pointed_at_the_folder_only_when_it_reads_as_the_trials_do(fields, target):
+    from expand.config import DataConfig
+
+    assert checks.check_target(DataConfig(root="/d", **fields), "exp.yaml") == target
+    assert checks.unreadable_note("3", checks.check_target(DataConfig(root="/d", **fields))).endswith(
+        f"('x3d-expand data check {'/d' if target == '/d' else 'EXPERIMENT'}' says why)")
