@@ -195,6 +195,16 @@ def slowfast_data(exp: Any, write_to: str) -> SlowFastData:
     root, prefix = slowfast_data_dir(exp)
     if root is not None and data.separator in SEPARATORS and not any(data.separator in p for p in paths):
         return SlowFastData(root, prefix, data.separator)
+    from expand.data.checks import known_unusable
+
+    # SlowFast's test loader raises on a video it cannot open: leave out what the trials skipped
+    # (unless none is here: exported where the manifests are but not the videos, all are kept)
+    listed = [i.path for items in splits.values() for i in items]
+    skipped = known_unusable(data.root, listed)
+    if len(skipped) == len(set(listed)):
+        skipped = set()
+    splits = {k: [i for i in items if i.path not in skipped] for k, items in splits.items()}
+    paths = [os.path.abspath(i.path) for items in splits.values() for i in items]
     separator = next((s for s in SEPARATORS if not any(s in p for p in paths)), None)
     if separator is None:
         return SlowFastData(None, note=f"every separator SlowFast could split on ({' '.join(map(repr, SEPARATORS))})"
@@ -206,7 +216,8 @@ def slowfast_data(exp: Any, write_to: str) -> SlowFastData:
                      "".join(f"{os.path.abspath(i.path)}{separator}{i.label}\n" for i in items))
     return SlowFastData(write_to, "", separator,
                         note=f"SlowFast manifests written to {write_to} ({len(splits['train'])} train, "
-                             f"{len(splits['val'])} val videos; separator {separator!r})")
+                             f"{len(splits['val'])} val videos; separator {separator!r})"
+                             + (f"; {len(skipped)} missing or unreadable video(s) left out" if skipped else ""))
 
 
 def render_export(fmt: str, spec: ArchSpec, fps: float, jitter: tuple[float, float], notes: list[str],

@@ -353,3 +353,37 @@ def test_a_baseline_exports_a_trial_as_show_numbers_them_or_its_best_under_a_bud
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+
+
+def test_written_manifests_leave_out_the_videos_the_trials_skipped(tmp_path):
+    """SlowFast's test loader raises on a video it cannot open after its retries: a Kinetics download's
+    deleted clips, or one `data check` recorded unreadable, must not reach its manifests."""
+    from expand.cli import main
+    from expand.config import DataConfig
+    from expand.data.synth import write_video
+    from expand.export import slowfast_data
+    from tests.data.conftest import counter_frames
+
+    root = tmp_path / "d"
+    (root / "train").mkdir(parents=True)
+    (root / "val").mkdir()
+    write_video(str(root / "train" / "a_000000_000010.mp4"), counter_frames(12), 30.0)
+    write_video(str(root / "val" / "c_000000_000010.mp4"), counter_frames(12), 30.0)
+    (root / "val" / "bad_000000_000010.mp4").write_bytes(b"nope" * 40)
+    head = "label,youtube_id,time_start,time_end,split\n"
+    (root / "train.csv").write_text(head + "x,a,0,10,train\nx,gone,0,10,train\n")
+    (root / "val.csv").write_text(head + "x,c,0,10,val\nx,bad,0,10,val\n")
+    exp = tmp_path / "k.yaml"
+    exp.write_text(f"name: k\nsearch_space: tiny_cpu\ndata:\n  format: kinetics\n  root: {root}\n  num_classes: 1\n")
+
+    class Exp:
+        data = DataConfig(format="kinetics", root=str(root), num_classes=1)
+
+    sf = slowfast_data(Exp, str(tmp_path / "sf"))  # before data check: the missing one is known, not the bad one
+    assert "(1 train, 2 val videos" in sf.note and "; 1 missing or unreadable video(s) left out" in sf.note
+    assert main(["data", "check", str(exp)]) == 0
+    sf = slowfast_data(Exp, str(tmp_path / "sf"))
+    assert "; 2 missing or unreadable video(s) left out" in sf.note
+    read = _slowfast_reads(tmp_path / "sf", sf.separator)
+    assert read["train"] == [(str(root / "train" / "a_000000_000010.mp4"), 0)]
+    assert read["val"] == read["test"] == [(str(root / "val" / "c_000000_000010.mp4"), 0)]

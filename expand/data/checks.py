@@ -65,6 +65,22 @@ def load_record(root: str) -> dict[str, dict]:
         return {}
 
 
+def known_unusable(root: str, paths: Iterable[str]) -> set[str]:
+    """The ``paths`` that are missing, or that ``data check`` recorded unreadable (unchanged since).
+
+    Opens no video: what a whole-dataset step (an export's manifests) can afford to leave out at
+    Kinetics scale, where probing every file takes as long as a ``data check``.
+    """
+    record = load_record(root)
+    out = set()
+    for path in paths:
+        stamp = _stamp(path)
+        rec = record.get(_rel(root, path))
+        if stamp is None or (rec is not None and rec.get("stamp") == stamp and not rec.get("ok")):
+            out.add(path)
+    return out
+
+
 def check_all(root: str, paths: list[str], workers: int = 4,
               on_done: Optional[Callable[[int, int], None]] = None) -> dict[str, dict]:
     """Check every video in parallel (threads: PyAV releases the GIL); {path: facts or {'error': reason}}."""
