@@ -89,11 +89,13 @@ def _plot_expansion(plt: Any, ok: list[dict[str, Any]], contracted: list[dict[st
                     xytext=(-4, 4) if left else (4, -9), ha="right" if left else "left",
                     fontsize=FONT_PT - 1, zorder=5)
     ax.margins(x=0.08, y=0.12)  # room for the labels of the first and last path models
-    top = ax.get_ylim()[1]
+    bottom = ax.get_ylim()[0]
     for c in contracted:
         ax.axvline(c["target_gflops"], color="tab:blue", ls=":", lw=0.9, zorder=1)
-        ax.annotate(f"{c['target_gflops']:g} GF", (c["target_gflops"], top), textcoords="offset points",
-                    xytext=(2, -8), fontsize=FONT_PT - 2, color="tab:blue", rotation=90, va="top")
+        # at the foot of the line: the path rises to the right, so the top of a budget's line is where
+        # the last path model's label sits (they overlapped)
+        ax.annotate(f"{c['target_gflops']:g} GF", (c["target_gflops"], bottom), textcoords="offset points",
+                    xytext=(-2, 4), fontsize=FONT_PT - 2, color="tab:blue", rotation=90, va="bottom", ha="right")
         if c.get("top1") is not None:
             ax.plot([c["gflops"]], [100 * c["top1"]], marker="*", ms=7, color="gold", mec="black", mew=0.5,
                     ls="none", zorder=4, label="contracted to a budget" if c is contracted[0] else None)

@@ -392,3 +392,23 @@ def test_show_of_a_baseline_without_a_cap_says_so(tmp_path, capsys, _isolated_ca
     out = capsys.readouterr().out
     assert re.search(r"random baseline: 1 of 1 trials trained, no GFLOP cap, \d+ repeats", out)
     assert "None" not in out  # was "0 samples over the cap None GFLOPs"
+
+
+def test_a_budget_just_under_the_last_path_model_keeps_its_label_clear_of_the_path_labels(tmp_path, monkeypatch):
+    """The demo's shape: one step past a budget. Its label at the top of its line ran into '1: X-Depth'."""
+    import expand.plots as plots
+
+    plt, figs, real_save = plots._pyplot(), [], plots._save
+    monkeypatch.setattr(plots, "_save", lambda p, fig, png: (figs.append(fig), real_save(p, fig, png))[1])
+    row = {"seeds": 1, "top1_std": None}
+    ok = [{**row, "step": 0, "axis": "basis", "gflops": 0.00205, "top1": 0.25, "chosen": True},
+          {**row, "step": 1, "axis": "depth", "gflops": 0.00413, "top1": 0.292, "chosen": True}] + \
+         [{**row, "step": 1, "axis": a, "gflops": 0.00405, "top1": 0.25, "chosen": False}
+          for a in ("fast", "temporal", "spatial", "width", "bottleneck")]
+    plots._plot_expansion(plt, ok, [{"target_gflops": 0.004, "gflops": 0.0039, "top1": None}],
+                          str(tmp_path / "expansion.png"))
+    fig = figs[0]
+    fig.canvas.draw()
+    boxes = [(t.get_text(), t.get_window_extent()) for ax in fig.axes for t in ax.texts]
+    assert {"basis", "1: X-Depth", "0.004 GF"} <= {text for text, _ in boxes}
+    assert [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:] if box.overlaps(other)] == []
