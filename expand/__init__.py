@@ -23,6 +23,7 @@ __version__ = "0.2.0"
 
 _EXPORTS = {
     "search": ("expand", "search"),  # the subpackage, callable: see expand/search/__init__.py
+    "check_search": ("expand.python_api", "check_search"),
     "resume": ("expand.python_api", "resume"),
     "baseline": ("expand.python_api", "baseline"),
     "presets": ("expand.python_api", "presets"),

@@ -253,14 +253,31 @@ def _origin_dict(origin: RunOrigin) -> dict[str, Any]:
             "address": origin.address}
 
 
-def start_search(experiment: str, out: Optional[str] = None, address: Optional[str] = None,
-                 quiet: bool = False, **overrides: Any) -> tuple[RunDir, Any]:
-    """Load, validate, create the run folder and search; the folder's lock is released at the end."""
+def check_search(experiment: str, out: Optional[str] = None, address: Optional[str] = None,
+                 **overrides: Any) -> tuple[Experiment, list[str]]:
+    """What ``search`` checks before it writes (experiment, manifests, budgets, where trials run, the
+    run folder), and the lines that say what it would do; nothing is written, no Ray started.
+
+    Why on its own: a week-long search is often queued (sbatch, a cloud job) and should fail
+    at submission, not hours later when the queue starts it.
+    """
     from expand.complexity import ComplexityCounter
 
     exp = apply_overrides(load_experiment(experiment), overrides)
     plan = validate(exp, ComplexityCounter())
     check_cluster(exp, address)
+    if out is not None:  # a new run folder takes its lock first, then these (new_run)
+        run = RunDir(out)
+        check_new_run_folder(run)
+        if run.exists():
+            raise InputError(f"{run.path}: already holds a run; use 'x3d-expand resume {run.path}'")
+    return exp, plan
+
+
+def start_search(experiment: str, out: Optional[str] = None, address: Optional[str] = None,
+                 quiet: bool = False, **overrides: Any) -> tuple[RunDir, Any]:
+    """Load, validate, create the run folder and search; the folder's lock is released at the end."""
+    exp, plan = check_search(experiment, address=address, **overrides)
     origin = RunOrigin(exp.source, overrides, address)
     run = new_run(exp, out or default_out(exp), origin)
     if not quiet:

@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override search.targets (each must be reachable in max_steps); "
                         "the flag alone: contract to no budget")
     p.add_argument("--seed", type=seed, default=None, help="override search.seed")
+    p.add_argument("--check", action="store_true",
+                   help="check everything the search would (experiment, manifests, budgets, cluster, --out), "
+                        "print its plan and exit: nothing is written, no trial runs (videos are opened by "
+                        "'data check')")
     _add_json(p)
 
     p = sub.add_parser("resume", help="continue an interrupted search, baseline or calibration")

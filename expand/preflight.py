@@ -185,6 +185,36 @@ def check_cluster(exp: Experiment, address: Optional[str]) -> None:
                               f"({no_cuda_reason()}); set it to 0 to train on the CPU")
 
 
+def where_trials_run(exp: Experiment, address: Optional[str]) -> str:
+    """A line for ``search --check``: where the trials would run, and how many at a time.
+
+    A local Ray cluster is this machine: its CPUs (affinity, as Ray counts them) and CUDA GPUs
+    are known now, so a trial no part of it can hold is the runner's exit-2 error, said now.
+    """
+    if exp.search.runner == "serial":
+        return "trials: one at a time, in this process"
+    if address or os.environ.get("RAY_ADDRESS"):
+        return (f"trials: on the Ray cluster at {address or os.environ['RAY_ADDRESS']} (it answers; its CPUs "
+                "and GPUs are counted when the search joins it)")
+    import torch
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    res = exp.resources
+    for key, want, have in (("cpus", res.cpus_per_trial, cpus), ("gpus", res.gpus_per_trial, gpus)):
+        if want > have:
+            raise InputError(f"resources.{key}_per_trial: {want:g} {key[:-1].upper()}s per trial, but this "
+                             f"machine (the search's own Ray cluster) has {have:g}; lower it or join a "
+                             "cluster with --address")
+    n = int(cpus // res.cpus_per_trial)
+    if res.gpus_per_trial > 0:
+        n = min(n, int(gpus // res.gpus_per_trial))
+    if res.max_concurrent:
+        n = min(n, res.max_concurrent)
+    return (f"trials: {n} at a time on a local Ray cluster ({cpus} CPUs, {gpus} GPUs here; "
+            f"per trial {res.cpus_per_trial:g} CPU, {res.gpus_per_trial:g} GPU)")
+
+
 def check_device_here(exp: Experiment, why: str) -> None:
     """An explicit ``trial.device`` this process cannot train on, for trials that run here
     (the serial runner, ``train``); on Ray each trial checks it where it runs."""

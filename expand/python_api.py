@@ -44,6 +44,19 @@ def search(experiment: str, out: Optional[str] = None, address: Optional[str] = 
     return _finished(run, quiet)
 
 
+def check_search(experiment: str, out: Optional[str] = None, address: Optional[str] = None,
+                 **overrides: Any) -> list[str]:
+    """``search --check``: every check :func:`search` makes before it writes, and its plan as lines
+    (data per trial, steps and trials, where they run); nothing is written, nothing trains."""
+    from expand import api
+    from expand.preflight import where_trials_run
+
+    _check_paths("check_search", address, experiment=experiment, out=out)
+    exp, plan = api.check_search(os.fspath(experiment), out=None if out is None else os.fspath(out),
+                                 address=address, **overrides)
+    return [*plan, where_trials_run(exp, address)]
+
+
 def resume(path: str, force: bool = False, runner: Optional[str] = None, address: Optional[str] = None,
            quiet: bool = False, max_steps: Optional[int] = None, targets: Optional[Sequence[float]] = None) -> "Run":
     """Continue a run (finished trials of the same model are never retrained); ``max_steps`` or
@@ -100,4 +113,4 @@ def build_x3d(spec: Union["ArchSpec", str, Mapping[str, Any]], num_classes: Opti
     return build(spec, num_classes=num_classes, dropout=dropout)
 
 
-__all__ = ["search", "resume", "baseline", "presets", "build_x3d"]
+__all__ = ["search", "check_search", "resume", "baseline", "presets", "build_x3d"]

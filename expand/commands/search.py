@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from typing import Any, Callable
 
@@ -36,9 +37,30 @@ def run_and_report(args: argparse.Namespace, start: Callable[[], tuple[Any, Any]
 
 
 def search_cmd(args: argparse.Namespace) -> int:
+    if args.check:
+        return check_cmd(args)
     return run_and_report(args, lambda: api.start_search(
         args.experiment, out=args.out, address=args.address, quiet=args.quiet, max_steps=args.max_steps,
         targets=args.targets, seed=args.seed, runner=args.runner))
+
+
+def check_cmd(args: argparse.Namespace) -> int:
+    """``search --check``: the search's checks and plan, nothing written (exit 0, or 2 with the one line)."""
+    from expand.preflight import where_trials_run
+
+    exp, plan = api.check_search(args.experiment, out=args.out, address=args.address, max_steps=args.max_steps,
+                                 targets=args.targets, seed=args.seed, runner=args.runner)
+    lines = [*plan, where_trials_run(exp, args.address)]
+    out = os.path.abspath(args.out or api.default_out(exp))
+    if args.json:
+        print(json_line({"experiment": exp.source, "out": out, "checked": True, "plan": lines}))
+        return 0
+    print(f"experiment: {exp.source} (search.runner: {exp.search.runner})")
+    print("\n".join(lines))
+    print(f"run folder: {out}{'' if args.out else ' (the default: a new name each start)'}")
+    data_check = f"; videos are opened by 'x3d-expand data check {exp.source}'" if exp.data.root else ""
+    print(f"checked: nothing written, no trial run{data_check}")
+    return 0
 
 
 def resume_cmd(args: argparse.Namespace) -> int:
