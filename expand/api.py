@@ -135,11 +135,17 @@ def trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: b
     from expand.search.progress import make_progress
     from expand.search.progress_log import LOG_FILE, RunLog, TeeProgress
 
+    from expand.run import environment
+
     log = RunLog(run.file(LOG_FILE))  # what the screen shows, kept in the run folder with times
-    log.header(COMMAND_LINE.get() or f"Python API: {what} of {exp.name!r}")
+    command = COMMAND_LINE.get() or f"Python API: {what} of {exp.name!r}"
+    log.header(command)
     for line in notes:
         log.line(line)
+    changed = environment.record(run.path, command)  # the versions this session trains under
     progress = TeeProgress(make_progress(quiet), log)
+    if changed:
+        progress.note(changed)
 
     def start() -> Any:
         from expand.search.runners import RayRunner

@@ -15,7 +15,7 @@ import pandas as pd
 
 from expand.complexity import COUNTER
 from expand.rounding import format_factor
-from expand.run import RunDir, latest_by_trial
+from expand.run import RunDir, environment, latest_by_trial
 from expand.run.status import live_status
 from expand.spec import FACTORS, MULTIPLIERS
 from expand.step_notes import confidence_note, step_notes, uncertain_steps
@@ -248,6 +248,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
             "counter": COUNTER, "candidates": [{c: r.get(c) for c in ROW_COLUMNS} for r in rows],
             "path": state.get("path", []), "contractions": contractions, "cost": spend,
             "videos": videos_seen(attempts), "incomplete_lines": partial,
+            "environment": environment.sessions(run_dir),  # one record per session that trained
             # the table's notes on steps: chose without some candidates, trained none, or lost accuracy
             "notes": [n[len("note: "):] for n in step_notes(rows)],
         }))
@@ -293,6 +294,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     parts += ["", *([data_line] if data_line else []),
               f"cost: {int(t['trials'])} trials, {t['trial_seconds']:.0f} trial-seconds, "
               f"{t['device_hours']:.3f} {spend['unit']}",
+              *([env_line] if (env_line := environment.summary(run_dir)) else []),
               f"{FLOPS_NOTE} top1 in %; gain: top-1 points over the step's parent; gain/GFLOP: top-1 "
               "points per added GFLOP. (csv/json: fractions, in *_frac columns.)"]
     if state.get("kind", "expansion") == "expansion" and len(rows) > 1:
