@@ -135,6 +135,16 @@ class Run:
                                            "weights"])
 
     @property
+    def environment(self) -> pd.DataFrame:
+        """One row per session that trained in the run (RUN/environment.jsonl): time, command, code
+        version and git commit, Python, host, CPU, and a column per package version."""
+        from expand.run import environment
+
+        rows = [{**{k: v for k, v in s.items() if k != "packages"}, **(s.get("packages") or {})}
+                for s in environment.sessions(self.folder)]
+        return pd.DataFrame(rows)
+
+    @property
     def contractions(self) -> list[Contraction]:
         """Contractions saved in the run folder (by ``contract`` or the search's targets)."""
         from expand.search.coordinator import load_contractions

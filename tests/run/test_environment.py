@@ -69,6 +69,10 @@ def test_a_resume_under_other_versions_says_so_and_show_counts_the_sessions(tmp_
     assert "environment changed" not in capsys.readouterr().out
     assert main(["show", out, "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["environment"]) == 3
+    import expand
+
+    table = expand.load_run(out).environment  # the same sessions for a notebook, a column per package
+    assert list(table.torch[:2]) == ["2.12.0", kept[0]["packages"]["torch"]] and len(table) == 3
 
 
 def test_a_run_from_before_the_record_and_a_damaged_line_read_as_what_is_there(tmp_path):
