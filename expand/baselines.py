@@ -348,16 +348,11 @@ def run_points(run_dir: str) -> list[tuple[float, float]]:
     """(GFLOPs, top-1) of every trained model of a run, contracted models included; a model
     confirmed with several seeds is one point at its mean top-1 (as its step decided)."""
     from expand.search.coordinator import load_contractions
-    from expand.search.decide import model_trial_id
+    from expand.search.decide import model_scores
     from expand.run import latest_by_trial
 
     run = RunDir(run_dir)
-    models: dict[str, list[tuple[float, float]]] = {}
-    for tid, recs in latest_by_trial(run.read_trials().records).items():
-        r = recs[-1]
-        if r.result.ok and r.result.top1 is not None:
-            models.setdefault(model_trial_id(tid), []).append((r.trial.gflops, r.result.top1))
-    points = [(seeds[0][0], sum(a for _, a in seeds) / len(seeds)) for seeds in models.values()]
+    points = [(m.gflops, m.top1) for m in model_scores(latest_by_trial(run.read_trials().records))]
     for c in load_contractions(run):
         if c.get("top1") is not None and c.get("gflops") is not None:
             points.append((c["gflops"], c["top1"]))

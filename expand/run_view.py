@@ -180,21 +180,20 @@ class Run:
         luckiest seed. The row is its first trial's.
         """
         from expand.preflight import check_gflops
-        from expand.search.decide import model_trial_id
+        from expand.run import latest_by_trial
+        from expand.search.decide import model_scores
 
         if budget_gflops is not None:
             check_gflops(budget_gflops, "budget_gflops")
-        t = self.trials
-        t = t[(t.status == "ok") & t.top1_frac.notna()]
-        if budget_gflops is not None:
-            t = t[t.gflops <= budget_gflops * (1 + 1e-9)]
-        if t.empty:
+        models = [m for m in model_scores(latest_by_trial(self._dir.read_trials().records))
+                  if budget_gflops is None or m.gflops <= budget_gflops * (1 + 1e-9)]
+        if not models:
             return None
-        model = t.trial_id.map(model_trial_id)
-        means = t.groupby(model)[["top1_frac", "top5_frac"]].transform("mean")
-        t = t.assign(top1_frac=means.top1_frac, top5_frac=means.top5_frac, seeds=model.map(model.value_counts()))
-        t = t[~model.duplicated()]  # each model once, on its first trial's row
-        return t.sort_values(["top1_frac", "gflops"], ascending=[False, True]).iloc[0]
+        best = min(models, key=lambda m: (-m.top1, m.gflops))  # the first trained of equals
+        t = self.trials
+        row = t[t.trial_id == best.trial_id].iloc[0].copy()  # its first trial's row, at the model's means
+        row["top1_frac"], row["top5_frac"], row["seeds"] = best.top1, num(best.top5), best.seeds
+        return row
 
     def spec(self, step: Optional[int] = None, budget: Optional[float] = None,
              trial: Optional[str] = None) -> tuple[ArchSpec, Optional[str]]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from expand.config import Experiment
 from expand.run import Candidate, PathEntry
@@ -44,6 +44,39 @@ def model_trial_id(trial_id: str) -> str:
     """
     head, sep, tail = trial_id.rpartition("-seed")
     return head if sep and head and tail.isdigit() else trial_id
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelScore:
+    """A trained model as a run reports it: named by its first trial, at its top-1 (and top-5)
+    averaged over its seeds; ``seeds`` says over how many."""
+
+    trial_id: str
+    gflops: float
+    top1: float
+    top5: Optional[float]
+    seeds: int
+
+
+def model_scores(latest: Mapping[str, Sequence[Any]]) -> list[ModelScore]:
+    """Each model of a run once, in the order its first trial was run, from every trial's attempts
+    (``expand.run.latest_by_trial``): its ok last attempts with a top-1, averaged.
+
+    One place for "a model's accuracy" so that ``compare``, ``Run.best`` and the baselines'
+    points cannot drift apart on what a multi-seed model scored.
+    """
+    groups: dict[str, list[Any]] = {}
+    for tid, recs in latest.items():
+        result = recs[-1].result
+        if result.ok and result.top1 is not None and not math.isnan(result.top1):
+            groups.setdefault(model_trial_id(tid), []).append(recs[-1])
+    scores = []
+    for recs in groups.values():
+        top5 = [r.result.top5 for r in recs if r.result.top5 is not None and not math.isnan(r.result.top5)]
+        scores.append(ModelScore(recs[0].trial.trial_id, recs[0].trial.gflops,
+                                 sum(r.result.top1 for r in recs) / len(recs),
+                                 sum(top5) / len(top5) if top5 else None, len(recs)))
+    return scores
 
 
 @dataclasses.dataclass

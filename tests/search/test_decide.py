@@ -135,3 +135,25 @@ def test_a_confirmation_trials_id_names_its_model_and_other_ids_name_themselves(
     assert model_trial_id("x2-depth-seed1") == model_trial_id("x2-depth-seed3") == "x2-depth"  # calibration's
     for own in ("s01-spatial", "s00-basis", "t0003", "contract-0.006", "s01-seedx", "-seed3"):
         assert model_trial_id(own) == own
+
+
+def test_model_scores_count_each_model_once_at_its_mean_over_seeds():
+    from types import SimpleNamespace as Record
+
+    from expand.search.decide import model_scores
+
+    def attempt(tid, gflops, status, top1, top5):
+        return Record(trial=Record(trial_id=tid, gflops=gflops),
+                      result=Record(ok=status == "ok", top1=top1, top5=top5))
+
+    latest = {
+        "s00-basis": [attempt("s00-basis", 1.0, "ok", 0.2, 0.5)],
+        "s01-depth": [attempt("s01-depth", 2.0, "ok", 0.3, 0.6)],
+        "s01-width": [attempt("s01-width", 2.0, "failed", None, None)],
+        "s01-depth-seed2": [attempt("s01-depth-seed2", 2.0, "oom", None, None),  # its last attempt counts
+                            attempt("s01-depth-seed2", 2.0, "ok", 0.4, None)],
+        "s01-fast": [attempt("s01-fast", 2.0, "ok", float("nan"), None)],  # no figure: not a model score
+    }
+    scores = model_scores(latest)
+    assert [(m.trial_id, m.gflops, m.seeds) for m in scores] == [("s00-basis", 1.0, 1), ("s01-depth", 2.0, 2)]
+    assert scores[1].top1 == pytest.approx(0.35) and scores[1].top5 == pytest.approx(0.6)  # the seeds that have one
