@@ -133,23 +133,22 @@ def trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: b
     the first Ray worker loads while the coordinator counts the basis's FLOPs."""
     from expand.console import COMMAND_LINE
     from expand.search.progress import make_progress
-    from expand.search.progress_log import LOG_FILE, RunLog, TeeProgress
-
     from expand.run import environment
+    from expand.search.progress_log import LOG_FILE, RunLog, TeeProgress
 
     log = RunLog(run.file(LOG_FILE))  # what the screen shows, kept in the run folder with times
     command = COMMAND_LINE.get() or f"Python API: {what} of {exp.name!r}"
     log.header(command)
     for line in notes:
         log.line(line)
-    changed = environment.record(run.path, command)  # the versions this session trains under
     progress = TeeProgress(make_progress(quiet), log)
-    if changed:
-        progress.note(changed)
 
     def start() -> Any:
         from expand.search.runners import RayRunner
 
+        changed = environment.record(run.path, command)  # the versions this session trains under
+        if changed:
+            progress.note(changed)
         where = f"joining the Ray cluster at {address}" if address else "starting Ray and the first trial worker"
         with progress.phase(where if exp.search.runner == "ray" else "preparing the trial runner"):
             started = runner_for(exp, run, address)

@@ -3,9 +3,10 @@
 Why: a table's GFLOPs come from fvcore's counting rules and its top-1s from torch's
 kernels; a week-long search is resumed across upgrades, checkouts and machines, and
 a paper needs to say which versions produced which rows. ``RUN/environment.jsonl``
-gets a line each time a command trains in the run (search, each resume, a baseline,
-``contract --train``), and a session whose versions differ from the last one's says so
-on screen and in progress.log. Trials record their own device and node
+gets a line each time a command starts training in the run (a search, a resume with trials
+left, a baseline, ``contract --train``; a resume that only replays trains nothing and adds
+none), and a session whose versions differ from the last one's says so on screen and in
+progress.log. Trials record their own device and node
 (trials.jsonl), so GPUs are not asked for here: naming them would start CUDA in the
 driver, which then holds memory on a GPU for the whole search.
 """
