@@ -177,9 +177,28 @@ def check_splits(target: str, num_classes: Optional[int] = None) -> list[CheckSp
     if manifests:
         return [CheckSplit(n, target, read_csv_manifest(os.path.join(target, n), num_classes=num_classes))
                 for n in manifests]
+    annotations = _kinetics_annotations(target)
+    if annotations:  # its val/ is flat: read as class folders, it was "no class folders"
+        raise DataError(f"{target}: a Kinetics download ({annotations}): check it through an experiment "
+                        "with data.format: kinetics (experiments/kinetics400_gpus.yaml says how)")
     trees = [n for n in ("train", "val", "test") if os.path.isdir(os.path.join(target, n))]
     if "train" in trees:
         train, classes = read_folder_dataset(os.path.join(target, "train"))
         return [CheckSplit("train", target, train)] + [
             CheckSplit(n, target, read_folder_dataset(os.path.join(target, n), classes)[0]) for n in trees[1:]]
     return [CheckSplit(os.path.basename(os.path.normpath(target)), target, read_folder_dataset(target)[0])]
+
+
+def _kinetics_annotations(folder: str) -> str:
+    """The first Kinetics annotation CSV in ``folder`` or its ``annotations/`` ('' when none)."""
+    from expand.data.kinetics import looks_like_annotations
+
+    for where in (folder, os.path.join(folder, "annotations")):
+        try:
+            names = sorted(n for n in os.listdir(where) if n.lower().endswith(".csv"))
+        except OSError:
+            continue
+        for name in names:
+            if looks_like_annotations(os.path.join(where, name)):
+                return os.path.relpath(os.path.join(where, name), folder)
+    return ""

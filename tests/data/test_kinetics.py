@@ -165,3 +165,13 @@ def test_the_kinetics_recipes_commented_alternative_loads(tmp_path):
     data = load_experiment(str(exp_file), check_paths=False).data
     assert (data.format, data.train, data.val, data.train_videos, data.val_videos) == \
         ("kinetics", "annotations/train.csv", "annotations/val.csv", "train", "val")
+
+
+def test_data_check_on_a_kinetics_download_folder_says_to_use_an_experiment(tmp_path, make_video, capsys):
+    from expand.cli import main
+
+    kinetics_download(tmp_path, make_video)
+    assert main(["data", "check", str(tmp_path)]) == 2  # it was "val: no class folders"
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: a Kinetics download (annotations/train.csv): check it through an experiment with " \
+           "data.format: kinetics" in err and err.count("\n") == 1
