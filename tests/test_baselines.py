@@ -197,6 +197,29 @@ def test_compare_says_when_runs_did_not_train_alike(tmp_path, oracle_run, capsys
     assert "note" not in out and err.startswith("note: expansion: b trained unlike")  # stdout: one CSV
 
 
+def test_compare_says_when_runs_counted_or_trained_under_other_versions(tmp_path, oracle_run, capsys):
+    import shutil
+
+    from expand.run import environment
+
+    for name in ("a", "b"):
+        shutil.copytree(oracle_run, tmp_path / name)
+    plot = ["--plot", str(tmp_path / "c.png")]
+    sessions = environment.sessions(str(tmp_path / "b"))
+    assert len(sessions) == 1  # the search's
+    upgraded = {**sessions[0], "packages": {**sessions[0]["packages"], "fvcore": "0.2.0"}}
+    (tmp_path / "b" / environment.FILE).write_text(json.dumps(sessions[0]) + "\n" + json.dumps(upgraded) + "\n")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json", *plot]) == 0
+    fvcore = sessions[0]["packages"]["fvcore"]
+    assert json.loads(capsys.readouterr().out)["notes"] == [
+        f"expansion: b: fvcore {', '.join(sorted([fvcore, '0.2.0']))} against {fvcore} for expansion: a "
+        "(GFLOPs counted by another "
+        "fvcore: budgets may not line up)"]
+    (tmp_path / "a" / environment.FILE).unlink()  # a run from before the record: nothing to compare
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json", *plot]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == []
+
+
 def test_a_calibration_in_compare_is_said_to_mix_schedule_lengths(tmp_path):
     from expand.commands.baseline import _comparability_notes
     from expand.config import load_experiment

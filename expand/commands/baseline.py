@@ -74,6 +74,26 @@ def _comparability_notes(labels: list[str], states: list[dict], exps: list) -> l
     return notes
 
 
+def _version_notes(labels: list[str], paths: list[str]) -> list[str]:
+    """A run whose sessions counted FLOPs with another fvcore, or trained under another torch, than the
+    first run's (RUN/environment.jsonl; runs from before it was kept say nothing)."""
+    from expand.run import environment
+
+    def versions(path: str, package: str) -> set:
+        return {(s.get("packages") or {}).get(package) for s in environment.sessions(path)}
+
+    notes = []
+    for package, why in (("fvcore", "GFLOPs counted by another fvcore: budgets may not line up"),
+                         ("torch", "trained under another torch")):
+        first = versions(paths[0], package)
+        for label, path in zip(labels[1:], paths[1:]):
+            mine = versions(path, package)
+            if first and mine and mine != first:
+                notes.append(f"{label}: {package} {', '.join(sorted(map(str, mine)))} against "
+                             f"{', '.join(sorted(map(str, first)))} for {labels[0]} ({why})")
+    return notes
+
+
 def _check_plot_path(plot: str) -> None:
     """Before any run is read: a --plot the figure can be written to (a .pdf goes beside it)."""
     from expand.fileio import make_folder
@@ -117,7 +137,8 @@ def compare_cmd(args: argparse.Namespace) -> int:
                      "device_hours": spend["device_hours"], "best": best, "videos": videos,
                      "se": binomial_se(top, videos)})
         curves[label] = points
-    notes = _comparability_notes([r["run"] for r in rows], [state for _, state, _ in runs], exps)
+    notes = _comparability_notes([r["run"] for r in rows], [state for _, state, _ in runs], exps) + \
+        _version_notes([r["run"] for r in rows], [r["path"] for r in rows])
     plot = args.plot or os.path.join(os.path.dirname(os.path.abspath(runs[0][0])), "compare.png")
     plot_compare(curves, budgets, plot)
     fmt = "json" if args.json else args.format
