@@ -41,13 +41,14 @@ class CacheJob:
 
     data: Any  # expand.config.DataConfig
     space: Any  # expand.config.SearchSpace
+    source: str = ""  # the experiment file, for the 'data check' hint when its folder alone reads otherwise
 
     @classmethod
     def of(cls, exp: Any) -> Optional["CacheJob"]:
         """The experiment's job, or None when it has no cache (``data.cache: off``, no dataset)."""
         if exp.data.cache == "off" or not exp.data.root:
             return None
-        return cls(exp.data, exp.search_space)
+        return cls(exp.data, exp.search_space, exp.source or "")
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -326,7 +327,7 @@ def build_here(job: CacheJob, progress: bool = True) -> Optional[str]:
 
     line = (f"frame cache: {built} video(s) decoded in {format_seconds(time.perf_counter() - start)} on "
             f"{workers} core(s) -> {cache.directory}" if built else f"frame cache: complete at {cache.directory}")
-    return line + (f"; {unreadable_note(str(bad), check_target(job.data))}" if bad else "")
+    return line + (f"; {unreadable_note(str(bad), check_target(job.data, job.source))}" if bad else "")
 
 
 def build_before_trials(job: CacheJob, on_ray: bool, say: Callable[[str], None] = print,
@@ -339,7 +340,7 @@ def build_before_trials(job: CacheJob, on_ray: bool, say: Callable[[str], None] 
         reports = build_on_nodes(job, say=say, progress=progress)
         from expand.data.checks import check_target
 
-        return summary(reports, check_target(job.data)) if any(r.built or r.problem or r.skipped for r in reports) else None
+        return summary(reports, check_target(job.data, job.source)) if any(r.built or r.problem or r.skipped for r in reports) else None
     return build_here(job, progress)
 
 

@@ -175,3 +175,17 @@ def test_data_check_on_a_kinetics_download_folder_says_to_use_an_experiment(tmp_
     err = capsys.readouterr().err
     assert f"{tmp_path}: a Kinetics download (annotations/train.csv): check it through an experiment with " \
            "data.format: kinetics" in err and err.count("\n") == 1
+
+
+def test_the_frame_cache_line_names_the_experiment_to_check_for_the_deleted_clip(tmp_path, make_video):
+    """A Kinetics folder alone is not what data check reads as the trials do: the experiment is."""
+    from expand.config import load_experiment
+    from expand.search.node_cache import CacheJob, build_here
+
+    kinetics_download(tmp_path, make_video)
+    exp = tmp_path / "k.yaml"
+    exp.write_text(f"name: k\nsearch_space: tiny_cpu\ndata:\n  format: kinetics\n  root: {tmp_path}\n"
+                   "  train: annotations/train.csv\n  val: annotations/validate.csv\n  num_classes: 3\n")
+    line = build_here(CacheJob.of(load_experiment(str(exp))), progress=False)
+    assert line.endswith(f"1 listed video(s) unreadable or missing, skipped by every trial "
+                         f"('x3d-expand data check {exp}' says why)")
