@@ -15,31 +15,15 @@ import os
 import time
 from typing import Any, Iterator, Optional, Sequence
 
-from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict, load_experiment
+from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict
 from expand.errors import ConfigError, InputError
-from expand.preflight import (check_baseline_args, check_budgets, check_calibration_args, check_cluster,
-                              check_growth, check_manifests, check_new_run_folder, load_source_experiment,
-                              validate)
+from expand.preflight import (apply_overrides, check_baseline, check_budgets, check_calibration, check_cluster,
+                              check_growth, check_manifests, check_new_run_folder, check_search,
+                              load_source_experiment, validate)
 from expand.run import RunDir, RunFileError, RunOrigin, RunState
 
 
 # ---------------------------------------------------------------- experiment
-def apply_overrides(exp: Experiment, overrides: dict[str, Any]) -> Experiment:
-    """The experiment with ``search`` keys replaced (the CLI's flags, the Python API's keywords).
-
-    Checked as the file's own keys are: a Python caller's ``max_steps=0`` or ``seed=-1`` is
-    the same one-line ConfigError, before anything is written, not a failure mid-run.
-    """
-    given = {k: v for k, v in overrides.items() if v is not None}
-    if not given:
-        return exp
-    from expand.config import SearchConfig
-    from expand.schema import from_mapping, to_plain
-
-    search = from_mapping(SearchConfig, {**to_plain(exp.search), **given}, "overrides: search")
-    return dataclasses.replace(exp, search=search)
-
-
 # ---------------------------------------------------------------- run folders
 def default_out(exp: Experiment, suffix: str = "") -> str:
     return os.path.join("results", f"{exp.name}{suffix}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -235,12 +219,7 @@ def start_calibration(experiment: str, multipliers: Sequence[float] = (1.0, 2.0,
                       min_tau: float = 0.8, out: Optional[str] = None, address: Optional[str] = None,
                       quiet: bool = False, **overrides: Any) -> tuple[RunDir, dict[str, Any]]:
     """Train the first step's candidates at several schedule lengths; see expand/search/calibrate.py."""
-    from expand.complexity import ComplexityCounter
-
-    exp = apply_overrides(load_experiment(experiment), overrides)
-    check_calibration_args(exp, multipliers, seeds, min_tau)
-    validate(exp, ComplexityCounter())
-    check_cluster(exp, address)
+    exp, _ = check_calibration(experiment, multipliers, seeds, min_tau, address=address, **overrides)
     origin = RunOrigin(exp.source, overrides, address)
     extra = {**_origin_dict(origin), "multipliers": sorted(set(float(m) for m in multipliers)), "seeds": seeds,
              "min_tau": min_tau}
@@ -256,27 +235,6 @@ def start_calibration(experiment: str, multipliers: Sequence[float] = (1.0, 2.0,
 def _origin_dict(origin: RunOrigin) -> dict[str, Any]:
     return {"experiment_source": origin.experiment_source, "overrides": origin.overrides,
             "address": origin.address}
-
-
-def check_search(experiment: str, out: Optional[str] = None, address: Optional[str] = None,
-                 **overrides: Any) -> tuple[Experiment, list[str]]:
-    """What ``search`` checks before it writes (experiment, manifests, budgets, where trials run, the
-    run folder), and the lines that say what it would do; nothing is written, no Ray started.
-
-    Why on its own: a week-long search is often queued (sbatch, a cloud job) and should fail
-    at submission, not hours later when the queue starts it.
-    """
-    from expand.complexity import ComplexityCounter
-
-    exp = apply_overrides(load_experiment(experiment), overrides)
-    plan = validate(exp, ComplexityCounter())
-    check_cluster(exp, address)
-    if out is not None:  # a new run folder takes its lock first, then these (new_run)
-        run = RunDir(out)
-        check_new_run_folder(run)
-        if run.exists():
-            raise InputError(f"{run.path}: already holds a run; use 'x3d-expand resume {run.path}'")
-    return exp, plan
 
 
 def start_search(experiment: str, out: Optional[str] = None, address: Optional[str] = None,
@@ -297,12 +255,7 @@ def start_search(experiment: str, out: Optional[str] = None, address: Optional[s
 def start_baseline(experiment: str, method: str, trials: int, max_gflops: Optional[float] = None,
                    out: Optional[str] = None, address: Optional[str] = None, quiet: bool = False,
                    **overrides: Any) -> tuple[RunDir, Any]:
-    from expand.complexity import ComplexityCounter
-
-    check_baseline_args(method, trials, max_gflops)
-    exp = apply_overrides(load_experiment(experiment), overrides)
-    validate(exp, ComplexityCounter(), max_gflops)
-    check_cluster(exp, address)
+    exp, _ = check_baseline(experiment, method, trials, max_gflops, address=address, **overrides)
     origin = RunOrigin(exp.source, overrides, address)
     extra = {**_origin_dict(origin), "method": method, "trial_budget": trials, "max_gflops_arg": max_gflops}
     run = new_run(exp, out or default_out(exp, f"-{method}"), origin, kind=method, extra=extra)

@@ -30,6 +30,13 @@ def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
+def _add_check(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--check", action="store_true",
+                   help=f"check everything the {what} would (experiment, manifests, budgets, cluster, --out), "
+                        "print its plan and exit: nothing is written, no trial runs (videos are opened by "
+                        "'data check')")
+
+
 def _add_format(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table", help=FORMAT_HELP)
     _add_json(p)
@@ -136,10 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override search.targets (each must be reachable in max_steps); "
                         "the flag alone: contract to no budget")
     p.add_argument("--seed", type=seed, default=None, help="override search.seed")
-    p.add_argument("--check", action="store_true",
-                   help="check everything the search would (experiment, manifests, budgets, cluster, --out), "
-                        "print its plan and exit: nothing is written, no trial runs (videos are opened by "
-                        "'data check')")
+    _add_check(p, "search")
     _add_json(p)
 
     p = sub.add_parser("resume", help="continue an interrupted search, baseline or calibration")
@@ -168,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default results/<name>-calibration-<time>)")
     p.add_argument("--seed", type=seed, default=None, help="override search.seed")
     _add_runner(p, runners)
+    _add_check(p, "calibration")
     _add_json(p)
 
     p = sub.add_parser("contract", help="contract the path to FLOP budgets")
@@ -196,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default results/<name>-<method>-<time>)")
     p.add_argument("--seed", type=seed, default=None, help="override search.seed")
     _add_runner(p, runners)
+    _add_check(p, "baseline")
     _add_json(p)
 
     p = sub.add_parser("compare", help="best accuracy under FLOP budgets across runs")

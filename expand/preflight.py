@@ -8,6 +8,7 @@ and the Python API; each raises an exit-2 error (``ConfigError``,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
@@ -22,6 +23,22 @@ from expand.schema import MAX_BASELINE_TRIALS, MAX_CALIBRATION_SEEDS
 # A step may overshoot the flops factor (coarse grids: frames 1 -> 2 is 1.89x, but
 # crop 64 -> 96 is 2.25x); a target past basis x factor^steps x this is out of reach.
 REACH_SLACK = 1.25
+
+
+def apply_overrides(exp: Experiment, overrides: dict[str, Any]) -> Experiment:
+    """The experiment with ``search`` keys replaced (the CLI's flags, the Python API's keywords).
+
+    Checked as the file's own keys are: a Python caller's ``max_steps=0`` or ``seed=-1`` is
+    the same one-line ConfigError, before anything is written, not a failure mid-run.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return exp
+    from expand.config import SearchConfig
+    from expand.schema import from_mapping, to_plain
+
+    search = from_mapping(SearchConfig, {**to_plain(exp.search), **given}, "overrides: search")
+    return dataclasses.replace(exp, search=search)
 
 
 def check_manifests(exp: Experiment) -> dict[str, str]:
@@ -183,6 +200,60 @@ def check_cluster(exp: Experiment, address: Optional[str]) -> None:
                               f"{exp.resources.gpus_per_trial:g} GPUs per trial, but "
                               f"the serial runner trains in this process and CUDA is not available here "
                               f"({no_cuda_reason()}); set it to 0 to train on the CPU")
+
+
+def _check_new(exp: Experiment, address: Optional[str], out: Optional[str],
+               max_gflops: Optional[float] = None) -> list[str]:
+    """The checks every new run shares (data, budgets, cluster, --out); what ``validate`` says."""
+    from expand.complexity import ComplexityCounter
+
+    lines = validate(exp, ComplexityCounter(), max_gflops)
+    check_cluster(exp, address)
+    if out is not None:  # a new run folder takes its lock first, then these (api.new_run)
+        run = RunDir(out)
+        check_new_run_folder(run)
+        if run.exists():
+            raise InputError(f"{run.path}: already holds a run; use 'x3d-expand resume {run.path}'")
+    return lines
+
+
+def check_search(experiment: str, out: Optional[str] = None, address: Optional[str] = None,
+                 **overrides: Any) -> tuple[Experiment, list[str]]:
+    """What ``search`` checks before it writes (experiment, manifests, budgets, where trials run, the
+    run folder), and the lines that say what it would do; nothing is written, no Ray started.
+
+    Why on its own (``--check``): a week-long search is often queued (sbatch, a cloud job) and
+    should fail at submission, not hours later when the queue starts it.
+    """
+    exp = apply_overrides(load_experiment(experiment), overrides)
+    return exp, _check_new(exp, address, out)
+
+
+def check_baseline(experiment: str, method: str, trials: int, max_gflops: Optional[float] = None,
+                   out: Optional[str] = None, address: Optional[str] = None,
+                   **overrides: Any) -> tuple[Experiment, list[str]]:
+    """``check_search`` for a baseline: its own arguments too, and its plan."""
+    check_baseline_args(method, trials, max_gflops)
+    exp = apply_overrides(load_experiment(experiment), overrides)
+    lines = _check_new(exp, address, out, max_gflops)
+    cap = max_gflops if max_gflops is not None else exp.search.max_gflops
+    capped = f"models at or under {cap:g} GFLOPs" if cap is not None else "no GFLOP cap"
+    return exp, [*(x for x in lines if not x.startswith("plan: ")),
+                 f"plan: {method} baseline, {trials} trained trials, {capped} (+ retries)"]
+
+
+def check_calibration(experiment: str, multipliers: Sequence[float], seeds: int, min_tau: float,
+                      out: Optional[str] = None, address: Optional[str] = None,
+                      **overrides: Any) -> tuple[Experiment, list[str]]:
+    """``check_search`` for ``calibrate``: its own arguments too, and its plan."""
+    exp = apply_overrides(load_experiment(experiment), overrides)
+    check_calibration_args(exp, multipliers, seeds, min_tau)
+    lines = _check_new(exp, address, out)
+    lengths = sorted(set(float(m) for m in multipliers))
+    models = 1 + len(exp.search_space.axes)
+    return exp, [*(x for x in lines if not x.startswith("plan: ")),
+                 f"plan: the basis and step 1's {models - 1} candidates at {', '.join(f'{m:g}x' for m in lengths)} "
+                 f"the schedule, {seeds} seed(s) each: at most {models * len(lengths) * seeds} trials (+ retries)"]
 
 
 def where_trials_run(exp: Experiment, address: Optional[str]) -> str:

@@ -12,8 +12,12 @@ from expand.errors import InputError
 
 def baseline_cmd(args: argparse.Namespace) -> int:
     from expand import api
-    from expand.commands.search import run_and_report
+    from expand.commands.search import report_check, run_and_report
 
+    if args.check:
+        return report_check(args, *api.check_baseline(
+            args.experiment, args.method, args.trials, args.max_gflops, out=args.out, address=args.address,
+            seed=args.seed, runner=args.runner), f"-{args.method}")
     return run_and_report(args, lambda: api.start_baseline(
         args.experiment, args.method, args.trials, args.max_gflops, out=args.out, address=args.address,
         quiet=args.quiet, seed=args.seed, runner=args.runner))

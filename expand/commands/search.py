@@ -38,20 +38,20 @@ def run_and_report(args: argparse.Namespace, start: Callable[[], tuple[Any, Any]
 
 def search_cmd(args: argparse.Namespace) -> int:
     if args.check:
-        return check_cmd(args)
+        return report_check(args, *api.check_search(
+            args.experiment, out=args.out, address=args.address, max_steps=args.max_steps, targets=args.targets,
+            seed=args.seed, runner=args.runner))
     return run_and_report(args, lambda: api.start_search(
         args.experiment, out=args.out, address=args.address, quiet=args.quiet, max_steps=args.max_steps,
         targets=args.targets, seed=args.seed, runner=args.runner))
 
 
-def check_cmd(args: argparse.Namespace) -> int:
-    """``search --check``: the search's checks and plan, nothing written (exit 0, or 2 with the one line)."""
+def report_check(args: argparse.Namespace, exp: Any, plan: list[str], suffix: str = "") -> int:
+    """``--check`` of search, baseline and calibrate: the checks passed; the plan, nothing written."""
     from expand.preflight import where_trials_run
 
-    exp, plan = api.check_search(args.experiment, out=args.out, address=args.address, max_steps=args.max_steps,
-                                 targets=args.targets, seed=args.seed, runner=args.runner)
     lines = [*plan, where_trials_run(exp, args.address)]
-    out = os.path.abspath(args.out or api.default_out(exp))
+    out = os.path.abspath(args.out or api.default_out(exp, suffix))
     if args.json:
         print(json_line({"experiment": exp.source, "out": out, "checked": True, "plan": lines}))
         return 0
@@ -70,6 +70,10 @@ def resume_cmd(args: argparse.Namespace) -> int:
 
 
 def calibrate_cmd(args: argparse.Namespace) -> int:
+    if args.check:
+        return report_check(args, *api.check_calibration(
+            args.experiment, args.schedules, args.seeds, args.min_tau, out=args.out, address=args.address,
+            seed=args.seed, runner=args.runner), "-calibration")
     return run_and_report(args, lambda: api.start_calibration(
         args.experiment, args.schedules, args.seeds, args.min_tau, out=args.out, address=args.address,
         quiet=args.quiet, seed=args.seed, runner=args.runner))

@@ -85,3 +85,30 @@ def test_check_search_from_python_returns_the_plan_and_raises_what_the_cli_exits
     with pytest.raises(expand.InputError, match="out must be a path"):
         expand.check_search(exp, out=123)
     assert sorted(os.listdir(tmp_path)) == ["exp.yaml"]
+
+
+@pytest.mark.parametrize("argv, plan, suffix", [
+    (["baseline", "--method", "tpe", "--trials", "20", "--max-gflops", "0.01"],
+     "plan: tpe baseline, 20 trained trials, models at or under 0.01 GFLOPs (+ retries)", "-tpe-"),
+    (["calibrate", "--schedules", "1", "3", "--seeds", "2"],
+     "plan: the basis and step 1's 6 candidates at 1x, 3x the schedule, 2 seed(s) each: at most 28 trials "
+     "(+ retries)", "-calibration-"),
+])
+def test_baseline_and_calibrate_check_too(tmp_path, capsys, monkeypatch, argv, plan, suffix):
+    monkeypatch.chdir(tmp_path)
+    exp = oracle_experiment(tmp_path)
+    assert main([argv[0], exp, *argv[1:], "--check", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["plan"] == [plan, "trials: one at a time, in this process"]
+    assert os.path.basename(data["out"]).startswith(f"oracle-test{suffix}")
+    assert main([argv[0], exp, *argv[1:], "--check", "--seed", "-1"]) == 2  # the run's own checks, as without
+    assert "--seed" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["exp.yaml"]
+
+
+def test_a_baseline_check_refuses_its_own_bad_arguments(tmp_path, capsys):
+    exp = oracle_experiment(tmp_path)
+    assert main(["baseline", exp, "--method", "random", "--trials", "5", "--max-gflops", "0.001", "--check"]) == 2
+    assert "--max-gflops: 0.001 GFLOPs is below the basis" in capsys.readouterr().err
+    assert main(["calibrate", exp, "--schedules", "1", "1", "--check"]) == 2
+    assert "--schedules: give at least two different multipliers" in capsys.readouterr().err
