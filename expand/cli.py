@@ -23,7 +23,8 @@ PROG = "x3d-expand"
 RUN_DIR_HELP = "a run folder (the --out of search, baseline or calibrate)"
 EXPERIMENT_HELP = "an experiment YAML file, or the name of a shipped one (e.g. synthetic_tiny)"
 JSON_HELP = "print the result as one JSON object on stdout (fractions as *_frac keys; progress goes to stderr)"
-FORMAT_HELP = "table (default), csv, markdown or json; --json is the same as --format json"
+FORMAT_HELP = ("table (default), csv, markdown, latex (booktabs; other lines as %% comments) or json; "
+               "--json is the same as --format json")
 
 
 def _add_json(p: argparse.ArgumentParser) -> None:
@@ -38,7 +39,7 @@ def _add_check(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _add_format(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table", help=FORMAT_HELP)
+    p.add_argument("--format", choices=["table", "csv", "markdown", "latex", "json"], default="table", help=FORMAT_HELP)
     _add_json(p)
 
 

@@ -19,7 +19,7 @@ from expand.run import RunDir, environment, latest_by_trial
 from expand.run.status import live_status
 from expand.spec import FACTORS, MULTIPLIERS
 from expand.step_notes import confidence_note, step_notes, uncertain_steps
-from expand.tables import clean_nans, json_line, machine_key, num, render
+from expand.tables import clean_nans, json_line, latex_commented, machine_key, num, render
 
 ROW_COLUMNS = [
     "step", "axis", *FACTORS,
@@ -303,7 +303,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     if partial:
         parts.append(f"note: {partial} unreadable line(s) in trials.jsonl ignored (a write cut short, or a "
                      "damaged or edited file): their trials count as not run, and `resume` reruns them")
-    return "\n".join(parts)
+    return latex_commented("\n".join(parts)) if fmt == "latex" else "\n".join(parts)
 
 
 def _check_target(run_dir: str) -> str:

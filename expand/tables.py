@@ -35,7 +35,8 @@ def render(
     digits: int = 3,
     column_digits: dict[str, int] | None = None,
 ) -> str:
-    """Rows as ``table`` (plain terminal), ``markdown``, ``csv`` or ``json`` (a list).
+    """Rows as ``table`` (plain terminal), ``markdown``, ``latex`` (booktabs, special characters
+    escaped), ``csv`` or ``json`` (a list).
 
     ``digits`` after the point in a float cell, or ``column_digits[column]``: a GFLOPs
     column needs four where seconds or clips/s would show noise. CSV and JSON keep every digit.
@@ -52,8 +53,21 @@ def render(
         return buf.getvalue()
     places = [(column_digits or {}).get(c, digits) for c in columns]
     body = [[_cell(r.get(c), d) for c, d in zip(columns, places)] for r in rows]
-    style = "github" if fmt == "markdown" else "simple"
+    style = {"markdown": "github", "latex": "latex_booktabs"}.get(fmt, "simple")
     return tabulate(body, headers=headers, tablefmt=style, disable_numparse=True)
+
+
+def latex_commented(text: str) -> str:
+    """A report for a paper's source: its LaTeX tables as they are, every other line a ``%`` comment,
+    so the whole output pastes into a .tex file and the notes stay beside their table."""
+    out, in_table = [], False
+    for line in text.split("\n"):
+        if line.startswith("\\begin{tabular}"):
+            in_table = True
+        out.append(line if in_table or not line else f"% {line}")
+        if line.startswith("\\end{tabular}"):
+            in_table = False
+    return "\n".join(out)
 
 
 FRACTION_KEYS = ("top1", "top5", "gain", "confidence", "val_top1", "val_top5", "top1_se", "parent_top1",

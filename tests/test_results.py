@@ -33,6 +33,34 @@ def test_show_formats(run_dir, capsys):
     assert "path: basis" in table and "GFLOPs: fvcore" in table and "cost: 13 trials" in table
 
 
+def _check_latex(text):
+    """Pastes into a .tex file: tables balanced, every other line a comment, no unescaped % _ # & in cells."""
+    lines = text.rstrip("\n").split("\n")
+    assert text.count("\\begin{tabular}") == text.count("\\end{tabular}") >= 1
+    in_table = False
+    for line in lines:
+        if line.startswith("\\begin{tabular}"):
+            in_table = True
+        if in_table:
+            cells = line.rstrip("\\ ").split(" & ")
+            assert not [c for c in cells if re.search(r"(?<!\\)[%_#]", c)], line
+        else:
+            assert not line or line.startswith("% "), line
+        if line.startswith("\\end{tabular}"):
+            in_table = False
+    return lines
+
+
+def test_show_and_compare_write_latex_a_paper_can_paste(run_dir, tmp_path, capsys):
+    assert main(["show", str(run_dir), "--format", "latex"]) == 0
+    lines = _check_latex(capsys.readouterr().out)
+    assert "\\toprule" in lines and any(line.startswith(" step ") and "top1 \\%" in line for line in lines)
+    assert any(line.startswith("% path: basis") for line in lines)
+    assert main(["compare", str(run_dir), "--format", "latex", "--plot", str(tmp_path / "c.png")]) == 0
+    lines = _check_latex(capsys.readouterr().out)
+    assert any("best top1 \\% @" in line for line in lines)
+
+
 def test_show_reads_a_half_written_trials_file(run_dir, tmp_path, capsys):
     import shutil
 

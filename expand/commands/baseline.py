@@ -176,5 +176,5 @@ def compare_cmd(args: argparse.Namespace) -> int:
                   f"or under their seed-to-seed noise (x3d-expand calibrate measures it), does not show one beat "
                   f"the other")
     for note in notes:
-        print(f"note: {note}")
+        print(f"{'% ' if fmt == 'latex' else ''}note: {note}")
     return 0

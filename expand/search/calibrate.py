@@ -210,7 +210,7 @@ def summarize(rows: list[dict[str, Any]], rule: str, min_tau: float) -> dict[str
 
 
 def render_calibration(state: dict[str, Any], fmt: str = "table") -> str:
-    from expand.tables import render
+    from expand.tables import latex_commented, render
 
     summary = state.get("summary")
     if not summary:
@@ -226,13 +226,14 @@ def render_calibration(state: dict[str, Any], fmt: str = "table") -> str:
                             "trial-seconds"])
     sched = state.get("schedule") or {}
     length = f"{sched.get('iterations')} iterations" if sched.get("iterations") else f"{sched.get('epochs')} epochs"
-    return "\n".join([
+    text = "\n".join([
         f"calibration of {state.get('name')}: step-1 candidates at {', '.join(f'{m:g}x' for m in state['multipliers'])} "
         f"the schedule ({length}), {state.get('seeds')} seed(s) each", "", table, "",
         f"recommended: {summary['recommended_multiplier']:g}x the schedule: {summary['why']}.",
         "kendall_tau: rank agreement of the candidates' mean top-1 with the longest schedule (1: same order); "
         "seed std: top-1 points between seeds (search.confirm.seed_std wants it as a fraction); "
         "mean top1 in %."])
+    return latex_commented(text) if fmt == "latex" else text
 
 
 def _pct(x: float) -> str:

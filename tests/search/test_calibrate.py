@@ -76,6 +76,11 @@ def test_calibrate_cli_writes_its_table_plot_and_state_and_resume_retrains_nothi
     assert count.read_text().splitlines() == calls  # nothing retrained
     shown = _cli("show", str(out), "--format", "json")
     assert json.loads(shown.stdout)["summary"]["recommended_multiplier"] in (1.0, 2.0)
+    from expand.results import render_run
+    from tests.test_results import _check_latex
+
+    lines = _check_latex(render_run(str(out), "latex"))  # the table for a paper, the rest as comments
+    assert any(line.startswith("% recommended: ") for line in lines)
 
 
 def test_calibrate_refuses_a_single_schedule(tmp_path):
