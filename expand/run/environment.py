@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import time
@@ -59,6 +60,28 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def torch_cuda() -> Optional[str]:
+    """The CUDA version torch was built for (None: a CPU build, or no torch), without importing torch:
+    an oracle search imports nothing of it, and importing it took a second of every such command."""
+    import sys
+
+    if "torch" in sys.modules:
+        return sys.modules["torch"].version.cuda
+    from importlib import metadata
+
+    try:
+        text = metadata.distribution("torch").locate_file("torch/version.py").read_text(encoding="utf-8")
+    except (metadata.PackageNotFoundError, OSError):
+        return None
+    return cuda_in_version_file(text)
+
+
+def cuda_in_version_file(text: str) -> Optional[str]:
+    """``cuda`` of torch/version.py's text ("cuda: Optional[str] = '12.1'"; None when it is None)."""
+    match = re.search(r"^cuda\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", text, re.M)
+    return match.group(1) if match else None
+
+
 def capture(command: str = "") -> dict[str, Any]:
     """This process's environment, as one session's record (no CUDA context is created)."""
     from importlib import metadata
@@ -71,15 +94,9 @@ def capture(command: str = "") -> dict[str, Any]:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             packages[name] = None
-    try:
-        import torch
-
-        cuda = torch.version.cuda  # the build's CUDA (None: a CPU build); asks no GPU
-    except ImportError:
-        cuda = None
     return {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command, "x3d_expand": expand.__version__,
             "git": git_commit(), "python": platform.python_version(), "platform": platform.platform(),
-            "host": socket.gethostname(), "cpu": _cpu_model(), "cpus": os.cpu_count(), "torch_cuda": cuda,
+            "host": socket.gethostname(), "cpu": _cpu_model(), "cpus": os.cpu_count(), "torch_cuda": torch_cuda(),
             "packages": packages}
 
 

@@ -21,6 +21,19 @@ def test_a_session_records_versions_without_starting_cuda():
     assert not torch.cuda.is_initialized()  # a driver holding a CUDA context keeps memory on a GPU all week
 
 
+def test_recording_a_session_imports_no_torch_and_reads_its_cuda_build_from_its_version_file():
+    """An oracle search imports no torch; recording its session did, a second of every such command."""
+    import sys
+
+    probe = ("import sys; from expand.run import environment; env = environment.capture('c'); "
+             "print('torch' in sys.modules, env['packages']['torch'] is not None)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "True"], done.stderr
+    assert environment.cuda_in_version_file("__version__ = '2.5.1+cu121'\ncuda: Optional[str] = '12.1'\n") == "12.1"
+    assert environment.cuda_in_version_file("cuda = '11.8'\n") == "11.8"
+    assert environment.cuda_in_version_file("cuda: Optional[str] = None\nhip = '6.0'\n") is None
+
+
 @pytest.fixture
 def git_package(tmp_path):
     if subprocess.run(["git", "--version"], capture_output=True).returncode != 0:
