@@ -290,6 +290,10 @@ def parse_experiment(data: Any, where: str, base_dir: str, check_paths: bool = T
             raise ConfigError(f"{key_path(where, f'search.targets[{i}]')}: must be > 0, got {target}")
     if raw.resources.gpus_per_trial > 0 and raw.trial.device == "cpu":
         raise ConfigError(f"{key_path(where, 'trial.device')}: 'cpu' with resources.gpus_per_trial > 0")
+    for key in ("train_videos", "val_videos"):  # set with another format, it would be ignored without a word
+        if raw.data.format != "kinetics" and getattr(raw.data, key) != getattr(DataConfig(), key):
+            raise ConfigError(f"{key_path(where, f'data.{key}')}: read only with data.format: kinetics "
+                              f"(this experiment's is {raw.data.format})")
     check_gpus_per_trial(raw.resources.gpus_per_trial, raw.trial.function, key_path(where, "resources.gpus_per_trial"))
     if ":" not in raw.trial.function:
         raise ConfigError(

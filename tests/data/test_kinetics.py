@@ -189,3 +189,14 @@ def test_the_frame_cache_line_names_the_experiment_to_check_for_the_deleted_clip
     line = build_here(CacheJob.of(load_experiment(str(exp))), progress=False)
     assert line.endswith(f"1 listed video(s) unreadable or missing, skipped by every trial "
                          f"('x3d-expand data check {exp}' says why)")
+
+
+def test_video_folders_set_for_another_format_are_refused_not_ignored(tmp_path):
+    from expand.config import load_experiment
+    from expand.errors import ConfigError
+
+    exp = tmp_path / "k.yaml"
+    exp.write_text("name: k\nsearch_space: tiny_cpu\ndata:\n  format: csv\n  val_videos: validation\n")
+    with pytest.raises(ConfigError, match="data.val_videos: read only with data.format: kinetics "
+                                          r"\(this experiment's is csv\)"):
+        load_experiment(str(exp), check_paths=False)
