@@ -25,11 +25,12 @@ class _DiesOnFirstItem:
         os.kill(os.getpid(), self.sig)
 
 
-def _loads_with_a_worker(sig):
+def _loads_with_a_worker(sig, context=None):
     def trial_function(trial):
         import torch.utils.data
 
-        for _ in torch.utils.data.DataLoader(_DiesOnFirstItem(sig), batch_size=2, num_workers=1):
+        for _ in torch.utils.data.DataLoader(_DiesOnFirstItem(sig), batch_size=2, num_workers=1,
+                                             multiprocessing_context=context):
             pass
         return TrialResult(trial.trial_id, "ok", top1=0.5)
 
@@ -70,11 +71,18 @@ def test_off_the_main_thread_where_torch_loses_the_signal_the_line_still_names_t
     # A Ray worker runs trials in a thread: torch sets no SIGCHLD handler there and finds the dead
     # worker by polling (every 5 s), so its error says only "exited unexpectedly". (A loader
     # timeout would poll sooner, but a slow fork on a loaded machine would then read as a timeout.)
+    # The worker comes from the forkserver (torch preloaded there), not forked from this thread: a
+    # fork from a thread of this process (Ray's session fixture runs threads beside it) once hung
+    # in the child before it ran, alive, and the loader polled it for ever. Not this process's child,
+    # the dead worker is found by polling, as off the main thread.
+    import multiprocessing
     import threading
 
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "torch.utils.data", __name__])
     results = []
-    thread = threading.Thread(target=lambda: results.append(call_safely(_loads_with_a_worker(signal.SIGKILL),
-                                                                        _TRIAL)))
+    thread = threading.Thread(target=lambda: results.append(call_safely(
+        _loads_with_a_worker(signal.SIGKILL, context), _TRIAL)), daemon=True)
     thread.start()
     thread.join(60)
     (result,) = results
