@@ -277,11 +277,9 @@ def where_trials_run(exp: Experiment, address: Optional[str]) -> str:
             raise InputError(f"resources.{key}_per_trial: {want:g} {key[:-1].upper()}s per trial, but this "
                              f"machine (the search's own Ray cluster) has {have:g}; lower it or join a "
                              "cluster with --address")
-    n = int(cpus // res.cpus_per_trial)
-    if res.gpus_per_trial > 0:
-        n = min(n, int(gpus // res.gpus_per_trial))
-    if res.max_concurrent:
-        n = min(n, res.max_concurrent)
+    from expand.search.runners import trials_at_once
+
+    n = trials_at_once(cpus, gpus, res.cpus_per_trial, res.gpus_per_trial, res.max_concurrent)
     return (f"trials: {n} at a time on a local Ray cluster ({cpus} CPUs, {gpus} GPUs here; "
             f"per trial {res.cpus_per_trial:g} CPU, {res.gpus_per_trial:g} GPU)")
 

@@ -83,15 +83,17 @@ def _version_notes(labels: list[str], paths: list[str]) -> list[str]:
     first run's (RUN/environment.jsonl; runs from before it was kept say nothing)."""
     from expand.run import environment
 
-    def versions(path: str, package: str) -> set:
-        return {(s.get("packages") or {}).get(package) for s in environment.sessions(path)}
+    kept = [environment.sessions(path) for path in paths]  # each run's file read once
+
+    def versions(sessions: list[dict], package: str) -> set:
+        return {(s.get("packages") or {}).get(package) for s in sessions}
 
     notes = []
     for package, why in (("fvcore", "GFLOPs counted by another fvcore: budgets may not line up"),
                          ("torch", "trained under another torch")):
-        first = versions(paths[0], package)
-        for label, path in zip(labels[1:], paths[1:]):
-            mine = versions(path, package)
+        first = versions(kept[0], package)
+        for label, sessions in zip(labels[1:], kept[1:]):
+            mine = versions(sessions, package)
             if first and mine and mine != first:
                 notes.append(f"{label}: {package} {', '.join(sorted(map(str, mine)))} against "
                              f"{', '.join(sorted(map(str, first)))} for {labels[0]} ({why})")

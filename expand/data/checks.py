@@ -75,8 +75,8 @@ def known_unusable(root: str, paths: Iterable[str]) -> set[str]:
     out = set()
     for path in paths:
         stamp = _stamp(path)
-        rec = record.get(_rel(root, path))
-        if stamp is None or (rec is not None and rec.get("stamp") == stamp and not rec.get("ok")):
+        rec = None if stamp is None else _recorded(record, root, path, stamp)
+        if stamp is None or (rec is not None and not rec.get("ok")):
             out.add(path)
     return out
 
@@ -112,13 +112,19 @@ def save_record(root: str, results: dict[str, dict]) -> Optional[str]:
     return target
 
 
+def _recorded(record: dict[str, dict], root: str, path: str, stamp: Optional[list[int]]) -> Optional[dict]:
+    """The record's entry for ``path`` while the file is as it was checked (None: not recorded, or changed)."""
+    rec = record.get(_rel(root, path))
+    return rec if rec is not None and rec.get("stamp") == stamp else None
+
+
 def readable(root: str, paths: Iterable[str]) -> dict[str, str]:
     """{path: reason} of the unusable videos among ``paths``, from the record or a cheap probe."""
     record = load_record(root)
     errors: dict[str, str] = {}
     for path in paths:
-        rec = record.get(_rel(root, path))
-        if rec is not None and rec.get("stamp") == _stamp(path):
+        rec = _recorded(record, root, path, _stamp(path))
+        if rec is not None:
             if not rec.get("ok"):
                 errors[path] = rec.get("reason", "unreadable")
             continue

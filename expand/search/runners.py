@@ -201,14 +201,9 @@ class RayRunner:
     def parallelism(self) -> int:
         import ray
 
-        cpus = ray.cluster_resources().get("CPU", 1)
-        gpus = ray.cluster_resources().get("GPU", 0)
-        n = int(cpus // max(self.resources["cpu"], 1e-9))
-        if self.resources["gpu"] > 0:
-            n = min(n, int(gpus // self.resources["gpu"]))
-        if self.max_concurrent:
-            n = min(n, self.max_concurrent)
-        return max(n, 1)
+        total = ray.cluster_resources()
+        return trials_at_once(total.get("CPU", 1), total.get("GPU", 0), self.resources["cpu"],
+                              self.resources["gpu"], self.max_concurrent)
 
     def _start(self) -> WorkerPool:
         self._pool = WorkerPool(self.function, self.storage_dir, self.resources, self.parallelism,
@@ -262,6 +257,18 @@ class RayRunner:
                 ray.shutdown()
                 self._started_ray = False
                 ray_session.forget(self._run_path)
+
+
+def trials_at_once(cpus: float, gpus: float, cpus_per_trial: float, gpus_per_trial: float,
+                   max_concurrent: Optional[int] = None) -> int:
+    """Trials a cluster of ``cpus`` and ``gpus`` runs side by side (at least one): the Ray runner's
+    parallelism, and what ``search --check`` says of a local cluster before one is started."""
+    n = int(cpus // max(cpus_per_trial, 1e-9))
+    if gpus_per_trial > 0:
+        n = min(n, int(gpus // gpus_per_trial))
+    if max_concurrent:
+        n = min(n, max_concurrent)
+    return max(n, 1)
 
 
 def _alive_nodes() -> list[dict]:
