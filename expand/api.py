@@ -17,6 +17,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict
 from expand.errors import ConfigError, InputError
+from expand.config.settings import apply_settings, checked_settings
 from expand.preflight import (apply_overrides, check_baseline, check_budgets, check_calibration, check_cluster,
                               check_growth, check_manifests, check_new_run_folder, check_search,
                               load_source_experiment, validate)
@@ -217,10 +218,12 @@ def execute_calibration(exp: Experiment, run: RunDir, address: Optional[str], qu
 
 def start_calibration(experiment: str, multipliers: Sequence[float] = (1.0, 2.0, 4.0), seeds: int = 1,
                       min_tau: float = 0.8, out: Optional[str] = None, address: Optional[str] = None,
-                      quiet: bool = False, **overrides: Any) -> tuple[RunDir, dict[str, Any]]:
+                      quiet: bool = False, settings: Optional[dict[str, Any]] = None,
+                      **overrides: Any) -> tuple[RunDir, dict[str, Any]]:
     """Train the first step's candidates at several schedule lengths; see expand/search/calibrate.py."""
-    exp, _ = check_calibration(experiment, multipliers, seeds, min_tau, address=address, **overrides)
-    origin = RunOrigin(exp.source, overrides, address)
+    exp, _ = check_calibration(experiment, multipliers, seeds, min_tau, address=address, settings=settings,
+                               **overrides)
+    origin = RunOrigin(exp.source, overrides, address, checked_settings(settings))
     extra = {**_origin_dict(origin), "multipliers": sorted(set(float(m) for m in multipliers)), "seeds": seeds,
              "min_tau": min_tau}
     run = new_run(exp, out or default_out(exp, "-calibration"), origin, kind="calibration", extra=extra)
@@ -234,14 +237,17 @@ def start_calibration(experiment: str, multipliers: Sequence[float] = (1.0, 2.0,
 
 def _origin_dict(origin: RunOrigin) -> dict[str, Any]:
     return {"experiment_source": origin.experiment_source, "overrides": origin.overrides,
-            "address": origin.address}
+            "settings": origin.settings, "address": origin.address}
 
 
 def start_search(experiment: str, out: Optional[str] = None, address: Optional[str] = None,
-                 quiet: bool = False, **overrides: Any) -> tuple[RunDir, Any]:
-    """Load, validate, create the run folder and search; the folder's lock is released at the end."""
-    exp, plan = check_search(experiment, address=address, **overrides)
-    origin = RunOrigin(exp.source, overrides, address)
+                 quiet: bool = False, settings: Optional[dict[str, Any]] = None,
+                 **overrides: Any) -> tuple[RunDir, Any]:
+    """Load, validate, create the run folder and search; the folder's lock is released at the end.
+
+    ``settings``: ``--set``'s dotted keys (``{"trial.epochs": 2}``), kept with the run for resume."""
+    exp, plan = check_search(experiment, address=address, settings=settings, **overrides)
+    origin = RunOrigin(exp.source, overrides, address, checked_settings(settings))
     run = new_run(exp, out or default_out(exp), origin)
     if not quiet:
         print(f"run folder: {run.path}")
@@ -254,9 +260,10 @@ def start_search(experiment: str, out: Optional[str] = None, address: Optional[s
 
 def start_baseline(experiment: str, method: str, trials: int, max_gflops: Optional[float] = None,
                    out: Optional[str] = None, address: Optional[str] = None, quiet: bool = False,
-                   **overrides: Any) -> tuple[RunDir, Any]:
-    exp, _ = check_baseline(experiment, method, trials, max_gflops, address=address, **overrides)
-    origin = RunOrigin(exp.source, overrides, address)
+                   settings: Optional[dict[str, Any]] = None, **overrides: Any) -> tuple[RunDir, Any]:
+    exp, _ = check_baseline(experiment, method, trials, max_gflops, address=address, settings=settings,
+                            **overrides)
+    origin = RunOrigin(exp.source, overrides, address, checked_settings(settings))
     extra = {**_origin_dict(origin), "method": method, "trial_budget": trials, "max_gflops_arg": max_gflops}
     run = new_run(exp, out or default_out(exp, f"-{method}"), origin, kind=method, extra=extra)
     if not quiet:
@@ -284,7 +291,8 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
         exp, changed = stored, []
         source = state.origin.experiment_source
         if source and os.path.isfile(source):
-            current = apply_overrides(load_source_experiment(source, stored), state.origin.overrides)
+            current = apply_overrides(apply_settings(load_source_experiment(source, stored), state.origin.settings),
+                                      state.origin.overrides)
             changed = diff_keys(stored.to_dict(), current.to_dict())
             if changed and not force:
                 from expand.search.trial import reruns_trials

@@ -15,7 +15,7 @@ import traceback
 from typing import Sequence
 
 from expand.cli_parsing import (Numbers, Parser, int_up_to, positional, positive_float, positive_int, processes, seed,
-                                steps)
+                                setting, steps)
 from expand.errors import DeviceBroken, DiskUnwritable, InputError, NodeLost, disk_error_in, disk_fix, disk_problem
 from expand.schema import MAX_BASELINE_TRIALS, MAX_CALIBRATION_SEEDS
 
@@ -36,6 +36,13 @@ def _add_check(p: argparse.ArgumentParser, what: str) -> None:
                    help=f"check everything the {what} would (experiment, manifests, budgets, cluster, --out), "
                         "print its plan and exit: nothing is written, no trial runs (videos are opened by "
                         "'data check')")
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="settings", action="append", type=setting, default=None, metavar="KEY=VALUE",
+                   help="change any key of the experiment for this run, e.g. --set trial.epochs=2 --set "
+                        "data.root=/data/k400 (repeatable; YAML values; relative paths from here); "
+                        "resume applies them again")
 
 
 def _add_format(p: argparse.ArgumentParser) -> None:
@@ -117,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labels must be below this (default: the experiment's, or unchecked)")
     p.add_argument("--workers", type=processes, default=None,
                    help="decoding processes (default: all cores)")
+    _add_set(p)
     _add_json(p)
     p = dsub.add_parser("cache", help="decode an experiment's videos once into the frame cache")
     p.add_argument("experiment", help=EXPERIMENT_HELP)
@@ -125,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None,
                    help="build the cache on every node of this Ray cluster ('auto' or ray://HOST:PORT), "
                         "nodes that share a cache folder splitting the videos")
+    _add_set(p)
     _add_json(p)
 
     p = sub.add_parser("train", help="train one trial by hand")
@@ -133,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_factor_args(p)
     p.add_argument("--seed", type=seed, default=None, help="trial seed (default: the experiment's search.seed)")
     p.add_argument("--out", default=None, help="folder for the trial's files (weights, TensorBoard)")
+    _add_set(p)
     _add_json(p)
 
     p = sub.add_parser("search", help="run forward expansion (and contraction to targets)")
@@ -144,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override search.targets (each must be reachable in max_steps); "
                         "the flag alone: contract to no budget")
     p.add_argument("--seed", type=seed, default=None, help="override search.seed")
+    _add_set(p)
     _add_check(p, "search")
     _add_json(p)
 
@@ -173,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default results/<name>-calibration-<time>)")
     p.add_argument("--seed", type=seed, default=None, help="override search.seed")
     _add_runner(p, runners)
+    _add_set(p)
     _add_check(p, "calibration")
     _add_json(p)
 
@@ -202,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default results/<name>-<method>-<time>)")
     p.add_argument("--seed", type=seed, default=None, help="override search.seed")
     _add_runner(p, runners)
+    _add_set(p)
     _add_check(p, "baseline")
     _add_json(p)
 

@@ -68,6 +68,17 @@ def _checked_int(text: str, check: Callable[[Any], Optional[str]]) -> int:
     return value
 
 
+def setting(text: str) -> tuple[str, Any]:
+    """``--set KEY=VALUE``: a dotted key and its YAML value (``expand.config.settings``)."""
+    from expand.config.settings import parse_setting
+    from expand.errors import InputError
+
+    try:
+        return parse_setting(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def seed(text: str) -> int:
     """A seed every consumer takes (``expand.schema.MAX_SEED``), refused here rather than mid-run."""
     from expand.schema import seed_range

@@ -231,7 +231,13 @@ def render_reference() -> str:
              "Every key of an experiment file and of a search space file, with its type, default and meaning. "
              "A key that is not listed is an error (`experiment.yaml: data.roott: unknown key`). Keys of the "
              "search space file are shown as `space.*` (in an experiment, the same keys go under "
-             "`search_space:` when the space is inline).", ""]
+             "`search_space:` when the space is inline).", "",
+             "Any experiment key can be changed for one run without editing the file: `--set KEY=VALUE` "
+             "(`search`, `baseline`, `calibrate`, `train`, `data check`, `data cache`; e.g. "
+             "`--set schedule.epochs=2 --set search_space.bounds.crop=[64,160]`), or `settings={\"schedule.epochs\": 2}` "
+             "from Python. Values are YAML; relative paths are from the current folder; a key given twice, or "
+             "given both by `--set search.seed` and `--seed`, is refused. The run keeps its settings "
+             "(`state.json`, shown by `show`) and `resume` applies them again.", ""]
     section = None
     for key, tp, default in rows:
         head = _section_of(key)

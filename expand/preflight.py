@@ -41,6 +41,25 @@ def apply_overrides(exp: Experiment, overrides: dict[str, Any]) -> Experiment:
     return dataclasses.replace(exp, search=search)
 
 
+def configured(experiment: str, overrides: dict[str, Any], settings: Optional[dict[str, Any]] = None) -> Experiment:
+    """The experiment file, with its ``--set`` settings, then the command's own flags (search keys)."""
+    from expand.config.settings import apply_settings, checked_settings
+
+    settings = checked_settings(settings)
+    for key, value in overrides.items():
+        if value is not None and f"search.{key}" in settings:
+            raise InputError(f"search.{key}: given twice, by --set and as {key} (a flag or keyword); give it once")
+    return apply_overrides(apply_settings(load_experiment(experiment), settings), overrides)
+
+
+def settings_line(settings: Optional[dict[str, Any]]) -> list[str]:
+    """The plan's first line when ``--set`` changed the experiment (none when nothing did)."""
+    from expand.config.settings import checked_settings, shown_settings
+
+    text = shown_settings(checked_settings(settings))
+    return [f"settings: {text} (for this run; the file is unchanged)"] if text else []
+
+
 def check_manifests(exp: Experiment) -> dict[str, str]:
     """Read both splits now (exists, UTF-8, non-empty, labels in range); what a trial will see.
 
@@ -218,24 +237,25 @@ def _check_new(exp: Experiment, address: Optional[str], out: Optional[str],
 
 
 def check_search(experiment: str, out: Optional[str] = None, address: Optional[str] = None,
-                 **overrides: Any) -> tuple[Experiment, list[str]]:
+                 settings: Optional[dict[str, Any]] = None, **overrides: Any) -> tuple[Experiment, list[str]]:
     """What ``search`` checks before it writes (experiment, manifests, budgets, where trials run, the
     run folder), and the lines that say what it would do; nothing is written, no Ray started.
 
     Why on its own (``--check``): a week-long search is often queued (sbatch, a cloud job) and
-    should fail at submission, not hours later when the queue starts it.
+    should fail at submission, not hours later when the queue starts it. ``settings``: ``--set``'s
+    dotted keys (``{"trial.epochs": 2}``); ``overrides``: the search section's (the flags).
     """
-    exp = apply_overrides(load_experiment(experiment), overrides)
-    return exp, _check_new(exp, address, out)
+    exp = configured(experiment, overrides, settings)
+    return exp, [*settings_line(settings), *_check_new(exp, address, out)]
 
 
 def check_baseline(experiment: str, method: str, trials: int, max_gflops: Optional[float] = None,
                    out: Optional[str] = None, address: Optional[str] = None,
-                   **overrides: Any) -> tuple[Experiment, list[str]]:
+                   settings: Optional[dict[str, Any]] = None, **overrides: Any) -> tuple[Experiment, list[str]]:
     """``check_search`` for a baseline: its own arguments too, and its plan."""
     check_baseline_args(method, trials, max_gflops)
-    exp = apply_overrides(load_experiment(experiment), overrides)
-    lines = _check_new(exp, address, out, max_gflops)
+    exp = configured(experiment, overrides, settings)
+    lines = [*settings_line(settings), *_check_new(exp, address, out, max_gflops)]
     cap = max_gflops if max_gflops is not None else exp.search.max_gflops
     capped = f"models at or under {cap:g} GFLOPs" if cap is not None else "no GFLOP cap"
     return exp, [*(x for x in lines if not x.startswith("plan: ")),
@@ -244,11 +264,11 @@ def check_baseline(experiment: str, method: str, trials: int, max_gflops: Option
 
 def check_calibration(experiment: str, multipliers: Sequence[float], seeds: int, min_tau: float,
                       out: Optional[str] = None, address: Optional[str] = None,
-                      **overrides: Any) -> tuple[Experiment, list[str]]:
+                      settings: Optional[dict[str, Any]] = None, **overrides: Any) -> tuple[Experiment, list[str]]:
     """``check_search`` for ``calibrate``: its own arguments too, and its plan."""
-    exp = apply_overrides(load_experiment(experiment), overrides)
+    exp = configured(experiment, overrides, settings)
     check_calibration_args(exp, multipliers, seeds, min_tau)
-    lines = _check_new(exp, address, out)
+    lines = [*settings_line(settings), *_check_new(exp, address, out)]
     lengths = sorted(set(float(m) for m in multipliers))
     models = 1 + len(exp.search_space.axes)
     return exp, [*(x for x in lines if not x.startswith("plan: ")),
@@ -357,6 +377,6 @@ def check_contract_targets(path: list[PathEntry], targets: list[float], name: st
                              f"GFLOPs at step {last.step}); resume the search with more steps to reach it")
 
 
-__all__ = ["REACH_SLACK", "check_baseline_args", "check_budgets", "check_cluster", "check_contract_targets",
+__all__ = ["REACH_SLACK", "check_baseline_args", "check_budgets", "check_cluster", "check_contract_targets", "configured",
            "check_device_here", "check_gflops", "check_has_path", "check_manifests", "check_new_run_folder",
            "load_source_experiment", "steps_to", "validate"]

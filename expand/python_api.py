@@ -31,21 +31,22 @@ def _check_paths(call: str, address: Any = None, **paths: Any) -> None:
 
 
 def search(experiment: str, out: Optional[str] = None, address: Optional[str] = None, quiet: bool = False,
-           **overrides: Any) -> "Run":
+           settings: Optional[Mapping[str, Any]] = None, **overrides: Any) -> "Run":
     """Run the expansion search of ``experiment`` (a file, or a shipped experiment's name).
 
     ``overrides`` are the ``search`` section's keys (``max_steps=2``,
-    ``targets=[0.5]``, ``runner="serial"``, ``seed=1``), as the CLI's flags.
+    ``targets=[0.5]``, ``runner="serial"``, ``seed=1``), as the CLI's flags; ``settings``
+    any key by its dotted name (``{"trial.epochs": 2, "data.root": "/data/k400"}``), as ``--set``.
     """
     from expand import api
 
     _check_paths("search", address, experiment=experiment, out=out)
-    run, _ = api.start_search(experiment, out=out, address=address, quiet=quiet, **overrides)
+    run, _ = api.start_search(experiment, out=out, address=address, quiet=quiet, settings=settings, **overrides)
     return _finished(run, quiet)
 
 
 def check_search(experiment: str, out: Optional[str] = None, address: Optional[str] = None,
-                 **overrides: Any) -> list[str]:
+                 settings: Optional[Mapping[str, Any]] = None, **overrides: Any) -> list[str]:
     """``search --check``: every check :func:`search` makes before it writes, and its plan as lines
     (data per trial, steps and trials, where they run); nothing is written, nothing trains."""
     from expand import api
@@ -53,7 +54,7 @@ def check_search(experiment: str, out: Optional[str] = None, address: Optional[s
 
     _check_paths("check_search", address, experiment=experiment, out=out)
     exp, plan = api.check_search(os.fspath(experiment), out=None if out is None else os.fspath(out),
-                                 address=address, **overrides)
+                                 address=address, settings=settings, **overrides)
     return [*plan, where_trials_run(exp, address)]
 
 
@@ -71,13 +72,14 @@ def resume(path: str, force: bool = False, runner: Optional[str] = None, address
 
 def baseline(experiment: str, method: str, trials: int, max_gflops: Optional[float] = None,
              out: Optional[str] = None, address: Optional[str] = None, quiet: bool = False,
-             **overrides: Any) -> "Run":
-    """A baseline search (``expand.baselines.METHODS``: random, tpe, compound, or one you registered)."""
+             settings: Optional[Mapping[str, Any]] = None, **overrides: Any) -> "Run":
+    """A baseline search (``expand.baselines.METHODS``: random, tpe, compound, or one you registered);
+    ``settings`` and ``overrides`` as for :func:`search`."""
     from expand import api
 
     _check_paths("baseline", address, experiment=experiment, out=out)
     run, _ = api.start_baseline(experiment, method, trials, max_gflops, out=out, address=address, quiet=quiet,
-                                **overrides)
+                                settings=settings, **overrides)
     return _finished(run, quiet)
 
 

@@ -244,7 +244,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     if fmt == "json":
         return json_line(clean_nans({
             "run": os.path.abspath(run_dir), "status": status, "writer": writer,
-            "stop_reason": why, "selection": state.get("selection_rule"),
+            "stop_reason": why, "selection": state.get("selection_rule"), "settings": state.get("settings") or {},
             "counter": COUNTER, "candidates": [{c: r.get(c) for c in ROW_COLUMNS} for r in rows],
             "path": state.get("path", []), "contractions": contractions, "cost": spend,
             "videos": videos_seen(attempts), "incomplete_lines": partial,
@@ -272,7 +272,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     if minival:
         headers[columns.index("top1")] = "top1 % (minival, selects)"
     parts = [f"run: {os.path.abspath(run_dir)}  status: {status}  ({why})",
-             f"selection: {state.get('selection_rule', '')}", "",
+             *_settings_lines(state), f"selection: {state.get('selection_rule', '')}", "",
              render(shown, columns, fmt, headers=headers, digits=4, column_digits=MEASURED_DIGITS)]
     path = state.get("path", [])
     if state.get("kind", "expansion") != "expansion":
@@ -304,6 +304,16 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
         parts.append(f"note: {partial} unreadable line(s) in trials.jsonl ignored (a write cut short, or a "
                      "damaged or edited file): their trials count as not run, and `resume` reruns them")
     return latex_commented("\n".join(parts)) if fmt == "latex" else "\n".join(parts)
+
+
+def _settings_lines(state: dict[str, Any]) -> list[str]:
+    """The ``--set`` a run started with: its table is not what the experiment file alone would give."""
+    from expand.config.settings import shown_settings
+
+    settings = state.get("settings")
+    text = shown_settings(settings) if isinstance(settings, dict) else ""
+    return [f"settings: {text} (changes to {state.get('experiment_source') or 'the experiment'}; "
+            "config.yaml holds the result)"] if text else []
 
 
 def _check_target(run_dir: str) -> str:

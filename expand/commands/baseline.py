@@ -13,14 +13,16 @@ from expand.errors import InputError
 def baseline_cmd(args: argparse.Namespace) -> int:
     from expand import api
     from expand.commands.search import report_check, run_and_report
+    from expand.config.settings import settings_from
 
+    settings = settings_from(args.settings)
     if args.check:
         return report_check(args, *api.check_baseline(
             args.experiment, args.method, args.trials, args.max_gflops, out=args.out, address=args.address,
-            seed=args.seed, runner=args.runner), f"-{args.method}")
+            settings=settings, seed=args.seed, runner=args.runner), f"-{args.method}")
     return run_and_report(args, lambda: api.start_baseline(
         args.experiment, args.method, args.trials, args.max_gflops, out=args.out, address=args.address,
-        quiet=args.quiet, seed=args.seed, runner=args.runner))
+        quiet=args.quiet, settings=settings, seed=args.seed, runner=args.runner))
 
 
 def _default_budgets(runs: list[tuple[str, dict, list]]) -> list[float]:

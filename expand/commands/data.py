@@ -35,7 +35,9 @@ def check_cmd(args: argparse.Namespace) -> int:
     from expand.data.checks import check_all, check_splits, save_record
     from expand.data.manifest import Item, class_counts
 
-    splits = check_splits(args.target, args.num_classes)
+    from expand.config.settings import settings_from
+
+    splits = check_splits(args.target, args.num_classes, settings_from(args.settings))
     unique = list(dict.fromkeys(i.path for s in splits for i in s.items))  # val and test may share videos
     progress = CountProgress(len(unique), "checking videos", enabled=not args.json)
     results = check_all(splits[0].root, unique, workers=args.workers or max(1, os.cpu_count() or 1),
@@ -81,12 +83,13 @@ def check_cmd(args: argparse.Namespace) -> int:
 
 
 def cache_cmd(args: argparse.Namespace) -> int:
-    from expand.config import load_experiment
+    from expand.config.settings import settings_from
     from expand.data.cache import estimate, room_error
     from expand.data.dataset import open_cache, prepare_split
     from expand.data.manifest import split_items
+    from expand.preflight import configured
 
-    exp = load_experiment(args.experiment)
+    exp = configured(args.experiment, {}, settings_from(args.settings))
     if not exp.data.root:
         raise DataError(f"{args.experiment}: data.root is not set: the experiment reads no videos")
     if exp.data.cache == "off":

@@ -9,6 +9,7 @@ import sys
 from typing import Any, Callable
 
 from expand import api, contracting
+from expand.config.settings import settings_from
 from expand.tables import json_line
 
 
@@ -37,13 +38,14 @@ def run_and_report(args: argparse.Namespace, start: Callable[[], tuple[Any, Any]
 
 
 def search_cmd(args: argparse.Namespace) -> int:
+    settings = settings_from(args.settings)
     if args.check:
         return report_check(args, *api.check_search(
-            args.experiment, out=args.out, address=args.address, max_steps=args.max_steps, targets=args.targets,
-            seed=args.seed, runner=args.runner))
+            args.experiment, out=args.out, address=args.address, settings=settings, max_steps=args.max_steps,
+            targets=args.targets, seed=args.seed, runner=args.runner))
     return run_and_report(args, lambda: api.start_search(
-        args.experiment, out=args.out, address=args.address, quiet=args.quiet, max_steps=args.max_steps,
-        targets=args.targets, seed=args.seed, runner=args.runner))
+        args.experiment, out=args.out, address=args.address, quiet=args.quiet, settings=settings,
+        max_steps=args.max_steps, targets=args.targets, seed=args.seed, runner=args.runner))
 
 
 def report_check(args: argparse.Namespace, exp: Any, plan: list[str], suffix: str = "") -> int:
@@ -58,7 +60,11 @@ def report_check(args: argparse.Namespace, exp: Any, plan: list[str], suffix: st
     print(f"experiment: {exp.source} (search.runner: {exp.search.runner})")
     print("\n".join(lines))
     print(f"run folder: {out}{'' if args.out else ' (the default: a new name each start)'}")
-    data_check = f"; videos are opened by 'x3d-expand data check {exp.source}'" if exp.data.root else ""
+    from expand.config.settings import shown_settings
+
+    again = shown_settings(settings_from(args.settings))
+    data_check = (f"; videos are opened by 'x3d-expand data check {exp.source}{' ' + again if again else ''}'"
+                  if exp.data.root else "")
     print(f"checked: nothing written, no trial run{data_check}")
     return 0
 
@@ -70,13 +76,14 @@ def resume_cmd(args: argparse.Namespace) -> int:
 
 
 def calibrate_cmd(args: argparse.Namespace) -> int:
+    settings = settings_from(args.settings)
     if args.check:
         return report_check(args, *api.check_calibration(
             args.experiment, args.schedules, args.seeds, args.min_tau, out=args.out, address=args.address,
-            seed=args.seed, runner=args.runner), "-calibration")
+            settings=settings, seed=args.seed, runner=args.runner), "-calibration")
     return run_and_report(args, lambda: api.start_calibration(
         args.experiment, args.schedules, args.seeds, args.min_tau, out=args.out, address=args.address,
-        quiet=args.quiet, seed=args.seed, runner=args.runner))
+        quiet=args.quiet, settings=settings, seed=args.seed, runner=args.runner))
 
 
 def contract_cmd(args: argparse.Namespace) -> int:

@@ -8,9 +8,9 @@ import sys
 import tempfile
 
 from expand.complexity import ComplexityCounter
-from expand.config import load_experiment
+from expand.config.settings import settings_from
 from expand.fileio import make_folder
-from expand.preflight import check_device_here
+from expand.preflight import check_device_here, configured
 from expand.search.node_cache import CacheJob, build_here
 from expand.search.time_limits import TimeLimits
 from expand.search.trial import TrialSpec, call_safely, load_trial_function
@@ -18,7 +18,7 @@ from expand.tables import clean_nans, json_line
 
 
 def train_one(args: argparse.Namespace, spec_from_args) -> int:
-    exp = load_experiment(args.experiment)
+    exp = configured(args.experiment, {}, settings_from(args.settings))
     check_device_here(exp, "train runs the trial in this process")
     spec = spec_from_args(args, base=exp.search_space.basis)
     func = load_trial_function(exp.trial.function)

@@ -148,13 +148,14 @@ class CheckSplit:
     items: list  # manifest Items
 
 
-def check_splits(target: str, num_classes: Optional[int] = None) -> list[CheckSplit]:
+def check_splits(target: str, num_classes: Optional[int] = None,
+                 settings: Optional[dict] = None) -> list[CheckSplit]:
     """What ``target`` names: an experiment (its splits as trials read them), a manifest, or a dataset folder.
 
     A folder is read as SlowFast's layout when it holds ``train.csv``,
     ``val.csv`` or ``test.csv`` (the layout ``data synth`` writes), as
     ``train/`` and ``val/`` class-folder trees when it has those, and as one
-    class-folder tree otherwise.
+    class-folder tree otherwise. ``settings``: an experiment's ``--set`` (as the search got them).
     """
     from expand.data.manifest import read_csv_manifest, read_folder_dataset
     from expand.errors import DataError
@@ -165,11 +166,14 @@ def check_splits(target: str, num_classes: Optional[int] = None) -> list[CheckSp
 
         with contextlib.suppress(ConfigError):
             target = resolve_experiment_path(target)
-    if os.path.isfile(target) and target.lower().endswith(EXPERIMENT_SUFFIXES):
-        from expand.config import load_experiment
+    is_experiment = os.path.isfile(target) and target.lower().endswith(EXPERIMENT_SUFFIXES)
+    if settings and not is_experiment:
+        raise DataError(f"{target}: --set changes an experiment's keys; this is not an experiment file")
+    if is_experiment:
         from expand.data.manifest import split_items
+        from expand.preflight import configured
 
-        data = load_experiment(target).data
+        data = configured(target, {}, settings).data
         if not data.root:
             raise DataError(f"{target}: data.root is not set: the experiment reads no videos")
         names = ("train", "val", "minival") if data.minival else ("train", "val")

@@ -193,8 +193,9 @@ class RunOrigin:
     """Where a run came from, so ``resume`` can reload its experiment."""
 
     experiment_source: Optional[str] = None
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)  # the search section's flags: max_steps, seed, ...
     address: Optional[str] = None
+    settings: dict[str, Any] = field(default_factory=dict)  # --set: dotted key -> value
 
 
 @dataclass
@@ -213,13 +214,14 @@ class RunState:
     extra: dict[str, Any] = field(default_factory=dict)
 
     _TYPED = ("kind", "name", "status", "stop_reason", "selection_rule", "pending", "path", "steps",
-              "experiment_source", "overrides", "address", "version", "updated")
+              "experiment_source", "overrides", "settings", "address", "version", "updated")
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             **self.extra,
             "experiment_source": self.origin.experiment_source,
             "overrides": self.origin.overrides,
+            "settings": self.origin.settings,
             "address": self.origin.address,
             "name": self.name,
             "kind": self.kind,
@@ -252,6 +254,9 @@ class RunState:
         overrides = d.get("overrides") or {}
         if not isinstance(overrides, dict):
             raise RunFileError(f"{where}: overrides: expected an object")
+        settings = d.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise RunFileError(f"{where}: settings: expected an object")
         try:
             path = [PathEntry.from_dict(p) for p in d.get("path") or []]
         except (KeyError, TypeError, ValueError, SpecError) as exc:
@@ -265,7 +270,7 @@ class RunState:
             raise RunFileError(f"{where}: pending: expected a list of trial ids")
         return cls(
             kind=kind, name=str(d.get("name", "")), status=status,
-            origin=RunOrigin(d.get("experiment_source"), overrides, d.get("address")),
+            origin=RunOrigin(d.get("experiment_source"), overrides, d.get("address"), settings),
             stop_reason=str(d.get("stop_reason") or ""), selection_rule=str(d.get("selection_rule") or ""),
             pending=[str(p) for p in pending], path=path, steps=steps,
             extra={k: v for k, v in d.items() if k not in cls._TYPED and k != "step"},
