@@ -344,28 +344,31 @@ def best_under(points: list[tuple[float, float]], budget: float) -> float:
     return max(fits) if fits else math.nan
 
 
-def run_points(run_dir: str) -> list[tuple[float, float]]:
+def run_points(run_dir: str, records: Optional[list] = None) -> list[tuple[float, float]]:
     """(GFLOPs, top-1) of every trained model of a run, contracted models included; a model
-    confirmed with several seeds is one point at its mean top-1 (as its step decided)."""
+    confirmed with several seeds is one point at its mean top-1 (as its step decided).
+    ``records``: the run's trials.jsonl, when the caller has read it already."""
     from expand.search.coordinator import load_contractions
     from expand.search.decide import model_scores
     from expand.run import latest_by_trial
 
     run = RunDir(run_dir)
-    points = [(m.gflops, m.top1) for m in model_scores(latest_by_trial(run.read_trials().records))]
+    records = run.read_trials().records if records is None else records
+    points = [(m.gflops, m.top1) for m in model_scores(latest_by_trial(records))]
     for c in load_contractions(run):
         if c.get("top1") is not None and c.get("gflops") is not None:
             points.append((c["gflops"], c["top1"]))
     return points
 
 
-def scored_videos(run_dir: str) -> int:
+def scored_videos(run_dir: str, records: Optional[list] = None) -> int:
     """How many videos each trial's top-1 was measured on (the fewest over trials), from the
     per-video results trials record; 0 when they recorded none (an oracle without ``videos``)."""
     from expand.run import latest_by_trial
 
+    records = RunDir(run_dir).read_trials().records if records is None else records
     counts = [int(recs[-1].result.per_video["n"])
-              for recs in latest_by_trial(RunDir(run_dir).read_trials().records).values()
+              for recs in latest_by_trial(records).values()
               if recs[-1].result.ok and (recs[-1].result.per_video or {}).get("n")]
     return min(counts) if counts else 0
 

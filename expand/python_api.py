@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 from expand.errors import InputError
 
 if TYPE_CHECKING:
+    from expand.comparison import Comparison
     from expand.models.x3d import X3D
     from expand.presets import Preset
     from expand.run_view import Run
@@ -83,6 +84,66 @@ def baseline(experiment: str, method: str, trials: int, max_gflops: Optional[flo
     return _finished(run, quiet)
 
 
+def check_baseline(experiment: str, method: str, trials: int, max_gflops: Optional[float] = None,
+                   out: Optional[str] = None, address: Optional[str] = None,
+                   settings: Optional[Mapping[str, Any]] = None, **overrides: Any) -> list[str]:
+    """``baseline --check``: :func:`check_search`'s checks, the baseline's own arguments, its plan."""
+    from expand import api
+    from expand.preflight import where_trials_run
+
+    _check_paths("check_baseline", address, experiment=experiment, out=out)
+    exp, plan = api.check_baseline(os.fspath(experiment), method, trials, max_gflops,
+                                   out=None if out is None else os.fspath(out), address=address,
+                                   settings=settings, **overrides)
+    return [*plan, where_trials_run(exp, address)]
+
+
+def calibrate(experiment: str, schedules: Sequence[float] = (1.0, 2.0, 4.0), seeds: int = 1,
+              min_tau: float = 0.8, out: Optional[str] = None, address: Optional[str] = None,
+              quiet: bool = False, settings: Optional[Mapping[str, Any]] = None, **overrides: Any) -> "Run":
+    """``calibrate``: the basis and step 1's candidates at each multiple of the schedule; the run's
+    ``calibration`` says which schedule ranks like the longest (``Run.calibration``)."""
+    from expand import api
+
+    _check_paths("calibrate", address, experiment=experiment, out=out)
+    run, _ = api.start_calibration(os.fspath(experiment), schedules, seeds, min_tau, out=out, address=address,
+                                   quiet=quiet, settings=settings, **overrides)
+    return _finished(run, quiet)
+
+
+def check_calibration(experiment: str, schedules: Sequence[float] = (1.0, 2.0, 4.0), seeds: int = 1,
+                      min_tau: float = 0.8, out: Optional[str] = None, address: Optional[str] = None,
+                      settings: Optional[Mapping[str, Any]] = None, **overrides: Any) -> list[str]:
+    """``calibrate --check``: every check :func:`calibrate` makes before it writes, and its plan."""
+    from expand import api
+    from expand.preflight import where_trials_run
+
+    _check_paths("check_calibration", address, experiment=experiment, out=out)
+    exp, plan = api.check_calibration(os.fspath(experiment), schedules, seeds, min_tau,
+                                      out=None if out is None else os.fspath(out), address=address,
+                                      settings=settings, **overrides)
+    return [*plan, where_trials_run(exp, address)]
+
+
+def compare(runs: Sequence[str], budgets: Optional[Sequence[float]] = None,
+            plot: Optional[str] = None) -> "Comparison":
+    """``compare``: each run's best top-1 at or under each budget (default: the first expansion's
+    path steps), its cost, and notes on rows that did not train alike. ``.table`` is a DataFrame;
+    ``plot`` (a .png path) also writes the figure, as ``compare --plot``."""
+    from expand.comparison import check_plot_path, compare_runs
+
+    if plot is not None:
+        _check_paths("compare", plot=plot)
+        check_plot_path(os.fspath(plot))
+    if isinstance(runs, (str, os.PathLike)):
+        raise InputError("compare: runs must be a list of run folders (a single path was given)")
+    _check_paths("compare", **{f"runs[{i}]": r for i, r in enumerate(runs)})
+    comparison = compare_runs([os.fspath(r) for r in runs], budgets)
+    if plot is not None:
+        comparison.plot(os.fspath(plot))
+    return comparison
+
+
 def _finished(run: Any, quiet: bool) -> "Run":
     """The run's tables and plots written, as the CLI does when a command ends; the folder as a Run."""
     from expand import api
@@ -115,4 +176,5 @@ def build_x3d(spec: Union["ArchSpec", str, Mapping[str, Any]], num_classes: Opti
     return build(spec, num_classes=num_classes, dropout=dropout)
 
 
-__all__ = ["search", "check_search", "resume", "baseline", "presets", "build_x3d"]
+__all__ = ["search", "check_search", "resume", "baseline", "check_baseline", "calibrate", "check_calibration",
+           "compare", "presets", "build_x3d"]

@@ -145,6 +145,25 @@ class Run:
         return pd.DataFrame(rows)
 
     @property
+    def calibration(self) -> pd.DataFrame:
+        """A calibration run's verdict, one row per schedule multiple: Kendall tau against the longest,
+        the rule's pick, seed std, cost, and ``recommended`` (``.attrs["why"]`` says why)."""
+        state = self._dir.read_state()
+        if state.get("kind") != "calibration":
+            raise InputError(f"{self.folder}: not a calibration run (its kind: {state.get('kind', 'expansion')}); "
+                             "'x3d-expand calibrate' makes one")
+        summary = state.get("summary") or {}
+        rows = [{"multiplier": p["multiplier"], "kendall_tau": p["kendall_tau"], "pick": p["pick"],
+                 "same_pick": p["same_pick"], "mean_top1_frac": p["mean_top1"], "seed_std_frac": p["seed_std"],
+                 "trial_seconds": p["trial_seconds"],
+                 "recommended": p["multiplier"] == summary.get("recommended_multiplier")}
+                for p in summary.get("per_schedule", [])]
+        frame = pd.DataFrame(rows, columns=["multiplier", "kendall_tau", "pick", "same_pick", "mean_top1_frac",
+                                            "seed_std_frac", "trial_seconds", "recommended"])
+        frame.attrs["why"] = summary.get("why") or f"no summary yet (status {state.get('status')}; resume it)"
+        return frame
+
+    @property
     def contractions(self) -> list[Contraction]:
         """Contractions saved in the run folder (by ``contract`` or the search's targets)."""
         from expand.search.coordinator import load_contractions

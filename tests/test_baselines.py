@@ -221,7 +221,7 @@ def test_compare_says_when_runs_counted_or_trained_under_other_versions(tmp_path
 
 
 def test_a_calibration_in_compare_is_said_to_mix_schedule_lengths(tmp_path):
-    from expand.commands.baseline import _comparability_notes
+    from expand.comparison import _comparability_notes
     from expand.config import load_experiment
 
     exp = load_experiment(oracle_experiment(tmp_path))

@@ -115,3 +115,29 @@ def test_calibration_arguments_from_python_are_checked_like_the_clis(tmp_path):
     with pytest.raises(InputError, match=r"^--schedules: each multiplier must be a finite number > 0, got -1"):
         start_calibration(oracle_experiment(tmp_path), multipliers=[1, -1], out=str(tmp_path / "c"), quiet=True)
     assert not (tmp_path / "c").exists()
+
+
+def test_calibrate_from_python_returns_a_run_whose_calibration_is_the_verdict(tmp_path, oracle_run):
+    import expand
+    from expand.errors import InputError
+
+    exp = oracle_experiment(tmp_path)
+    plan = expand.check_calibration(exp, schedules=[1, 2], settings={"trial.options.noise": 0.03})
+    assert plan[0] == "settings: --set trial.options.noise=0.03 (for this run; the file is unchanged)"
+    assert any(line.startswith("plan: the basis and step 1's 6 candidates at 1x, 2x the schedule, 1 seed(s) each")
+               for line in plan)
+    assert not list(tmp_path.glob("*calibration*"))
+    run = expand.calibrate(exp, schedules=[1, 2], out=tmp_path / "cal", quiet=True,
+                           settings={"trial.options.noise": 0.03})
+    assert (run.kind, run.status) == ("calibration", "finished")
+    cal = run.calibration
+    summary = json.loads((tmp_path / "cal" / "state.json").read_text())["summary"]
+    assert list(cal["multiplier"]) == [p["multiplier"] for p in summary["per_schedule"]] == [1.0, 2.0]
+    assert list(cal["mean_top1_frac"]) == [p["mean_top1"] for p in summary["per_schedule"]]
+    assert cal["recommended"].sum() == 1
+    assert cal.loc[cal["recommended"], "multiplier"].item() == summary["recommended_multiplier"]
+    assert cal.attrs["why"] == summary["why"] and cal.attrs["why"]
+    with pytest.raises(InputError, match=r": not a calibration run \(its kind: expansion\); 'x3d-expand calibrate' makes one$"):
+        expand.load_run(str(oracle_run)).calibration
+    assert expand.check_baseline(exp, "random", 3, max_gflops=0.01)[-2] == \
+        "plan: random baseline, 3 trained trials, models at or under 0.01 GFLOPs (+ retries)"
