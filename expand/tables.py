@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import re
 from typing import Any, Sequence
 
 from tabulate import tabulate
@@ -53,8 +54,19 @@ def render(
         return buf.getvalue()
     places = [(column_digits or {}).get(c, digits) for c in columns]
     body = [[_cell(r.get(c), d) for c, d in zip(columns, places)] for r in rows]
-    style = {"markdown": "github", "latex": "latex_booktabs"}.get(fmt, "simple")
-    return tabulate(body, headers=headers, tablefmt=style, disable_numparse=True)
+    style = {"markdown": "pipe", "latex": "latex_booktabs"}.get(fmt, "simple")  # pipe: GitHub reads its alignment
+    align = ["right" if _numeric([row[i] for row in body]) else "left" for i in range(len(columns))]
+    return tabulate(body, headers=headers, tablefmt=style, disable_numparse=True, colalign=align)
+
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?")
+
+
+def _numeric(cells: Sequence[Any]) -> bool:
+    """A column of numbers (blanks allowed) is right-aligned, so digits line up as in a paper's table."""
+    filled = [str(c) for c in cells if c != "" and c is not None and not isinstance(c, bool)]
+    return bool(filled) and len(filled) == len([c for c in cells if c != "" and c is not None]) and \
+        all(_NUMBER.fullmatch(c) for c in filled)
 
 
 def latex_commented(text: str) -> str:

@@ -56,10 +56,10 @@ def test_tables_people_read_are_in_percent_and_points(oracle_run, capsys):
 
     assert main(["show", str(oracle_run)]) == 0
     table = capsys.readouterr().out
-    header = next(line for line in table.splitlines() if line.startswith("step "))
+    header = next(line for line in table.splitlines() if line.split()[:1] == ["step"])
     assert "top1 %" in header and "gain (pts)" in header and "gain/GFLOP (pts)" in header
     chosen = [r for r in step_rows(str(oracle_run)) if r["chosen"] and r["step"] == 1][0]
-    line = next(ln for ln in table.splitlines() if ln.startswith("1 ") and ln.rstrip().endswith("*"))
+    line = next(ln for ln in table.splitlines() if ln.split()[:1] == ["1"] and ln.rstrip().endswith("*"))
     assert f"{100 * chosen['top1']:.1f}" in line and f"{100 * chosen['gain_per_gflop']:.1f}" in line
     # counts to four places, measured seconds and clips/s to what a measurement supports
     cells = line.split()
@@ -73,3 +73,17 @@ def test_a_column_may_have_its_own_places_and_csv_keeps_every_digit():
     table = render(rows, ["gflops", "seconds", "clips"], digits=4, column_digits={"seconds": 1, "clips": 0})
     assert table.splitlines()[-1].split() == ["0.0041", "22.8", "1569"]
     assert render(rows, ["seconds"], "csv", column_digits={"seconds": 1}) == "seconds\n22.80881\n"
+
+
+def test_number_columns_are_right_aligned_and_text_left_in_every_format():
+    from expand.tables import render
+
+    rows = [{"axis": "basis", "gflops": 0.0021, "gain": "", "top1": "12.5"},
+            {"axis": "bottleneck", "gflops": 12.25, "gain": "+2.0", "top1": "n/a"}]
+    latex = render(rows, ["axis", "gflops", "gain", "top1"], "latex", digits=4)
+    assert latex.splitlines()[0] == "\\begin{tabular}{lrrl}"  # a text cell makes its column text
+    table = render(rows, ["axis", "gflops", "gain", "top1"], "table", digits=4).splitlines()
+    assert table[2].startswith("basis ") and table[2].split()[1] == "0.0021"
+    assert table[2].index("0.0021") + len("0.0021") == table[3].index("12.2500") + len("12.2500")  # ends line up
+    markdown = render(rows, ["axis", "gflops"], "markdown", digits=4).splitlines()
+    assert markdown[1].startswith("|:") and markdown[1].endswith(":|")  # GitHub's left and right markers
