@@ -333,9 +333,12 @@ def contract(
     if best_gflops < target_gflops * 0.98:
         above = at(hi)
         name = along.factor
+        above_gflops = counter.gflops(above)
+        # how far each side is: a value 0.7% over may be worth a budget of its own (--target-gflops)
         note = (
             f"grid too coarse for 2%: {name} {_show(getattr(best, name))} gives "
-            f"{best_gflops:.4g} GFLOPs, the next value {_show(getattr(above, name))} gives "
-            f"{counter.gflops(above):.4g}, over the budget"
+            f"{best_gflops:.4g} GFLOPs ({100 * (best_gflops / target_gflops - 1):+.1f}%), the next value "
+            f"{_show(getattr(above, name))} gives {above_gflops:.4g} ({100 * (above_gflops / target_gflops - 1):+.1f}%), "
+            "over the budget"
         )
     return Contraction(axis, parent, child, best, target_gflops, best_gflops, note)

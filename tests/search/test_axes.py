@@ -107,6 +107,9 @@ def test_contraction_meets_a_target_between_parent_and_child(space, axis, counte
         assert "grid too coarse" in c.note and c.note.endswith(", over the budget")  # why not the next value
         above = counter.gflops(spec_at(space.basis, axis, _next_level(c.spec, axis, space), space))
         assert above > target
+        # each side's distance from the budget, as the FLOP error column gives it
+        assert f"{c.gflops:.4g} GFLOPs ({100 * (c.gflops / target - 1):+.1f}%)" in c.note
+        assert f"gives {above:.4g} ({100 * (above / target - 1):+.1f}%), over the budget" in c.note
 
 
 def _next_level(spec, axis, space):
