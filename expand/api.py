@@ -17,7 +17,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict
 from expand.errors import ConfigError, InputError
-from expand.config.settings import apply_settings, checked_settings
+from expand.config.settings import apply_settings, checked_settings, shown_settings
 from expand.preflight import (apply_overrides, check_baseline, check_budgets, check_calibration, check_cluster,
                               check_growth, check_manifests, check_new_run_folder, check_search,
                               load_source_experiment, validate)
@@ -276,36 +276,55 @@ def start_baseline(experiment: str, method: str, trials: int, max_gflops: Option
 
 def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, address: Optional[str] = None,
            quiet: bool = False, max_steps: Optional[int] = None,
-           targets: Optional[Sequence[float]] = None) -> tuple[RunDir, Any]:
+           targets: Optional[Sequence[float]] = None, settings: Optional[dict[str, Any]] = None) -> tuple[RunDir, Any]:
     """Continue a run (expansion or baseline); finished trials of the same model are never retrained.
 
     ``max_steps``/``targets`` grow a search further (a finished one too): the steps it decided
     replay from their trials, and the new values stay with the run for later resumes.
+    ``settings`` (``--set``) change keys for the rest of the run; one that trials' fingerprints
+    read (the schedule, the data, ...) needs ``force``, as an edited file does.
     """
+    from expand.search.trial import reruns_trials
+
+    asked = checked_settings(settings)
+    for key in ("search.max_steps", "search.targets"):
+        if key in asked:
+            raise InputError(f"--set {key}: on resume, grow the search with --{key[7:].replace('_', '-')} "
+                             "(it checks the steps already decided)")
     run, _, stored = load_run(run_dir)
     run.acquire("resume")
     notes: list[str] = []
     try:
         state = run.state()  # read again under the lock: the last writer may just have finished
         grown = {k: v for k, v in (("max_steps", max_steps), ("targets", targets)) if v is not None}
-        exp, changed = stored, []
+        exp, base, edited = stored, stored, []
         source = state.origin.experiment_source
         if source and os.path.isfile(source):
-            current = apply_overrides(apply_settings(load_source_experiment(source, stored), state.origin.settings),
-                                      state.origin.overrides)
-            changed = diff_keys(stored.to_dict(), current.to_dict())
-            if changed and not force:
-                from expand.search.trial import reruns_trials
-
-                kept = not any(reruns_trials(k) for k in changed)
-                raise InputError(f"{source} changed since the run started ({', '.join(changed[:8])}); "
+            base = apply_overrides(apply_settings(load_source_experiment(source, stored), state.origin.settings),
+                                   state.origin.overrides)
+            edited = diff_keys(stored.to_dict(), base.to_dict())
+            if edited and not force:
+                kept = not any(reruns_trials(k) for k in edited)
+                raise InputError(f"{source} changed since the run started ({', '.join(edited[:8])}); "
                                  "use --force to resume with the new file ("
                                  + ("no trial's fingerprint reads these: no finished trial reruns)" if kept
                                     else "trials of changed models rerun)"))
-            if changed:
-                exp = current
-                notes = [f"resumed with --force: {source} changed ({', '.join(changed[:8])}); trials of changed "
-                         "models rerun"]
+        current = apply_settings(base, asked)
+        changed = diff_keys(stored.to_dict(), current.to_dict())
+        rerun = [k for k in changed if reruns_trials(k)]
+        if rerun and not force:  # only --set's keys are left: the file is as the run started
+            raise InputError(f"--set: {', '.join(rerun[:8])} changes the models' trials (their fingerprints read "
+                             "it): finished trials of changed models would rerun; add --force to resume so")
+        if changed:
+            exp = current
+            why = [f"--force: {source} changed ({', '.join(edited[:8])})"] if edited else []
+            why += [shown_settings(asked)] if asked else []
+            notes = [f"resumed with {' and '.join(why)}"
+                     + ("; trials of changed models rerun" if rerun else "; no finished trial reruns")]
+        if asked:  # kept for later resumes; a flag's value it replaces (search.seed for --seed) goes
+            flags = {k: v for k, v in state.origin.overrides.items() if f"search.{k}" not in asked}
+            state.origin = dataclasses.replace(state.origin, settings={**state.origin.settings, **asked},
+                                               overrides=flags)
         if grown:  # checked against the experiment this resume runs (the edited file's, with --force)
             from expand.complexity import ComplexityCounter
 

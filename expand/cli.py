@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "it decided; kept for later resumes")
     p.add_argument("--targets", action=Numbers, nargs="+", default=None, metavar="GFLOPS", spill_to="run_dir",
                    help="new search.targets: the search grows until the path passes the largest")
+    p.add_argument("--set", dest="settings", action="append", type=setting, default=None, metavar="KEY=VALUE",
+                   help="change a key from here on, e.g. --set retries.failed=3 (kept for later resumes); "
+                        "one the trials' fingerprints read (schedule, data, ...) needs --force")
     _add_json(p)
 
     p = sub.add_parser("calibrate", help="is the trial schedule long enough to rank? (step 1 at 1x/2x/4x)",

@@ -237,7 +237,8 @@ def render_reference() -> str:
              "`--set schedule.epochs=2 --set search_space.bounds.crop=[64,160]`), or `settings={\"schedule.epochs\": 2}` "
              "from Python. Values are YAML; relative paths are from the current folder; a key given twice, or "
              "given both by `--set search.seed` and `--seed`, is refused. The run keeps its settings "
-             "(`state.json`, shown by `show`) and `resume` applies them again.", ""]
+             "(`state.json`, shown by `show`) and `resume` applies them again; `resume --set KEY=VALUE` changes a key "
+             "from there on (one that trials' fingerprints read, such as the schedule or the data, needs `--force`).", ""]
     section = None
     for key, tp, default in rows:
         head = _section_of(key)

@@ -60,14 +60,16 @@ def check_search(experiment: str, out: Optional[str] = None, address: Optional[s
 
 
 def resume(path: str, force: bool = False, runner: Optional[str] = None, address: Optional[str] = None,
-           quiet: bool = False, max_steps: Optional[int] = None, targets: Optional[Sequence[float]] = None) -> "Run":
+           quiet: bool = False, max_steps: Optional[int] = None, targets: Optional[Sequence[float]] = None,
+           settings: Optional[Mapping[str, Any]] = None) -> "Run":
     """Continue a run (finished trials of the same model are never retrained); ``max_steps`` or
-    ``targets`` grow a search further, a finished one too."""
+    ``targets`` grow a search further, a finished one too; ``settings`` change keys from here on
+    (``{"retries.failed": 3}``; one that trials' fingerprints read needs ``force=True``)."""
     from expand import api
 
     _check_paths("resume", address, path=path)
     run, _ = api.resume(path, force=force, runner=runner, address=address, quiet=quiet, max_steps=max_steps,
-                        targets=targets)
+                        targets=targets, settings=settings)
     return _finished(run, quiet)
 
 

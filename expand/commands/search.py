@@ -70,9 +70,11 @@ def report_check(args: argparse.Namespace, exp: Any, plan: list[str], suffix: st
 
 
 def resume_cmd(args: argparse.Namespace) -> int:
+    settings = settings_from(args.settings)
     return run_and_report(args, lambda: api.resume(args.run_dir, force=args.force, runner=args.runner,
                                                    address=args.address, quiet=args.quiet,
-                                                   max_steps=args.max_steps, targets=args.targets))
+                                                   max_steps=args.max_steps, targets=args.targets,
+                                                   settings=settings))
 
 
 def calibrate_cmd(args: argparse.Namespace) -> int:

@@ -160,3 +160,35 @@ def test_each_command_that_takes_settings_refuses_a_bad_one_before_writing(tmp_p
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.yaml"]
+
+
+def test_resume_set_changes_a_key_for_the_rest_of_the_run_and_one_that_reruns_trials_needs_force(tmp_path, capsys):
+    import expand
+
+    count = tmp_path / "calls.txt"
+    exp = oracle_experiment(tmp_path, options={"count_file": str(count)}, search={"max_steps": 1})
+    out = str(tmp_path / "run")
+    assert main(["search", exp, "--out", out, "--quiet", "--seed", "4"]) == 0
+    calls = count.read_text().splitlines()
+    capsys.readouterr()
+    # no trial's fingerprint reads retries: applied at once, kept, said in the log; nothing reruns
+    assert main(["resume", out, "--quiet", "--set", "retries.failed=3"]) == 0
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["settings"] == {"retries.failed": 3}
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["retries"]["failed"] == 3
+    assert "resumed with --set retries.failed=3; no finished trial reruns" in (tmp_path / "run" / "progress.log").read_text()
+    assert count.read_text().splitlines() == calls
+    assert main(["resume", out, "--quiet"]) == 0  # a later resume applies it again: no "changed"
+    # one the fingerprints read (search.seed: every trial's seed) needs --force, as an edited file
+    assert main(["resume", out, "--quiet", "--set", "search.seed=5"]) == 2
+    assert ("--set: search.seed changes the models' trials (their fingerprints read it): finished trials of "
+            "changed models would rerun; add --force to resume so") in capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["settings"] == {"retries.failed": 3}
+    run = expand.resume(out, quiet=True, force=True, settings={"search.seed": 5})
+    assert run.experiment.search.seed == 5 and len(count.read_text().splitlines()) > len(calls)  # retrained
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    # --set replaced --seed's value: a later resume must not put 4 back
+    assert state["settings"] == {"retries.failed": 3, "search.seed": 5} and state["overrides"].get("seed") is None
+    assert main(["resume", out, "--quiet"]) == 0
+    assert main(["resume", out, "--quiet", "--set", "search.max_steps=2"]) == 2
+    assert "--set search.max_steps: on resume, grow the search with --max-steps" in capsys.readouterr().err
