@@ -19,7 +19,7 @@ from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_di
 from expand.errors import ConfigError, InputError
 from expand.config.settings import apply_settings, checked_settings, shown_settings
 from expand.preflight import (apply_overrides, check_baseline, check_budgets, check_calibration, check_cluster,
-                              check_growth, check_manifests, check_new_run_folder, check_search,
+                              check_growth, check_manifests, check_new_run_folder, check_search, data_settings,
                               load_source_experiment, validate)
 from expand.run import RunDir, RunFileError, RunOrigin, RunState
 
@@ -300,7 +300,8 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
         exp, base, edited = stored, stored, []
         source = state.origin.experiment_source
         if source and os.path.isfile(source):
-            base = apply_overrides(apply_settings(load_source_experiment(source, stored), state.origin.settings),
+            base = apply_overrides(load_source_experiment(source, stored, state.origin.settings,
+                                                          check_paths=not data_settings(asked)),
                                    state.origin.overrides)
             edited = diff_keys(stored.to_dict(), base.to_dict())
             if edited and not force:

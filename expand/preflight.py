@@ -49,7 +49,14 @@ def configured(experiment: str, overrides: dict[str, Any], settings: Optional[di
     for key, value in overrides.items():
         if value is not None and f"search.{key}" in settings:
             raise InputError(f"search.{key}: given twice, by --set and as {key} (a flag or keyword); give it once")
-    return apply_overrides(apply_settings(load_experiment(experiment), settings), overrides)
+    return apply_overrides(apply_settings(load_experiment(experiment, check_paths=not data_settings(settings)),
+                                          settings), overrides)
+
+
+def data_settings(settings: dict[str, Any]) -> bool:
+    """Do the settings change ``data.*``? Then the file's own data paths are checked after them
+    (``--set data.root=/mnt/k400`` is how a recipe's placeholder root is replaced)."""
+    return any(k.startswith("data.") for k in settings)
 
 
 def settings_line(settings: Optional[dict[str, Any]]) -> list[str]:
@@ -333,14 +340,21 @@ def check_new_run_folder(run: RunDir) -> None:
                          "folder for the run")
 
 
-def load_source_experiment(source: str, stored: Experiment) -> Experiment:
-    """The experiment file a run was started from, as it is now; a dataset that moved is said so."""
+def load_source_experiment(source: str, stored: Experiment, settings: Optional[dict[str, Any]] = None,
+                           check_paths: bool = True) -> Experiment:
+    """The experiment file a run was started from, as it is now, with the run's ``--set``; a dataset
+    that moved is said so. ``check_paths=False``: this resume's own ``--set data.*`` comes next."""
+    from expand.config.settings import apply_settings
+
+    settings = settings or {}
+    check = check_paths and not data_settings(settings)
     try:
-        return load_experiment(source)
+        return apply_settings(load_experiment(source, check_paths=check), settings,
+                              check_paths=check_paths and data_settings(settings))
     except ConfigError as exc:
         if stored.data.root and not os.path.isdir(stored.data.root):
-            raise ConfigError(f"{exc}; moved the dataset? set data.root in {source} to where it is now and "
-                              "resume with --force (only paths changed: no finished trial reruns)") from None
+            raise ConfigError(f"{exc}; moved the dataset? resume with --set data.root=WHERE_IT_IS_NOW "
+                              "(only paths changed: no finished trial reruns)") from None
         raise
 
 

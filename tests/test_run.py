@@ -211,16 +211,23 @@ def test_a_dataset_moved_to_another_mount_is_resumed_with_a_hint_and_nothing_ret
     os.rename(tmp_path / "data", tmp_path / "mnt")
     capsys.readouterr()
     assert main(["resume", str(tmp_path / "run"), "--quiet"]) == 2
-    assert (f"data.root: {tmp_path / 'data'} does not exist; moved the dataset? set data.root in {exp_path} to "
-            "where it is now and resume with --force (only paths changed: no finished trial reruns)"
-            ) in capsys.readouterr().err
+    assert (f"data.root: {tmp_path / 'data'} does not exist; moved the dataset? resume with --set "
+            "data.root=WHERE_IT_IS_NOW (only paths changed: no finished trial reruns)") in capsys.readouterr().err
+    import shutil
+
+    shutil.copytree(tmp_path / "run", tmp_path / "run2")  # for the other way: the file edited
+    # the way the hint says: no --force (no fingerprint reads a path), nothing retrained, kept
+    assert main(["resume", str(tmp_path / "run"), "--quiet", "--set", f"data.root={tmp_path / 'mnt'}"]) == 0
+    assert len(RunDir(str(tmp_path / "run")).read_trials().records) == trained
+    assert RunDir(str(tmp_path / "run")).read_config()["data"]["root"] == str(tmp_path / "mnt")
+    assert main(["resume", str(tmp_path / "run"), "--quiet"]) == 0  # a later resume keeps the new root
     data = yaml.safe_load(open(exp_path))
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump({**data, "data": {**data["data"], "root": "mnt"}}))
-    assert main(["resume", str(tmp_path / "run"), "--quiet"]) == 2
+    assert main(["resume", str(tmp_path / "run2"), "--quiet"]) == 2
     assert "changed since the run started (data.root); use --force to resume with the new file (no trial's " \
            "fingerprint reads these: no finished trial reruns)" in capsys.readouterr().err
-    assert main(["resume", str(tmp_path / "run"), "--force", "--quiet"]) == 0
-    assert len(RunDir(str(tmp_path / "run")).read_trials().records) == trained
+    assert main(["resume", str(tmp_path / "run2"), "--force", "--quiet"]) == 0
+    assert len(RunDir(str(tmp_path / "run2")).read_trials().records) == trained
 
 
 def test_a_run_killed_before_its_first_state_resumes(tmp_path):

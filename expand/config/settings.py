@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from expand.errors import ConfigError, InputError
 
@@ -73,7 +73,7 @@ def shown_settings(settings: Mapping[str, Any]) -> str:
     return " ".join(f"--set {shlex.quote(f'{k}={value(v)}')}" for k, v in settings.items())
 
 
-def apply_settings(exp: Any, settings: Mapping[str, Any]) -> Any:
+def apply_settings(exp: Any, settings: Mapping[str, Any], check_paths: Optional[bool] = None) -> Any:
     """``exp`` with ``settings`` (dotted key -> value) changed, checked as the file's keys are.
 
     Relative paths in the settings (``data.root``, ``data.cache``, a ``search_space`` file) are
@@ -101,7 +101,8 @@ def apply_settings(exp: Any, settings: Mapping[str, Any]) -> Any:
             node = child
         node[parts[-1]] = value
     where = f"{exp.source or 'experiment'} with --set:"
-    check_paths = any(k.startswith("data.") for k in settings)
+    if check_paths is None:  # the data's paths, when a setting may have changed them
+        check_paths = any(k.startswith("data.") for k in settings)
     changed = parse_experiment(data, where, os.getcwd(), check_paths=check_paths)
     if "name" in settings:
         check_run_name(changed.name, where)

@@ -192,3 +192,22 @@ def test_resume_set_changes_a_key_for_the_rest_of_the_run_and_one_that_reruns_tr
     assert main(["resume", out, "--quiet"]) == 0
     assert main(["resume", out, "--quiet", "--set", "search.max_steps=2"]) == 2
     assert "--set search.max_steps: on resume, grow the search with --max-steps" in capsys.readouterr().err
+
+
+def test_a_recipes_placeholder_data_root_is_replaced_by_a_setting(tmp_path, capsys, monkeypatch):
+    """experiments/folder_dataset.yaml ships data.root: /datasets/my_videos: --set gives the real one
+    (the file's own root is checked only when no setting replaces it)."""
+    for split in ("train", "val"):
+        for label in ("a b", "c"):  # class folders, one video each (not opened by --check)
+            (tmp_path / "videos" / split / label).mkdir(parents=True)
+            (tmp_path / "videos" / split / label / "v.mp4").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    argv = ["search", "folder_dataset", "--check", "--set", "data.root=videos", "--set", "data.num_classes=2",
+            "--runner", "serial", "--set", "resources.gpus_per_trial=0"]  # this machine has no GPU
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "train: 2 of 2 videos, 2 classes, 1-1 per class" in out
+    assert main(argv[:3]) == 2
+    assert "folder_dataset.yaml: data.root: /datasets/my_videos does not exist" in capsys.readouterr().err
+    assert main([*argv[:3], "--set", "data.max_val_videos=1"]) == 2  # the placeholder is still checked
+    assert "with --set: data.root: /datasets/my_videos does not exist" in capsys.readouterr().err
