@@ -16,7 +16,7 @@ import pandas as pd
 from expand.complexity import COUNTER
 from expand.rounding import format_factor
 from expand.run import RunDir, environment, latest_by_trial
-from expand.run.status import live_status
+from expand.run.status import live_status, running_trials
 from expand.spec import FACTORS, MULTIPLIERS
 from expand.step_notes import confidence_note, step_notes, uncertain_steps
 from expand.tables import clean_nans, json_line, latex_commented, machine_key, num, render
@@ -241,6 +241,10 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
     contractions = saved_contractions(RunDir(run_dir), state.get("path", []))
     spend = cost(run_dir)
     status, why, writer = live_status(run_dir, state)
+    if status == "running":  # of a batch's pending trials, which train now and which wait for a worker
+        now = running_trials(run_dir)
+        rows = [dict(r, status="running") if r.get("status") == "pending" and r.get("trial_id") in now else r
+                for r in rows]
     if fmt == "json":
         return json_line(clean_nans({
             "run": os.path.abspath(run_dir), "status": status, "writer": writer,

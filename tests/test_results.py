@@ -440,3 +440,34 @@ def test_a_budget_just_under_the_last_path_model_keeps_its_label_clear_of_the_pa
     boxes = [(t.get_text(), t.get_window_extent()) for ax in fig.axes for t in ax.texts]
     assert {"basis", "1: X-Depth", "0.004 GF"} <= {text for text, _ in boxes}
     assert [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:] if box.overlaps(other)] == []
+
+
+def test_show_of_a_run_in_progress_tells_training_trials_from_queued_ones(run_dir, tmp_path, capsys):
+    import shutil
+
+    from expand.run import RunDir
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    state = json.loads((run / "state.json").read_text())
+    step = state["steps"][-1]
+    for c in step["candidates"][:3]:  # step 2's first three not trained yet: two train, one waits
+        c.update(status="pending", top1=None, chosen=False)
+    state["status"], state["path"] = "running", state["path"][:-1]
+    (run / "state.json").write_text(json.dumps(state))
+    ids = [c["trial_id"] for c in step["candidates"][:3]]
+    (run / "trials.jsonl").write_text("".join(line + "\n" for line in (run / "trials.jsonl").read_text().splitlines()
+                                              if json.loads(line)["trial_id"] not in ids))
+    (run / "progress.log").write_text("".join(f"2026-12-07 04:02:20 {line}\n" for line in [
+        "== x3d-expand resume run (pid 1 on vm)", *(f"  start  {t}" for t in ids),
+        f"  ...    {ids[0]}              opening the data", f"  epoch  {ids[1]}              1/3 loss 2.0"]))
+    writer = RunDir(str(run)).acquire("resume")
+    try:
+        assert main(["show", str(run), "--json"]) == 0
+        shown = {c["trial_id"]: c["status"] for c in json.loads(capsys.readouterr().out)["candidates"]}
+    finally:
+        writer.release()
+    assert [shown[t] for t in ids] == ["running", "running", "pending"]
+    assert main(["show", str(run), "--json"]) == 0  # nobody writes it: stopped, nothing runs
+    shown = {c["trial_id"]: c["status"] for c in json.loads(capsys.readouterr().out)["candidates"]}
+    assert [shown[t] for t in ids] == ["pending"] * 3

@@ -50,6 +50,33 @@ def _last_logged(run_dir: str) -> tuple[str, str]:
     return last[:_STAMP_LEN], last[_STAMP_LEN + 1:]
 
 
+_TAIL_BYTES = 4 << 20  # a week of log lines is tens of MB; the in-flight trials' lines are at its end
+
+
+def running_trials(run_dir: str) -> set[str]:
+    """Trials training now, by the log of the session that writes the run: a trial said something
+    (``...``, ``epoch``) since its ``start`` and has no ``finish`` yet. The others of a batch are
+    queued: all start at once, and the cluster runs as many as fit. For ``show``, display only."""
+    try:
+        with open(os.path.join(run_dir, LOG_FILE), "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - _TAIL_BYTES))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return set()
+    session = max((i for i, line in enumerate(lines) if line[_STAMP_LEN + 1:].startswith("== ")), default=0)
+    running: set[str] = set()
+    for line in lines[session:]:
+        words = line[_STAMP_LEN + 1:].split()
+        if len(words) < 2:
+            continue
+        verb, trial_id = words[0], words[1]
+        if verb in ("...", "epoch"):
+            running.add(trial_id)
+        elif verb in ("start", "finish", "done"):  # a requeued attempt starts again: queued until it speaks
+            running.discard(trial_id)
+    return running
+
+
 def _how_it_stopped(run_dir: str) -> str:
     """What the run's progress.log says of its last command's end."""
     generic = "interrupted, killed, out of disk or its Ray node lost before it finished"
@@ -64,4 +91,4 @@ def _how_it_stopped(run_dir: str) -> str:
             "machine went down or its disk filled (the log's last line could not be written)")
 
 
-__all__ = ["LOG_FILE", "STAMP_FORMAT", "live_status"]
+__all__ = ["LOG_FILE", "STAMP_FORMAT", "live_status", "running_trials"]

@@ -37,3 +37,35 @@ def test_a_run_nobody_writes_says_how_its_log_ended(tmp_path):
         assert status == "stopped" and who is None and said in why and why.endswith(f"resume {folder}' continues it")
     assert live_status(str(folder), {"status": "finished", "stop_reason": "reached max_steps (2)"}) == \
         ("finished", "reached max_steps (2)", None)
+
+
+def test_running_trials_are_those_that_spoke_since_their_start_in_the_writers_session(tmp_path):
+    """A batch starts together; the cluster trains as many as fit, the others wait: `show` tells them apart
+    from the log the real progress display writes (expand/search/progress_log.py)."""
+    import dataclasses
+
+    from expand.run.status import running_trials
+    from expand.search.progress_log import RunLog
+    from expand.search.trial import TrialResult, TrialSpec
+    from expand.spec import ArchSpec
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    assert running_trials(str(folder)) == set()  # no log yet
+    trials = [TrialSpec(tid, 1, tid[4:], ArchSpec(2, 2, 32), 0, 1.0, 10) for tid in ("s01-fast", "s01-depth", "s01-width")]
+    log = RunLog(str(folder / LOG_FILE))
+    log.header("x3d-expand search exp.yaml")
+    log.batch_started(trials, 2)
+    log.trial_progress({"trial_id": "s01-fast", "phase": "opening the data"})
+    log.trial_progress({"trial_id": "s01-depth", "epoch": 1, "epochs": 3, "loss": 2.0})
+    assert running_trials(str(folder)) == {"s01-fast", "s01-depth"}  # width waits for a worker
+    log.trial_finished(trials[1], TrialResult("s01-depth", "ok", top1=0.5, seconds=2.0))
+    log.trial_progress({"trial_id": "s01-width", "phase": "opening the data"})
+    assert running_trials(str(folder)) == {"s01-fast", "s01-width"}
+    log.batch_started([dataclasses.replace(trials[0], attempt=2)], 2)  # its worker died: queued again
+    assert running_trials(str(folder)) == {"s01-width"}
+    log.close()
+    again = RunLog(str(folder / LOG_FILE))
+    again.header("x3d-expand resume run")  # another session: what the killed one ran runs no more
+    assert running_trials(str(folder)) == set()
+    again.close()
