@@ -235,7 +235,8 @@ def render_reference() -> str:
              "Any experiment key can be changed for one run without editing the file: `--set KEY=VALUE` "
              "(`search`, `baseline`, `calibrate`, `train`, `data check`, `data cache`; e.g. "
              "`--set schedule.epochs=2 --set search_space.bounds.crop=[64,160]`), or `settings={\"schedule.epochs\": 2}` "
-             "from Python. Values are YAML; relative paths are from the current folder; a key given twice, or "
+             "from Python. Values are YAML (a mapping merges into a section: `--set 'data={num_classes: 7}'` keeps "
+             "`data.root`); relative paths are from the current folder; a key given twice, or "
              "given both by `--set search.seed` and `--seed`, is refused. The run keeps its settings "
              "(`state.json`, shown by `show`) and `resume` applies them again; `resume --set KEY=VALUE` changes a key "
              "from there on (one that trials' fingerprints read, such as the schedule or the data, needs `--force`).", ""]

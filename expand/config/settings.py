@@ -99,7 +99,10 @@ def apply_settings(exp: Any, settings: Mapping[str, Any], check_paths: Optional[
                     raise ConfigError(f"--set {key}: {where}: unknown key (allowed: {', '.join(sorted(node))})")
                 raise ConfigError(f"--set {key}: {where} is {shown(child)}, not a section with keys")
             node = child
-        node[parts[-1]] = value
+        old = node.get(parts[-1])
+        # a mapping merges into a section (--set 'data={num_classes: 7}' keeps data.root): replacing it
+        # would put every other key of the section back to its default without a word
+        node[parts[-1]] = _merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
     where = f"{exp.source or 'experiment'} with --set:"
     if check_paths is None:  # the data's paths, when a setting may have changed them
         check_paths = any(k.startswith("data.") for k in settings)
@@ -110,6 +113,13 @@ def apply_settings(exp: Any, settings: Mapping[str, Any], check_paths: Optional[
     if not any(k == "search_space" or k.startswith("search_space.") for k in settings):
         space = dataclasses.replace(space, source=exp.search_space.source)  # it still comes from that file
     return dataclasses.replace(changed, search_space=space, source=exp.source)
+
+
+def _merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out = dict(old)
+    for key, value in new.items():
+        out[key] = _merged(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
 
 
 __all__ = ["apply_settings", "checked_settings", "shown_settings", "parse_setting", "settings_from"]

@@ -211,3 +211,12 @@ def test_a_recipes_placeholder_data_root_is_replaced_by_a_setting(tmp_path, caps
     assert "folder_dataset.yaml: data.root: /datasets/my_videos does not exist" in capsys.readouterr().err
     assert main([*argv[:3], "--set", "data.max_val_videos=1"]) == 2  # the placeholder is still checked
     assert "with --set: data.root: /datasets/my_videos does not exist" in capsys.readouterr().err
+
+
+def test_a_mapping_merges_into_a_section_rather_than_resetting_its_other_keys(tmp_path):
+    exp = load_experiment(oracle_experiment(tmp_path, options={"chance": 0.2, "weights": {"crop": 0.5}}))
+    changed = apply_settings(exp, {"schedule": {"epochs": 3}, "trial.options": {"weights": {"depth": 0.1}}})
+    assert changed.schedule.epochs == 3 and changed.schedule.batch_size == exp.schedule.batch_size
+    assert changed.trial.options == {"chance": 0.2, "weights": {"crop": 0.5, "depth": 0.1}}
+    assert changed.trial.function == exp.trial.function
+    assert apply_settings(exp, {"trial.options.weights": None}).trial.options == {"chance": 0.2, "weights": None}
