@@ -187,6 +187,34 @@ def videos_seen(attempts: dict[str, list]) -> dict[str, list[int]]:
     return {k: [min(v.get(k, 0) for v in seen), max(v.get(k, 0) for v in seen)] for k in keys}
 
 
+def hosts(attempts: dict[str, list]) -> dict[str, dict[str, Any]]:
+    """Per machine that ran trials (each trial's last attempt): trials, how many not ok, torch versions."""
+    out: dict[str, dict[str, Any]] = {}
+    for recs in attempts.values():
+        r = recs[-1].result if recs else None
+        if r is None or not r.extra.get("host"):
+            continue  # a trial from before hosts were recorded, or one whose worker died
+        h = out.setdefault(str(r.extra["host"]), {"trials": 0, "not_ok": 0, "torch": []})
+        h["trials"] += 1
+        h["not_ok"] += not r.ok
+        if r.extra.get("torch") and str(r.extra["torch"]) not in h["torch"]:
+            h["torch"].append(str(r.extra["torch"]))
+    return dict(sorted(out.items()))
+
+
+def hosts_line(per_host: dict[str, dict[str, Any]]) -> str:
+    """'hosts: 2 ran trials: gpu-a 12 (2 not ok), gpu-b 10; torch differs: 2.5.1 on gpu-a, 2.4.1 on gpu-b'
+    when trials ran on more than one machine ('' on one): a problem that follows a node shows here."""
+    if len(per_host) < 2:
+        return ""
+    line = "hosts: {} ran trials: {}".format(len(per_host), ", ".join(
+        f"{h} {v['trials']}" + (f" ({v['not_ok']} not ok)" if v["not_ok"] else "") for h, v in per_host.items()))
+    if len({t for v in per_host.values() for t in v["torch"]}) > 1:  # two torch builds: not quite one experiment
+        line += "; torch differs: " + ", ".join(f"{'/'.join(v['torch'])} on {h}" for h, v in per_host.items()
+                                                if v["torch"])
+    return line
+
+
 def videos_line(seen: dict[str, list[int]], check: str = "") -> str:
     """'data: 317 train, 200 val videos per trial; 4 listed videos unreadable, skipped ...' ('' if unknown)."""
     if not seen:
@@ -253,6 +281,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
             "path": state.get("path", []), "contractions": contractions, "cost": spend,
             "videos": videos_seen(attempts), "incomplete_lines": partial,
             "environment": environment.sessions(run_dir),  # one record per session that trained
+            "hosts": hosts(attempts),  # where the trials ran (their last attempts)
             # the table's notes on steps: chose without some candidates, trained none, or lost accuracy
             "notes": [n[len("note: "):] for n in step_notes(rows)],
         }))
@@ -299,6 +328,7 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
               f"cost: {int(t['trials'])} trials, {t['trial_seconds']:.0f} trial-seconds, "
               f"{t['device_hours']:.3f} {spend['unit']}",
               *([env_line] if (env_line := environment.summary(run_dir)) else []),
+              *([machines] if (machines := hosts_line(hosts(attempts))) else []),
               f"{FLOPS_NOTE} top1 in %; gain: top-1 points over the step's parent; gain/GFLOP: top-1 "
               "points per added GFLOP. (csv/json: fractions, in *_frac columns.)"]
     if state.get("kind", "expansion") == "expansion" and len(rows) > 1:

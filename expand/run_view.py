@@ -128,11 +128,12 @@ class Run:
             rows.append({"trial_id": tid, "step": t.step, "axis": t.axis, **t.spec.factors(),
                          "gflops": t.gflops, "params": t.params, "seed": t.seed, "status": r.status,
                          "top1_frac": num(r.top1), "top5_frac": num(r.top5), "seconds": sum(x.result.seconds for x in recs),
-                         "attempts": len(recs), "device": r.device, "error": r.error or "",
+                         "attempts": len(recs), "device": r.device, "host": r.extra.get("host"),
+                         "error": r.error or "",
                          "weights": file if os.path.isfile(file) else None})
         return pd.DataFrame(rows, columns=["trial_id", "step", "axis", *FACTORS, "gflops", "params", "seed",
-                                           "status", "top1_frac", "top5_frac", "seconds", "attempts", "device", "error",
-                                           "weights"])
+                                           "status", "top1_frac", "top5_frac", "seconds", "attempts", "device", "host",
+                                           "error", "weights"])
 
     @property
     def environment(self) -> pd.DataFrame:

@@ -471,3 +471,34 @@ def test_show_of_a_run_in_progress_tells_training_trials_from_queued_ones(run_di
     assert main(["show", str(run), "--json"]) == 0  # nobody writes it: stopped, nothing runs
     shown = {c["trial_id"]: c["status"] for c in json.loads(capsys.readouterr().out)["candidates"]}
     assert [shown[t] for t in ids] == ["pending"] * 3
+
+
+def test_show_says_which_machines_ran_the_trials_when_there_are_several(run_dir, tmp_path, capsys):
+    import shutil
+    import socket
+
+    import expand
+
+    here = socket.gethostname()
+    assert main(["show", str(run_dir), "--json"]) == 0
+    per_host = json.loads(capsys.readouterr().out)["hosts"]
+    assert list(per_host) == [here] and per_host[here]["trials"] == 13 and per_host[here]["not_ok"] == 0
+    assert main(["show", str(run_dir)]) == 0
+    assert "hosts: " not in capsys.readouterr().out  # one machine: nothing to say
+    assert set(expand.load_run(str(run_dir)).trials["host"]) == {here}
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    lines = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
+    for rec in lines:  # step 2 "ran" on another node, under another torch, and one of its trials failed there
+        extra = rec["result"].setdefault("extra", {})
+        extra["torch"] = "2.13.0"
+        if rec["step"] == 2:
+            extra.update(host="gpu-b", torch="2.4.1")
+            if rec["axis"] == "width":
+                rec["result"].update(status="failed", top1=None, error="CUDA error: an illegal memory access")
+    (run / "trials.jsonl").write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+    assert main(["show", str(run)]) == 0
+    said = {"gpu-b": ("gpu-b 6 (1 not ok)", "2.4.1 on gpu-b"), here: (f"{here} 7", f"2.13.0 on {here}")}
+    order = sorted(said)  # hosts in name order
+    assert (f"hosts: 2 ran trials: {said[order[0]][0]}, {said[order[1]][0]}; torch differs: "
+            f"{said[order[0]][1]}, {said[order[1]][1]}") in capsys.readouterr().out

@@ -19,6 +19,8 @@ import importlib
 import json
 import math
 import signal
+import socket
+import sys
 import threading
 import time
 import traceback
@@ -290,4 +292,10 @@ def call_safely(func: Callable[[TrialSpec], TrialResult], trial: TrialSpec,
         result.gflops = trial.gflops
     if not result.params:
         result.params = trial.params
+    # where it ran: on a cluster, failures or slowness that follow one machine (a bad GPU, another
+    # torch) show up by host (`show`, Run.trials); the driver's environment.jsonl names only its own
+    result.extra.setdefault("host", socket.gethostname())
+    torch = sys.modules.get("torch")  # not imported for it: a trial function without torch has none
+    if torch is not None and getattr(torch, "__version__", None):
+        result.extra.setdefault("torch", str(torch.__version__))
     return result

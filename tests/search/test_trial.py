@@ -133,3 +133,16 @@ def test_reruns_trials_names_exactly_the_keys_the_fingerprint_reads():
     # the space and the seed act through the trial's spec and seed, which the fingerprint reads
     assert reruns_trials("search_space.basis.crop") and reruns_trials("search.seed")
     assert dataclasses.replace(_TRIAL, seed=1).fingerprint() != _TRIAL.fingerprint()
+
+
+def test_a_result_says_which_machine_ran_it_and_under_which_torch():
+    import socket
+
+    import torch
+
+    ok = call_safely(lambda t: TrialResult(t.trial_id, "ok", top1=0.5), _TRIAL)
+    failed = call_safely(lambda t: 1 / 0, _TRIAL)
+    for result in (ok, failed):
+        assert result.extra["host"] == socket.gethostname() and result.extra["torch"] == torch.__version__
+    mine = call_safely(lambda t: TrialResult(t.trial_id, "ok", extra={"host": "node-7"}), _TRIAL)
+    assert mine.extra["host"] == "node-7"  # a trial function that knows better keeps its word
