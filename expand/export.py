@@ -253,6 +253,8 @@ def _path_model(run: Any, state: dict[str, Any], exp: Any, step: Optional[int], 
 
     path = [PathEntry.from_dict(p) for p in state.get("path", [])]
     check_has_path(run.path, "expansion", path)
+    if step is None and target_gflops is None:  # Run.export(): the last path model, as Run.model()
+        step = path[-1].step
     if step is not None:
         entry = next((p for p in path if p.step == step), None)
         if entry is None:
@@ -292,8 +294,9 @@ def _baseline_model(run: Any, state: dict[str, Any], step: Optional[int], target
     else:  # Run.best: the rule run.model(budget=) uses, with compare's tolerance at the budget
         from expand.run_view import Run
 
-        assert target_gflops is not None
-        best = Run(run.path).best(target_gflops)
+        best = Run(run.path).best(target_gflops)  # no budget (Run.export()): its most accurate model
+        if best is None and target_gflops is None:
+            raise InputError(f"{run.path}: {what} has no trained model yet")
         if best is None:
             smallest = min((r["gflops"] for r in trained), default=None)
             raise InputError(f"--target-gflops {target_gflops:g}: {what} trained no model at or under it"

@@ -25,6 +25,7 @@ from expand.tables import num
 from expand.weights import load_weights, weights_file
 
 if TYPE_CHECKING:
+    from expand.export import ExportedModel
     import torch
 
     from expand.config import Experiment
@@ -214,6 +215,23 @@ class Run:
         row = t[t.trial_id == best.trial_id].iloc[0].copy()  # its first trial's row, at the model's means
         row["top1_frac"], row["top5_frac"], row["seeds"] = best.top1, num(best.top5), best.seeds
         return row
+
+    def export(self, step: Optional[int] = None, budget: Optional[float] = None,
+               format: str = "slowfast") -> "ExportedModel":
+        """``x3d-expand export``: write a path step's or a budget's model (a baseline: its best under
+        ``budget``) as a SlowFast YAML, an mmaction2 config or pytorchvideo's create_x3d keywords, under
+        ``RUN/export``; the record says where, and the command that trains it (``.command``)."""
+        from expand.export import FORMATS, export_run
+        from expand.preflight import check_gflops
+
+        if format not in FORMATS:
+            raise InputError(f"export: format must be one of {', '.join(FORMATS)}, got {format!r}")
+        if step is not None and budget is not None:
+            raise InputError("export: give step or budget, not both")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral)):
+            raise InputError(f"export: step must be an integer, got {step!r}")
+        return export_run(self.folder, step=step, target_gflops=None if budget is None else check_gflops(
+            budget, "budget"), fmt=format)
 
     def spec(self, step: Optional[int] = None, budget: Optional[float] = None,
              trial: Optional[str] = None) -> tuple[ArchSpec, Optional[str]]:

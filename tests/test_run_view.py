@@ -191,3 +191,28 @@ def test_best_ranks_a_model_trained_with_several_seeds_by_its_mean(tmp_path):
     best = run.best()
     assert best.trial_id == means.idxmax() and best.top1_frac == pytest.approx(means.max())
     assert best.seeds == (model == best.trial_id).sum() and trials.top1_frac.max() > means.max()
+
+
+def test_run_export_writes_what_the_cli_writes_and_defaults_to_the_last_path_model(oracle_run, tmp_path):
+    import shutil
+
+    import expand
+    from expand.cli import main
+    from expand.errors import InputError
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(oracle_run, run_dir)
+    run = expand.load_run(str(run_dir))
+    last = run.export()  # as run.model(): the last path model
+    assert last.spec == run.spec()[0] and last.path.endswith("x3d_step2_gflops@%.3g.yaml" % last.gflops)
+    text = (run_dir / "export" / last.path.split("/")[-1]).read_text()
+    assert main(["export", str(run_dir), "--step", "2"]) == 0  # the CLI writes the same file, the same text
+    assert (run_dir / "export" / last.path.split("/")[-1]).read_text() == text
+    budget = run.export(budget=0.006, format="pytorchvideo")
+    assert budget.format == "pytorchvideo" and budget.spec == run.contract(0.006).spec
+    for args, message in ((dict(step=1, budget=0.006), "export: give step or budget, not both"),
+                          (dict(format="onnx"), "export: format must be one of slowfast, mmaction2, pytorchvideo"),
+                          (dict(step=True), "export: step must be an integer, got True"),
+                          (dict(budget=float("inf")), "budget: must be a positive finite number, got inf")):
+        with pytest.raises(InputError, match="^" + message):
+            run.export(**args)
