@@ -79,7 +79,8 @@ MEANINGS: dict[str, str] = {
                            "on the CPU, where a torch kernel gave NaN gradients).",
     "trial.compile": "`torch.compile` the model (slower on CPU: 44 s to compile).",
     "trial.checkpoint": "Which trials keep weights (`RUN/trials/<id>/model.pt`): `path` (the chosen path and "
-                        "trained contractions), `all`, or `none`.",
+                        "trained contractions; the other candidates' files are deleted once their step is "
+                        "decided), `all`, or `none`.",
     "trial.throughput_batches": "Batches timed for inference clips/s after training (0: not measured).",
     "trial.tensorboard": "TensorBoard event files per trial in `RUN/trials/<id>/tb` (loss, lr, clips/s, val "
                          "top-1/top-5, hparams); `tensorboard --logdir RUN`.",
