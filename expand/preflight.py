@@ -56,7 +56,9 @@ def configured(experiment: str, overrides: dict[str, Any], settings: Optional[di
 def data_settings(settings: dict[str, Any]) -> bool:
     """Do the settings change ``data.*``? Then the file's own data paths are checked after them
     (``--set data.root=/mnt/k400`` is how a recipe's placeholder root is replaced)."""
-    return any(k.startswith("data.") for k in settings)
+    from expand.config.settings import touches
+
+    return touches(settings, "data")
 
 
 def settings_line(settings: Optional[dict[str, Any]]) -> list[str]:

@@ -105,14 +105,19 @@ def apply_settings(exp: Any, settings: Mapping[str, Any], check_paths: Optional[
         node[parts[-1]] = _merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
     where = f"{exp.source or 'experiment'} with --set:"
     if check_paths is None:  # the data's paths, when a setting may have changed them
-        check_paths = any(k.startswith("data.") for k in settings)
+        check_paths = touches(settings, "data")
     changed = parse_experiment(data, where, os.getcwd(), check_paths=check_paths)
     if "name" in settings:
         check_run_name(changed.name, where)
     space = changed.search_space
-    if not any(k == "search_space" or k.startswith("search_space.") for k in settings):
+    if not touches(settings, "search_space"):
         space = dataclasses.replace(space, source=exp.search_space.source)  # it still comes from that file
     return dataclasses.replace(changed, search_space=space, source=exp.source)
+
+
+def touches(settings: Mapping[str, Any], section: str) -> bool:
+    """Does a setting change ``section`` (``data``, ``data.root``, ``data={...}``)?"""
+    return any(k == section or k.startswith(section + ".") for k in settings)
 
 
 def _merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -122,4 +127,4 @@ def _merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["apply_settings", "checked_settings", "shown_settings", "parse_setting", "settings_from"]
+__all__ = ["apply_settings", "checked_settings", "parse_setting", "settings_from", "shown_settings", "touches"]

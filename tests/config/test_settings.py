@@ -75,6 +75,7 @@ def test_settings_change_only_what_they_name(tmp_path):
     ({"resources.gpus_per_trial": 1, "trial.device": "cpu"},  # a rule across keys still holds
      r"exp\.yaml with --set: trial\.device: 'cpu' with resources\.gpus_per_trial > 0"),
     ({"data.root": "nowhere"}, r"exp\.yaml with --set: data\.root: .*nowhere does not exist"),
+    ({"data": {"root": "nowhere"}}, r"exp\.yaml with --set: data\.root: .*nowhere does not exist"),  # a section
 ])
 def test_a_bad_setting_is_the_files_one_line_error(tmp_path, settings, message):
     exp = load_experiment(oracle_experiment(tmp_path))
