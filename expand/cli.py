@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="the per-step trade-off table of a run")
     p.add_argument("run_dir", help=RUN_DIR_HELP)
+    p.add_argument("--trials", action="store_true",
+                   help="every attempt of every trial instead, as it finished: status, top-1, seconds, device, "
+                        "host and error (retries and failures included)")
     _add_format(p)
 
     p = sub.add_parser("plot", help="write the run's figures (PNG and PDF) under RUN/plots")

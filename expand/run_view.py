@@ -137,6 +137,15 @@ class Run:
                                            "error", "weights"])
 
     @property
+    def attempts(self) -> pd.DataFrame:
+        """Every attempt of every trial as it finished (``show --trials``): retries and failures too,
+        with the device, host and whole error; :attr:`trials` keeps each trial's last."""
+        from expand.attempts import COLUMNS, attempt_rows
+        from expand.tables import machine_key
+
+        return pd.DataFrame(attempt_rows(self.folder), columns=COLUMNS).rename(columns=machine_key)
+
+    @property
     def environment(self) -> pd.DataFrame:
         """One row per session that trained in the run (RUN/environment.jsonl): time, command, code
         version and git commit, Python, host, CPU, and a column per package version."""

@@ -8,7 +8,13 @@ from expand import results
 
 
 def show_cmd(args: argparse.Namespace) -> int:
-    print(results.render_run(args.run_dir, "json" if args.json else args.format))
+    fmt = "json" if args.json else args.format
+    if args.trials:
+        from expand.attempts import render_attempts
+
+        print(render_attempts(args.run_dir, fmt))
+        return 0
+    print(results.render_run(args.run_dir, fmt))
     return 0
 
 
