@@ -39,6 +39,7 @@ class TrialExecutor:
         self.run_dir, self.runner, self.retries, self.progress = run, runner, retries, progress
         self.on_pending, self.limits = on_pending, limits or TimeLimits()
         self.attempts: dict[str, list[TrialRecord]] = latest_by_trial(run.read_trials().records)
+        self.broken: list[TrialResult] = []  # this session's attempts that broke their GPU (faulty_gpu)
 
     def retry_allowed(self, result: TrialResult, attempts: int) -> bool:
         if result.ok:
@@ -113,6 +114,8 @@ class TrialExecutor:
                 result = self.limits.stamp(result)
                 entry = self.run_dir.append_trial(trial, result)
                 self.attempts.setdefault(trial.trial_id, []).append(entry)
+                if result.device_broken:
+                    self.broken.append(result)
                 batch[trial.trial_id] = result
                 self.progress.trial_finished(trial, result)
                 if on_result is not None:
@@ -142,6 +145,12 @@ class TrialExecutor:
                     f"{first.disk_problem} on a disk the trials write to: "
                     f"{'; '.join(f'{r.trial_id} ({r.error})' for r in stuck)}. Finished trials are kept: "
                     f"{fix}, then 'x3d-expand resume {self.run_dir.path}'", int(first.extra.get("errno") or 0))
+            faulty = faulty_gpu(self.broken)
+            if faulty:  # before the retries: they could land on it again
+                raise DeviceBroken(f"{faulty}. The search stopped after the batch; finished trials are kept. Take "
+                                   "that GPU out (drain the node, or restart its Ray node without it), then "
+                                   f"'x3d-expand resume {self.run_dir.path}' (the failed trials rerun as "
+                                   "retries.failed allows; 'resume --set retries.failed=N' allows more)")
             final.update(batch)
             todo = [dataclasses.replace(t, attempt=t.attempt + 1,
                                         batch_scale=t.batch_scale * self._batch_scale([batch[t.trial_id]]))
@@ -153,3 +162,25 @@ class TrialExecutor:
         if not self.retries.oom_halve_batch:
             return 1.0
         return 0.5 ** sum(r.status == "oom" for r in results)
+
+
+FAULTY_AFTER = 2  # distinct trials one GPU broke in a session: a model's kernel bug breaks only its own
+
+
+def faulty_gpu(broken: list[TrialResult]) -> str:
+    """A GPU that broke the CUDA context of several trials' processes (illegal memory access, ECC, ...):
+    a Ray worker on it is replaced each time, so without a stop it would fail trial after trial
+    all week ('' when none). Keyed by host and CUDA_VISIBLE_DEVICES, the GPU Ray gave the worker."""
+    by_gpu: dict[tuple[str, str], list[TrialResult]] = {}
+    for r in broken:
+        by_gpu.setdefault((str(r.extra.get("host") or "?"), str(r.extra.get("cuda_visible_devices") or "")),
+                          []).append(r)
+    for (host, gpu), results in by_gpu.items():
+        trials = sorted({r.trial_id for r in results})
+        if len(trials) >= FAULTY_AFTER:
+            which = f"GPU CUDA_VISIBLE_DEVICES={gpu}" if gpu else "the GPU"
+            return (f"{which} on {host} broke {len(trials)} trials' processes ({', '.join(trials)}: "
+                    f"{results[-1].device_broken}): likely a faulty GPU (look for Xid errors in dmesg and "
+                    f"'nvidia-smi -q -d ECC' on {host})")
+    return ""
+

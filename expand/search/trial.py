@@ -18,6 +18,7 @@ import hashlib
 import importlib
 import json
 import math
+import os
 import signal
 import socket
 import sys
@@ -280,6 +281,8 @@ def call_safely(func: Callable[[TrialSpec], TrialResult], trial: TrialSpec,
         broken = broken_device(exc)
         if broken:  # the runner replaces this process before another trial runs in it
             result.extra["device_broken"] = broken
+            # which physical GPU (Ray sets this per worker): one that breaks trials again is taken for faulty
+            result.extra["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     if result.status not in STATUSES:
         result.error = f"unknown status {result.status!r}; {result.error}".strip("; ")
         result.status = "failed"

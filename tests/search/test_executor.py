@@ -207,3 +207,19 @@ def test_a_trial_that_breaks_the_gpu_is_recorded_and_the_serial_search_stops_for
     assert depth == ["failed", "ok"]  # retried as retries.failed allows, in the new process
     assert sorted(r.trial.trial_id for r in records if r.result.ok) == sorted(
         ["s00-basis"] + [f"s01-{a}" for a in ("fast", "temporal", "spatial", "depth", "width", "bottleneck")])
+
+
+def test_a_gpu_that_breaks_two_trials_is_taken_for_faulty_and_one_model_breaking_twice_is_not():
+    from expand.search.executor import faulty_gpu
+    from expand.search.trial import TrialResult
+
+    def broke(tid, host="gpu-b", gpu="3"):
+        return TrialResult(tid, "failed", extra={"device_broken": "CUDA error: an illegal memory access was "
+                                                 "encountered", "host": host, "cuda_visible_devices": gpu})
+
+    assert faulty_gpu([]) == ""
+    assert faulty_gpu([broke("s01-fast"), broke("s01-fast")]) == ""  # one model (a kernel bug?), twice
+    assert faulty_gpu([broke("s01-fast"), broke("s01-depth", gpu="4"), broke("s01-width", host="gpu-c")]) == ""
+    said = faulty_gpu([broke("s01-fast"), broke("s01-depth", gpu="4"), broke("s01-width")])
+    assert said.startswith("GPU CUDA_VISIBLE_DEVICES=3 on gpu-b broke 2 trials' processes (s01-fast, s01-width: "
+                           "CUDA error: an illegal memory access was encountered): likely a faulty GPU")

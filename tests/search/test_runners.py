@@ -495,3 +495,25 @@ def test_resume_of_a_finished_run_replays_it_without_starting_a_runner(tmp_path,
     monkeypatch.setattr(expand.api, "runner_for", no_runner)
     assert main(["resume", str(tmp_path / "run"), "--quiet"]) == 0
     assert capsys.readouterr().out.split("\n", 1)[1] == before.split("\n", 1)[1]  # the same table
+
+
+@pytest.mark.ray
+def test_a_gpu_that_breaks_trial_after_trial_stops_the_search_resumably(tmp_path, ray_cluster, capsys):
+    """On Ray a worker whose GPU context broke is replaced, and the next trial lands on the same GPU:
+    a faulty one would fail the step's every candidate. Here every worker shares one "GPU" (no
+    CUDA_VISIBLE_DEVICES on a CPU node), so depth's and width's broken contexts count on one."""
+    from expand.cli import main
+
+    run = tmp_path / "run"
+    exp = oracle_experiment(tmp_path, options={"broken_device_axes": {"depth": 1, "width": 1}},
+                            search={"max_steps": 1, "targets": [], "runner": "ray"}, retries={"failed": 1})
+    assert main(["search", exp, "--out", str(run), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "broke 2 trials' processes (s01-depth, s01-width: CUDA error: an illegal memory access" in err
+    assert "likely a faulty GPU" in err and f"'x3d-expand resume {run}'" in err
+    records = RunDir(str(run)).read_trials().records
+    assert sorted(r.trial.trial_id for r in records if r.result.status == "failed") == ["s01-depth", "s01-width"]
+    assert len(records) == 7  # the batch finished; the retries did not start
+    assert main(["resume", str(run), "--quiet"]) == 0  # the GPU "replaced": the retries run and pass
+    last = {r.trial.trial_id: r.result.status for r in RunDir(str(run)).read_trials().records}
+    assert last["s01-depth"] == last["s01-width"] == "ok"
