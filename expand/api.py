@@ -245,7 +245,7 @@ def start_search(experiment: str, out: Optional[str] = None, address: Optional[s
                  **overrides: Any) -> tuple[RunDir, Any]:
     """Load, validate, create the run folder and search; the folder's lock is released at the end.
 
-    ``settings``: ``--set``'s dotted keys (``{"trial.epochs": 2}``), kept with the run for resume."""
+    ``settings``: ``--set``'s dotted keys (``{"schedule.epochs": 2}``), kept with the run for resume."""
     exp, plan = check_search(experiment, address=address, settings=settings, **overrides)
     origin = RunOrigin(exp.source, overrides, address, checked_settings(settings))
     run = new_run(exp, out or default_out(exp), origin)

@@ -40,7 +40,7 @@ def _add_check(p: argparse.ArgumentParser, what: str) -> None:
 
 def _add_set(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="settings", action="append", type=setting, default=None, metavar="KEY=VALUE",
-                   help="change any key of the experiment for this run, e.g. --set trial.epochs=2 --set "
+                   help="change any key of the experiment for this run, e.g. --set schedule.epochs=2 --set "
                         "data.root=/data/k400 (repeatable; YAML values; relative paths from here); "
                         "resume applies them again")
 

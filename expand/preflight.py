@@ -252,7 +252,7 @@ def check_search(experiment: str, out: Optional[str] = None, address: Optional[s
 
     Why on its own (``--check``): a week-long search is often queued (sbatch, a cloud job) and
     should fail at submission, not hours later when the queue starts it. ``settings``: ``--set``'s
-    dotted keys (``{"trial.epochs": 2}``); ``overrides``: the search section's (the flags).
+    dotted keys (``{"schedule.epochs": 2}``); ``overrides``: the search section's (the flags).
     """
     exp = configured(experiment, overrides, settings)
     return exp, [*settings_line(settings), *_check_new(exp, address, out)]

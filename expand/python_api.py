@@ -37,7 +37,7 @@ def search(experiment: str, out: Optional[str] = None, address: Optional[str] = 
 
     ``overrides`` are the ``search`` section's keys (``max_steps=2``,
     ``targets=[0.5]``, ``runner="serial"``, ``seed=1``), as the CLI's flags; ``settings``
-    any key by its dotted name (``{"trial.epochs": 2, "data.root": "/data/k400"}``), as ``--set``.
+    any key by its dotted name (``{"schedule.epochs": 2, "data.root": "/data/k400"}``), as ``--set``.
     """
     from expand import api
 

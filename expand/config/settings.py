@@ -21,13 +21,13 @@ KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
-    """``trial.epochs=2`` -> ("trial.epochs", 2); the value is read as YAML (``[0.5, 1]``, ``null``)."""
+    """``schedule.epochs=2`` -> ("schedule.epochs", 2); the value is read as YAML (``[0.5, 1]``, ``null``)."""
     import yaml
 
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not KEY.fullmatch(key):
-        raise InputError(f"expected KEY=VALUE with a dotted key, e.g. trial.epochs=2, got {text!r}")
+        raise InputError(f"expected KEY=VALUE with a dotted key, e.g. schedule.epochs=2, got {text!r}")
     if not value.strip():
         raise InputError(f"{key}=: no value (null for none)")
     try:
@@ -57,7 +57,7 @@ def checked_settings(settings: Any) -> dict[str, Any]:
         raise InputError(f"settings: expected a mapping of dotted keys to values, got {type(settings).__name__}")
     for key in settings:
         if not isinstance(key, str) or not KEY.fullmatch(key):
-            raise InputError(f"settings: {key!r}: expected a dotted key, e.g. 'trial.epochs'")
+            raise InputError(f"settings: {key!r}: expected a dotted key, e.g. 'schedule.epochs'")
     return {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
 
 

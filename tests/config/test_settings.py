@@ -28,7 +28,7 @@ def test_a_setting_is_a_dotted_key_and_a_yaml_value(text, expected):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("schedule.epochs", "expected KEY=VALUE with a dotted key, e.g. trial.epochs=2, got 'schedule.epochs'"),
+    ("schedule.epochs", "expected KEY=VALUE with a dotted key, e.g. schedule.epochs=2, got 'schedule.epochs'"),
     ("=2", "expected KEY=VALUE"),
     ("schedule..epochs=2", "expected KEY=VALUE"),
     ("schedule.epochs=", "schedule.epochs=: no value (null for none)"),
