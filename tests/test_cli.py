@@ -44,7 +44,9 @@ def test_flops_json_is_one_object(capsys):
         (["flops", "X3D-M", "--width", "2"], "cannot be combined with --width"),
         (["flops", "--preset", "X3D-M", "--frames", "4"], "cannot be combined with --frames"),
         (["flops", "--frames", "0", "--stride", "1", "--crop", "64", "--width", "1",
-          "--bottleneck", "1", "--depth", "1"], "ArchSpec.frames"),
+          "--bottleneck", "1", "--depth", "1"], "--frames: must be an integer >= 1, got 0"),  # the flag typed
+        (["train", "oracle", "--frames", "4", "--stride", "1", "--crop", "63", "--width", "1",
+          "--bottleneck", "1", "--depth", "1"], "--crop: must be a multiple of 4, got 63"),
         (["flops", "--crop", "abc"], "invalid int value"),
         (["flops", "--preset", "X3D-M", "--classes", "0"], "must be >= 1"),
         (["launch"], "invalid choice"),

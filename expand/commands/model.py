@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from expand.complexity import COUNTER, ComplexityCounter
-from expand.errors import InputError
+from expand.errors import InputError, SpecError
 from expand.presets import get_preset, presets
 from expand.rounding import format_factor
 from expand.spec import FACTORS, ArchSpec
@@ -30,9 +30,13 @@ def spec_from_args(args: argparse.Namespace, base: ArchSpec | None = None) -> Ar
     missing = [FACTOR_FLAGS[f] for f in FACTORS if f not in given]
     if missing:
         raise InputError(f"give --preset NAME or all six factors; missing {', '.join(missing)}")
-    if base is not None:
-        return base.replace(**given)
-    return ArchSpec(**given)
+    try:
+        return base.replace(**given) if base is not None else ArchSpec(**given)
+    except SpecError as exc:  # "ArchSpec.frames: ..." names the field; the user typed --frames
+        text = str(exc)
+        for f in given:
+            text = text.replace(f"ArchSpec.{f}:", f"{FACTOR_FLAGS[f]}:")
+        raise SpecError(text) from None
 
 
 def presets_cmd(args: argparse.Namespace) -> int:
