@@ -137,6 +137,10 @@ def test_calibrate_from_python_returns_a_run_whose_calibration_is_the_verdict(tm
     assert cal["recommended"].sum() == 1
     assert cal.loc[cal["recommended"], "multiplier"].item() == summary["recommended_multiplier"]
     assert cal.attrs["why"] == summary["why"] and cal.attrs["why"]
+    from expand.results import render_run
+
+    assert render_run(str(tmp_path / "cal")).splitlines()[0].startswith(
+        "settings: --set trial.options.noise=0.03 (changes to ")  # its figures are not the file's alone
     with pytest.raises(InputError, match=r": not a calibration run \(its kind: expansion\); 'x3d-expand calibrate' makes one$"):
         expand.load_run(str(oracle_run)).calibration
     assert expand.check_baseline(exp, "random", 3, max_gflops=0.01)[-2] == \
