@@ -51,11 +51,18 @@ def check_search(experiment: str, out: Optional[str] = None, address: Optional[s
     """``search --check``: every check :func:`search` makes before it writes, and its plan as lines
     (data per trial, steps and trials, where they run); nothing is written, nothing trains."""
     from expand import api
+
+    return _plan("check_search", api.check_search, experiment, (), out, address, settings=settings, **overrides)
+
+
+def _plan(name: str, check: Any, experiment: str, args: tuple, out: Optional[str], address: Optional[str],
+          **kwargs: Any) -> list[str]:
+    """A ``--check`` from Python: the checks ``check`` makes, its plan, and where the trials would run."""
     from expand.preflight import where_trials_run
 
-    _check_paths("check_search", address, experiment=experiment, out=out)
-    exp, plan = api.check_search(os.fspath(experiment), out=None if out is None else os.fspath(out),
-                                 address=address, settings=settings, **overrides)
+    _check_paths(name, address, experiment=experiment, out=out)
+    exp, plan = check(os.fspath(experiment), *args, out=None if out is None else os.fspath(out), address=address,
+                      **kwargs)
     return [*plan, where_trials_run(exp, address)]
 
 
@@ -91,13 +98,9 @@ def check_baseline(experiment: str, method: str, trials: int, max_gflops: Option
                    settings: Optional[Mapping[str, Any]] = None, **overrides: Any) -> list[str]:
     """``baseline --check``: :func:`check_search`'s checks, the baseline's own arguments, its plan."""
     from expand import api
-    from expand.preflight import where_trials_run
 
-    _check_paths("check_baseline", address, experiment=experiment, out=out)
-    exp, plan = api.check_baseline(os.fspath(experiment), method, trials, max_gflops,
-                                   out=None if out is None else os.fspath(out), address=address,
-                                   settings=settings, **overrides)
-    return [*plan, where_trials_run(exp, address)]
+    return _plan("check_baseline", api.check_baseline, experiment, (method, trials, max_gflops), out, address,
+                 settings=settings, **overrides)
 
 
 def calibrate(experiment: str, schedules: Sequence[float] = (1.0, 2.0, 4.0), seeds: int = 1,
@@ -118,13 +121,9 @@ def check_calibration(experiment: str, schedules: Sequence[float] = (1.0, 2.0, 4
                       settings: Optional[Mapping[str, Any]] = None, **overrides: Any) -> list[str]:
     """``calibrate --check``: every check :func:`calibrate` makes before it writes, and its plan."""
     from expand import api
-    from expand.preflight import where_trials_run
 
-    _check_paths("check_calibration", address, experiment=experiment, out=out)
-    exp, plan = api.check_calibration(os.fspath(experiment), schedules, seeds, min_tau,
-                                      out=None if out is None else os.fspath(out), address=address,
-                                      settings=settings, **overrides)
-    return [*plan, where_trials_run(exp, address)]
+    return _plan("check_calibration", api.check_calibration, experiment, (schedules, seeds, min_tau), out, address,
+                 settings=settings, **overrides)
 
 
 def compare(runs: Sequence[str], budgets: Optional[Sequence[float]] = None,
