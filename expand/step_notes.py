@@ -66,10 +66,10 @@ def partial_decisions(rows: list[dict[str, Any]]) -> list[str]:
             notes.append(f"note: step {step} chose among {len(cands) - len(lost)} of its {len(cands)} candidates, "
                          f"without {why}")
         elif lost and all(r["status"] in (*UNTRAINED, "skipped") for r in cands):
-            keys = "/".join(sorted({f"retries.{r['status']}" for r in lost}))
+            sets = " ".join(f"--set retries.{k}=N" for k in sorted({r["status"] for r in lost}))
             notes.append(f"note: step {step} trained none of its {len(cands)} candidates, so the search stopped "
-                         f"there: {why}. Once the cause is fixed, raise {keys} in the experiment and `resume "
-                         "--force`: they train again, finished trials are kept")
+                         f"there: {why}. Once the cause is fixed, `x3d-expand resume RUN {sets}` (N above the "
+                         "attempts they had) trains them again; finished trials are kept")
     return notes
 
 

@@ -5,7 +5,6 @@ import json
 import re
 
 import pytest
-import yaml
 
 from expand.cli import main
 from expand.results import ROW_COLUMNS, STEP_COLUMNS, cost, step_rows
@@ -396,15 +395,13 @@ def test_show_says_why_a_step_that_trained_none_of_its_candidates_stopped_the_se
     notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: step")]
     assert notes == ["note: step 1 trained none of its 6 candidates, so the search stopped there: " + "; ".join(
         f"{a} failed (RuntimeError: injected failure on {a} (attempt 1))" for a in axes)
-        + ". Once the cause is fixed, raise retries.failed in the experiment and `resume --force`: they train "
-        "again, finished trials are kept"]
+        + ". Once the cause is fixed, `x3d-expand resume RUN --set retries.failed=N` (N above the attempts they "
+        "had) trains them again; finished trials are kept"]
     assert main(["show", str(tmp_path / "run"), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["notes"] == [n[len("note: "):] for n in notes]
-    # as the note says: with one more retry allowed, a forced resume trains them (their second attempt
-    # fails too here: fail_axes 9) and retrains nothing that finished
-    data = yaml.safe_load(open(exp))
-    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({**data, "retries": {**data["retries"], "failed": 1}}))
-    assert main(["resume", str(tmp_path / "run"), "--force", "--quiet"]) == 0
+    # as the note says: with one more retry allowed (no --force: no fingerprint reads retries), the resume
+    # trains them (their second attempt fails too here: fail_axes 9) and retrains nothing that finished
+    assert main(["resume", str(tmp_path / "run"), "--set", "retries.failed=1", "--quiet"]) == 0
     ids = [json.loads(line)["trial_id"] for line in (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
     assert ids.count("s00-basis") == 1 and all(ids.count(f"s01-{a}") == 2 for a in axes)
 
