@@ -121,9 +121,13 @@ def trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: b
     from expand.run import environment
     from expand.search.progress_log import LOG_FILE, RunLog, TeeProgress
 
+    from expand.run.stop import clear_stop
+
     log = RunLog(run.file(LOG_FILE))  # what the screen shows, kept in the run folder with times
     command = COMMAND_LINE.get() or f"Python API: {what} of {exp.name!r}"
     log.header(command)
+    if clear_stop(run.path):  # a request the last session ended before reading: not this one's
+        log.line("note: an earlier 'x3d-expand stop' request was cleared (this session was started after it)")
     for line in notes:
         log.line(line)
     progress = TeeProgress(make_progress(quiet), log)

@@ -16,7 +16,8 @@ from typing import Sequence
 
 from expand.cli_parsing import (Numbers, Parser, int_up_to, positional, positive_float, positive_int, processes, seed,
                                 setting, steps)
-from expand.errors import DeviceBroken, DiskUnwritable, InputError, NodeLost, disk_error_in, disk_fix, disk_problem
+from expand.errors import (DeviceBroken, DiskUnwritable, InputError, NodeLost, StopRequested, disk_error_in, disk_fix,
+                           disk_problem)
 from expand.schema import MAX_BASELINE_TRIALS, MAX_CALIBRATION_SEEDS
 
 PROG = "x3d-expand"
@@ -170,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="settings", action="append", type=setting, default=None, metavar="KEY=VALUE",
                    help="change a key from here on, e.g. --set retries.failed=3 (kept for later resumes); "
                         "one the trials' fingerprints read (schedule, data, ...) needs --force")
+    _add_json(p)
+
+    p = sub.add_parser("stop", help="stop a running search after the trials running now (resume continues)",
+                       description="Ask the process writing RUN (on any machine) to let its running trials finish "
+                                   "and be recorded, start no queued one, and stop; 'resume' continues. Ctrl-C or "
+                                   "SIGTERM stop at once and lose the trials in flight.")
+    positional(p, "run_dir", RUN_DIR_HELP)
+    p.add_argument("--cancel", action="store_true", help="withdraw a stop request not yet acted on")
     _add_json(p)
 
     p = sub.add_parser("calibrate", help="is the trial schedule long enough to rank? (step 1 at 1x/2x/4x)",
@@ -336,6 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + exc.signum
     except BrokenPipeError:
         return 0
+    except StopRequested as exc:  # asked for (x3d-expand stop): not an error, but not finished either
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
     except (DeviceBroken, NodeLost) as exc:  # not a bug of ours: say what broke, and how to go on
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1

@@ -118,6 +118,14 @@ def loader_death(exc: BaseException) -> str:
     return ""
 
 
+class StopRequested(RuntimeError):
+    """``x3d-expand stop``: the search stopped after the trials that were running (exit 1: not finished)."""
+
+    def __init__(self, message: str, why: str = "") -> None:
+        super().__init__(message)
+        self.why = why or message  # short, for the log's last word and show's status
+
+
 class DeviceBroken(RuntimeError):
     """A trial left its process's GPU unusable (:func:`broken_device`): the process must end.
 

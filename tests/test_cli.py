@@ -106,7 +106,7 @@ def test_every_option_and_positional_has_help():
 
 RESULT_COMMANDS = {("presets",), ("flops",), ("data", "synth"), ("data", "check"), ("data", "cache"),
                    ("train",), ("search",), ("resume",), ("calibrate",), ("contract",), ("show",), ("plot",),
-                   ("baseline",), ("compare",), ("export",)}
+                   ("baseline",), ("compare",), ("export",), ("stop",)}
 
 
 def test_every_command_that_prints_a_result_takes_json():

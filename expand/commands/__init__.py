@@ -22,6 +22,7 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "data_cache": _lazy("data", "cache_cmd"),
     "search": _lazy("search", "search_cmd"),
     "resume": _lazy("search", "resume_cmd"),
+    "stop": _lazy("search", "stop_cmd"),
     "contract": _lazy("search", "contract_cmd"),
     "calibrate": _lazy("search", "calibrate_cmd"),
     "show": _lazy("results", "show_cmd"),

@@ -77,6 +77,27 @@ def resume_cmd(args: argparse.Namespace) -> int:
                                                    settings=settings))
 
 
+def stop_cmd(args: argparse.Namespace) -> int:
+    from expand.run.stop import clear_stop, request_stop
+
+    run = os.path.abspath(args.run_dir)
+    if args.cancel:
+        from expand.errors import InputError
+        from expand.run import RunDir
+
+        if not RunDir(run).exists():
+            raise InputError(f"{run}: not a run folder (no state.json)")
+        withdrawn = clear_stop(run)
+        print(json_line({"run": run, "withdrawn": withdrawn}) if args.json else f"{run}: " + (
+            "stop request withdrawn: the search goes on" if withdrawn else "no stop request to withdraw"))
+        return 0
+    writer = request_stop(run)
+    print(json_line({"run": run, "asked": writer}) if args.json else
+          f"asked {writer} to stop: the trials running now finish and are recorded, queued ones do not start; "
+          f"then 'x3d-expand resume {run}' continues ('x3d-expand stop --cancel' withdraws it)")
+    return 0
+
+
 def calibrate_cmd(args: argparse.Namespace) -> int:
     settings = settings_from(args.settings)
     if args.check:

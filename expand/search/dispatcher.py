@@ -74,6 +74,19 @@ def dispatcher_class() -> Any:
             for t in trials:
                 self.queue.put_nowait(t)
 
+        async def drain(self) -> list[str]:
+            """Empty the queue of trials (not of STOPs) and say which they were."""
+            kept, ids = [], []
+            while not self.queue.empty():
+                item = self.queue.get_nowait()
+                if item == STOP:
+                    kept.append(item)
+                else:
+                    ids.append((item["trial"] if "__crashed__" in item else item)["trial_id"])
+            for item in kept:
+                self.queue.put_nowait(item)
+            return ids
+
         async def stop(self, workers: int) -> None:
             for _ in range(workers):
                 self.queue.put_nowait(STOP)

@@ -8,10 +8,11 @@ resume by replaying their decisions against ``trials.jsonl``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from expand.config import RetriesConfig
-from expand.errors import DeviceBroken, DiskUnwritable, NodeLost, disk_fix
+from expand.errors import DeviceBroken, DiskUnwritable, NodeLost, StopRequested, disk_fix
+from expand.run.stop import clear_stop, stop_requested
 from expand.search.progress import Progress
 from expand.search.runners import Runner
 from expand.search.time_limits import TimeLimits
@@ -19,11 +20,12 @@ from expand.run import RunDir, TrialRecord, latest_by_trial
 from expand.search.trial import TrialResult, TrialSpec
 
 
-def _takes_progress(runner: Runner) -> bool:
+def _takes(runner: Runner, keyword: str) -> bool:
+    """Does the runner's ``run`` take ``keyword`` (a registered runner may predate it)?"""
     import inspect
 
     try:
-        return "on_progress" in inspect.signature(runner.run).parameters
+        return keyword in inspect.signature(runner.run).parameters
     except (TypeError, ValueError):
         return False
 
@@ -98,6 +100,7 @@ class TrialExecutor:
                 todo.append(dataclasses.replace(t, attempt=len(done) + 1,
                                                 batch_scale=self._batch_scale([r.result for r in done])))
         while todo:
+            self._stop_if_asked(todo, {})
             todo = self._limited(todo)  # auto: from every trial finished so far, retries included
             if self.on_pending:
                 self.on_pending([t.trial_id for t in todo])
@@ -122,10 +125,12 @@ class TrialExecutor:
                     on_result(trial, result)
 
             try:
-                if _takes_progress(self.runner):
-                    self.runner.run(todo, record, on_progress=self.progress.trial_progress)
-                else:  # a registered runner written before live progress existed
-                    self.runner.run(todo, record)
+                extra: dict[str, Any] = {}
+                if _takes(self.runner, "on_progress"):  # (a registered runner from before live progress)
+                    extra["on_progress"] = self.progress.trial_progress
+                if _takes(self.runner, "should_stop"):  # x3d-expand stop: queued trials do not start
+                    extra["should_stop"] = lambda: stop_requested(self.run_dir.path) is not None
+                self.runner.run(todo, record, **extra)
             except DeviceBroken as exc:  # the serial runner's process: what to do, with this run's path
                 raise DeviceBroken(
                     f"{exc.error} (in {exc.trial_id}, recorded failed): this process cannot use its GPU again. "
@@ -145,6 +150,7 @@ class TrialExecutor:
                     f"{first.disk_problem} on a disk the trials write to: "
                     f"{'; '.join(f'{r.trial_id} ({r.error})' for r in stuck)}. Finished trials are kept: "
                     f"{fix}, then 'x3d-expand resume {self.run_dir.path}'", int(first.extra.get("errno") or 0))
+            self._stop_if_asked(todo, batch, stuck)
             faulty = faulty_gpu(self.broken)
             if faulty:  # before the retries: they could land on it again
                 raise DeviceBroken(f"{faulty}. The search stopped after the batch; finished trials are kept. Take "
@@ -156,6 +162,19 @@ class TrialExecutor:
                                         batch_scale=t.batch_scale * self._batch_scale([batch[t.trial_id]]))
                     for t in todo if self.retry_allowed(batch[t.trial_id], t.attempt)]
         return final
+
+    def _stop_if_asked(self, todo: list[TrialSpec], batch: dict[str, TrialResult],
+                       stuck: Sequence[TrialResult] = ()) -> None:
+        """``x3d-expand stop`` asked: after the batch's running trials (recorded), before anything new."""
+        asked = stop_requested(self.run_dir.path)
+        if asked is None:
+            return
+        clear_stop(self.run_dir.path)  # acted on: the next session runs
+        left = len({t.trial_id for t in todo} - set(batch) - {r.trial_id for r in stuck})
+        by = f" by {asked['by']} at {asked['requested_at']}" if asked.get("by") else ""
+        raise StopRequested(f"stopped as asked{by} (x3d-expand stop): the trials that were running finished and "
+                            f"are recorded{f', {left} did not start' if left else ''}; 'x3d-expand resume "
+                            f"{self.run_dir.path}' continues", f"as asked{by} (x3d-expand stop)")
 
     def _batch_scale(self, results: list[TrialResult]) -> float:
         """Half the batch for each OOM among ``results``, when the retry policy asks for it."""

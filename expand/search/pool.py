@@ -310,6 +310,10 @@ class WorkerPool:
                 self._shortest_limit = min(self._shortest_limit or t.time_limit_s, t.time_limit_s)
         self._ask(self._dispatcher.put.remote([t.to_dict() for t in trials]))
 
+    def drain(self) -> list[str]:
+        """Take back the trials no worker has started (``x3d-expand stop``); their ids."""
+        return list(self._ask(self._dispatcher.drain.remote()))
+
     def next_event(self) -> tuple[str, Any]:
         """Block until a worker reports (see the class docstring for the events)."""
         assert self._events is not None, "the pool is not running"

@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any, ContextManager, Iterator, Optional
 
+from expand.errors import StopRequested
 from expand.run.status import LOG_FILE, STAMP_FORMAT
 from expand.search.progress import ConsoleProgress, SilentProgress
 
@@ -83,6 +84,9 @@ class RunLog(ConsoleProgress):
             import signal
 
             self._print(f"stopped: {signal.Signals(signum).name}")
+            return
+        if isinstance(exc, StopRequested):
+            self._print(f"stopped: {exc.why}")
             return
         first = (str(exc).splitlines() or [""])[0]
         self._print(f"stopped: {type(exc).__name__}{': ' + first if first else ''}")

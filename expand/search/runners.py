@@ -71,8 +71,10 @@ class SerialRunner:
         return 1
 
     def run(self, trials: Sequence[TrialSpec], on_result: OnResult,
-            on_progress: Optional[OnProgress] = None) -> None:
+            on_progress: Optional[OnProgress] = None, should_stop: Optional[Callable[[], bool]] = None) -> None:
         for trial in trials:
+            if should_stop is not None and should_stop():  # x3d-expand stop: the rest do not start
+                return
             with live.reporting(on_progress):
                 result = call_safely(self.function, trial, trial.time_limit_s or self.time_limit_s)
             on_result(trial, result)
@@ -213,20 +215,26 @@ class RayRunner:
         return self._pool
 
     def run(self, trials: Sequence[TrialSpec], on_result: OnResult,
-            on_progress: Optional[OnProgress] = None) -> None:
+            on_progress: Optional[OnProgress] = None, should_stop: Optional[Callable[[], bool]] = None) -> None:
         if not trials:
             return
         pool = self._pool if self._pool is not None and self._pool.running else self._start()
         pool.submit(trials)
         try:
-            self._collect(pool, {t.trial_id: t for t in trials}, on_result, on_progress)
+            self._collect(pool, {t.trial_id: t for t in trials}, on_result, on_progress, should_stop)
         except BaseException:
             self._abandoned = True  # Ctrl-C or an error in on_result: close() does not wait for trials
             raise
 
     def _collect(self, pool: WorkerPool, by_id: dict[str, TrialSpec], on_result: OnResult,
-                 on_progress: Optional[OnProgress] = None) -> None:
+                 on_progress: Optional[OnProgress] = None, should_stop: Optional[Callable[[], bool]] = None) -> None:
+        drained = False
         while by_id:
+            if not drained and should_stop is not None and should_stop():  # asked between two events:
+                drained = True  # the queued trials are taken back; the running ones are waited for
+                for trial_id in pool.drain():
+                    by_id.pop(trial_id, None)
+                continue
             what, item = pool.next_event()
             if what == "progress":
                 if on_progress is not None and item.get("trial_id") in by_id:
@@ -331,8 +339,15 @@ class LazyRunner:
         return self._get().parallelism
 
     def run(self, trials: Sequence[TrialSpec], on_result: OnResult,
-            on_progress: Optional[OnProgress] = None) -> None:
-        self._get().run(trials, on_result, on_progress=on_progress)
+            on_progress: Optional[OnProgress] = None, should_stop: Optional[Callable[[], bool]] = None) -> None:
+        import inspect
+
+        inner = self._get()
+        try:  # a registered runner may predate should_stop
+            takes = "should_stop" in inspect.signature(inner.run).parameters
+        except (TypeError, ValueError):
+            takes = False
+        inner.run(trials, on_result, on_progress=on_progress, **({"should_stop": should_stop} if takes else {}))
 
     def close(self) -> None:
         if self._runner is not None:

@@ -517,3 +517,36 @@ def test_a_gpu_that_breaks_trial_after_trial_stops_the_search_resumably(tmp_path
     assert main(["resume", str(run), "--quiet"]) == 0  # the GPU "replaced": the retries run and pass
     last = {r.trial.trial_id: r.result.status for r in RunDir(str(run)).read_trials().records}
     assert last["s01-depth"] == last["s01-width"] == "ok"
+
+
+@pytest.mark.ray
+def test_stop_on_ray_waits_for_the_running_trials_and_takes_back_the_queued_ones(tmp_path, ray_cluster, capsys):
+    """Two workers, six candidates: asked to stop while step 1 runs, the two trials training finish and are
+    recorded, the queued ones never start (the dispatcher gives them back), and resume runs each once."""
+    import threading
+    import time
+
+    from expand.cli import main
+    from tests.run.test_stop import _wait_for_records
+
+    count = tmp_path / "calls.txt"
+    exp = oracle_experiment(tmp_path, options={"sleep": 1.0, "count_file": str(count)},
+                            search={"max_steps": 1, "targets": [], "runner": "ray"})
+    run = tmp_path / "run"
+    codes = []
+    thread = threading.Thread(target=lambda: codes.append(main(["search", exp, "--out", str(run), "--quiet"])),
+                              daemon=True)
+    thread.start()
+    _wait_for_records(run, 1)  # the basis; step 1's first two start now
+    deadline = time.time() + 30
+    while len(count.read_text().splitlines()) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert main(["stop", str(run)]) == 0
+    thread.join(120)
+    assert codes == [1] and "stopped as asked by " in capsys.readouterr().err
+    recorded = [r.trial.trial_id for r in RunDir(str(run)).read_trials().records]
+    started = [line.split()[0] for line in count.read_text().splitlines()]
+    assert sorted(recorded) == sorted(started) and 3 <= len(recorded) < 7  # what started finished; no more
+    assert main(["resume", str(run), "--quiet"]) == 0
+    calls = [line.split()[0] for line in count.read_text().splitlines()]
+    assert len(calls) == 7 and len(set(calls)) == 7
