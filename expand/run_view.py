@@ -225,6 +225,13 @@ class Run:
         row["top1_frac"], row["top5_frac"], row["seeds"] = best.top1, num(best.top5), best.seeds
         return row
 
+    def stop(self) -> str:
+        """``x3d-expand stop``: ask the process writing this run to stop after its running trials
+        (from a notebook beside a search started elsewhere); returns who writes it."""
+        from expand.run.stop import request_stop
+
+        return request_stop(self.folder)
+
     def export(self, step: Optional[int] = None, budget: Optional[float] = None,
                format: str = "slowfast") -> "ExportedModel":
         """``x3d-expand export``: write a path step's or a budget's model (a baseline: its best under

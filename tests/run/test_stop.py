@@ -61,7 +61,10 @@ def test_stop_lets_the_running_trial_finish_starts_no_other_and_resume_goes_on(t
     run = tmp_path / "run"
     thread, codes = _search_in_thread(["search", exp, "--out", str(run), "--quiet"])
     _wait_for_records(run, 2)  # the basis and step 1's first candidate
-    assert main(["stop", str(run)]) == 0
+    import expand
+
+    assert expand.load_run(str(run)).stop().startswith("pid ")  # as `x3d-expand stop`, from Python
+    assert main(["stop", str(run)]) == 0  # asked twice: one request
     assert "to stop: the trials running now finish and are recorded" in capsys.readouterr().out
     thread.join(60)
     assert codes == [1]
