@@ -64,7 +64,9 @@ def _train_contracted(run: RunDir, exp: Experiment, items: list, counter: Any, a
         return items
     with trial_session(exp, run, address, False, "training of contracted models") as (runner, progress):
         # an executor, not a Coordinator: training contracted models must not rewrite state.json
-        executor = TrialExecutor(run, runner, exp.retries, progress, limits=TimeLimits.of(exp.trial))
+        budgets = " ".join(f"{c['target_gflops']:g}" for c in items)
+        again = f"x3d-expand contract {run.path} --target-gflops {budgets} --train"
+        executor = TrialExecutor(run, runner, exp.retries, progress, limits=TimeLimits.of(exp.trial), again=again)
         results = executor.train(list(trials.values()))
     for c in items:
         r = results.get(c.get("trial_id"))

@@ -37,8 +37,10 @@ class TrialExecutor:
 
     def __init__(self, run: RunDir, runner: Runner, retries: RetriesConfig, progress: Progress,
                  on_pending: Optional[Callable[[list[str]], None]] = None,
-                 limits: Optional[TimeLimits] = None) -> None:
+                 limits: Optional[TimeLimits] = None, again: Optional[str] = None) -> None:
         self.run_dir, self.runner, self.retries, self.progress = run, runner, retries, progress
+        # the command that goes on after a stop: resume, or for contracted models the contract itself
+        self.again = again or f"x3d-expand resume {run.path}"
         self.on_pending, self.limits = on_pending, limits or TimeLimits()
         self.attempts: dict[str, list[TrialRecord]] = latest_by_trial(run.read_trials().records)
         self.broken: list[TrialResult] = []  # this session's attempts that broke their GPU (faulty_gpu)
@@ -134,14 +136,14 @@ class TrialExecutor:
             except DeviceBroken as exc:  # the serial runner's process: what to do, with this run's path
                 raise DeviceBroken(
                     f"{exc.error} (in {exc.trial_id}, recorded failed): this process cannot use its GPU again. "
-                    f"Finished trials are kept: 'x3d-expand resume {self.run_dir.path}' goes on in a new "
+                    f"Finished trials are kept: '{self.again}' goes on in a new "
                     "process, retrying it as retries.failed allows (the Ray runner replaces such a worker by "
                     "itself)", exc.error, exc.trial_id) from None
             except NodeLost as exc:
                 unfinished = len({t.trial_id for t in todo} - set(batch) - {r.trial_id for r in stuck})
                 raise NodeLost(
                     f"{exc}; the search stopped. Finished trials are kept; the batch's {unfinished} unfinished "
-                    f"(running or queued) are not recorded: 'x3d-expand resume {self.run_dir.path}' reruns "
+                    f"(running or queued) are not recorded: '{self.again}' reruns "
                     "them on a new cluster") from None
             if stuck:  # the batch's other trials have finished and are recorded
                 first = stuck[0]
@@ -149,13 +151,13 @@ class TrialExecutor:
                 raise DiskUnwritable(
                     f"{first.disk_problem} on a disk the trials write to: "
                     f"{'; '.join(f'{r.trial_id} ({r.error})' for r in stuck)}. Finished trials are kept: "
-                    f"{fix}, then 'x3d-expand resume {self.run_dir.path}'", int(first.extra.get("errno") or 0))
+                    f"{fix}, then '{self.again}'", int(first.extra.get("errno") or 0))
             self._stop_if_asked(todo, batch, stuck)
             faulty = faulty_gpu(self.broken)
             if faulty:  # before the retries: they could land on it again
                 raise DeviceBroken(f"{faulty}. The search stopped after the batch; finished trials are kept. Take "
                                    "that GPU out (drain the node, or restart its Ray node without it), then "
-                                   f"'x3d-expand resume {self.run_dir.path}' (the failed trials rerun as "
+                                   f"'{self.again}' (the failed trials rerun as "
                                    "retries.failed allows; 'resume --set retries.failed=N' allows more)")
             final.update(batch)
             todo = [dataclasses.replace(t, attempt=t.attempt + 1,
@@ -173,8 +175,8 @@ class TrialExecutor:
         left = len({t.trial_id for t in todo} - set(batch) - {r.trial_id for r in stuck})
         by = f" by {asked['by']} at {asked['requested_at']}" if asked.get("by") else ""
         raise StopRequested(f"stopped as asked{by} (x3d-expand stop): the trials that were running finished and "
-                            f"are recorded{f', {left} did not start' if left else ''}; 'x3d-expand resume "
-                            f"{self.run_dir.path}' continues", f"as asked{by} (x3d-expand stop)")
+                            f"are recorded{f', {left} did not start' if left else ''}; '{self.again}' "
+                            "continues", f"as asked{by} (x3d-expand stop)")
 
     def _batch_scale(self, results: list[TrialResult]) -> float:
         """Half the batch for each OOM among ``results``, when the retry policy asks for it."""

@@ -223,3 +223,29 @@ def test_a_gpu_that_breaks_two_trials_is_taken_for_faulty_and_one_model_breaking
     said = faulty_gpu([broke("s01-fast"), broke("s01-depth", gpu="4"), broke("s01-width")])
     assert said.startswith("GPU CUDA_VISIBLE_DEVICES=3 on gpu-b broke 2 trials' processes (s01-fast, s01-width: "
                            "CUDA error: an illegal memory access was encountered): likely a faulty GPU")
+
+
+def test_a_stopped_executor_names_the_command_that_goes_on(tmp_path):
+    """Contracted models are trained by `contract --train`, not `resume`: its stops say so."""
+    from expand.config import RetriesConfig
+    from expand.errors import DeviceBroken, StopRequested
+    from expand.run.stop import STOP_FILE
+    from expand.search.executor import TrialExecutor
+    from expand.search.progress import SilentProgress
+
+    def breaks(trial):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    run = RunDir(str(tmp_path / "run"))
+    trial = TrialSpec("contract-0.003", 1, "contract:spatial", ArchSpec(1, 8, 64), 0, 0.003, 10)
+    again = f"x3d-expand contract {run.path} --target-gflops 0.003 --train"
+    executor = TrialExecutor(run, SerialRunner(breaks), RetriesConfig(failed=1), SilentProgress(), again=again)
+    with pytest.raises(DeviceBroken, match=f"'{again}' goes on in a new process"):
+        executor.train([trial])
+    (tmp_path / "run" / STOP_FILE).write_text("{}")
+    with pytest.raises(StopRequested, match=f"'{again}' continues"):
+        TrialExecutor(run, SerialRunner(breaks), RetriesConfig(), SilentProgress(), again=again).train([trial])
+    plain = TrialExecutor(run, SerialRunner(breaks), RetriesConfig(), SilentProgress())
+    (tmp_path / "run" / STOP_FILE).write_text("{}")
+    with pytest.raises(StopRequested, match=f"'x3d-expand resume {run.path}' continues"):
+        plain.train([trial])
