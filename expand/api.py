@@ -17,9 +17,9 @@ from typing import Any, Iterator, Optional, Sequence
 
 from expand.config import DEFAULT_TRIAL_FUNCTION, Experiment, experiment_from_dict
 from expand.errors import ConfigError, InputError
-from expand.config.settings import apply_settings, checked_settings, shown_settings
+from expand.config.settings import apply_settings, checked_settings, shown_settings, touches
 from expand.preflight import (apply_overrides, check_baseline, check_budgets, check_calibration, check_cluster,
-                              check_growth, check_manifests, check_new_run_folder, check_search, data_settings,
+                              check_growth, check_manifests, check_new_run_folder, check_search,
                               load_source_experiment, validate)
 from expand.run import RunDir, RunFileError, RunOrigin, RunState
 
@@ -305,7 +305,7 @@ def resume(run_dir: str, force: bool = False, runner: Optional[str] = None, addr
         source = state.origin.experiment_source
         if source and os.path.isfile(source):
             base = apply_overrides(load_source_experiment(source, stored, state.origin.settings,
-                                                          check_paths=not data_settings(asked)),
+                                                          check_paths=not touches(asked, "data")),
                                    state.origin.overrides)
             edited = diff_keys(stored.to_dict(), base.to_dict())
             if edited and not force:

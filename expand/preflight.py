@@ -43,22 +43,15 @@ def apply_overrides(exp: Experiment, overrides: dict[str, Any]) -> Experiment:
 
 def configured(experiment: str, overrides: dict[str, Any], settings: Optional[dict[str, Any]] = None) -> Experiment:
     """The experiment file, with its ``--set`` settings, then the command's own flags (search keys)."""
-    from expand.config.settings import apply_settings, checked_settings
+    from expand.config.settings import apply_settings, checked_settings, touches
 
     settings = checked_settings(settings)
     for key, value in overrides.items():
         if value is not None and f"search.{key}" in settings:
             raise InputError(f"search.{key}: given twice, by --set and as {key} (a flag or keyword); give it once")
-    return apply_overrides(apply_settings(load_experiment(experiment, check_paths=not data_settings(settings)),
+    # settings that change data.* (a recipe's placeholder root replaced) are checked after they apply
+    return apply_overrides(apply_settings(load_experiment(experiment, check_paths=not touches(settings, "data")),
                                           settings), overrides)
-
-
-def data_settings(settings: dict[str, Any]) -> bool:
-    """Do the settings change ``data.*``? Then the file's own data paths are checked after them
-    (``--set data.root=/mnt/k400`` is how a recipe's placeholder root is replaced)."""
-    from expand.config.settings import touches
-
-    return touches(settings, "data")
 
 
 def settings_line(settings: Optional[dict[str, Any]]) -> list[str]:
@@ -346,13 +339,13 @@ def load_source_experiment(source: str, stored: Experiment, settings: Optional[d
                            check_paths: bool = True) -> Experiment:
     """The experiment file a run was started from, as it is now, with the run's ``--set``; a dataset
     that moved is said so. ``check_paths=False``: this resume's own ``--set data.*`` comes next."""
-    from expand.config.settings import apply_settings
+    from expand.config.settings import apply_settings, touches
 
     settings = settings or {}
-    check = check_paths and not data_settings(settings)
+    check = check_paths and not touches(settings, "data")
     try:
         return apply_settings(load_experiment(source, check_paths=check), settings,
-                              check_paths=check_paths and data_settings(settings))
+                              check_paths=check_paths and touches(settings, "data"))
     except ConfigError as exc:
         if stored.data.root and not os.path.isdir(stored.data.root):
             raise ConfigError(f"{exc}; moved the dataset? resume with --set data.root=WHERE_IT_IS_NOW "

@@ -264,10 +264,9 @@ def render_run(run_dir: str, fmt: str = "table") -> str:
 
         if fmt == "json":
             return json_line(clean_nans({"run": os.path.abspath(run_dir), **state, "cost": cost(run_dir)}))
-        text = render_calibration(state, fmt)
-        if fmt != "csv" and _settings_lines(state):  # the schedule may be a --set one
-            settings = "\n".join(_settings_lines(state))
-            text = f"{'% ' if fmt == 'latex' else ''}{settings}\n{text}"
+        text, settings = render_calibration(state, fmt), _settings_lines(state)
+        if fmt != "csv" and settings:  # the schedule may be a --set one
+            text = f"{'% ' if fmt == 'latex' else ''}{settings[0]}\n{text}"
         return text
     rows = step_rows(run_dir)
     contractions = saved_contractions(RunDir(run_dir), state.get("path", []))

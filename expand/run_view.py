@@ -244,7 +244,7 @@ class Run:
             raise InputError(f"export: format must be one of {', '.join(FORMATS)}, got {format!r}")
         if step is not None and budget is not None:
             raise InputError("export: give step or budget, not both")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral)):
+        if not _a_step(step):
             raise InputError(f"export: step must be an integer, got {step!r}")
         return export_run(self.folder, step=step, target_gflops=None if budget is None else check_gflops(
             budget, "budget"), fmt=format)
@@ -254,7 +254,7 @@ class Run:
         """The spec a :meth:`model` call means, and the trial that trained it (None: never trained)."""
         if sum(x is not None for x in (step, budget, trial)) > 1:
             raise InputError("model: give at most one of step, budget and trial")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral)):
+        if not _a_step(step):
             raise InputError(f"step: must be an integer (0 = the basis), got {step!r}")
         if budget is not None:
             from expand.preflight import check_gflops
@@ -328,6 +328,11 @@ class Run:
     def _trained_top1(self) -> dict[str, float]:
         t = self.trials
         return {r.trial_id: r.top1_frac for r in t.itertuples() if r.status == "ok"}
+
+
+def _a_step(step: Any) -> bool:
+    """None (not given) or an integer; a bool or a float is a caller's mistake, not step 1."""
+    return step is None or (not isinstance(step, bool) and isinstance(step, numbers.Integral))
 
 
 def load_run(path: str) -> Run:

@@ -78,16 +78,11 @@ def resume_cmd(args: argparse.Namespace) -> int:
 
 
 def stop_cmd(args: argparse.Namespace) -> int:
-    from expand.run.stop import clear_stop, request_stop
+    from expand.run.stop import request_stop, withdraw_stop
 
     run = os.path.abspath(args.run_dir)
     if args.cancel:
-        from expand.errors import InputError
-        from expand.run import RunDir
-
-        if not RunDir(run).exists():
-            raise InputError(f"{run}: not a run folder (no state.json)")
-        withdrawn = clear_stop(run)
+        withdrawn = withdraw_stop(run)
         print(json_line({"run": run, "withdrawn": withdrawn}) if args.json else f"{run}: " + (
             "stop request withdrawn: the search goes on" if withdrawn else "no stop request to withdraw"))
         return 0

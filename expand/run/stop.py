@@ -25,9 +25,7 @@ def request_stop(run_dir: str) -> str:
     """Ask the process writing ``run_dir`` to stop after its running trials; returns who that is."""
     from expand.fileio import atomic_write
 
-    run = RunDir(run_dir)
-    if not run.exists():
-        raise InputError(f"{run.path}: not a run folder (no state.json)")
+    run = _run(run_dir)
     holder = run.writer()
     if holder is None:
         raise InputError(f"{run.path}: not running (no process writes it): nothing to stop")
@@ -53,6 +51,18 @@ def stop_requested(run_dir: str) -> Optional[dict[str, Any]]:
         return {}
 
 
+def withdraw_stop(run_dir: str) -> bool:
+    """``stop --cancel``: forget a request not yet acted on; True if there was one."""
+    return clear_stop(_run(run_dir).path)
+
+
+def _run(run_dir: str) -> RunDir:
+    run = RunDir(run_dir)
+    if not run.exists():
+        raise InputError(f"{run.path}: not a run folder (no state.json)")
+    return run
+
+
 def clear_stop(run_dir: str) -> bool:
     """Forget a request (a new session starts, or ``stop --cancel``); True if there was one."""
     try:
@@ -62,4 +72,4 @@ def clear_stop(run_dir: str) -> bool:
         return False
 
 
-__all__ = ["STOP_FILE", "clear_stop", "request_stop", "stop_requested"]
+__all__ = ["STOP_FILE", "clear_stop", "request_stop", "stop_requested", "withdraw_stop"]

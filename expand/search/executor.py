@@ -14,20 +14,10 @@ from expand.config import RetriesConfig
 from expand.errors import DeviceBroken, DiskUnwritable, NodeLost, StopRequested, disk_fix
 from expand.run.stop import clear_stop, stop_requested
 from expand.search.progress import Progress
-from expand.search.runners import Runner
+from expand.search.runners import Runner, takes
 from expand.search.time_limits import TimeLimits
 from expand.run import RunDir, TrialRecord, latest_by_trial
 from expand.search.trial import TrialResult, TrialSpec
-
-
-def _takes(runner: Runner, keyword: str) -> bool:
-    """Does the runner's ``run`` take ``keyword`` (a registered runner may predate it)?"""
-    import inspect
-
-    try:
-        return keyword in inspect.signature(runner.run).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 class TrialExecutor:
@@ -128,9 +118,9 @@ class TrialExecutor:
 
             try:
                 extra: dict[str, Any] = {}
-                if _takes(self.runner, "on_progress"):  # (a registered runner from before live progress)
+                if takes(self.runner, "on_progress"):  # (a registered runner from before live progress)
                     extra["on_progress"] = self.progress.trial_progress
-                if _takes(self.runner, "should_stop"):  # x3d-expand stop: queued trials do not start
+                if takes(self.runner, "should_stop"):  # x3d-expand stop: queued trials do not start
                     extra["should_stop"] = lambda: stop_requested(self.run_dir.path) is not None
                 self.runner.run(todo, record, **extra)
             except DeviceBroken as exc:  # the serial runner's process: what to do, with this run's path

@@ -267,6 +267,16 @@ class RayRunner:
                 ray_session.forget(self._run_path)
 
 
+def takes(runner: Any, keyword: str) -> bool:
+    """Does the runner's ``run`` take ``keyword`` (a registered runner may predate it)?"""
+    import inspect
+
+    try:
+        return keyword in inspect.signature(runner.run).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def trials_at_once(cpus: float, gpus: float, cpus_per_trial: float, gpus_per_trial: float,
                    max_concurrent: Optional[int] = None) -> int:
     """Trials a cluster of ``cpus`` and ``gpus`` runs side by side (at least one): the Ray runner's
@@ -340,14 +350,9 @@ class LazyRunner:
 
     def run(self, trials: Sequence[TrialSpec], on_result: OnResult,
             on_progress: Optional[OnProgress] = None, should_stop: Optional[Callable[[], bool]] = None) -> None:
-        import inspect
-
         inner = self._get()
-        try:  # a registered runner may predate should_stop
-            takes = "should_stop" in inspect.signature(inner.run).parameters
-        except (TypeError, ValueError):
-            takes = False
-        inner.run(trials, on_result, on_progress=on_progress, **({"should_stop": should_stop} if takes else {}))
+        inner.run(trials, on_result, on_progress=on_progress,
+                  **({"should_stop": should_stop} if takes(inner, "should_stop") else {}))
 
     def close(self) -> None:
         if self._runner is not None:
