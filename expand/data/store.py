@@ -143,7 +143,19 @@ def write_h264(path: str, frames: Iterator[np.ndarray], fps: float, gop: int = 1
     """
     from expand.data.synth import write_video_stream
 
-    return write_video_stream(path, frames, fps, gop=gop, crf=crf, exact=False)
+    return write_video_stream(path, _encodable(frames), fps, gop=gop, crf=crf, exact=False)
+
+
+def _encodable(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """The frames, after a check that 4:2:0 can hold them: a video 1 pixel wide is that video's
+    error (skipped, as an undecodable one is), not an exception that ends a search."""
+    from expand.data.video import VideoError
+
+    for k, img in enumerate(frames):
+        if k == 0 and min(img.shape[:2]) < 2:
+            raise VideoError(f"frames of {img.shape[1]}x{img.shape[0]} pixels are too small for the h264 "
+                             "frame cache (4:2:0 needs 2x2); data.cache.format: jpeg stores them")
+        yield img
 
 
 class VideoFrames:

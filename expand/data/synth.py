@@ -147,8 +147,10 @@ def rgb_to_yuv420p(img: np.ndarray) -> np.ndarray:
     r2, g2, b2 = q[..., 0], q[..., 1], q[..., 2]
     u = ((-38 * r2 - 74 * g2 + 112 * b2 + 128) >> 8) + 128
     v = ((112 * r2 - 94 * g2 - 18 * b2 + 128) >> 8) + 128
-    planes = [y.astype(np.uint8), u.astype(np.uint8).reshape(h // 4, w), v.astype(np.uint8).reshape(h // 4, w)]
-    return np.concatenate(planes, axis=0)
+    # PyAV reads the three planes back to back from the flat buffer: the chroma planes are
+    # (H/2)*(W/2) values each, which fill whole rows of W only when H is a multiple of 4
+    planes = [y.astype(np.uint8).ravel(), u.astype(np.uint8).ravel(), v.astype(np.uint8).ravel()]
+    return np.concatenate(planes).reshape(h * 3 // 2, w)
 
 
 def write_video(path: str, frames: np.ndarray, fps: float, codec: str = "libx264", gop: int | None = None,

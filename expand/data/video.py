@@ -56,10 +56,17 @@ def _undecodable(exc: BaseException) -> VideoError:
     return VideoError(f"undecodable: {type(exc).__name__}: {str(exc)[:120]}")
 
 
-def _ffmpeg_errors() -> tuple[type[BaseException], ...]:
-    import av
+_ERRORS: tuple[type[BaseException], ...] = ()
 
-    return (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError)
+
+def _ffmpeg_errors() -> tuple[type[BaseException], ...]:
+    # kept once imported: a reader's generator closed at interpreter exit cannot import any more
+    global _ERRORS
+    if not _ERRORS:
+        import av
+
+        _ERRORS = (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError)
+    return _ERRORS
 
 
 def _open(path: str):

@@ -90,3 +90,39 @@ def test_a_store_write_on_a_full_disk_names_the_entry_and_leaves_no_temp_file(tm
         cache_module.write_store(str(entry), "npy", iter([]), 10.0, 75)
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(entry)
     assert os.listdir(tmp_path) == []
+
+
+def _encode_exact_size(path, width, height, n=12):
+    """A real H.264 video of any size (yuv444p takes odd sides; write_video crops them to even)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
+        for k in range(n):
+            img = np.full((height, width, 3), 10 + 15 * k, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return str(path)
+
+
+def test_an_odd_sized_video_is_stored_cropped_to_even_sides(tmp_path):
+    # 97x63 (a height of 4n+2 once cropped) ended a search with "internal error: ValueError:
+    # cannot reshape array of size 1488 into shape (15,96)" while the cache was built
+    video = _encode_exact_size(tmp_path / "odd dims.mp4", 97, 63)
+    entry = FrameCache(str(tmp_path / "cache"), 30.0, 128, "h264").build_one(video)
+    assert entry.error == ""
+    clip = entry.frames.read([0, 11])
+    assert clip.shape == (2, 62, 96, 3)
+    assert abs(int(clip[1].mean()) - (10 + 15 * 11)) <= 3  # the last frame's grey, not a garbled plane
+
+
+def test_a_video_too_thin_for_the_h264_cache_is_that_videos_error_not_the_searchs(tmp_path):
+    video = _encode_exact_size(tmp_path / "thin.mp4", 1, 64)
+    cache = FrameCache(str(tmp_path / "cache"), 30.0, 64, "h264")
+    assert cache.build([video]) == {video: cache.get(video).error}
+    assert "too small for the h264 frame cache" in cache.get(video).error  # recorded: not decoded again
+    assert FrameCache(str(tmp_path / "cache"), 30.0, 64, "jpeg").build_one(video).frames.read([0]).shape == (1, 64, 1, 3)

@@ -95,6 +95,23 @@ def test_yuv_conversion_matches_ffmpeg_within_its_filtering():
     assert np.abs(ours[48:] - theirs[48:]).mean() < 2  # chroma: a box vs FFmpeg's filter
 
 
+@pytest.mark.parametrize("height, width", [(62, 96), (46, 30), (2, 2)])
+def test_yuv_conversion_takes_heights_that_are_not_a_multiple_of_4(height, width):
+    # a 97x63 video is stored cropped to 96x62: its chroma planes (31x48 each) do not fill whole
+    # rows of 96, and the conversion failed ("cannot reshape array of size 1488 into shape (15,96)")
+    import av
+
+    from expand.data.synth import rgb_to_yuv420p
+
+    blocks = np.random.default_rng(0).integers(40, 216, (height // 2, width // 2, 3), dtype=np.uint8)
+    img = blocks.repeat(2, axis=0).repeat(2, axis=1)  # one colour per 2x2 block: 4:2:0 keeps it exactly
+    ours = rgb_to_yuv420p(img)
+    theirs = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    assert ours.shape == theirs.shape == (height * 3 // 2, width)
+    back = av.VideoFrame.from_ndarray(ours, format="yuv420p").to_ndarray(format="rgb24").astype(int)
+    assert np.abs(back - img).max() <= 6  # the planes are where PyAV reads them: the colours come back
+
+
 @pytest.mark.parametrize("kw, msg", [
     (dict(size=8), "--size"), (dict(size=49), "--size"), (dict(frames=1), "--frames"),
     (dict(size=100000), "--size: at most 1024"),  # was an internal MemoryError (149 GiB of grid)
