@@ -70,6 +70,12 @@ def check_cmd(args: argparse.Namespace) -> int:
                   f"{r['videos_per_class_min']}-{r['videos_per_class_max']} readable videos per class")
         for path, reason in list(bad.items())[:SHOWN_SKIPS]:
             print(f"  skip {path}: {reason}")
+        cut = {path: res["cut_off"] for path, res in results.items() if res.get("cut_off")}
+        if cut:
+            print(f"  {len(cut)} video(s) cut off (an interrupted download?): trials read them as far as "
+                  "they decode; e.g.")
+            for path, what in list(cut.items())[:SHOWN_SKIPS // 4]:
+                print(f"    {path}: {what}")
         if len(bad) > SHOWN_SKIPS:
             totals: dict[str, int] = {}
             for reason in bad.values():

@@ -130,14 +130,22 @@ class ClipDataset(Dataset):
                 hflip=self.data.hflip, mean=self.data.mean, std=self.data.std, views=views, n_crops=crops,
             )
 
+        def clip_of_item() -> list[torch.Tensor]:
+            frames = self._frames(item)
+            listed = len(frames)
+            clips = clips_of(frames)
+            # a video read with the cache off that turned out shorter than its container lists (a
+            # cut-off download) is clamped past its end: the clip is drawn again from what is there
+            return clips if len(frames) == listed else clips_of(frames)
+
         try:
-            clips = clips_of(self._frames(item))
+            clips = clip_of_item()
         except Exception as exc:  # noqa: BLE001 - an entry that opened but reads back wrong
             if self.cache is None or isinstance(exc, DataError):
                 raise
             self._open.pop(item.path, None)
             self.cache.discard(item.path, exc)
-            clips = clips_of(self._frames(item))  # decoded again (the same clip); a second failure is raised
+            clips = clip_of_item()  # decoded again (the same clip); a second failure is raised
         x = clips[0] if self.mode == "train" else torch.stack(clips)
         return x, item.label
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
@@ -157,6 +157,8 @@ class VideoReader:
             self._used = True
         self.info = info
         self.size = target_size(info.width, info.height, short_side)
+        self.truncated = False  # read as shorter than its container lists (see read)
+        self._cut = False
 
     def __getstate__(self) -> dict:
         return {"path": self.path, "fps": self.fps, "short_side": self.short_side, "info": self.info,
@@ -231,7 +233,7 @@ class VideoReader:
                 self._used = True
                 k = first
                 prev, prev_t = None, None
-                for frame in container.decode(stream):
+                for frame in self._decode_to_cut(container, stream):
                     t = _time(frame, stream)
                     if t is None:
                         continue
@@ -249,6 +251,12 @@ class VideoReader:
                     prev, prev_t = frame, t
                 if prev is None:
                     raise VideoError("no decodable frames")
+                if self._cut:  # the decoder cannot go on from here: the next read reopens
+                    self._cut = False
+                    self.close()
+                # the stream ended (or was cut off) here: a container that lists more frames (its
+                # index kept after a cut, or its duration counted the audio) is read this short
+                self._shorten(int(math.floor(prev_t * fps + _EPS)) + 1)
                 end = last if last is not None else int(math.floor(prev_t * fps + _EPS))
                 image = None
                 while k <= end:  # the last source frame covers the rest (or the clamp past the end)
@@ -260,17 +268,83 @@ class VideoReader:
             if stats is not None:
                 stats["decoded"] = stats.get("decoded", 0) + decoded
 
+    def _decode_to_cut(self, container, stream) -> Iterator:
+        """The decoded frames, where an error after at least one of them ends the video (sets ``_cut``).
+
+        A download cut off mid-file keeps its whole index: the container lists every frame and
+        decoding fails at the cut (FFmpeg's threaded decoder hides this; a one-thread one raises).
+        """
+        frames = container.decode(stream)
+        got_one = False
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                return
+            except _ffmpeg_errors():
+                if not got_one:
+                    raise
+                self._cut = True
+                return
+            got_one = True
+            yield frame
+
+    def _shorten(self, frames: int) -> bool:
+        """Read the video as ``frames`` long from now on, if that is shorter than its container says."""
+        if not 0 < frames < len(self):
+            return False
+        self.info = replace(self.info, last=(frames - 1) / self.fps)
+        self.truncated = True
+        return True
+
     def read(self, indices: Sequence[int], stats: Optional[dict] = None) -> np.ndarray:
-        """The output frames ``indices`` (any order, repeats allowed) as uint8 (len, H, W, 3): one clip's memory."""
+        """The output frames ``indices`` (any order, repeats allowed) as uint8 (len, H, W, 3): one clip's memory.
+
+        A video that decodes to fewer frames than its container lists (a cut-off download) is
+        read as the shorter video it is: its length becomes what decodes and a clip past it is
+        clamped, as a short video's is. ``len()`` then says so: a sampler draws its next clip there.
+        """
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size == 0:
             raise ValueError("no frame indices")
+        try:
+            return self._read(idx, stats)
+        except VideoError:  # the seek landed past the cut: nothing decodes from there
+            if not self._shorten(decodable_frames(self.path, self.fps, self.info)):
+                raise
+            return self._read(np.minimum(idx, len(self) - 1), stats)
+
+    def _read(self, idx: np.ndarray, stats: Optional[dict]) -> np.ndarray:
         wanted = set(int(i) for i in idx)
         got = {k: image for k, image in self.frames(int(idx.min()), int(idx.max()), wanted, stats)}
         return np.stack([got[int(i)] for i in idx])
 
     def __len__(self) -> int:
         return self.info.frames_at(self.fps)
+
+
+_DECODABLE: dict[tuple, int] = {}  # (path, size, mtime, fps) -> frames: one full decode per cut-off video
+
+
+def decodable_frames(path: str, fps: float, info: Optional[VideoInfo] = None) -> int:
+    """Output frames at ``fps`` that decode, read from the start as a clip is (0: none).
+
+    Decodes the whole video (no pixels converted), so it is only asked of a video whose read
+    failed; remembered per process (a loader worker meets the same cut-off video every epoch).
+    """
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns, fps)
+    if key not in _DECODABLE:
+        reader = VideoReader(path, fps, info=info)
+        try:
+            for _ in reader.frames(0, wanted=set()):
+                pass
+            _DECODABLE[key] = len(reader)
+        except VideoError:
+            _DECODABLE[key] = 0
+        finally:
+            reader.close()
+    return _DECODABLE[key]
 
 
 def iter_frames(path: str, fps: float = 30.0, short_side: Optional[int] = None, first: int = 0,
@@ -307,9 +381,13 @@ def check_video(path: str) -> dict:
     try:
         with container:
             packets = sum(1 for p in container.demux(stream) if p.size)
+            listed = stream.frames  # read while the container is open
     except _ffmpeg_errors() as exc:
         raise _undecodable(exc) from None
     if packets == 0:
         raise VideoError("no video packets")
-    return {"frames_at_30fps": info.frames_at(30.0), "height": info.height, "width": info.width,
-            "fps": round(info.src_fps, 3), "seconds": round(info.last + 1 / info.src_fps, 3)}
+    facts = {"frames_at_30fps": info.frames_at(30.0), "height": info.height, "width": info.width,
+             "fps": round(info.src_fps, 3), "seconds": round(info.last + 1 / info.src_fps, 3)}
+    if listed and packets < listed:  # a cut-off download: its index lists frames it lacks
+        facts["cut_off"] = f"{packets} of the {listed} frames its container lists are in the file"
+    return facts

@@ -2,6 +2,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from expand.data import checks
 
@@ -52,6 +53,23 @@ def test_with_the_cache_off_a_trial_never_decodes_whole_videos(tmp_path, make_vi
     ds = ClipDataset(train, None, data, 4, 2, 32, "train", 0)
     x, _ = ds[1]
     assert x.shape == (3, 4, 32, 32)
+
+
+def test_a_cut_off_video_with_the_cache_off_gives_clips_from_the_frames_it_has(tmp_path):
+    from expand.config import DataConfig
+    from expand.data.dataset import ClipDataset
+    from expand.data.manifest import Item
+    from expand.data.video import decode_video
+    from tests.data.test_video import cut_off_video
+
+    path = cut_off_video(tmp_path)
+    whole = len(decode_video(path))
+    data = DataConfig(root=str(tmp_path), num_classes=2, cache="off", hflip=False, jitter=[1.0, 1.0])
+    ds = ClipDataset([Item(path, 0)], None, data, 4, 2, 32, "train", 0)
+    clips = [ds[(epoch, 0)][0] for epoch in range(6)]  # failed before: a clip past the cut
+    assert len(ds._open[path]) == whole
+    # drawn again from what is there: moving noise, so no clip is four copies of one frame
+    assert all(not torch.equal(x[:, 0], x[:, 3]) for x in clips)
 
 
 def _dataset(tmp_path, make_video):

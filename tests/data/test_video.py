@@ -44,6 +44,53 @@ def test_truncated_and_missing_files(make_video, tmp_path):
         decode_video(str(tmp_path / "nope.mp4"))
 
 
+def cut_off_video(tmp_path, n=150, keep=3):
+    """A real download cut off mid-file: an mp4 with its index in front (faststart), so the
+    container still lists all ``n`` frames while a ``keep``-th of the bytes is there."""
+    import av
+
+    path = tmp_path / "whole.mp4"
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"x264-params": "keyint=16:min-keyint=16:scenecut=0"}  # the cache's GOP: seeks land past the cut
+        for img in textured_frames(n):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // keep])
+    return str(cut)
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_a_cut_off_video_is_read_as_the_shorter_video_it_is(tmp_path, threads):
+    # its index lists 150 frames, a third of them are there: a clip past the cut failed every trial
+    # with the cache off ("undecodable: InvalidDataError ... avcodec_send_packet()"), or with
+    # FFmpeg's threads read as frozen copies of the last frame
+    from expand.data.video import VideoReader
+
+    path = cut_off_video(tmp_path)
+    whole = decode_video(path)
+    assert 10 < len(whole) < 100
+    reader = VideoReader(path, 30.0, threads=threads)
+    assert len(reader) == 150 and not reader.truncated
+    clip = reader.read([100, 120, 140])
+    assert reader.truncated and len(reader) == len(whole)  # what a sampler draws from next
+    assert (clip == whole[-1]).all()  # clamped, as a short video is
+    assert np.array_equal(reader.read([3, 9]), whole[[3, 9]])  # and reads on after it
+
+
+def test_check_video_says_a_video_is_cut_off(tmp_path, make_video):
+    from expand.data.video import check_video
+
+    assert "cut_off" not in check_video(make_video("whole.mp4", n=30))
+    assert check_video(cut_off_video(tmp_path))["cut_off"].endswith("of the 150 frames its container lists are in the file")
+
+
 def textured_frames(n, size=64, seed=0):
     """Moving noise: every frame differs everywhere, so a wrong frame or a drifted decode shows."""
     rng = np.random.default_rng(seed)
