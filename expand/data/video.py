@@ -273,7 +273,10 @@ class VideoReader:
 
         A download cut off mid-file keeps its whole index: the container lists every frame and
         decoding fails at the cut (FFmpeg's threaded decoder hides this; a one-thread one raises).
+        Only bad data ends it: a read error (EIO on a network mount) is not taken for the video's end.
         """
+        import av
+
         frames = container.decode(stream)
         got_one = False
         while True:
@@ -281,7 +284,7 @@ class VideoReader:
                 frame = next(frames)
             except StopIteration:
                 return
-            except _ffmpeg_errors():
+            except (av.error.InvalidDataError, av.error.EOFError):
                 if not got_one:
                     raise
                 self._cut = True

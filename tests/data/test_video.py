@@ -84,6 +84,31 @@ def test_a_cut_off_video_is_read_as_the_shorter_video_it_is(tmp_path, threads):
     assert np.array_equal(reader.read([3, 9]), whole[[3, 9]])  # and reads on after it
 
 
+def test_only_bad_data_ends_a_video_early_not_a_read_error(make_video):
+    # an EIO from a network mount mid-clip must stay an error (the attempt fails and is retried),
+    # not be taken for a cut and read as a shorter video from then on
+    import errno
+
+    import av
+
+    from expand.data.video import VideoReader
+
+    reader = VideoReader(make_video("v.mp4", n=30), 30.0)
+
+    class Failing:
+        def __init__(self, error):
+            self.error = error
+
+        def decode(self, stream):
+            yield "a frame"
+            raise self.error
+
+    frames = reader._decode_to_cut(Failing(av.error.InvalidDataError(errno.EINVAL, "bad data")), None)
+    assert list(frames) == ["a frame"] and reader._cut
+    with pytest.raises(OSError, match="Input/output error"):
+        list(reader._decode_to_cut(Failing(av.error.OSError(errno.EIO, "Input/output error")), None))
+
+
 def test_check_video_says_a_video_is_cut_off(tmp_path, make_video):
     from expand.data.video import check_video
 
