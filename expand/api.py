@@ -130,7 +130,11 @@ def trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: b
         log.line("note: an earlier 'x3d-expand stop' request was cleared (this session was started after it)")
     for line in notes:
         log.line(line)
-    progress = TeeProgress(make_progress(quiet), log)
+    from expand.run.notify import Notifier, notify_command
+
+    hook = notify_command()
+    notifier = Notifier(hook, run.path, log.line) if hook else None
+    progress = TeeProgress(make_progress(quiet), log, *([notifier] if notifier else []))
 
     def start() -> Any:
         from expand.search.runners import RayRunner
@@ -167,8 +171,14 @@ def trial_session(exp: Experiment, run: RunDir, address: Optional[str], quiet: b
         finally:
             runner.close()
         log.ended()
+        if notifier:
+            notifier.ended(what)
     except BaseException as exc:
         log.stopped(exc)
+        if notifier:
+            from expand.search.progress_log import stop_line
+
+            notifier.stopped(stop_line(exc))
         raise
     finally:
         progress.close()

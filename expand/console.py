@@ -116,6 +116,8 @@ def phase(label: str, say: Optional[Callable[[str], None]] = None, heartbeat_s: 
             return
         spoke.set()
         say(f"  ... {label}")
+        if every <= 0:  # no "still" lines (a wait of 0 would spin, taking a core from the work)
+            return
         while not done.wait(every):
             say(f"  ... still {label} ({format_seconds(time.perf_counter() - start)})")
 

@@ -16,6 +16,15 @@ def test_a_slow_phase_says_it_started_is_still_running_and_how_long_it_took():
     assert lines[-1].startswith("  ... counting FLOPs: done in 0.")
 
 
+def test_a_phase_with_no_heartbeat_says_it_started_and_ended_and_does_not_spin():
+    # heartbeat 0 (a sink with no ticker) was a wait(0) loop: a core spun saying "still ..." for
+    # as long as the phase ran (a first notifier sink made a 12 s FLOP count take 214 s)
+    lines = []
+    with phase("counting FLOPs", say=lines.append, heartbeat_s=0, quiet_s=0.01):
+        time.sleep(0.2)
+    assert lines[0] == "  ... counting FLOPs" and len(lines) == 2 and "done in" in lines[1]
+
+
 def test_a_quick_phase_prints_nothing():
     lines = []
     with phase("cached", say=lines.append, heartbeat_s=0.1, quiet_s=0.5):

@@ -79,23 +79,26 @@ class RunLog(ConsoleProgress):
 
     def stopped(self, exc: BaseException) -> None:
         """Why the command ended without finishing, as the log's last word (the screen's line is on stderr)."""
-        signum = getattr(exc, "signum", None)  # the CLI's Terminated: SIGTERM or SIGHUP
-        if isinstance(signum, int):
-            import signal
-
-            self._print(f"stopped: {signal.Signals(signum).name}")
-            return
-        if isinstance(exc, StopRequested):
-            self._print(f"stopped: {exc.why}")
-            return
-        first = (str(exc).splitlines() or [""])[0]
-        self._print(f"stopped: {type(exc).__name__}{': ' + first if first else ''}")
+        self._print(stop_line(exc))
 
     def close(self) -> None:
         super().close()
         if self.out is not None and self.out is not sys.stdout:
             with contextlib.suppress(OSError):
                 self.out.close()
+
+
+def stop_line(exc: BaseException) -> str:
+    """``stopped: <why>``, the one line that says why a command ended without finishing."""
+    signum = getattr(exc, "signum", None)  # the CLI's Terminated: SIGTERM or SIGHUP
+    if isinstance(signum, int):
+        import signal
+
+        return f"stopped: {signal.Signals(signum).name}"
+    if isinstance(exc, StopRequested):
+        return f"stopped: {exc.why}"
+    first = (str(exc).splitlines() or [""])[0]
+    return f"stopped: {type(exc).__name__}{': ' + first if first else ''}"
 
 
 def _to_each(name: str) -> Any:
@@ -135,4 +138,4 @@ class TeeProgress(SilentProgress):
             sink.close()
 
 
-__all__ = ["LOG_FILE", "RunLog", "TeeProgress"]
+__all__ = ["LOG_FILE", "RunLog", "TeeProgress", "stop_line"]
