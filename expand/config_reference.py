@@ -44,7 +44,7 @@ MEANINGS: dict[str, str] = {
     "data.train_clips_per_video": "Random clips drawn from each training video per epoch (more distinct clips "
                                   "from a small set of long videos), 1-100.",
     "data.val_crops": "Spatial crops per validation clip: 1 (centre) or 3.",
-    "data.cache": "Frame cache folder: `auto` (`<root>/.x3d-frame-cache`), a path (relative to the experiment "
+    "data.cache": "Frame cache folder: `auto` (`<root>/.x3d-frame-cache`; a dataset on a read-only mount needs a path), a path (relative to the experiment "
                   "file, like `data.root`), or `off` (decode videos in "
                   "every trial). Build it once with `x3d-expand data cache`.",
     "data.cache_format": "How the cache stores frames: `h264` (short-GOP re-encode, ~2x the source's bytes), "

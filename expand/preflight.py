@@ -223,6 +223,31 @@ def check_cluster(exp: Experiment, address: Optional[str]) -> None:
                               f"({no_cuda_reason()}); set it to 0 to train on the CPU")
 
 
+def check_cache_folder(exp: Experiment, address: Optional[str]) -> None:
+    """The frame cache's folder can be made, when the trials run on this machine: exit 2 before the
+    run folder is written, and at ``--check``.
+
+    A shared dataset is often on a read-only mount, and ``data.cache: auto`` puts the cache in the
+    dataset's folder: the search went on to fail its first trial. An existing folder is left to
+    the trials (a cache built once by someone who could write it is read, not written). On a
+    cluster (``--address``) each node says for itself, before any trial (node_cache).
+    """
+    if address or os.environ.get("RAY_ADDRESS") or exp.data.cache == "off" or not exp.data.root:
+        return
+    from expand.data.cache import default_cache_dir
+
+    folder = os.path.abspath(default_cache_dir(exp.data.root) if exp.data.cache == "auto" else exp.data.cache)
+    existing = folder
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if existing != folder and os.path.isdir(existing) and not os.access(existing, os.W_OK | os.X_OK):
+        where = "auto keeps the frame cache in the dataset's folder: " if exp.data.cache == "auto" else ""
+        raise ConfigError(f"{exp.source or 'experiment'}: data.cache: {where}cannot create {folder}: {existing} "
+                          "cannot be written here (a read-only mount?); give data.cache a folder this machine "
+                          "can write (--set data.cache=/scratch/x3d-frames), or off to decode the videos as "
+                          "trials read them")
+
+
 def _check_new(exp: Experiment, address: Optional[str], out: Optional[str],
                max_gflops: Optional[float] = None) -> list[str]:
     """The checks every new run shares (data, budgets, cluster, --out); what ``validate`` says."""
@@ -230,6 +255,7 @@ def _check_new(exp: Experiment, address: Optional[str], out: Optional[str],
 
     lines = validate(exp, ComplexityCounter(), max_gflops)
     check_cluster(exp, address)
+    check_cache_folder(exp, address)
     if out is not None:  # a new run folder takes its lock first, then these (api.new_run)
         run = RunDir(out)
         check_new_run_folder(run)

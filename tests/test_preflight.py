@@ -107,3 +107,36 @@ def test_resume_with_the_serial_runner_leaves_the_cluster_the_run_was_started_on
     assert main(["resume", str(run), "--runner", "serial", "--quiet"]) == 0, capsys.readouterr().err
     assert main(["resume", str(run), "--runner", "serial", "--address", "auto", "--quiet"]) == 2
     assert "add --runner ray" in capsys.readouterr().err
+
+
+def test_a_cache_folder_that_cannot_be_made_here_is_refused_before_the_run_folder(tmp_path, monkeypatch, capsys):
+    # a dataset on a read-only mount with data.cache: auto (os.access says so there, even to root;
+    # a test cannot mount one): the search wrote its folder, then failed its first trial
+    import os
+
+    import yaml
+
+    from expand.cli import main
+    from expand.data.synth import SynthConfig, write_dataset
+
+    data = tmp_path / "data"
+    write_dataset(SynthConfig(str(data), classes=2, videos_per_class=1, val_per_class=1, frames=4, size=32))
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(yaml.safe_dump({"name": "ro", "search_space": "tiny_cpu", "search": {"runner": "serial"},
+                                   "data": {"root": str(data), "num_classes": 2}}))
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if os.path.abspath(path) == str(data)
+                        else real_access(path, mode))
+    for extra in (["--check"], []):
+        assert main(["search", str(exp), "--out", str(tmp_path / "run"), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith(f"data.cache: auto keeps the frame cache in the dataset's folder: cannot create "
+                            f"{data}/.x3d-frame-cache: {data} cannot be written here (a read-only mount?); give "
+                            "data.cache a folder this machine can write (--set data.cache=/scratch/x3d-frames), "
+                            "or off to decode the videos as trials read them") and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+    # what the message says to do
+    cache = tmp_path / "scratch" / "frames"
+    assert main(["search", str(exp), "--out", str(tmp_path / "run"), "--check", "--set", f"data.cache={cache}"]) == 0
+    os.makedirs(data / ".x3d-frame-cache")  # a cache someone built where they could write: read, not refused
+    assert main(["search", str(exp), "--out", str(tmp_path / "run"), "--check"]) == 0

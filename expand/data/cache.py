@@ -55,7 +55,9 @@ class FrameCache:
         except OSError as exc:  # a parent that is a file, no permission, a read-only mount
             from expand.errors import DataError
 
-            raise DataError(f"data.cache: cannot create the cache folder {self.directory}: {exc.strerror}") from None
+            raise DataError(f"data.cache: cannot create the cache folder {self.directory}: {exc.strerror}; give "
+                            "data.cache a folder this machine can write (--set data.cache=/scratch/x3d-frames), "
+                            "or off to decode the videos as trials read them") from None
 
     def key(self, path: str) -> str:
         st = os.stat(path)

@@ -168,7 +168,14 @@ def _groups(marks: dict[str, dict], seen_by: dict[str, list[str]]) -> dict[str, 
 
 
 def _failed(exc: Exception) -> str:
+    exc = _cause(exc)
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _cause(exc: Exception) -> Exception:
+    """The error the node raised, not Ray's wrapper (whose text starts with a coloured ``ray::task()`` line)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, Exception) else exc
 
 
 def build_on_nodes(job: CacheJob, workers: Optional[int] = None,
@@ -194,6 +201,10 @@ def build_on_nodes(job: CacheJob, workers: Optional[int] = None,
     try:
         marks = on_each(nodes, mark, lambda n: (job, n["NodeID"]))
         note_failures(marks, "cannot open its cache folder")
+        # a folder the node cannot make (a dataset on a read-only mount, with data.cache: auto) fails
+        # each of its trials as it opens the data: refused as a full disk is, before any trial
+        unusable = [f"{_cause(m)} (node {node_id[:8]})" for node_id, m in marks.items()
+                    if isinstance(_cause(m), DataError)]
         for node_id, m in marks.items():
             if not isinstance(m, Exception):
                 r = reports[node_id]
@@ -221,8 +232,8 @@ def build_on_nodes(job: CacheJob, workers: Optional[int] = None,
         _say_built([reports[n["NodeID"]] for n in nodes], say)
     finally:
         on_each(nodes, unmark, lambda n: (job, n["NodeID"]), timeout=60)
-    if refused:
-        raise DataError("; ".join(refused))
+    if refused or unusable:
+        raise DataError("; ".join(unusable + refused))
     return [reports[n["NodeID"]] for n in nodes]
 
 

@@ -222,6 +222,19 @@ def test_a_node_gone_before_its_task_is_named_and_the_others_build_everything(da
     assert reports[live[0]["NodeID"]].built == 5 and len(_entries(tmp_path / "cache2")) == 5
 
 
+def test_a_cache_folder_a_node_cannot_make_is_refused_before_any_trial_in_the_nodes_words(dataset, tmp_path,
+                                                                                           ray_cluster):
+    # a dataset on a read-only mount with data.cache: auto: the search went on to fail every trial
+    # ("make it writable, then resume"), after a note that quoted Ray's coloured task wrapper.
+    # /proc takes no folder, even from root (a read-only mount cannot be made in a test)
+    job = _job(dataset, tmp_path, cache="/proc/x3d-expand-test/cache")
+    with pytest.raises(DataError) as caught:
+        node_cache.build_on_nodes(job, workers=1, say=lambda line: None, progress=False)
+    message = str(caught.value)
+    assert message.startswith("data.cache: cannot create the cache folder /proc/x3d-expand-test/cache: ")
+    assert "--set data.cache=" in message and "(node " in message and "ray::" not in message
+
+
 def test_a_serial_search_in_a_process_with_ray_up_builds_here_not_on_the_ray_nodes(dataset, tmp_path, capsys,
                                                                                    ray_cluster):
     """Its trials run in this process: the cache they read is this machine's (a notebook's Ray
