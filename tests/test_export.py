@@ -201,7 +201,8 @@ def test_export_of_a_folder_dataset_run_prints_a_command_with_its_manifests(orac
     shutil.copytree(oracle_run, run)
     _folder_dataset(tmp_path / "d", ["x y", "z"])
     config = yaml.safe_load((run / "config.yaml").read_text())
-    config["data"].update({"format": "folder", "root": str(tmp_path / "d"), "train": "train", "val": "val"})
+    config["data"].update({"format": "folder", "root": str(tmp_path / "d"), "train": "train", "val": "val",
+                           "num_classes": 2})
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     assert main(["export", str(run), "--step", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

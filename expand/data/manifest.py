@@ -185,14 +185,22 @@ def split_items(data, split: str) -> list[Item]:
     return train
 
 
+def _class_count(where: str, found: str, source: str, n: int, data) -> str:
+    """Why a named-class dataset and ``num_classes`` disagree. More outputs than classes was
+    accepted: a recipe's 101 kept for a 10-class folder trained 91 logits no video has (and the
+    head's size, its FLOPs and chance level were not the dataset's)."""
+    return (f"{where}: {found} but num_classes is {data.num_classes}: the class ids come from {source}, "
+            f"so set data.num_classes: {n} (--set data.num_classes={n})")
+
+
 def load_split(data, split: str) -> list[Item]:
     """Items of ``split`` ('train' or 'val') of an experiment's DataConfig."""
     where = os.path.join(data.root, getattr(data, split))
     if data.format == "folder":
         classes = None if split == "train" else class_names(data)
         items, classes = read_folder_dataset(where, classes)
-        if len(classes) > data.num_classes:
-            raise DataError(f"{where}: {len(classes)} class folders but num_classes is {data.num_classes}")
+        if len(classes) != data.num_classes:
+            raise DataError(_class_count(where, f"{len(classes)} class folders", "the folders", len(classes), data))
         return items
     if data.format == "kinetics":
         from expand.data.kinetics import read_kinetics_split
@@ -200,7 +208,7 @@ def load_split(data, split: str) -> list[Item]:
         classes = None if split == "train" else class_names(data)
         videos = os.path.join(data.root, getattr(data, f"{split}_videos"))
         items, classes = read_kinetics_split(where, videos, classes)
-        if len(classes) > data.num_classes:
-            raise DataError(f"{where}: {len(classes)} labels but num_classes is {data.num_classes}")
+        if len(classes) != data.num_classes:
+            raise DataError(_class_count(where, f"{len(classes)} labels", "the label names", len(classes), data))
         return items
     return read_csv_manifest(where, data.separator, data.path_prefix, data.num_classes)

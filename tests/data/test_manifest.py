@@ -1,5 +1,9 @@
 """Seeded, class-stratified subsets of a manifest (issue 15)."""
 
+import dataclasses
+
+import pytest
+
 from expand.data.manifest import Item, class_counts, stratified_subset
 
 
@@ -85,3 +89,20 @@ def test_hidden_folders_and_files_are_not_classes_or_videos(tmp_path):
     items, classes = read_folder_dataset(str(tmp_path))
     assert classes == ["run", "walk"]
     assert items == [Item(str(tmp_path / "run" / "a.mp4"), 0), Item(str(tmp_path / "walk" / "a.mp4"), 1)]
+
+
+@pytest.mark.parametrize("num_classes", [1, 101])
+def test_a_folder_count_other_than_num_classes_is_refused(tmp_path, num_classes):
+    # 101 (the folder recipe's) for a 2-class folder trained 99 logits no video has
+    from expand.config import DataConfig
+    from expand.data.manifest import load_split
+    from expand.errors import DataError
+
+    for cls in ("run", "walk"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        (tmp_path / "train" / cls / "a.mp4").write_bytes(b"")
+    data = DataConfig(format="folder", root=str(tmp_path), train="train", val="val", num_classes=num_classes)
+    with pytest.raises(DataError, match=f"2 class folders but num_classes is {num_classes}: the class ids come "
+                                        r"from the folders, so set data.num_classes: 2 \(--set data.num_classes=2\)"):
+        load_split(data, "train")
+    assert len(load_split(dataclasses.replace(data, num_classes=2), "train")) == 2
