@@ -26,7 +26,7 @@ from expand.models.x3d import build_x3d
 from expand.search.confidence import encode_per_video, video_ids_digest
 from expand.search.nodes import node_data_root
 from expand.search import live
-from expand.search.trial import TrialResult, TrialSpec
+from expand.search.trial import TrialResult, TrialSpec, attempted_on
 from expand.snapshot import (SNAPSHOT_FILE, TrainState, load_snapshot, remove_snapshot, save_snapshot,
                              snapshot_key)
 from expand.tboard import TrialBoard
@@ -117,6 +117,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
         data = dataclasses.replace(data, root=node_data_root(data.root))
     workers = loader_workers(cfg.workers, exp.resources.cpus_per_trial)
     device = pick_device(cfg.device, exp.resources.gpus_per_trial)
+    where = describe_device(device)  # every outcome records it: a GPU that fails or runs out is named
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(trial.seed)
@@ -126,11 +127,15 @@ def run_trial(trial: TrialSpec) -> TrialResult:
         torch.cuda.reset_peak_memory_stats(device)
     oom = ""
     try:
-        return _train(trial, exp, data, workers, device, board, start)
+        result = _train(trial, exp, data, workers, device, board, start)
+        result.device = result.device or where
+        return result
     except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is one
         if not is_out_of_memory(exc):
-            raise
+            raise attempted_on(exc, where)
         oom = out_of_memory_line(exc)
+    except BaseException as exc:
+        raise attempted_on(exc, where)
     finally:
         board.close()
     # Out of the except block, the exception, its traceback and _train's frame (model, optimizer,
@@ -140,7 +145,7 @@ def run_trial(trial: TrialSpec) -> TrialResult:
 
     gc.collect()
     torch.cuda.empty_cache()  # a no-op where CUDA was never initialised
-    return TrialResult(trial.trial_id, "oom", error=oom, seconds=time.perf_counter() - start,
+    return TrialResult(trial.trial_id, "oom", error=oom, seconds=time.perf_counter() - start, device=where,
                        extra={"batch_size": max(1, int(exp.schedule.batch_size * trial.batch_scale))})
 
 

@@ -52,6 +52,7 @@ def test_nan_producing_setting_is_diverged(tiny_exp):
     exp = tiny_exp(base_lr=1e12, epochs=3)
     r = call_safely(run_trial, trial_for(exp))
     assert r.status == "diverged" and "non-finite loss" in r.error
+    assert r.device == "cpu"  # every outcome names where it trained (show --trials), not only an ok one
 
 
 def test_an_exception_is_a_failed_result_with_the_message(tiny_exp, tmp_path):
@@ -314,7 +315,7 @@ def test_a_cuda_oom_is_an_oom_result_not_a_crash(tiny_exp, monkeypatch):
     monkeypatch.setattr(train, "build_x3d", build)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: freed_at_empty_cache.append(built[0]() is None))
     r = call_safely(run_trial, trial_for(tiny_exp()))
-    assert r.status == "oom" and "out of memory" in r.error and r.extra["batch_size"] == 4
+    assert r.status == "oom" and "out of memory" in r.error and r.extra["batch_size"] == 4 and r.device == "cpu"
     assert freed_at_empty_cache == [True]
 
 
@@ -336,6 +337,7 @@ def test_a_cudnn_memory_error_is_retried_as_oom_and_any_other_error_fails(tiny_e
     monkeypatch.setattr(train, "build_x3d", lambda *a, **k: Boom())
     r = call_safely(run_trial, trial_for(tiny_exp()))
     assert r.status == status and message in r.error
+    assert r.device == "cpu"  # a failed attempt too: a GPU that breaks trial after trial is seen by its name
 
 
 def test_a_trial_logs_tensorboard_curves_and_hparams_and_reports_live(tiny_exp, tmp_path):

@@ -255,6 +255,17 @@ def load_trial_function(path: str) -> Callable[[TrialSpec], TrialResult]:
     return func
 
 
+ATTEMPTED_ON = "x3d_expand_device"  # the attribute a trial function's error carries its device in
+
+
+def attempted_on(exc: BaseException, device: str) -> BaseException:
+    """``exc``, marked with the device the attempt trained on, for the failed result to record
+    (``show --trials``: a GPU that fails trial after trial is seen by its name)."""
+    with contextlib.suppress(AttributeError, TypeError):  # a builtin that takes no attributes
+        setattr(exc, ATTEMPTED_ON, device)
+    return exc
+
+
 def call_safely(func: Callable[[TrialSpec], TrialResult], trial: TrialSpec,
                 time_limit_s: Optional[float] = None) -> TrialResult:
     """Run a trial function; an exception becomes a ``failed`` result with its message.
@@ -277,7 +288,8 @@ def call_safely(func: Callable[[TrialSpec], TrialResult], trial: TrialSpec,
         if loader:                  # the first line, the one progress and tables show (error_line)
             first, _, rest = tb.partition("\n")
             tb = f"{first} ({loader})" + (f"\n{rest}" if rest else "")
-        result = TrialResult(trial.trial_id, "failed", error=tb, extra=disk_extra(disk_error_in(exc)))
+        result = TrialResult(trial.trial_id, "failed", error=tb, extra=disk_extra(disk_error_in(exc)),
+                             device=getattr(exc, ATTEMPTED_ON, ""))
         broken = broken_device(exc)
         if broken:  # the runner replaces this process before another trial runs in it
             result.extra["device_broken"] = broken
