@@ -251,12 +251,13 @@ class VideoReader:
                     prev, prev_t = frame, t
                 if prev is None:
                     raise VideoError("no decodable frames")
-                if self._cut:  # the decoder cannot go on from here: the next read reopens
+                if self._cut:  # cut off here: read this short from now on; the next read reopens
+                    # (only a cut: a container whose duration counts its audio, as webm's do, stays
+                    # clamped by repeating its last frame, as before, so a draw never depends on
+                    # what this process happened to read first)
                     self._cut = False
                     self.close()
-                # the stream ended (or was cut off) here: a container that lists more frames (its
-                # index kept after a cut, or its duration counted the audio) is read this short
-                self._shorten(int(math.floor(prev_t * fps + _EPS)) + 1)
+                    self._shorten(int(math.floor(prev_t * fps + _EPS)) + 1)
                 end = last if last is not None else int(math.floor(prev_t * fps + _EPS))
                 image = None
                 while k <= end:  # the last source frame covers the rest (or the clamp past the end)
