@@ -336,7 +336,10 @@ def decodable_frames(path: str, fps: float, info: Optional[VideoInfo] = None) ->
     Decodes the whole video (no pixels converted), so it is only asked of a video whose read
     failed; remembered per process (a loader worker meets the same cut-off video every epoch).
     """
-    st = os.stat(path)
+    try:
+        st = os.stat(path)
+    except OSError:  # gone since: the read's own error says so
+        return 0
     key = (path, st.st_size, st.st_mtime_ns, fps)
     if key not in _DECODABLE:
         reader = VideoReader(path, fps, info=info)

@@ -109,6 +109,19 @@ def test_only_bad_data_ends_a_video_early_not_a_read_error(make_video):
         list(reader._decode_to_cut(Failing(av.error.OSError(errno.EIO, "Input/output error")), None))
 
 
+def test_a_video_deleted_under_an_open_reader_is_a_video_error_saying_so(make_video):
+    import os
+
+    from expand.data.video import VideoReader
+
+    path = make_video("gone.mp4", n=30)
+    reader = VideoReader(path, 30.0)
+    os.unlink(path)
+    reader.close()  # as a loader's reader cache evicts it
+    with pytest.raises(VideoError, match="missing file"):  # not the cut-off check's FileNotFoundError
+        reader.read([20])
+
+
 def test_check_video_says_a_video_is_cut_off(tmp_path, make_video):
     from expand.data.video import check_video
 
