@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import threading
 from typing import Any, Callable, ContextManager, Optional
@@ -97,16 +98,21 @@ class Notifier(ConsoleProgress):
         self._sending.append(thread)
 
     def _run(self, event: str, env: dict) -> None:
-        try:
-            done = subprocess.run(self.command, shell=True, env=env, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=TIMEOUT_S)
-            problem = (f"exited with {done.returncode}: "
-                       f"{(done.stderr.decode(errors='replace').strip().splitlines() or [''])[-1][:200]}"
-                       if done.returncode else "")
-        except subprocess.TimeoutExpired:
-            problem = f"did not finish in {TIMEOUT_S:g} s (stopped)"
+        try:  # a session of its own: a hook stopped at the time limit takes its children with it
+            hook = subprocess.Popen(self.command, shell=True, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             problem = f"could not start: {exc.strerror or exc}"
+        else:
+            try:
+                _, err = hook.communicate(timeout=TIMEOUT_S)
+                last = (err.decode(errors="replace").strip().splitlines() or [""])[-1][:200]
+                problem = f"exited with {hook.returncode}: {last}" if hook.returncode else ""
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(OSError):
+                    os.killpg(hook.pid, signal.SIGKILL)
+                hook.communicate()
+                problem = f"did not finish in {TIMEOUT_S:g} s (stopped)"
         if problem and not self._warned:
             self._warned = True
             self.warn(f"warning: {ENV} ({self.command!r}) on {event} {problem}; the run goes on "

@@ -52,16 +52,22 @@ def test_a_run_that_stops_sends_why(tmp_path, counter, monkeypatch):
 
 @pytest.mark.parametrize("hook, problem", [
     ("echo 'no route to host' >&2; exit 3", "exited with 3: no route to host"),
-    ("sleep 60", "did not finish in 0.5 s (stopped)"),
+    ("sleep 60 & echo $! >> {dir}/pids; wait", "did not finish in 0.5 s (stopped)"),
 ])
 def test_a_failing_or_hanging_hook_is_said_once_and_the_run_goes_on(tmp_path, counter, monkeypatch, hook, problem):
     from expand.run import notify
 
     monkeypatch.setattr(notify, "TIMEOUT_S", 0.5)
-    monkeypatch.setenv("X3D_EXPAND_NOTIFY", hook)
+    monkeypatch.setenv("X3D_EXPAND_NOTIFY", hook.format(dir=tmp_path))
     exp = oracle_experiment(tmp_path, search={"max_steps": 1})
     assert main(["search", exp, "--out", str(tmp_path / "run"), "--quiet"]) == 0  # two events: two failures
     log = (tmp_path / "run" / "progress.log").read_text()
     warnings = [line for line in log.splitlines() if "warning: X3D_EXPAND_NOTIFY" in line]
     assert len(warnings) == 1 and problem in warnings[0] and "the run goes on" in warnings[0]
     assert "search finished after 1 steps" in log
+    for pid in (tmp_path / "pids").read_text().split() if (tmp_path / "pids").exists() else []:
+        try:  # a stopped hook took its children with it (a zombie not reaped yet is dead too)
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            state = "gone"
+        assert state in ("gone", "Z", "X"), state
