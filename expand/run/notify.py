@@ -93,11 +93,17 @@ class Notifier(ConsoleProgress):
     def send(self, event: str, text: str) -> None:
         env = {**os.environ, "X3D_EVENT": event, "X3D_RUN": self.run_path,
                "X3D_MESSAGE": f"x3d-expand {self.name}: {text.strip()}"}
-        thread = threading.Thread(target=self._run, args=(event, env), name="x3d-expand-notify", daemon=True)
+        # one after another, in the order of the events: a step's message after the end's would
+        # say the run is still going (a hook takes longer than an oracle's step)
+        before = self._sending[-1] if self._sending else None
+        thread = threading.Thread(target=self._run, args=(event, env, before), name="x3d-expand-notify",
+                                  daemon=True)
         thread.start()
         self._sending.append(thread)
 
-    def _run(self, event: str, env: dict) -> None:
+    def _run(self, event: str, env: dict, before: Optional[threading.Thread]) -> None:
+        if before is not None:
+            before.join()
         try:  # a session of its own: a hook stopped at the time limit takes its children with it
             hook = subprocess.Popen(self.command, shell=True, env=env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -113,7 +119,7 @@ class Notifier(ConsoleProgress):
                     os.killpg(hook.pid, signal.SIGKILL)
                 hook.communicate()
                 problem = f"did not finish in {TIMEOUT_S:g} s (stopped)"
-        if problem and not self._warned:
+        if problem and not self._warned:  # hooks run one at a time: no other reads it now
             self._warned = True
             self.warn(f"warning: {ENV} ({self.command!r}) on {event} {problem}; the run goes on "
                       "(said once a session)")

@@ -17,7 +17,9 @@ def test_each_new_step_and_the_end_are_sent_and_a_resume_does_not_resend_old_ste
                                                                                      oracle_run):
     # oracle_run (the session's two-step oracle search, which many tests read) counted these FLOPs
     sent = tmp_path / "sent.txt"
-    monkeypatch.setenv("X3D_EXPAND_NOTIFY", HOOK.format(file=sent))
+    # a step's hook slower than the end's (as a webhook can be): the messages still come in order
+    slow_step = 'if [ "$X3D_EVENT" = step ]; then sleep 0.3; fi; '
+    monkeypatch.setenv("X3D_EXPAND_NOTIFY", slow_step + HOOK.format(file=sent))
     exp = oracle_experiment(tmp_path, search={"max_steps": 1})
     run = tmp_path / "run"
     assert main(["search", exp, "--out", str(run), "--quiet"]) == 0
