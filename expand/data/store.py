@@ -154,7 +154,7 @@ def _encodable(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     for k, img in enumerate(frames):
         if k == 0 and min(img.shape[:2]) < 2:
             raise VideoError(f"frames of {img.shape[1]}x{img.shape[0]} pixels are too small for the h264 "
-                             "frame cache (4:2:0 needs 2x2); data.cache.format: jpeg stores them")
+                             "frame cache (4:2:0 needs 2x2); data.cache_format: jpeg stores them")
         yield img
 
 

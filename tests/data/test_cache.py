@@ -125,4 +125,5 @@ def test_a_video_too_thin_for_the_h264_cache_is_that_videos_error_not_the_search
     cache = FrameCache(str(tmp_path / "cache"), 30.0, 64, "h264")
     assert cache.build([video]) == {video: cache.get(video).error}
     assert "too small for the h264 frame cache" in cache.get(video).error  # recorded: not decoded again
+    assert cache.get(video).error.endswith("data.cache_format: jpeg stores them")  # the key as a file spells it
     assert FrameCache(str(tmp_path / "cache"), 30.0, 64, "jpeg").build_one(video).frames.read([0]).shape == (1, 64, 1, 3)
